@@ -1,0 +1,202 @@
+"""The mean field game, declared once and solved by any solver.
+
+    -∂t u - ν Δu + H(x, ∇u) = F(t, x, m)        u(T, x) = G(x, m(T))
+     ∂t m - ν Δm - div(m ∂pH(x, ∇u)) = 0        m(0, x) = m0(x)
+
+or, when ``horizon is None``, the ergodic problem
+
+     λ - ν Δu + H(x, ∇u) = F(x, m),   -ν Δm - div(m ∂pH(x, ∇u)) = 0,   ∫m = 1,  ∫u = 0.
+
+All functions are torch callables (float64 or float32, CPU or GPU) so that the grid solver
+can evaluate them on its nodes and the neural solver can differentiate through them.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+
+import torch
+
+from mfgnet.problems.couplings import Coupling, as_coupling
+from mfgnet.problems.domains import Box, Domain, Euclidean
+from mfgnet.problems.hamiltonians import Hamiltonian, as_hamiltonian
+from mfgnet.problems.validation import ProblemError
+
+Sampler = Callable[[int, torch.Generator | None], torch.Tensor]
+
+
+class MFGProblem:
+    """A mean field game.
+
+    Args:
+        domain: a :class:`Torus`, :class:`Box` or :class:`Euclidean`.
+        horizon: final time T > 0, or ``None`` for the ergodic (stationary) problem.
+        viscosity: ν >= 0 (noise √(2ν) dW).
+        hamiltonian: a :class:`Hamiltonian` or callable ``H(x, p)``; default ½|p|².
+        coupling: ``F(t, x, m)`` callable or :class:`Coupling`; default 0.
+        terminal_cost: ``G(x, m)`` callable or :class:`Coupling`; default 0 (time-dependent only).
+        initial_density: ``m0(x) -> (n,)``; required for time-dependent problems.
+        initial_sampler: ``sampler(n, generator) -> (n, d)`` drawing from m0; default
+            rejection sampling on the domain's box.
+        name: a label for logs and tables.
+    """
+
+    def __init__(
+        self,
+        domain: Domain,
+        horizon: float | None,
+        viscosity: float,
+        hamiltonian: Hamiltonian | Callable | None = None,
+        coupling: Coupling | Callable | None = None,
+        terminal_cost: Coupling | Callable | None = None,
+        initial_density: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        initial_sampler: Sampler | None = None,
+        name: str = "custom",
+    ) -> None:
+        if not isinstance(domain, Domain):
+            raise ProblemError(f"domain must be a Torus, Box or Euclidean, got {domain!r}")
+        self.domain = domain
+        self.dim = domain.dim
+        self.name = name
+
+        if horizon is not None:
+            if isinstance(horizon, bool) or not isinstance(horizon, (int, float)) or not math.isfinite(horizon) \
+                    or horizon <= 0:
+                raise ProblemError(f"horizon T must be a finite number > 0 (or None for ergodic), got {horizon!r}")
+            horizon = float(horizon)
+        self.horizon = horizon
+
+        if isinstance(viscosity, bool) or not isinstance(viscosity, (int, float)) \
+                or not math.isfinite(viscosity) or viscosity < 0:
+            raise ProblemError(f"viscosity ν must be a finite number >= 0, got {viscosity!r}")
+        self.viscosity = float(viscosity)
+
+        self.hamiltonian = as_hamiltonian(hamiltonian)
+        self.coupling = as_coupling(coupling, "coupling", arity=3)
+        self.terminal_cost = as_coupling(terminal_cost, "terminal_cost", arity=2)
+
+        if self.is_ergodic:
+            if not domain.bounded:
+                raise ProblemError("an ergodic problem (horizon=None) needs a bounded domain (Torus or Box)")
+            if terminal_cost is not None:
+                raise ProblemError("terminal_cost is meaningless for an ergodic problem (horizon=None)")
+        elif initial_density is None:
+            raise ProblemError("a time-dependent problem needs initial_density m0(x)")
+        if initial_density is not None and not callable(initial_density):
+            raise ProblemError("initial_density must be callable as m0(x) with x of shape (n, d)")
+        if initial_sampler is not None and not callable(initial_sampler):
+            raise ProblemError("initial_sampler must be callable as sampler(n, generator)")
+        self._initial_density = initial_density
+        self._initial_sampler = initial_sampler
+        self._box: Box | None = domain.box if isinstance(domain, Euclidean) else None
+        self._density_scale = 1.0
+        if initial_density is not None:
+            self._check_initial_density()
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def is_ergodic(self) -> bool:
+        return self.horizon is None
+
+    def __repr__(self) -> str:
+        kind = "ergodic" if self.is_ergodic else f"T={self.horizon}"
+        return (f"MFGProblem(name={self.name!r}, domain={self.domain!r}, {kind}, ν={self.viscosity}, "
+                f"H={self.hamiltonian!r})")
+
+    # --------------------------------------------------------- initial density
+    def initial_density(self, x: torch.Tensor) -> torch.Tensor:
+        """m0(x) for x of shape (n, d); returns (n,)."""
+        if self._initial_density is None:
+            raise ProblemError(f"problem {self.name!r} has no initial_density")
+        m = self._initial_density(x)
+        return m if self._density_scale == 1.0 else m * self._density_scale
+
+    def sample_initial(self, n: int, generator: torch.Generator | None = None,
+                       dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """``n`` points drawn from m0, shape (n, d)."""
+        if self._initial_sampler is not None:
+            return self._initial_sampler(n, generator).to(dtype)
+        return self._rejection_sample(n, generator).to(dtype)
+
+    def bounding_box(self) -> Box:
+        """The box solvers discretise or sample: the domain itself, or for R^d a box
+        holding m0's mass (mean ± 7 standard deviations of samples from m0, widened by 1 on
+        each side so that the dynamics have room)."""
+        if self.domain.bounded or self._box is not None:
+            lower, upper = self.domain.bounds() if self._box is None else self._box.bounds()
+            return Box(lower.tolist(), upper.tolist())
+        if self._initial_sampler is None:
+            raise ProblemError(
+                "an Euclidean problem needs initial_sampler (or Euclidean(dim, box=...)) to derive its box")
+        gen = torch.Generator().manual_seed(0)
+        samples = self._initial_sampler(20000, gen).double()
+        mean, std = samples.mean(0), samples.std(0)
+        half = 7.0 * std + 1.0
+        self._box = Box((mean - half).tolist(), (mean + half).tolist())
+        return self._box
+
+    def _check_initial_density(self) -> None:
+        d = self.dim
+        if self._initial_sampler is not None:
+            probe = self._initial_sampler(16, torch.Generator().manual_seed(0))
+            if not isinstance(probe, torch.Tensor) or probe.shape != (16, d):
+                shape = tuple(probe.shape) if isinstance(probe, torch.Tensor) else type(probe).__name__
+                raise ProblemError(
+                    f"initial_sampler(16) returned shape {shape}; expected (16, {d}) for domain.dim = {d}")
+        box = self.bounding_box()
+        lower, upper = box.bounds()
+        # Quadrature on a cell-centred grid in low d; Monte Carlo above.
+        per_axis = {1: 4096, 2: 256, 3: 48}.get(d, 0)
+        if per_axis:
+            axes = [lower[i] + (torch.arange(per_axis, dtype=torch.float64) + 0.5) * (upper[i] - lower[i]) / per_axis
+                    for i in range(d)]
+            x = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, d)
+        else:
+            x = box.sample(20000, torch.Generator().manual_seed(0))
+        try:
+            with torch.no_grad():
+                m = self._initial_density(x)
+        except Exception as exc:  # a user's callable failing on (n, d) input
+            raise ProblemError(
+                f"initial_density failed on points of shape (n, {d}) (domain.dim = {d}): {exc}") from exc
+        if not isinstance(m, torch.Tensor) or m.shape != (x.shape[0],):
+            shape = tuple(m.shape) if isinstance(m, torch.Tensor) else type(m).__name__
+            raise ProblemError(
+                f"initial_density returned shape {shape} for x of shape {tuple(x.shape)}; "
+                f"expected ({x.shape[0]},) -- does it match domain.dim = {d}?")
+        if not torch.isfinite(m).all():
+            raise ProblemError("initial_density has non-finite values (NaN or Inf) on the domain")
+        if m.min() < 0:
+            raise ProblemError(f"initial_density must be >= 0 everywhere; its minimum is {float(m.min()):.3e}")
+        if per_axis:
+            mass = float(m.mean()) * box.volume()
+        elif self.domain.bounded:
+            mass = float(m.mean()) * box.volume()
+        else:
+            return  # high-d R^d: the sampler defines m0; no cheap quadrature.
+        if not (math.isfinite(mass) and mass > 0):
+            raise ProblemError(f"initial_density is not normalisable: its integral is {mass!r}")
+        if abs(mass - 1) > 1e-3:
+            warnings.warn(f"initial_density integrates to {mass:.6g}, not 1; it is rescaled to mass 1",
+                          stacklevel=3)
+            self._density_scale = 1.0 / mass
+
+    def _rejection_sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        box = self.bounding_box()
+        grid = box.sample(4096, torch.Generator().manual_seed(1))
+        bound = 1.5 * float(self.initial_density(grid).max())
+        out: list[torch.Tensor] = []
+        count = 0
+        while count < n:  # batches, not points: each pass draws ~n/acceptance candidates
+            cand = box.sample(max(2 * n, 1024), generator)
+            accept = torch.rand(cand.shape[0], generator=generator, dtype=torch.float64) * bound \
+                < self.initial_density(cand)
+            out.append(cand[accept])
+            count += int(accept.sum())
+        return torch.cat(out)[:n]
+
+    # --------------------------------------------------- convenient evaluators
+    def coupling_needs_density_integral(self) -> bool:
+        return not (self.coupling.is_local and self.terminal_cost.is_local)

@@ -1,0 +1,83 @@
+"""The one interface every solver returns, so that any two solutions can be compared.
+
+``value(t, x)`` and ``density(t, x)`` take x of shape (n, d) and t as a float, or a tensor
+of shape (n,) or (n, 1); for ergodic problems t is ignored (pass ``None``).  Both return
+tensors of shape (n,) in x's dtype and device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class Diagnostics:
+    """What a solver reports about its own run.
+
+    ``residual`` is the solver's own measure of how far its output is from solving the
+    discrete (or sampled) equations; ``converged`` says whether it met its tolerance.
+    """
+
+    converged: bool
+    iterations: int
+    residual: float
+    residual_history: list[float] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def time_column(t, x: torch.Tensor) -> torch.Tensor:
+    """Broadcast t (None, float, (n,) or (n, 1)) to a column of shape (n, 1) like x."""
+    n = x.shape[0]
+    if t is None:
+        return torch.zeros(n, 1, dtype=x.dtype, device=x.device)
+    if not isinstance(t, torch.Tensor):
+        return torch.full((n, 1), float(t), dtype=x.dtype, device=x.device)
+    t = t.to(dtype=x.dtype, device=x.device)
+    if t.dim() == 0:
+        return t.expand(n).reshape(n, 1)
+    return t.reshape(n, 1)
+
+
+class Solution:
+    """Base class: a (u, m[, λ]) pair with diagnostics."""
+
+    problem = None
+    diagnostics: Diagnostics | None = None
+    ergodic_constant: float | None = None
+
+    def value(self, t, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def density(self, t, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def policy(self, t, x: torch.Tensor) -> torch.Tensor:
+        """Optimal feedback α(t, x) = -∂pH(x, ∇u(t, x)), shape (n, d) (∇u by autograd)."""
+        with torch.enable_grad():
+            xg = x.detach().clone().requires_grad_(True)
+            (grad_u,) = torch.autograd.grad(self.value(t, xg).sum(), xg)
+        return -self.problem.hamiltonian.grad_p(x, grad_u).detach()
+
+
+class ExactSolution(Solution):
+    """A solution given by closed-form torch functions ``value_fn(t, x)``, ``density_fn(t, x)``
+    with t of shape (n, 1) (zeros for ergodic problems)."""
+
+    def __init__(self, problem, value_fn: Callable, density_fn: Callable,
+                 ergodic_constant: float | None = None) -> None:
+        self.problem = problem
+        self._value = value_fn
+        self._density = density_fn
+        self.ergodic_constant = ergodic_constant
+        self.diagnostics = Diagnostics(converged=True, iterations=0, residual=0.0,
+                                       extra={"kind": "exact"})
+
+    def value(self, t, x):
+        return self._value(time_column(t, x), x)
+
+    def density(self, t, x):
+        return self._density(time_column(t, x), x)
