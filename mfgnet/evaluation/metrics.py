@@ -1,0 +1,99 @@
+"""Errors between two solutions (or a solution and an exact one), through ``Solution`` alone.
+
+Points: a solver that lives on a grid exposes ``nodes`` (n, d) and ``times``; comparing at
+those nodes measures the scheme's error without adding interpolation error.  Otherwise we
+draw seeded uniform points in the problem's box (and times in [0, T]).
+
+On R^d (an ``Euclidean`` domain) errors of u are weighted by the reference density, so
+they measure u where the agents are: the far field of a truncated box is meaningless.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from mfgnet.solution import Solution
+
+
+def relative_l2(approx: torch.Tensor, reference: torch.Tensor, weights: torch.Tensor | None = None) -> float:
+    """‖approx − reference‖ / ‖reference‖ in the (weighted) discrete L2 norm."""
+    diff = (approx - reference) ** 2
+    ref = reference**2
+    if weights is not None:
+        diff, ref = diff * weights, ref * weights
+    return float(torch.sqrt(diff.sum() / ref.sum()))
+
+
+def evaluation_points(solution: Solution, n: int = 4096, seed: int = 0,
+                      max_times: int = 65) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Points (t (N, 1) or None, x (N, d)) at which to compare ``solution`` with a reference."""
+    problem = solution.problem
+    nodes = getattr(solution, "nodes", None)
+    if nodes is not None:
+        x = torch.as_tensor(nodes, dtype=torch.float64)
+        if problem.is_ergodic:
+            return None, x
+        times = torch.as_tensor(solution.times, dtype=torch.float64)
+        if times.numel() > max_times:  # a subset of time levels is plenty for an L2 error
+            idx = torch.linspace(0, times.numel() - 1, max_times).round().long()
+            times = times[idx]
+        t = times.repeat_interleave(x.shape[0]).unsqueeze(-1)
+        return t, x.repeat(times.numel(), 1)
+    gen = torch.Generator().manual_seed(seed)
+    box = problem.bounding_box()
+    x = box.sample(n, gen)
+    if problem.is_ergodic:
+        return None, x
+    t = torch.rand(n, 1, generator=gen, dtype=torch.float64) * problem.horizon
+    return t, x
+
+
+def compare(solution: Solution, reference: Solution, points=None) -> dict[str, float]:
+    """``rel_l2_u``, ``rel_l2_m`` and (ergodic) ``abs_err_lambda`` of ``solution`` against ``reference``.
+
+    For ergodic problems u is compared after removing its mean (u is defined up to a constant).
+    """
+    problem = reference.problem
+    t, x = evaluation_points(solution) if points is None else points
+    with torch.no_grad():
+        u, u_ref = solution.value(t, x).double(), reference.value(t, x).double()
+        m, m_ref = solution.density(t, x).double(), reference.density(t, x).double()
+    if problem.is_ergodic:
+        u, u_ref = u - u.mean(), u_ref - u_ref.mean()
+    weights = None if problem.domain.bounded else m_ref
+    out = {"rel_l2_u": relative_l2(u, u_ref, weights), "rel_l2_m": relative_l2(m, m_ref)}
+    if problem.is_ergodic:
+        out["abs_err_lambda"] = abs(float(solution.ergodic_constant) - float(reference.ergodic_constant))
+    return out
+
+
+def mass_error(solution: Solution, n_times: int = 5, per_axis: int | None = None) -> float:
+    """max over a few times of |∫ m(t, x) dx − 1|, by midpoint quadrature on the problem's box.
+
+    A solver that reports its own discrete mass error (``diagnostics.extra['mass_error']``)
+    is trusted for it: its own quadrature is the exact one for its discretisation.
+    """
+    extra = solution.diagnostics.extra if solution.diagnostics else {}
+    if "mass_error" in extra:
+        return float(extra["mass_error"])
+    problem = solution.problem
+    d = problem.dim
+    box = problem.bounding_box()
+    lower, upper = box.bounds()
+    if d <= 3:
+        k = per_axis or {1: 2048, 2: 256, 3: 64}[d]
+        axes = [lower[i] + (torch.arange(k, dtype=torch.float64) + 0.5) * (upper[i] - lower[i]) / k
+                for i in range(d)]
+        x = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, d)
+    else:
+        x = box.sample(200_000, torch.Generator().manual_seed(0))
+    times = [None] if problem.is_ergodic else torch.linspace(0, problem.horizon, n_times).tolist()
+    errors = []
+    with torch.no_grad():
+        for t in times:
+            mass = float(solution.density(t, x).double().mean()) * box.volume()
+            errors.append(abs(mass - 1.0))
+    worst = max(errors)
+    return worst if math.isfinite(worst) else float("inf")

@@ -1,0 +1,151 @@
+"""One experiment run: config → problem → solver → solution → metrics, arrays, figures.
+
+The Hydra entry point (``python -m mfgnet``) calls :func:`run_experiment` with the composed
+config as a plain dict and the run directory; so can a script or a test.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mfgnet.catalog import build_problem
+from mfgnet.evaluation.metrics import compare, mass_error
+from mfgnet.evaluation.plots import plot_histories, plot_solution
+from mfgnet.loggers import make_logger
+from mfgnet.problems import ProblemError
+from mfgnet.solution import Solution
+from mfgnet.solvers import solver_entry
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run_experiment(cfg: dict, run_dir: str | Path) -> dict:
+    """Run the experiment described by ``cfg`` (keys problem, solver, logger, seed) in ``run_dir``.
+
+    Writes ``metrics.json``, ``solution.npz`` and figures there and returns the metrics.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(int(cfg.get("seed", 0)))
+    problem_cfg = dict(cfg["problem"])
+    problem, exact = build_problem(problem_cfg.pop("name"), **problem_cfg)
+
+    solver_cfg = dict(cfg["solver"])
+    solver_name = solver_cfg.pop("name")
+    config_cls, solve_fn = solver_entry(solver_name)
+    if solver_name == "neural":
+        solver_cfg.setdefault("seed", int(cfg.get("seed", 0)))
+        if solver_cfg.get("checkpoint_dir") is None and solver_cfg.get("checkpoint_every"):
+            solver_cfg["checkpoint_dir"] = str(run_dir / "checkpoints")
+    solver_config = config_cls.from_dict(solver_cfg)
+
+    logger = make_logger(dict(cfg.get("logger") or {"name": "none"}), run_dir, cfg)
+    started = time.perf_counter()
+    try:
+        kwargs = {"logger": logger} if solver_name == "neural" else {}
+        solution = solve_fn(problem, solver_config, **kwargs)
+        metrics = collect_metrics(solution, exact, time.perf_counter() - started)
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        save_arrays(solution, run_dir / "solution.npz")
+        figures = save_figures(solution, exact, run_dir)
+        logger.log_summary(metrics)
+        for path in figures:
+            logger.log_figure(path.stem, path)
+    finally:
+        logger.finish()
+    print(summary_line(problem.name, solver_name, metrics), flush=True)
+    return metrics
+
+
+def collect_metrics(solution: Solution, exact: Solution | None, wall_time_s: float) -> dict:
+    """The metrics every run reports (keys shared by all solvers)."""
+    diag = solution.diagnostics
+    metrics: dict = {
+        "converged": bool(diag.converged),
+        "iterations": int(diag.iterations),
+        "residual": float(diag.residual),
+        "wall_time_s": float(wall_time_s),
+        "mass_error": mass_error(solution),
+    }
+    if solution.ergodic_constant is not None:
+        metrics["lambda"] = float(solution.ergodic_constant)
+    for key, value in diag.extra.items():
+        if isinstance(value, (bool, int, float, str)) and key not in metrics:
+            metrics[key] = value
+    if exact is not None:
+        metrics.update(compare(solution, exact))
+    bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        metrics["non_finite"] = bad
+    return metrics
+
+
+def save_arrays(solution: Solution, path: Path) -> None:
+    """u and m on a grid: the solver's own grid when it has one, else a uniform one."""
+    if getattr(solution, "u", None) is not None and getattr(solution, "axes", None) is not None:
+        arrays = {"u": np.asarray(solution.u), "m": np.asarray(solution.m)}
+        for i, axis in enumerate(solution.axes):
+            arrays[f"x{i}"] = np.asarray(axis)
+        if getattr(solution, "times", None) is not None:
+            arrays["t"] = np.asarray(solution.times)
+    else:
+        arrays = _sample_on_grid(solution)
+    if solution.ergodic_constant is not None:
+        arrays["lambda"] = np.asarray(float(solution.ergodic_constant))
+    np.savez_compressed(path, **arrays)
+
+
+def _sample_on_grid(solution: Solution) -> dict:
+    problem = solution.problem
+    per_axis = {1: 256, 2: 64}.get(problem.dim, 0)
+    if not per_axis:
+        return {}
+    lower, upper = problem.bounding_box().bounds()
+    axes = [lower[i] + (torch.arange(per_axis, dtype=torch.float64) + 0.5) * (upper[i] - lower[i]) / per_axis
+            for i in range(problem.dim)]
+    x = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, problem.dim)
+    shape = [per_axis] * problem.dim
+    arrays = {f"x{i}": a.numpy() for i, a in enumerate(axes)}
+    times = [None] if problem.is_ergodic else torch.linspace(0, problem.horizon, 33).tolist()
+    with torch.no_grad():
+        u = [solution.value(t, x).double().reshape(shape).numpy() for t in times]
+        m = [solution.density(t, x).double().reshape(shape).numpy() for t in times]
+    arrays["u"], arrays["m"] = (np.stack(f) if not problem.is_ergodic else f[0] for f in (u, m))
+    if not problem.is_ergodic:
+        arrays["t"] = np.asarray(times)
+    return arrays
+
+
+def save_figures(solution: Solution, exact: Solution | None, run_dir: Path) -> list[Path]:
+    figures = [plot_solution(solution, run_dir / "solution.png", reference=exact)]
+    extra = solution.diagnostics.extra
+    histories = {k: v for k, v in extra.get("histories", {}).items() if isinstance(v, list)}
+    if not histories and solution.diagnostics.residual_history:
+        histories = {"residual": solution.diagnostics.residual_history}
+    if histories:
+        figures.append(plot_histories(histories, run_dir / "history.png", title="convergence"))
+    return figures
+
+
+def summary_line(problem_name: str, solver_name: str, metrics: dict) -> str:
+    keys = ("converged", "iterations", "rel_l2_u", "rel_l2_m", "abs_err_lambda", "mass_error", "wall_time_s")
+    body = "  ".join(f"{k}={metrics[k]:.3g}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}"
+                     for k in keys if k in metrics)
+    return f"[mfgnet] {problem_name} / {solver_name}: {body}"
+
+
+def require_keys(cfg: dict, keys: tuple[str, ...]) -> None:
+    missing = [k for k in keys if k not in cfg]
+    if missing:
+        raise ProblemError(f"config is missing {missing}")

@@ -1,0 +1,54 @@
+"""Metrics and figures work through the Solution interface alone."""
+
+import math
+
+import pytest
+import torch
+
+from mfgnet.benchmarks import ergodic_torus, hopf_cole, lq_gaussian
+from mfgnet.evaluation import compare, mass_error, relative_l2
+from mfgnet.evaluation.plots import plot_histories, plot_solution
+from mfgnet.solution import ExactSolution
+
+
+def perturbed(bench, eps):
+    """The exact solution with m scaled by (1 + eps) and u shifted by a constant."""
+    problem, exact = bench
+    return ExactSolution(problem, lambda t, x: exact._value(t, x) + 3.0,
+                         lambda t, x: (1 + eps) * exact._density(t, x),
+                         None if exact.ergodic_constant is None else exact.ergodic_constant + eps)
+
+
+def test_relative_l2():
+    ref = torch.tensor([3.0, 4.0])
+    assert relative_l2(ref * 1.01, ref) == pytest.approx(0.01)
+    assert relative_l2(torch.tensor([3.0, 0.0]), ref, weights=torch.tensor([1.0, 0.0])) == 0.0
+
+
+@pytest.mark.parametrize("bench", [ergodic_torus(2), hopf_cole(), lq_gaussian(1)])
+def test_compare_measures_known_errors(bench):
+    exact = bench.exact
+    assert compare(exact, exact)["rel_l2_m"] == 0.0
+    metrics = compare(perturbed(bench, 0.02), exact)
+    assert metrics["rel_l2_m"] == pytest.approx(0.02, rel=1e-10)
+    if bench.problem.is_ergodic:
+        # u is defined up to a constant in the ergodic problem: the shift must not count.
+        assert metrics["rel_l2_u"] < 1e-12
+        assert metrics["abs_err_lambda"] == pytest.approx(0.02)
+    else:
+        assert metrics["rel_l2_u"] > 0.1
+
+
+def test_mass_error_of_exact_and_scaled_density():
+    bench = hopf_cole()
+    assert mass_error(bench.exact) < 1e-10
+    assert mass_error(perturbed(bench, 0.05)) == pytest.approx(0.05, rel=1e-6)
+    assert mass_error(lq_gaussian(1).exact) < 1e-8
+
+
+def test_figures_are_written(tmp_path):
+    for bench in (ergodic_torus(1), hopf_cole(), ergodic_torus(2), lq_gaussian(3)):
+        path = plot_solution(bench.exact, tmp_path / f"{bench.problem.name}.png", reference=bench.exact)
+        assert path.stat().st_size > 5000
+    path = plot_histories({"loss": [1.0, 0.1, math.nan, 0.01]}, tmp_path / "h.png")
+    assert path.exists()
