@@ -58,6 +58,7 @@ def run_experiment(cfg: dict, run_dir: str | Path) -> dict:
         metrics = collect_metrics(solution, exact, time.perf_counter() - started)
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
         save_arrays(solution, run_dir / "solution.npz")
+        (run_dir / "history.json").write_text(json.dumps(histories_of(solution)))
         figures = save_figures(solution, exact, run_dir)
         logger.log_summary(metrics)
         for path in figures:
@@ -127,12 +128,18 @@ def _sample_on_grid(solution: Solution) -> dict:
     return arrays
 
 
+def histories_of(solution: Solution) -> dict[str, list[float]]:
+    """Named per-iteration curves of a run: the solver's loss terms, else its residuals."""
+    histories = {k: [float(x) for x in v] for k, v in solution.diagnostics.extra.get("histories", {}).items()
+                 if isinstance(v, list)}
+    if not histories and solution.diagnostics.residual_history:
+        histories = {"residual": [float(x) for x in solution.diagnostics.residual_history]}
+    return histories
+
+
 def save_figures(solution: Solution, exact: Solution | None, run_dir: Path) -> list[Path]:
     figures = [plot_solution(solution, run_dir / "solution.png", reference=exact)]
-    extra = solution.diagnostics.extra
-    histories = {k: v for k, v in extra.get("histories", {}).items() if isinstance(v, list)}
-    if not histories and solution.diagnostics.residual_history:
-        histories = {"residual": solution.diagnostics.residual_history}
+    histories = histories_of(solution)
     if histories:
         figures.append(plot_histories(histories, run_dir / "history.png", title="convergence"))
     return figures
