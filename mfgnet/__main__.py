@@ -9,10 +9,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from mfgnet.configs import register_configs
 from mfgnet.problems import ProblemError
 from mfgnet.runner import run_experiment
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+register_configs()
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")

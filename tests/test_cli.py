@@ -9,6 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from mfgnet.configs import register_configs
 from mfgnet.problems import ProblemError
 from mfgnet.report import main as report_main
 from mfgnet.runner import run_experiment
@@ -18,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run_in_process(overrides, run_dir):
     """What ``python -m mfgnet <overrides>`` does, without paying a new interpreter per case."""
+    register_configs()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="config", overrides=list(overrides))
     return run_experiment(OmegaConf.to_container(cfg, resolve=True), run_dir)
@@ -50,12 +52,28 @@ def test_grid_run_writes_outputs(tmp_path, problem, extra, checks):
 @pytest.mark.parametrize("override, message", [
     ("solver.cells=4", "grid too coarse"),
     ("problem.sigma=-1", "sigma must be > 0"),
-    ("+problem.dimension=2", "bad parameters for problem"),
     ("solver.method=gauss", "method"),
 ])
-def test_bad_overrides_are_rejected_by_name(tmp_path, override, message):
+def test_bad_values_are_rejected_by_name(tmp_path, override, message):
     with pytest.raises(ProblemError, match=message):
         run_in_process(["solver=grid", override], tmp_path)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("problem.dimm=2", "Could not override 'problem.dimm'"),
+    ("+problem.dimension=2", "unexpected keyword argument 'dimension'"),
+    ("solver.cells=abc", "could not be converted to Integer"),
+    ("problem.sigma=wide", "could not be converted to Float"),
+])
+def test_structured_configs_reject_typos_and_wrong_types(tmp_path, override, message):
+    with pytest.raises(Exception) as info:
+        run_in_process(["solver=grid", override], tmp_path)
+    chain, exc = [], info.value
+    while exc is not None:  # Hydra wraps OmegaConf's precise message as the cause
+        chain.append(str(exc))
+        exc = exc.__cause__
+    assert any(message in text for text in chain), chain
+    assert not (tmp_path / "metrics.json").exists()
 
 
 def test_command_line_run_and_clear_error(tmp_path):
