@@ -9,11 +9,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from mfgnet.configs import register_configs
+from mfgnet.configs import CONFIG_DIR, register_configs
 from mfgnet.problems import ProblemError
 from mfgnet.runner import run_experiment
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 register_configs()
 
 

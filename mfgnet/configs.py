@@ -14,12 +14,17 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import typing
+from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 
 from mfgnet.catalog import PROBLEMS
 from mfgnet.solvers import SOLVERS, solver_entry
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = str(ROOT / "conf")
 
 
 def problem_schema(name: str) -> type:
@@ -54,7 +59,9 @@ def _copy_dataclass(cls: type, new_name: str, extra=()) -> type:
 
 
 def register_configs() -> None:
-    """Store every schema in Hydra's ConfigStore (idempotent)."""
+    """Store every schema in Hydra's ConfigStore (idempotent) and point Hydra's search path
+    at ``experiments/configs`` (conf/config.yaml reads ``MFGNET_ROOT``)."""
+    os.environ.setdefault("MFGNET_ROOT", str(ROOT))
     store = ConfigStore.instance()
     for name in PROBLEMS:
         store.store(group="problem", name=f"{name}_schema", node=problem_schema(name))

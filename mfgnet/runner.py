@@ -10,6 +10,7 @@ import json
 import math
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from mfgnet.catalog import build_problem
 from mfgnet.evaluation.metrics import compare, mass_error
 from mfgnet.evaluation.plots import plot_histories, plot_solution
 from mfgnet.loggers import make_logger
-from mfgnet.problems import ProblemError
+from mfgnet.problems import MFGProblem
 from mfgnet.solution import Solution
 from mfgnet.solvers import solver_entry
 
@@ -30,11 +31,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@dataclass
+class RunResult:
+    problem: MFGProblem
+    exact: Solution | None
+    solution: Solution
+    metrics: dict
+
+
 def run_experiment(cfg: dict, run_dir: str | Path) -> dict:
     """Run the experiment described by ``cfg`` (keys problem, solver, logger, seed) in ``run_dir``.
 
     Writes ``metrics.json``, ``solution.npz`` and figures there and returns the metrics.
     """
+    return execute_run(cfg, run_dir).metrics
+
+
+def execute_run(cfg: dict, run_dir: str | Path) -> RunResult:
+    """:func:`run_experiment`, returning the problem, exact solution and solution too."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(int(cfg.get("seed", 0)))
@@ -66,7 +80,7 @@ def run_experiment(cfg: dict, run_dir: str | Path) -> dict:
     finally:
         logger.finish()
     print(summary_line(problem.name, solver_name, metrics), flush=True)
-    return metrics
+    return RunResult(problem, exact, solution, metrics)
 
 
 def collect_metrics(solution: Solution, exact: Solution | None, wall_time_s: float) -> dict:
@@ -150,9 +164,3 @@ def summary_line(problem_name: str, solver_name: str, metrics: dict) -> str:
     body = "  ".join(f"{k}={metrics[k]:.3g}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}"
                      for k in keys if k in metrics)
     return f"[mfgnet] {problem_name} / {solver_name}: {body}"
-
-
-def require_keys(cfg: dict, keys: tuple[str, ...]) -> None:
-    missing = [k for k in keys if k not in cfg]
-    if missing:
-        raise ProblemError(f"config is missing {missing}")

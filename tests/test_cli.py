@@ -9,7 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from mfgnet.configs import register_configs
+from mfgnet.configs import CONFIG_DIR, register_configs
 from mfgnet.problems import ProblemError
 from mfgnet.report import main as report_main
 from mfgnet.runner import run_experiment
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_in_process(overrides, run_dir):
     """What ``python -m mfgnet <overrides>`` does, without paying a new interpreter per case."""
     register_configs()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=list(overrides))
     return run_experiment(OmegaConf.to_container(cfg, resolve=True), run_dir)
 

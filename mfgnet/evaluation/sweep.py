@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -80,8 +81,13 @@ def write_report(multirun_dir: str | Path, out_dir: str | Path, metrics: tuple[s
     lines = [f"# {title or 'Sweep'}", "", f"Made by `python -m mfgnet.report {multirun_dir} --out {out_dir}`.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
-    paths["markdown"].write_text("\n".join(lines) + "\n")
     error_metric = next((m for m in ("rel_l2_m", "rel_l2_u", "final_loss") if m in present), None)
+    for param in params:
+        for metric in ("rel_l2_u", "rel_l2_m", "abs_err_lambda"):
+            slope = fitted_slope(runs, param, metric)
+            if slope is not None:
+                lines.append(f"\nFitted slope of log {metric} against log {param}: {slope:.2f}")
+    paths["markdown"].write_text("\n".join(lines) + "\n")
     for param in params:
         if error_metric is None:
             break
@@ -90,6 +96,17 @@ def write_report(multirun_dir: str | Path, out_dir: str | Path, metrics: tuple[s
     if any(r["history"] for r in runs):
         paths["histories"] = _plot_histories(runs, params, out / "histories.png")
     return paths
+
+
+def fitted_slope(runs: list[dict], param: str, metric: str) -> float | None:
+    """Least-squares slope of log(metric) against log(param) when ``param`` is the only swept key
+    and takes >= 3 positive values (e.g. the observed order of a grid: -slope vs cells)."""
+    points = [(r["overrides"].get(param), r["metrics"].get(metric)) for r in runs]
+    if len(swept_keys(runs)) != 1 or len({p for p, _ in points}) < 3:
+        return None
+    if not all(isinstance(p, (int, float)) and p > 0 and isinstance(v, (int, float)) and v > 0 for p, v in points):
+        return None
+    return float(np.polyfit(np.log([p for p, _ in points]), np.log([v for _, v in points]), 1)[0])
 
 
 def _fmt(value) -> str:

@@ -1,0 +1,198 @@
+"""Sparse linear solves that exploit the grid's structure.
+
+* Ergodic systems are solved directly (SuperLU) after a geometric nested-dissection
+  ordering of the grid nodes (the unknowns of one node kept together, bordering unknowns
+  last): on a 128² torus this has about 2-3 times less fill than SuperLU's default ordering.
+* Time-dependent systems are block bidiagonal in time: the HJB Jacobian is solved by one
+  backward sweep, the Fokker-Planck operator by one forward sweep (one small sparse LU per
+  time level), and the coupled Newton system by GMRES on the Schur complement in m,
+  preconditioned by the forward sweep (see :class:`CoupledTimeSolve`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from mfgnet.grid.mesh import Grid
+
+_LEAF = 32
+
+
+def nested_dissection(shape: tuple[int, ...], periodic: tuple[bool, ...]) -> np.ndarray:
+    """A fill-reducing order of the nodes of a tensor grid (C-order indices), separators last.
+
+    A periodic axis is first cut twice (at 0 and at the middle), which leaves two open halves.
+    The recursion runs over blocks of nodes, not over single nodes.
+    """
+    index = np.arange(int(np.prod(shape))).reshape(shape)
+    out: list[np.ndarray] = []
+
+    def split(block: np.ndarray, per: tuple[bool, ...]) -> None:
+        if block.size <= _LEAF:
+            out.append(block.ravel())
+            return
+        ax = int(np.argmax(block.shape))
+        c, mid = block.shape[ax], block.shape[ax] // 2
+        first = 1 if per[ax] else 0
+        sep_at = [0, mid] if per[ax] else [mid]
+        halves = [np.take(block, range(first, mid), axis=ax), np.take(block, range(mid + 1, c), axis=ax)]
+        open_per = tuple(False if i == ax else p for i, p in enumerate(per))
+        for half in halves:
+            if half.size:
+                split(half, open_per)
+        out.append(np.take(block, sep_at, axis=ax).ravel())
+
+    split(index, tuple(periodic))
+    return np.concatenate(out)
+
+
+class DirectSolve:
+    """LU of A (field-major unknowns: ``fields`` blocks of n node values, then extras)."""
+
+    def __init__(self, A: sp.spmatrix, grid: Grid, fields: int) -> None:
+        n = grid.n
+        key = ("nd", fields, A.shape[0])
+        if key not in grid._cache:
+            nodes = nested_dissection(grid.cells, (grid.periodic,) * grid.dim)
+            perm = np.stack([f * n + nodes for f in range(fields)], 1).ravel()
+            grid._cache[key] = np.concatenate([perm, np.arange(fields * n, A.shape[0])])
+        self.perm = grid._cache[key]
+        self._A = sp.csr_matrix(A)
+        self._lu = None
+        self.size = A.shape[0]
+
+    @property
+    def lu(self):
+        """Factorised on first use: a rejected line-search trial never pays for it."""
+        if self._lu is None:
+            Ap = self._A[self.perm][:, self.perm].tocsc()
+            # The diagonal of these systems dominates: prefer it as pivot to keep the ordering.
+            self._lu = spla.splu(Ap, permc_spec="NATURAL", diag_pivot_thresh=0.01, options={"SymmetricMode": True})
+            self._A = None
+        return self._lu
+
+    def solve(self, rhs: np.ndarray, trans: str = "N") -> np.ndarray:
+        """Solution of ``A x = [rhs; 0]`` (``Aᵀ x`` with trans="T"); zeros for auxiliary rows,
+        returns the first len(rhs) entries."""
+        full = np.zeros(self.size)
+        full[:rhs.size] = rhs
+        out = np.empty(self.size)
+        out[self.perm] = self.lu.solve(full[self.perm], trans=trans)
+        return out[:rhs.size]
+
+
+def diagonal_block(M: sp.csc_matrix, k: int, n: int) -> sp.csc_matrix:
+    """The k-th (n, n) diagonal block of a block-diagonal CSC matrix (by slicing its arrays)."""
+    start, stop = M.indptr[k * n], M.indptr[(k + 1) * n]
+    return sp.csc_matrix((M.data[start:stop], M.indices[start:stop] - k * n, M.indptr[k * n:(k + 1) * n + 1] - start),
+                         shape=(n, n))
+
+
+class LevelFactors:
+    """LU factors of ``B_k = I/dt - ν Δ + J_k`` for every time level k (a loop over levels),
+    computed on first use: a line-search trial that is rejected never pays for them."""
+
+    def __init__(self, base: sp.spmatrix, J: sp.csr_matrix, levels: int, n: int, dim: int) -> None:
+        self.n, self.levels = n, levels
+        self._blocks = (sp.kron(sp.identity(levels), base) + J).tocsc()
+        self._blocks.sort_indices()
+        # 1D levels are (cyclic) tridiagonal: the natural order has no fill.
+        self._spec = "NATURAL" if dim == 1 else "COLAMD"
+        self._lu = None
+
+    @property
+    def lu(self) -> list:
+        if self._lu is None:
+            self._lu = [spla.splu(diagonal_block(self._blocks, k, self.n), permc_spec=self._spec)
+                        for k in range(self.levels)]
+            self._blocks = None
+        return self._lu
+
+    def backward(self, rhs: np.ndarray, dt: float) -> np.ndarray:
+        """Solve the HJB Jacobian: ``B_k x_k - x_{k+1}/dt = rhs_k`` (x_{Nt} = 0), rhs (L, n)."""
+        out = np.empty_like(rhs)
+        carry = np.zeros(self.n)
+        for k in range(self.levels - 1, -1, -1):
+            carry = self.lu[k].solve(rhs[k] + carry / dt)
+            out[k] = carry
+        return out
+
+    def forward(self, rhs: np.ndarray, dt: float) -> np.ndarray:
+        """Solve the FP operator: ``B_kᵀ y_k - y_{k-1}/dt = rhs_k`` (y_{-1} = 0), rhs (L, n)."""
+        out = np.empty_like(rhs)
+        carry = np.zeros(self.n)
+        for k in range(self.levels):
+            carry = self.lu[k].solve(rhs[k] + carry / dt, trans="T")
+            out[k] = carry
+        return out
+
+
+def gmres(matvec, b: np.ndarray, x0: np.ndarray, rtol: float, max_iterations: int) -> tuple[np.ndarray, int]:
+    """Unrestarted GMRES (classical Gram-Schmidt applied twice, vectors stored as rows).
+
+    Stops when the residual falls below ``rtol * |b|``; returns (x, iterations).
+    """
+    r0 = b - matvec(x0)
+    beta = float(np.linalg.norm(r0))
+    target = rtol * max(float(np.linalg.norm(b)), 1e-300)
+    if beta <= target:
+        return x0, 0
+    V = np.zeros((max_iterations + 1, b.size))
+    Hm = np.zeros((max_iterations + 1, max_iterations))
+    V[0] = r0 / beta
+    k = 0
+    y = np.zeros(0)
+    for k in range(1, max_iterations + 1):
+        w = matvec(V[k - 1])
+        for _ in range(2):
+            h = V[:k] @ w
+            w = w - h @ V[:k]
+            Hm[:k, k - 1] += h
+        Hm[k, k - 1] = float(np.linalg.norm(w))
+        e1 = np.zeros(k + 1)
+        e1[0] = beta
+        y, *_ = np.linalg.lstsq(Hm[:k + 1, :k], e1, rcond=None)
+        residual = float(np.linalg.norm(Hm[:k + 1, :k] @ y - e1))
+        if residual <= target or Hm[k, k - 1] <= 1e-14 * beta:
+            break
+        V[k] = w / Hm[k, k - 1]
+    return x0 + y @ V[:k], k
+
+
+class CoupledTimeSolve:
+    """Newton step of the time-dependent system, ``[A_uu A_um; A_mu A_mm] [du; dm] = [r1; r2]``.
+
+    ``A_uu`` (backward sweep) and ``A_mm`` (forward sweep with the transposed level blocks)
+    are solved exactly; dm solves the Schur complement
+    ``(A_mm - A_mu A_uu⁻¹ A_um) dm = r2 - A_mu A_uu⁻¹ r1`` by GMRES preconditioned with
+    ``A_mm⁻¹`` (the preconditioned operator is I minus the linearised Picard map, so GMRES
+    needs few iterations when Picard contracts and still converges when it does not);
+    then ``du = A_uu⁻¹ (r1 - A_um dm)``.  ``counter`` (a one-element list) accumulates
+    GMRES iterations.
+    """
+
+    def __init__(self, factors: LevelFactors, dt: float, apply_um, A_mu: sp.csr_matrix, counter: list,
+                 rtol: float = 1e-11, max_iterations: int = 200) -> None:
+        self.f, self.dt, self.apply_um, self.A_mu = factors, dt, apply_um, A_mu
+        self.counter, self.rtol, self.max_iterations = counter, rtol, max_iterations
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        L, n = self.f.levels, self.f.n
+        r1, r2 = rhs[:L * n].reshape(L, n), rhs[L * n:].reshape(L, n)
+        back, fwd, dt = self.f.backward, self.f.forward, self.dt
+
+        def mu_of(v: np.ndarray) -> np.ndarray:
+            return (self.A_mu @ v.ravel()).reshape(L, n)
+
+        def op(dm_flat: np.ndarray) -> np.ndarray:
+            dm = dm_flat.reshape(L, n)
+            return (dm - fwd(mu_of(back(self.apply_um(dm), dt)), dt)).ravel()
+
+        b = fwd(r2 - mu_of(back(r1, dt)), dt).ravel()
+        dm, iterations = gmres(op, b, b.copy(), self.rtol, self.max_iterations)
+        self.counter[0] += iterations
+        dm = dm.reshape(L, n)
+        du = back(r1 - self.apply_um(dm), dt)
+        return np.concatenate([du.ravel(), dm.ravel()])

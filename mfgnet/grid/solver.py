@@ -1,0 +1,218 @@
+"""``solve_grid``: the coupled solve (Newton with a Picard warm start, Picard, fictitious play).
+
+Nonlocal couplings are handled exactly inside Newton through the low-rank auxiliary
+unknowns of :mod:`mfgnet.grid.coupling`, so every method works for them (B2 included).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from mfgnet.grid.config import GridSolverConfig
+from mfgnet.grid.fp import fp_ergodic, fp_time_dependent
+from mfgnet.grid.hjb import hjb_ergodic, hjb_time_dependent
+from mfgnet.grid.mesh import Grid, make_grid
+from mfgnet.grid.newton import newton, residual_norm
+from mfgnet.grid.solution import GridSolution
+from mfgnet.grid.system import Discretisation, ErgodicSystem, TimeDependentSystem
+from mfgnet.problems import MFGProblem
+from mfgnet.solution import Diagnostics
+
+_INNER_MAX_ITERATIONS = 30
+_WARMUP_INNER_ITERATIONS = 3
+
+
+def solve_grid(problem: MFGProblem, config: GridSolverConfig | None = None, **overrides) -> GridSolution:
+    """Solve ``problem`` with the finite-difference scheme.
+
+    Args:
+        problem: any MFGProblem whose Hamiltonian is a RadialHamiltonian (1D or 2D is the
+            intended use); R^d problems are solved on ``problem.bounding_box()`` with no-flux faces.
+        config: a :class:`GridSolverConfig` (default settings if None).
+        **overrides: fields of the config to change, e.g. ``cells=256``.
+    Returns:
+        :class:`GridSolution` on the grid of ``config.cells`` cells per axis.  With
+        ``order=2`` the first-order solutions on N and 2N cells (and Nt, 2Nt steps) are
+        combined by Richardson extrapolation, ``2 R(v_2N) - v_N`` with R the average over
+        the 2^d fine cells of a coarse cell (mass-preserving); negative density values of
+        the extrapolation are set to 0 and each level rescaled to mass 1.
+    """
+    config = config or GridSolverConfig()
+    if overrides:
+        config = config.replace(**overrides)
+    start = time.perf_counter()
+    if config.order == 2:
+        solution = _richardson(problem, config)
+    else:
+        grid = make_grid(problem, config.cells, config.time_steps)
+        solution = solve_on_grid(problem, grid, config)
+    solution.diagnostics.wall_time_s = time.perf_counter() - start
+    return solution
+
+
+def solve_on_grid(problem: MFGProblem, grid: Grid, config: GridSolverConfig) -> GridSolution:
+    """First-order solve on a given grid (``config.cells`` / ``time_steps`` are not used)."""
+    start = time.perf_counter()
+    disc = Discretisation(problem, grid)
+    if problem.is_ergodic:
+        out = _solve_ergodic(disc, config)
+    else:
+        out = _solve_time_dependent(disc, config)
+    u, m, lam, info = out
+    extra = {
+        "method": config.method,
+        "newton_iterations": info["newton"],
+        "picard_iterations": info["picard"],
+        "mass_error": float(np.max(np.abs(grid.mass(m.reshape(-1, grid.n)) - 1.0))),
+        "min_density": float(m.min()),
+        "clipped_negative_density": info["clipped"],
+        "gmres_iterations": info.get("gmres"),
+        "nodes": grid.n,
+        "time_steps": grid.time_steps,
+    }
+    diagnostics = Diagnostics(converged=info["converged"], iterations=info["newton"] + info["picard"],
+                              residual=info["history"][-1], residual_history=info["history"],
+                              wall_time_s=time.perf_counter() - start, extra=extra)
+    shape = grid.cells if problem.is_ergodic else (grid.time_steps + 1, *grid.cells)
+    return GridSolution(problem, grid, u.reshape(shape), m.reshape(shape), lam, diagnostics)
+
+
+def _report(config: GridSolverConfig, label: str, iteration: int, norm: float, start: float) -> None:
+    if config.verbose:
+        print(f"[grid {label}] iteration {iteration}: residual {norm:.3e}, {time.perf_counter() - start:.2f} s",
+              flush=True)
+
+
+def _weight(config: GridSolverConfig, k: int) -> float:
+    return 1.0 / (k + 1) if config.method == "fictitious_play" else config.damping
+
+
+def _picard_steps(config: GridSolverConfig) -> int:
+    return config.picard_warmup if config.method == "newton" else config.max_iterations
+
+
+def _inner_tol(config: GridSolverConfig) -> float:
+    """HJB accuracy inside Picard; a Newton warm start needs much less than the final tol."""
+    if config.method == "newton":
+        return max(config.tol, 1e-5)
+    return max(0.1 * config.tol, 1e-13)
+
+
+def _inner_iterations(config: GridSolverConfig) -> int:
+    """Policy iterations per best response: a Newton warm start needs only a rough one."""
+    return _WARMUP_INNER_ITERATIONS if config.method == "newton" else _INNER_MAX_ITERATIONS
+
+
+def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig):
+    system = TimeDependentSystem(disc)
+    start = time.perf_counter()
+    M = np.tile(disc.m0, (disc.levels, 1))
+    U = None
+    history: list[float] = []
+    info = {"newton": 0, "picard": 0, "converged": False}
+    for k in range(_picard_steps(config)):
+        U, _ = hjb_time_dependent(disc, M, U, _inner_tol(config), _inner_iterations(config))
+        norm = residual_norm(system.evaluate(np.concatenate([U.ravel(), M.ravel()]))[0])
+        history.append(norm)
+        info["picard"] += 1
+        _report(config, "picard", k + 1, norm, start)
+        if norm <= config.tol:
+            info["converged"] = True
+            break
+        theta = _weight(config, k)
+        M = (1 - theta) * M + theta * fp_time_dependent(disc, U)
+    if config.method == "newton" and not info["converged"]:
+        x0 = np.concatenate([np.zeros(M.size) if U is None else U.ravel(), M.ravel()])
+        res = newton(system, x0, config.tol, config.max_iterations, config.verbose, label="grid newton")
+        U, M = system.split(res.x)
+        history.extend(res.history[1:] if history else res.history)
+        info["newton"], info["converged"] = res.iterations, res.converged
+        info["gmres"] = system.linear_iterations[0]
+    # The exact discrete FP step for the final u: mass to round-off and m >= 0 by the M-matrix.
+    M = fp_time_dependent(disc, U)
+    info["clipped"] = float(min(M.min(), 0.0))
+    M = np.maximum(M, 0.0)
+    history.append(residual_norm(system.evaluate(np.concatenate([U.ravel(), M.ravel()]))[0]))
+    info["history"] = history
+    u = np.vstack([U, system.terminal_value(M[-1])])
+    m = np.vstack([disc.m0[None], M])
+    return u, m, None, info
+
+
+def _solve_ergodic(disc: Discretisation, config: GridSolverConfig):
+    grid, system = disc.grid, ErgodicSystem(disc)
+    start = time.perf_counter()
+    m = np.full(grid.n, 1.0 / float(np.prod(grid.upper - grid.lower)))
+    u, lam = None, 0.0
+    history: list[float] = []
+    info = {"newton": 0, "picard": 0, "converged": False}
+    for k in range(_picard_steps(config)):
+        u, lam, _ = hjb_ergodic(disc, m, u, lam, _inner_tol(config), _inner_iterations(config))
+        norm = residual_norm(system.evaluate(np.concatenate([u, m, [lam, 0.0]]))[0])
+        history.append(norm)
+        info["picard"] += 1
+        _report(config, "picard", k + 1, norm, start)
+        if norm <= config.tol:
+            info["converged"] = True
+            break
+        theta = _weight(config, k)
+        m = (1 - theta) * m + theta * fp_ergodic(disc, u)
+    if config.method == "newton" and not info["converged"]:
+        x0 = np.concatenate([np.zeros(grid.n) if u is None else u, m, [lam, 0.0]])
+        res = newton(system, x0, config.tol, config.max_iterations, config.verbose, label="grid newton")
+        u, m, lam, _ = system.split(res.x)
+        lam = float(lam)
+        history.extend(res.history[1:] if history else res.history)
+        info["newton"], info["converged"] = res.iterations, res.converged
+    m = fp_ergodic(disc, u)
+    info["clipped"] = float(min(m.min(), 0.0))
+    m = np.maximum(m, 0.0)
+    m = m / grid.mass(m)  # clipping touches round-off only; keep the mass exact
+    history.append(residual_norm(system.evaluate(np.concatenate([u, m, [lam, 0.0]]))[0]))
+    info["history"] = history
+    return u, m, lam, info
+
+
+def _restrict(values: np.ndarray, cells: tuple[int, ...], time_dependent: bool) -> np.ndarray:
+    """Average each coarse cell's 2^d fine children (and keep every other time level)."""
+    if time_dependent:
+        values = values[::2]
+        lead = (values.shape[0],)
+    else:
+        lead = ()
+    shape = lead + sum(((c, 2) for c in cells), ())
+    axes = tuple(len(lead) + 2 * i + 1 for i in range(len(cells)))
+    return values.reshape(shape).mean(axis=axes)
+
+
+def _richardson(problem: MFGProblem, config: GridSolverConfig) -> GridSolution:
+    first = config.replace(order=1)
+    coarse_grid = make_grid(problem, config.cells, config.time_steps)
+    fine_steps = None if coarse_grid.times is None else 2 * coarse_grid.time_steps
+    fine_grid = make_grid(problem, 2 * config.cells, fine_steps)
+    coarse = solve_on_grid(problem, coarse_grid, first)
+    fine = solve_on_grid(problem, fine_grid, first)
+    td = not problem.is_ergodic
+    u = 2 * _restrict(fine.u, coarse_grid.cells, td) - coarse.u
+    m_raw = 2 * _restrict(fine.m, coarse_grid.cells, td) - coarse.m
+    m = np.maximum(m_raw, 0.0)
+    flat = m.reshape(-1, coarse_grid.n)
+    flat /= coarse_grid.mass(flat)[:, None]
+    lam = None if coarse.ergodic_constant is None else 2 * fine.ergodic_constant - coarse.ergodic_constant
+    dc, df = coarse.diagnostics, fine.diagnostics
+    extra = {
+        "order": 2,
+        "mass_error": float(np.max(np.abs(coarse_grid.mass(m.reshape(-1, coarse_grid.n)) - 1.0))),
+        "min_density": float(m.min()),
+        "extrapolation_negative_min": float(min(m_raw.min(), 0.0)),
+        "newton_iterations": dc.extra["newton_iterations"] + df.extra["newton_iterations"],
+        "picard_iterations": dc.extra["picard_iterations"] + df.extra["picard_iterations"],
+        "coarse": dc,
+        "fine": df,
+    }
+    diagnostics = Diagnostics(converged=dc.converged and df.converged, iterations=dc.iterations + df.iterations,
+                              residual=max(dc.residual, df.residual), residual_history=df.residual_history,
+                              extra=extra)
+    return GridSolution(problem, coarse_grid, u, m.reshape(coarse.m.shape), lam, diagnostics)

@@ -1,0 +1,247 @@
+"""The discrete mean field game system: residuals and sparse Jacobians.
+
+Time-dependent (levels ``t_k = k dt``, unknowns ``u^0..u^{Nt-1}`` and ``m^1..m^{Nt}``)::
+
+    HJB_k = (u^k - u^{k+1})/dt - ν Δ_h u^k + H_h(u^k) - F(t_{k+1}, m^{k+1}),   u^{Nt} = G(m^{Nt})
+    FP_k  = (m^{k+1} - m^k)/dt - ν Δ_h m^{k+1} + J(u^k)ᵀ m^{k+1},             m^0 = m0
+
+with ``J(u) = dH_h/du``: the Fokker-Planck operator is the adjoint of the linearised HJB
+operator (Achdou & Capuzzo-Dolcetta), so its columns sum to zero (mass is conserved to
+round-off) and its implicit step is an M-matrix (m >= 0).
+
+Ergodic (unknowns u, m, λ and a multiplier μ that makes the system square; μ = 0 at the
+solution because the FP rows sum to ``n μ``)::
+
+    λ - ν Δ_h u + H_h(u) - F(m) = 0,   -ν Δ_h m + J(u)ᵀ m + μ = 0,   h^d Σ u = 0,   h^d Σ m = 1.
+
+Every system here maps a flat vector x to its residual r(x) and, on request, a linear
+solver for its Jacobian (an object with ``solve(rhs)``, see :mod:`mfgnet.grid.linalg`).
+Nonlocal couplings enter the Jacobian through their low-rank factor (see
+:mod:`mfgnet.grid.coupling`): as an operator in the time-dependent solve, and as auxiliary
+unknowns ``z = Rᵀ m`` (bordering rows of the sparse matrix) in the ergodic one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from mfgnet.grid.coupling import GridCoupling
+from mfgnet.grid.hamiltonian import NumericalHamiltonian
+from mfgnet.grid.linalg import CoupledTimeSolve, DirectSolve, LevelFactors
+from mfgnet.grid.mesh import Grid
+from mfgnet.problems import MFGProblem, ProblemError
+
+
+def initial_density_on(problem: MFGProblem, grid: Grid) -> np.ndarray:
+    """m0 at the nodes (n,), rescaled so that its discrete mass is exactly 1."""
+    with torch.no_grad():
+        m0 = problem.initial_density(grid.nodes).numpy().astype(np.float64)
+    if not np.all(np.isfinite(m0)) or m0.min() < 0:
+        raise ProblemError("initial_density must be finite and >= 0 at the grid nodes")
+    mass = grid.mass(m0)
+    if not mass > 0:
+        raise ProblemError(f"initial_density has discrete mass {mass!r} on the grid; it must be > 0 "
+                           "(is the density's support inside the grid's box?)")
+    return m0 / mass
+
+
+class Discretisation:
+    """The problem evaluated on a grid: numerical Hamiltonian, couplings, m0."""
+
+    def __init__(self, problem: MFGProblem, grid: Grid) -> None:
+        self.problem = problem
+        self.grid = grid
+        self.nu = problem.viscosity
+        self.ham = NumericalHamiltonian(problem, grid)
+        self.coupling = GridCoupling(problem.coupling, grid, "coupling")
+        if problem.is_ergodic:
+            self.terminal, self.m0 = None, None
+        else:
+            self.terminal = GridCoupling(problem.terminal_cost, grid, "terminal_cost")
+            self.m0 = initial_density_on(problem, grid)
+
+    @property
+    def levels(self) -> int:
+        """Time levels carried as unknowns (Nt), or 1 for the ergodic problem."""
+        return 1 if self.grid.times is None else self.grid.time_steps
+
+    def level_factors(self, U: np.ndarray, J) -> LevelFactors:
+        """LU factors of the time levels' ``I/dt - ν Δ + J(u^k)`` at U (Nt, n); the last ones are
+        reused when U repeats (the FP sweep after an HJB solve at the same u)."""
+        cached = getattr(self, "_factors", None)
+        if cached is not None and cached[0].shape == U.shape and np.array_equal(cached[0], U):
+            return cached[1]
+        grid = self.grid
+        base = sp.identity(grid.n, format="csr") / grid.dt - self.nu * grid.laplacian
+        factors = LevelFactors(base, J, U.shape[0], grid.n, grid.dim)
+        self._factors = (U.copy(), factors)
+        return factors
+
+    def residual_floor(self, x: np.ndarray) -> float:
+        """Max-norm residual that round-off alone produces at x: 64 eps |x| times the largest
+        diagonal entry of the linear part (ν Σ 4/h_i² + 1/dt)."""
+        scale = self.nu * float(np.sum(4.0 / self.grid.h ** 2)) + (0.0 if self.grid.dt is None else 1.0 / self.grid.dt)
+        return 64 * np.finfo(np.float64).eps * scale * max(1.0, float(np.max(np.abs(x))))
+
+    def laplacian(self, v: np.ndarray) -> np.ndarray:
+        return (self.grid.blocks(v.shape[0])["laplacian"] @ v.ravel()).reshape(v.shape)
+
+
+# ---------------------------------------------------------------- time-dependent
+class TimeDependentSystem:
+    """The coupled HJB-FP system; x = [u^0..u^{Nt-1}, m^1..m^{Nt}] flattened."""
+
+    def __init__(self, disc: Discretisation) -> None:
+        self.disc = disc
+        self.nt, self.n = disc.levels, disc.grid.n
+        self.linear_iterations = [0]  # GMRES iterations of all Newton steps
+
+    def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        size = self.nt * self.n
+        return x[:size].reshape(self.nt, self.n), x[size:2 * size].reshape(self.nt, self.n)
+
+    def terminal_value(self, m_last: np.ndarray) -> np.ndarray:
+        return self.disc.terminal(self.disc.grid.times[-1:], m_last[None], derivatives=False).value[0]
+
+    def residual_floor(self, x: np.ndarray) -> float:
+        return self.disc.residual_floor(x)
+
+    def evaluate(self, x: np.ndarray, jacobian: bool = False):
+        d, grid = self.disc, self.disc.grid
+        U, M = self.split(x)
+        dt, times = grid.dt, grid.times
+        hs = d.ham(U)
+        F = d.coupling(times[1:], M, derivatives=jacobian)
+        G = d.terminal(times[-1:], M[-1:], derivatives=jacobian)
+        u_next = np.vstack([U[1:], G.value])
+        m_prev = np.vstack([d.m0[None], M[:-1]])
+        J = hs.jacobian
+        r_hjb = (U - u_next) / dt - d.nu * d.laplacian(U) + hs.H - F.value
+        r_fp = (M - m_prev) / dt - d.nu * d.laplacian(M) + (J.T @ M.ravel()).reshape(M.shape)
+        r = np.concatenate([r_hjb.ravel(), r_fp.ravel()])
+        if not jacobian:
+            return r, None
+        factors = d.level_factors(U, J)
+        dm_diag = F.d_m.copy()
+        dm_diag[-1] += G.d_m[0] / dt
+        F_low = None if d.coupling.factor is None else (F.d_z, d.coupling.factor.right)
+        G_low = None if d.terminal.factor is None else (G.d_z[0] / dt, d.terminal.factor.right)
+
+        def apply_um(dm: np.ndarray) -> np.ndarray:
+            """dHJB/dm applied to dm (L, n): local diagonal plus the low-rank nonlocal parts."""
+            out = -dm_diag * dm
+            if F_low is not None:
+                d_z, right = F_low
+                out -= np.einsum("lnr,lr->ln", d_z, dm @ right)
+            if G_low is not None:
+                d_z, right = G_low
+                out[-1] -= d_z @ (right.T @ dm[-1])
+            return out
+
+        return r, CoupledTimeSolve(factors, dt, apply_um, d.ham.transport_jacobian(hs, M), self.linear_iterations)
+
+
+class _Backward:
+    def __init__(self, factors: LevelFactors, dt: float) -> None:
+        self.factors, self.dt = factors, dt
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        return self.factors.backward(rhs.reshape(self.factors.levels, self.factors.n), self.dt).ravel()
+
+
+class TimeDependentHJB:
+    """Backward HJB for a fixed density M = (m^1..m^{Nt}); x = [u^0..u^{Nt-1}]."""
+
+    def __init__(self, disc: Discretisation, M: np.ndarray) -> None:
+        self.disc = disc
+        times = disc.grid.times
+        self.F = disc.coupling(times[1:], M, derivatives=False).value
+        self.G = disc.terminal(times[-1:], M[-1:], derivatives=False).value
+        self.shape = M.shape
+
+    def residual_floor(self, x: np.ndarray) -> float:
+        return self.disc.residual_floor(x)
+
+    def evaluate(self, x: np.ndarray, jacobian: bool = False):
+        d, dt = self.disc, self.disc.grid.dt
+        U = x.reshape(self.shape)
+        hs = d.ham(U)
+        u_next = np.vstack([U[1:], self.G])
+        r = ((U - u_next) / dt - d.nu * d.laplacian(U) + hs.H - self.F).ravel()
+        if not jacobian:
+            return r, None
+        return r, _Backward(d.level_factors(U, hs.jacobian), dt)
+
+
+# ---------------------------------------------------------------------- ergodic
+class ErgodicSystem:
+    """The coupled ergodic system; x = [u, m, λ, μ]."""
+
+    def __init__(self, disc: Discretisation) -> None:
+        self.disc = disc
+        self.n = disc.grid.n
+
+    def split(self, x: np.ndarray):
+        n = self.n
+        return x[:n], x[n:2 * n], x[2 * n], x[2 * n + 1]
+
+    def residual_floor(self, x: np.ndarray) -> float:
+        return self.disc.residual_floor(x)
+
+    def evaluate(self, x: np.ndarray, jacobian: bool = False):
+        d, grid, n = self.disc, self.disc.grid, self.n
+        u, m, lam, mu = self.split(x)
+        hs = d.ham(u[None])
+        F = d.coupling(np.zeros(1), m[None], derivatives=jacobian)
+        J = hs.jacobian
+        lap = grid.laplacian
+        r = np.concatenate([
+            lam - d.nu * (lap @ u) + hs.H[0] - F.value[0],
+            -d.nu * (lap @ m) + J.T @ m + mu,
+            [grid.mass(u), grid.mass(m) - 1.0],
+        ])
+        if not jacobian:
+            return r, None
+        ones = sp.csr_matrix(np.ones((n, 1)))
+        vol = sp.csr_matrix(np.full((1, n), grid.cell_volume))
+        rows = [
+            [-d.nu * lap + J, -sp.diags(F.d_m[0]), ones, None],
+            [d.ham.transport_jacobian(hs, m[None]), -d.nu * lap + J.T, None, ones],
+            [vol, None, None, None],
+            [None, vol, None, None],
+        ]
+        if d.coupling.factor is not None:
+            right = d.coupling.factor.right
+            for row in rows:
+                row.append(None)
+            rows[0][-1] = sp.csr_matrix(-F.d_z[0])
+            rows.append([None, sp.csr_matrix(-right.T), None, None, sp.identity(right.shape[1], format="csr")])
+        return r, DirectSolve(sp.bmat(rows, format="csr"), grid, fields=2)
+
+
+class ErgodicHJB:
+    """Ergodic HJB for a fixed density m; x = [u, λ] with h^d Σ u = 0."""
+
+    def __init__(self, disc: Discretisation, m: np.ndarray) -> None:
+        self.disc = disc
+        self.F = disc.coupling(np.zeros(1), m[None], derivatives=False).value[0]
+
+    def residual_floor(self, x: np.ndarray) -> float:
+        return self.disc.residual_floor(x)
+
+    def evaluate(self, x: np.ndarray, jacobian: bool = False):
+        d, grid = self.disc, self.disc.grid
+        u, lam = x[:-1], x[-1]
+        hs = d.ham(u[None])
+        r = np.concatenate([lam - d.nu * (grid.laplacian @ u) + hs.H[0] - self.F, [grid.mass(u)]])
+        if not jacobian:
+            return r, None
+        n = grid.n
+        A = sp.bmat([[-d.nu * grid.laplacian + hs.jacobian, sp.csr_matrix(np.ones((n, 1)))],
+                     [sp.csr_matrix(np.full((1, n), grid.cell_volume)), None]], format="csr")
+        solver = DirectSolve(A, grid, fields=1)
+        # Its transpose is the (rescaled) bordered FP operator at the same u: fp_ergodic reuses it.
+        d._ergodic_hjb = (u.copy(), solver)
+        return r, solver
