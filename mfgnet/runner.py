@@ -74,6 +74,9 @@ def execute_run(cfg: dict, run_dir: str | Path) -> RunResult:
         save_arrays(solution, run_dir / "solution.npz")
         (run_dir / "history.json").write_text(json.dumps(histories_of(solution)))
         figures = save_figures(solution, exact, run_dir)
+        if solver_name != "neural":  # the neural solver logs while it trains
+            for step, residual in enumerate(solution.diagnostics.residual_history):
+                logger.log(step, {"residual": float(residual)})
         logger.log_summary(metrics)
         for path in figures:
             logger.log_figure(path.stem, path)
