@@ -17,7 +17,7 @@ from mfgnet.agents.finite.game import FiniteMFG
 def mean_field(game: FiniteMFG, pi: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """Population flow under π: L[t, s, a] = μ_t(s) π_t(a|s).
 
-    Returns (L (T + 1, S, A), the transitions P_t (S, A, S) for t < T that produced it).
+    Returns (L (T + 1, S, A), the transition matrices M_t (S·A, S) for t < T that produced it).
     """
     T = game.horizon
     L = np.empty_like(pi)
@@ -26,7 +26,7 @@ def mean_field(game: FiniteMFG, pi: np.ndarray) -> tuple[np.ndarray, list[np.nda
     for t in range(T):
         P = game.transition_at(t, L[t])
         P_list.append(P)
-        mu_next = np.tensordot(L[t], P, axes=([0, 1], [0, 1]))  # Σ_{s,a} L[s,a] P[s,a,s']
+        mu_next = P.T @ L[t].reshape(-1)  # Σ_{s,a} L[s,a] P[s,a,s']
         L[t + 1] = mu_next[:, None] * pi[t + 1]
     return L, P_list
 
@@ -41,7 +41,7 @@ def q_optimal(R: np.ndarray, P_list: list[np.ndarray]) -> np.ndarray:
     Q = np.empty_like(R)
     Q[-1] = R[-1]
     for t in range(R.shape[0] - 2, -1, -1):
-        Q[t] = R[t] + P_list[t] @ Q[t + 1].max(-1)
+        Q[t] = R[t] + (P_list[t] @ Q[t + 1].max(-1)).reshape(R.shape[1:])
     return Q
 
 
@@ -50,7 +50,7 @@ def q_policy(R: np.ndarray, P_list: list[np.ndarray], pi: np.ndarray) -> np.ndar
     Q = np.empty_like(R)
     Q[-1] = R[-1]
     for t in range(R.shape[0] - 2, -1, -1):
-        Q[t] = R[t] + P_list[t] @ (pi[t + 1] * Q[t + 1]).sum(-1)
+        Q[t] = R[t] + (P_list[t] @ (pi[t + 1] * Q[t + 1]).sum(-1)).reshape(R.shape[1:])
     return Q
 
 

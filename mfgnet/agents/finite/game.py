@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import sparse
 
 from mfgnet.problems import ProblemError
 
@@ -67,13 +68,18 @@ class FiniteMFG:
     def n_states(self) -> int:
         return self.mu0.size
 
-    def transition_at(self, t: int, L_t: np.ndarray) -> np.ndarray:
-        """P[s, a, s'] at time t (cached when static), shape (S, A, S)."""
+    def transition_at(self, t: int, L_t: np.ndarray):
+        """The transition as a matrix M[(s, a), s'] of shape (S·A, S) at time t: a dense array,
+        or a CSR matrix when it is static and sparse (local moves: a few entries per row), so
+        that M @ V and M.T @ L cost O(nonzeros) instead of O(S²A)."""
         if self.static_transition:
             if self._static_P is None:
-                self._static_P = np.asarray(self.transition(0, L_t), dtype=np.float64)
+                P = np.asarray(self.transition(0, L_t), dtype=np.float64).reshape(-1, self.n_states)
+                if self.n_states >= 32 and np.count_nonzero(P) < 0.1 * P.size:
+                    P = sparse.csr_matrix(P)
+                self._static_P = P
             return self._static_P
-        return np.asarray(self.transition(t, L_t), dtype=np.float64)
+        return np.asarray(self.transition(t, L_t), dtype=np.float64).reshape(-1, self.n_states)
 
     def uniform_policy(self) -> np.ndarray:
         """π[t, s, a] = 1/A, shape (T + 1, S, A)."""

@@ -1,0 +1,64 @@
+"""The seed's per-agent mean field Q-learning loop, corrected: the reference to beat.
+
+Same algorithm as :func:`mfgnet.agents.mfq.tabular.train_tabular` (per-agent tables,
+Boltzmann or ε-greedy, update in the bin the agent acted on, the next mean action
+recomputed), written the way the seed wrote it: one Python object per agent and a loop over
+agents at every step.  Only for speed comparisons; do not use it for real runs.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from mfgnet.agents.mfq.games import MeanActionGame
+from mfgnet.agents.mfq.tabular import MFQConfig, MFQResult
+
+
+class _Agent:
+    def __init__(self, n_bins: int, n_actions: int, q_init: float, rng: np.random.Generator) -> None:
+        self.q = np.full((n_bins, n_actions), q_init)
+        self.rng = rng
+
+    def act(self, ctx: int, cfg: MFQConfig, epsilon: float) -> int:
+        q = self.q[ctx]
+        if cfg.policy == "boltzmann":
+            p = np.exp((q - q.max()) / cfg.temperature)
+            return int(self.rng.choice(q.size, p=p / p.sum()))
+        if self.rng.random() < epsilon:
+            return int(self.rng.integers(q.size))
+        best = np.flatnonzero(q == q.max())
+        return int(self.rng.choice(best))
+
+    def update(self, ctx: int, action: int, reward: float, lr: float) -> None:
+        self.q[ctx, action] += lr * (reward - self.q[ctx, action])
+
+
+def train_per_agent_loop(game: MeanActionGame, n_agents: int, cfg: MFQConfig | None = None) -> MFQResult:
+    """Per-agent-loop MF-Q for population games (scalar ā), γ = 0."""
+    cfg = MFQConfig() if cfg is None else cfg
+    rng = np.random.default_rng(cfg.seed)
+    agents = [_Agent(game.n_bins, game.n_actions, cfg.q_init, rng) for _ in range(n_agents)]
+    actions = rng.integers(0, game.n_actions, n_agents)
+    abar = game.mean_action(actions)
+    eps = cfg.epsilon
+    rec_steps, dists, rewards, means = [], [], [], []
+    start = time.perf_counter()
+    for step in range(cfg.steps):
+        ctx = int(game.bin(abar))
+        actions = np.array([agent.act(ctx, cfg, eps) for agent in agents])
+        abar = game.mean_action(actions)
+        r = game.reward(actions, abar)
+        for i, agent in enumerate(agents):
+            agent.update(ctx, actions[i], r[i], cfg.lr)
+        if cfg.policy == "egreedy":
+            eps = max(cfg.epsilon_min, eps * cfg.epsilon_decay)
+        if (step + 1) % cfg.record_every == 0 or step == cfg.steps - 1:
+            rec_steps.append(step + 1)
+            dists.append(np.bincount(actions, minlength=game.n_actions) / n_agents)
+            rewards.append(float(r.mean()))
+            means.append(float(abar))
+    wall = time.perf_counter() - start
+    return MFQResult(np.array(rec_steps), np.array(dists), np.array(rewards), np.array(means), None, actions,
+                     wall, n_agents * cfg.steps / wall)

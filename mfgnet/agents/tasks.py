@@ -1,0 +1,183 @@
+"""The three agent tasks behind ``python -m mfgnet.agents``: config dict -> metrics.json + figures."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mfgnet.problems import ProblemError
+
+FIELDS = {
+    "finite": {"name", "env", "env_params", "algorithm", "iterations", "damping", "step", "tol"},
+    "mfq": {"name", "env", "env_params", "variant", "n_agents", "steps", "lr", "gamma", "policy", "temperature",
+            "epsilon", "epsilon_decay", "epsilon_min", "revise_prob", "shared", "q_init", "record_every"},
+    "simulate": {"name", "problem", "problem_params", "source", "grid_cells", "n_agents", "n_steps", "t1", "bins",
+                 "n_nodes", "interp", "noise", "device", "threads", "exploitability"},
+}
+
+
+def run_task(cfg: dict, run_dir: str | Path) -> dict:
+    """Run ``cfg['task']`` and write metrics.json (and figures) into ``run_dir``."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    task = dict(cfg["task"])
+    name = task.get("name")
+    if name not in FIELDS:
+        raise ProblemError(f"task.name must be one of {sorted(FIELDS)}, got {name!r}")
+    unknown = set(task) - FIELDS[name]
+    if unknown:
+        raise ProblemError(f"unknown task.{sorted(unknown)[0]} for task {name!r}; allowed: {sorted(FIELDS[name])}")
+    seed, verbose = int(cfg.get("seed", 0)), bool(cfg.get("verbose", False))
+    metrics = {"finite": _finite, "mfq": _mfq, "simulate": _simulate}[name](task, seed, verbose, run_dir)
+    metrics["task"] = name
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    summary = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items())
+                        if isinstance(v, (int, float, str)))
+    print(f"[agents {name}] {summary}", flush=True)
+    return metrics
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _finite(task: dict, seed: int, verbose: bool, run_dir: Path) -> dict:
+    from mfgnet.agents.finite import fictitious_play, make_env, online_mirror_descent
+
+    game = make_env(task["env"], **(task.get("env_params") or {}))
+    algo = task["algorithm"]
+    if algo in ("fp", "fictitious_play"):
+        res = fictitious_play(game, task["iterations"], damping=task["damping"], tol=task["tol"], verbose=verbose)
+    elif algo in ("omd", "online_mirror_descent"):
+        res = online_mirror_descent(game, task["iterations"], step=task["step"], tol=task["tol"], verbose=verbose)
+    else:
+        raise ProblemError(f"task.algorithm must be 'fp' or 'omd', got {algo!r}")
+    expl = np.asarray(res.exploitability)
+    hit = np.flatnonzero(expl <= 1e-2)
+    metrics = {"env": game.name, "algorithm": res.algorithm, "iterations": len(expl) - 1,
+               "exploitability": float(expl[-1]), "exploitability_initial": float(expl[0]),
+               "wall_time_s": float(res.wall_time[-1]),
+               "time_per_iteration_s": float(res.wall_time[-1] / max(len(expl) - 1, 1)),
+               "time_to_1e-2_s": float(res.wall_time[hit[0]]) if hit.size else None,
+               "exploitability_history": expl.tolist()}
+    plt = _figure()
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    ax[0].semilogy(np.maximum(expl, 1e-16))
+    ax[0].set(xlabel="iteration", ylabel="exploitability", title=f"{game.name}: {res.algorithm}")
+    mu = res.mu.reshape((res.mu.shape[0],) + tuple(game.state_shape))
+    if mu.ndim == 2:
+        ax[1].imshow(mu.T, aspect="auto", origin="lower")
+        ax[1].set(xlabel="t", ylabel="state", title="μ_t")
+    else:
+        ax[1].imshow(mu[-1], origin="lower")
+        ax[1].set(title="μ_T")
+    fig.tight_layout()
+    fig.savefig(run_dir / "exploitability.png", dpi=100)
+    plt.close(fig)
+    return metrics
+
+
+def _mfq(task: dict, seed: int, verbose: bool, run_dir: Path) -> dict:
+    from mfgnet.agents.mfq import GAMES, MFQConfig, train_neural, train_tabular
+
+    if task["env"] not in GAMES:
+        raise ProblemError(f"task.env must be one of {sorted(GAMES)} for mfq, got {task['env']!r}")
+    params = dict(task.get("env_params") or {})
+    if task["env"] == "ising":
+        params.setdefault("side", 100)
+    game = GAMES[task["env"]](**params)
+    n_agents = game.side ** 2 if task["env"] == "ising" else int(task["n_agents"])
+    keys = ("steps", "lr", "gamma", "policy", "temperature", "epsilon", "epsilon_decay", "epsilon_min",
+            "revise_prob", "shared", "q_init", "record_every")
+    cfg = MFQConfig(seed=seed, **{k: task[k] for k in keys})
+    if task["variant"] == "tabular":
+        res = train_tabular(game, n_agents, cfg, verbose)
+    elif task["variant"] == "neural":
+        res = train_neural(game, n_agents, cfg, verbose=verbose)
+    else:
+        raise ProblemError(f"task.variant must be 'tabular' or 'neural', got {task['variant']!r}")
+    metrics = {"env": game.name, "variant": task["variant"], "n_agents": n_agents,
+               "action_distribution": res.action_dist[-1].tolist(), "mean_reward": float(res.mean_reward[-1]),
+               "mean_action": float(res.mean_action[-1]), "wall_time_s": res.wall_time_s,
+               "agent_updates_per_s": res.agent_updates_per_s}
+    if task["env"] == "two_road_traffic":
+        tr = game.traffic
+        mu_A = float(res.action_dist[-1, 0])
+        metrics.update({"mu_A": mu_A, "nash_mu_A": tr.nash_share(), "optimal_mu_A": tr.optimal_share(),
+                        "social_cost": float(tr.social_cost(mu_A)),
+                        "social_cost_optimum": float(tr.social_cost(tr.optimal_share())),
+                        "price_of_anarchy": tr.price_of_anarchy(),
+                        "price_of_anarchy_learned": float(tr.social_cost(mu_A) / tr.social_cost(tr.optimal_share()))})
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for a in range(res.action_dist.shape[1]):
+        ax.plot(res.steps, res.action_dist[:, a], label=f"action {a}")
+    ax.set(xlabel="step", ylabel="share of agents", title=f"MF-Q ({task['variant']}) on {game.name}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(run_dir / "actions.png", dpi=100)
+    plt.close(fig)
+    return metrics
+
+
+def _simulate(task: dict, seed: int, verbose: bool, run_dir: Path) -> dict:
+    import torch
+
+    from mfgnet.agents.simulation import cell_probabilities, compare_to_solution, simulate
+    from mfgnet.benchmarks import ergodic_torus, hopf_cole
+
+    builders = {"hopf_cole": hopf_cole, "ergodic_torus": ergodic_torus}
+    if task["problem"] not in builders:
+        raise ProblemError(f"task.problem must be one of {sorted(builders)}, got {task['problem']!r}")
+    bench = builders[task["problem"]](**(task.get("problem_params") or {}))
+    problem = bench.problem
+    solution = bench.exact
+    started = time.perf_counter()
+    if task["source"] == "grid":
+        from mfgnet.grid import solve_grid
+
+        solution = solve_grid(problem, cells=int(task["grid_cells"]))
+    elif task["source"] != "exact":
+        raise ProblemError(f"task.source must be 'exact' or 'grid', got {task['source']!r}")
+    solve_time = time.perf_counter() - started
+    t1 = task["t1"] if task["t1"] is not None else (0.5 if problem.is_ergodic else None)
+    initial = "solution" if problem.is_ergodic else "problem"
+    res = simulate(solution, int(task["n_agents"]), int(task["n_steps"]), t1=t1, bins=int(task["bins"]),
+                   n_nodes=int(task["n_nodes"]), interp=task["interp"], noise=task["noise"], device=task["device"],
+                   threads=task["threads"], seed=seed, initial=initial, verbose=verbose)
+    dist = compare_to_solution(res, bench.exact, l1_coarsen=max(1, int(task["bins"]) // 64))[-1]
+    metrics = {"problem": problem.name, "source": task["source"], "n_agents": res.n_agents, "n_steps": res.n_steps,
+               "l1_64_cells": dist["l1"], "agent_steps_per_s": res.agent_steps_per_s,
+               "wall_time_s": res.wall_time_s, "solve_time_s": solve_time, **{k: v for k, v in res.timings.items()}}
+    if "w1" in dist:
+        metrics["w1"] = dist["w1"]
+    if task["exploitability"]:
+        from mfgnet.agents.exploitability import population_exploitability
+
+        metrics.update(population_exploitability(solution, n_agents=min(int(task["n_agents"]), 200_000),
+                                                 cells=int(task["grid_cells"]), seed=seed))
+    if problem.dim == 1:
+        plt = _figure()
+        bins = res.histograms.shape[-1]
+        t_last = None if problem.is_ergodic else res.times[-1]
+        ref = cell_probabilities(bench.exact, t_last, res.lower, res.upper, bins) * bins
+        edges = torch.linspace(float(res.lower[0]), float(res.upper[0]), bins + 1)
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(centres, res.histograms[-1] * bins / float(res.upper[0] - res.lower[0]), lw=0.5,
+                label=f"{res.n_agents:.0e} agents")
+        ax.plot(centres, ref / float(res.upper[0] - res.lower[0]), "k--", label="exact m")
+        ax.set(xlabel="x", ylabel="density", title=f"{problem.name} at t = {res.times[-1]:.3g}")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(run_dir / "density.png", dpi=100)
+        plt.close(fig)
+    return metrics

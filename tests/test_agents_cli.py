@@ -1,0 +1,52 @@
+"""Smoke runs of every agents config through the Hydra entry point."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from mfgnet.agents.__main__ import CONFIG_DIR
+from mfgnet.agents.tasks import run_task
+from mfgnet.problems import ProblemError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cfg(*overrides):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return OmegaConf.to_container(compose(config_name="config", overrides=list(overrides)), resolve=True)
+
+
+def test_entry_point_writes_metrics(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "mfgnet.agents", "task=finite", "task.env=left_right",
+                          "task.algorithm=omd", "task.iterations=50", f"hydra.run.dir={tmp_path}"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["exploitability"] < 1e-10
+    assert (tmp_path / "exploitability.png").exists()
+
+
+@pytest.mark.parametrize("overrides, key, check", [
+    (["task=mfq", "task.steps=300", "task.n_agents=2000"], "mu_A", lambda v: v > 0.95),
+    (["task=mfq", "task.env=ising", "+task.env_params.side=32", "task.policy=boltzmann", "task.temperature=0.3",
+      "task.shared=true", "task.revise_prob=0.5", "task.steps=400"], "mean_reward", lambda v: v > 0.8),
+    (["task=simulate", "task.n_agents=20000", "task.n_steps=50", "task.bins=1024"], "l1_64_cells",
+     lambda v: v < 0.1),
+    (["task=finite", "task.env=two_road_traffic", "task.iterations=100"], "exploitability", lambda v: v < 1e-2),
+])
+def test_every_task_config_runs(tmp_path, overrides, key, check):
+    metrics = run_task(_cfg(*overrides), tmp_path)
+    assert check(metrics[key]), metrics
+    assert (tmp_path / "metrics.json").exists()
+
+
+def test_bad_config_values_are_named(tmp_path):
+    with pytest.raises(ProblemError, match="task.algorithm"):
+        run_task(_cfg("task=finite", "task.algorithm=sgd"), tmp_path)
+    with pytest.raises(ProblemError, match="task.env"):
+        run_task(_cfg("task=mfq", "task.env=chess"), tmp_path)
