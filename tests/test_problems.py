@@ -5,8 +5,18 @@ import math
 import pytest
 import torch
 
-from mfgnet.problems import (Box, CongestionHamiltonian, Euclidean, MFGProblem, NonlocalCoupling,
-                             PowerHamiltonian, ProblemError, QuadraticHamiltonian, Torus, mean_kernel)
+from mfgnet.problems import (
+    Box,
+    CongestionHamiltonian,
+    Euclidean,
+    MFGProblem,
+    NonlocalCoupling,
+    PowerHamiltonian,
+    ProblemError,
+    QuadraticHamiltonian,
+    Torus,
+    mean_kernel,
+)
 
 
 def uniform(x):
@@ -120,8 +130,10 @@ def test_nonlocal_mean_coupling():
 
 
 def test_euclidean_bounding_box_holds_initial_mass():
-    problem = MFGProblem(Euclidean(1), 1.0, 0.1,
-                         initial_density=lambda x: torch.exp(-0.5 * ((x[:, 0] - 3) / 0.2) ** 2) / (0.2 * math.sqrt(2 * math.pi)),
+    def gaussian(x):
+        return torch.exp(-0.5 * ((x[:, 0] - 3) / 0.2) ** 2) / (0.2 * math.sqrt(2 * math.pi))
+
+    problem = MFGProblem(Euclidean(1), 1.0, 0.1, initial_density=gaussian,
                          initial_sampler=lambda n, g: 3 + 0.2 * torch.randn(n, 1, generator=g, dtype=torch.float64))
     lower, upper = problem.bounding_box().bounds()
     assert float(lower) < 3 - 1.0 and float(upper) > 3 + 1.0

@@ -124,7 +124,7 @@ def lq_gaussian(dim: int = 1, horizon: float = 1.0, kappa: float = 1.0, terminal
         Euclidean(dim), horizon=float(horizon), viscosity=float(viscosity),
         coupling=NonlocalCoupling(coupling, mean_kernel),
         terminal_cost=NonlocalCoupling(terminal, mean_kernel),
-        initial_density=lambda x: gaussian(x, torch.full((dim,), float(mean0), dtype=x.dtype), var0),
+        initial_density=lambda x: gaussian(x, torch.full((dim,), float(mean0), dtype=x.dtype, device=x.device), var0),
         initial_sampler=sampler, name=f"lq_gaussian_{dim}d")
     exact = ExactSolution(problem, value, density)
     exact.coefficients = coef

@@ -10,6 +10,7 @@ solutions, which guards both the formulas and this code.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -84,3 +85,110 @@ def pde_residuals(
         hjb = -gradient(u, t)[:, 0] - nu * lap_u + ham(x, grad_u) - coupling
         fp = gradient(m, t)[:, 0] - nu * lap_m - div_flux
     return hjb, fp
+
+
+@dataclass
+class FieldResiduals:
+    """Residuals and the intermediate fields at n collocation points (all (n,) or (n, d))."""
+
+    hjb: torch.Tensor
+    fp: torch.Tensor
+    u: torch.Tensor
+    m: torch.Tensor
+    grad_u: torch.Tensor
+    drift: torch.Tensor
+    ergodic_constant: torch.Tensor | None
+
+
+def mfg_residuals(
+    problem,
+    value_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    field_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    t: torch.Tensor,
+    x: torch.Tensor,
+    *,
+    density_output: str = "exp",
+    log_mass: torch.Tensor | float = 0.0,
+    ergodic_constant: torch.Tensor | None = None,
+    conv: torch.Tensor | None = None,
+    probes: torch.Tensor | None = None,
+    fp_relative: bool = True,
+) -> FieldResiduals:
+    """HJB and FP residuals of a (u, m) pair given by a value field and a density *field* w.
+
+    The density is ``m = exp(w - log_mass)`` (``density_output="exp"``) or
+    ``m = softplus(w) exp(-log_mass)``.  Compared with :func:`pde_residuals` this
+
+    * differentiates u and w once each for ∂t and ∇ together (one backward pass each);
+    * writes div(m b) = ∇m·b + m div b with b = ∂pH(x, ∇u), and for a quadratic H reuses
+      div b = scale · Δu instead of differentiating b again;
+    * for the exp output works on log m, where the FP residual divided by m reads
+      ∂t w - ν(Δw + |∇w|²) - ∇w·b - div b: no exp in the derivatives, scale-free in R^d.
+
+    Derivatives use reverse-mode autograd.  A torch.func variant (vmap of jacfwd(jacrev))
+    of ∂t, ∇ and the exact Laplacian, forward + backward, measured 0.16 s against 0.05 s
+    (B1 d=1, 512 points), 0.10 against 0.014 s (B3) and 0.08 against 0.06 s (B1 d=2, 1024
+    points) on the 2-core CPU with one thread, so it is not used here.
+
+    Args:
+        t (n, 1), x (n, d): points (gradients are turned on here).
+        ergodic_constant: λ for ergodic problems; ``None`` means the least-squares optimum
+            λ = -mean(HJB residual without λ) over these points (detached).
+        conv (n, c): ∫K(x, y) m(t, y) dy for nonlocal couplings.
+        probes (k, n, d): Hutchinson probes for Δ and div; ``None`` = exact.
+        fp_relative: return FP / m instead of FP.
+    """
+    from mfgnet.problems.hamiltonians import QuadraticHamiltonian
+
+    x = x.detach().requires_grad_(True)
+    t = t.detach().requires_grad_(True)
+    time_dependent = not problem.is_ergodic
+    inputs = [t, x] if time_dependent else [x]
+    nu = problem.viscosity
+    ham = problem.hamiltonian
+    quadratic = isinstance(ham, QuadraticHamiltonian)
+
+    u = value_fn(t, x)
+    w = field_fn(t, x)
+    du = torch.autograd.grad(u.sum(), inputs, create_graph=True)
+    dw = torch.autograd.grad(w.sum(), inputs, create_graph=True)
+    grad_u, grad_w = du[-1], dw[-1]
+
+    lap_u = divergence(grad_u, x, probes) if (nu > 0 or quadratic) else torch.zeros_like(u)
+    lap_w = divergence(grad_w, x, probes) if nu > 0 else torch.zeros_like(w)
+    drift = ham.grad_p(x, grad_u)
+    div_drift = ham.scale * lap_u if quadratic else divergence(drift, x, probes)
+
+    log_mass = torch.as_tensor(log_mass, dtype=x.dtype, device=x.device)
+    if density_output == "exp":
+        m = torch.exp(w - log_mass)
+        fp = -nu * (lap_w + (grad_w * grad_w).sum(-1)) - (grad_w * drift).sum(-1) - div_drift
+        if time_dependent:
+            fp = fp + dw[0][:, 0]
+        if not fp_relative:
+            fp = fp * m
+    else:
+        scale = torch.exp(-log_mass)
+        sig = torch.sigmoid(w)
+        m = nn_softplus(w) * scale
+        grad_m = (scale * sig).unsqueeze(-1) * grad_w
+        lap_m = scale * (sig * (1 - sig) * (grad_w * grad_w).sum(-1) + sig * lap_w)
+        fp = -nu * lap_m - (grad_m * drift).sum(-1) - m * div_drift
+        if time_dependent:
+            fp = fp + scale * sig * dw[0][:, 0]
+        if fp_relative:
+            fp = fp / m
+
+    coupling = problem.coupling(t, x, m, conv)
+    hjb0 = -nu * lap_u + ham(x, grad_u) - coupling
+    lam = None
+    if time_dependent:
+        hjb = hjb0 - du[0][:, 0]
+    else:
+        lam = -hjb0.mean().detach() if ergodic_constant is None else ergodic_constant
+        hjb = hjb0 + lam
+    return FieldResiduals(hjb=hjb, fp=fp, u=u, m=m, grad_u=grad_u, drift=drift, ergodic_constant=lam)
+
+
+def nn_softplus(w: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.softplus(w)

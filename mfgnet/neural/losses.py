@@ -1,0 +1,176 @@
+"""The loss terms of one step, each a mean of squares over its points.
+
+    hjb, fp          PDE residuals at interior points (FP divided by m when fp_form="relative")
+    terminal         u(T, x) - G(x, m(T), ∫K m(T))                        (time-dependent)
+    initial          log m(0, x) - log m0(x)  or  (m - m0) / rms(m0)      (time-dependent)
+    boundary_u/_m    ∇u·n and the no-flux (ν∇m + m ∂pH)·n / m on the faces of a Box
+    mass             ∫m - 1 (time-dependent on Torus/Box per slice; ergodic with normalization="penalty")
+    mean_zero        ∫u / |Ω| (ergodic with normalization="penalty")
+
+Ergodic problems with normalization="hard" get ∫m = 1 by construction: log_mass is the
+log of the shifted-grid quadrature of exp(w) at this step (differentiable), so neither a
+mass term nor the m → c m, λ → λ + ln c degeneracy remains; ∫u = 0 only shifts u, which
+no ergodic residual sees, so it is applied to the final networks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from mfgnet.neural.config import NeuralSolverConfig
+from mfgnet.neural.networks import MFGNetworks
+from mfgnet.neural.residuals import FieldResiduals, mfg_residuals
+from mfgnet.neural.sampling import Batch
+
+U_TERMS = ("hjb", "terminal", "boundary_u", "mean_zero")
+M_TERMS = ("fp", "initial", "boundary_m", "mass")
+
+
+@dataclass
+class StepLosses:
+    terms: dict[str, torch.Tensor]
+    residuals: FieldResiduals
+    log_mass: torch.Tensor
+
+
+def log_mass_of(nets: MFGNetworks, t: torch.Tensor, y: torch.Tensor, logw: torch.Tensor) -> torch.Tensor:
+    """log ∫ (unnormalised m)(t, y) dy by the quadrature (y (k, d), log weights (k,))."""
+    w = nets.density_field(t, y)
+    if nets.density_output == "exp":
+        return torch.logsumexp(w + logw, dim=0)
+    return torch.log((torch.nn.functional.softplus(w) * torch.exp(logw)).sum())
+
+
+def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverConfig,
+                   probes: torch.Tensor | None) -> StepLosses:
+    """All loss terms of this batch (unweighted) and the residuals behind them."""
+    lcfg = cfg.loss
+    terms: dict[str, torch.Tensor] = {}
+    ergodic = problem.is_ergodic
+    log_mass = nets.log_mass
+    log_m_quad = density_on_quad = None  # (S + 1, k) or (k,): log m and m at the quadrature points
+
+    if ergodic:
+        zeros_q = torch.zeros(batch.quad_y.shape[0], 1, dtype=batch.x.dtype, device=batch.x.device)
+        if lcfg.normalization == "hard":
+            log_mass = log_mass_of(nets, zeros_q, batch.quad_y, batch.quad_logw)
+        else:
+            weights = torch.exp(batch.quad_logw)
+            volume = weights.sum()
+            u_q = nets.raw_value(zeros_q, batch.quad_y)
+            terms["mean_zero"] = ((weights * u_q).sum() / volume) ** 2
+        if lcfg.normalization == "penalty" or not problem.coupling.is_local:
+            log_m_quad = log_density(nets, zeros_q, batch.quad_y, log_mass)
+            density_on_quad = torch.exp(log_m_quad)
+            if lcfg.normalization == "penalty":
+                terms["mass"] = ((torch.exp(batch.quad_logw) * density_on_quad).sum() - 1) ** 2
+    elif batch.quad_y is not None:
+        S1, k, d = batch.quad_y.shape
+        tq = batch.quad_t.repeat_interleave(k).unsqueeze(-1)
+        # log m, not m: in high d the importance weights m / q overflow float32 otherwise.
+        log_m_quad = log_density(nets, tq, batch.quad_y.reshape(-1, d), log_mass).reshape(S1, k)
+        density_on_quad = torch.exp(log_m_quad)
+        # On R^d the mass follows from FP + m(0) = m0, and its importance-sampling estimate is
+        # noisy in high d (the penalty would then mostly fight the noise): grid quadrature only.
+        if lcfg.mass > 0 and not batch.self_normalised:
+            mass = (torch.exp(batch.quad_logw) * density_on_quad).sum(-1)
+            terms["mass"] = ((mass - 1) ** 2).mean()
+
+    conv = conv_terminal = None
+    if not problem.coupling.is_local or not problem.terminal_cost.is_local:
+        conv, conv_terminal = nonlocal_integrals(problem, batch, log_m_quad, lcfg.differentiate_conv)
+
+    lam = nets.lam if (ergodic and lcfg.lambda_mode == "trainable") else None
+    res = mfg_residuals(problem, nets.raw_value, nets.density_field, batch.t, batch.x,
+                        density_output=nets.density_output, log_mass=log_mass, ergodic_constant=lam,
+                        conv=None if problem.coupling.is_local else conv, probes=probes,
+                        fp_relative=lcfg.fp_form == "relative")
+    terms["hjb"] = (res.hjb ** 2).mean()
+    terms["fp"] = (res.fp ** 2).mean()
+
+    if not ergodic:
+        terms["terminal"] = terminal_loss(problem, nets, batch, log_mass, conv_terminal)
+        terms["initial"] = initial_loss(problem, nets, batch, log_mass, lcfg.initial_form)
+    if batch.bnd_x is not None:
+        terms["boundary_u"], terms["boundary_m"] = boundary_losses(problem, nets, batch, log_mass)
+    return StepLosses(terms=terms, residuals=res, log_mass=log_mass)
+
+
+def log_density(nets: MFGNetworks, t: torch.Tensor, x: torch.Tensor, log_mass) -> torch.Tensor:
+    """log m for either density output, shape (n,)."""
+    if nets.density_output == "exp":
+        return nets.log_density(t, x, log_mass)
+    return torch.log(nets.density(t, x, log_mass) + torch.finfo(x.dtype).tiny)
+
+
+def nonlocal_integrals(problem, batch: Batch, log_m_quad: torch.Tensor, differentiate: bool):
+    """conv(x) = ∫K(x, y) m(t, y) dy at the interior points (n, c) and at the terminal points.
+
+    Each time slice shares its quadrature points; the loop runs over slices, not points.
+    Weights are formed in log space (softmax for self-normalised importance sampling).
+    """
+    kernel = problem.coupling.kernel or problem.terminal_cost.kernel
+    log_w = batch.quad_logw + (log_m_quad if differentiate else log_m_quad.detach())
+    w = torch.softmax(log_w, dim=-1) if batch.self_normalised else torch.exp(log_w)
+    if problem.is_ergodic:
+        return torch.einsum("nkc,k->nc", kernel(batch.x, batch.quad_y), w), None
+    S = batch.quad_t.shape[0] - 1
+    conv = None
+    if not problem.coupling.is_local:
+        parts = []
+        order = []
+        for s in range(S):
+            idx = torch.nonzero(batch.slice_id == s).flatten()
+            if idx.numel() == 0:
+                continue
+            parts.append(torch.einsum("nkc,k->nc", problem.coupling.kernel(batch.x[idx], batch.quad_y[s]), w[s]))
+            order.append(idx)
+        conv = torch.empty(batch.x.shape[0], parts[0].shape[1], dtype=batch.x.dtype, device=batch.x.device)
+        conv = conv.index_copy(0, torch.cat(order), torch.cat(parts))
+    conv_terminal = None
+    if not problem.terminal_cost.is_local:
+        conv_terminal = torch.einsum("nkc,k->nc", problem.terminal_cost.kernel(batch.term_x, batch.quad_y[S]), w[S])
+    return conv, conv_terminal
+
+
+def terminal_loss(problem, nets: MFGNetworks, batch: Batch, log_mass, conv_terminal) -> torch.Tensor:
+    x = batch.term_x
+    t = torch.full((x.shape[0], 1), problem.horizon, dtype=x.dtype, device=x.device)
+    u = nets.raw_value(t, x)
+    m = nets.density(t, x, log_mass)
+    g = problem.terminal_cost(t, x, m, conv_terminal)
+    return ((u - g) ** 2).mean()
+
+
+def initial_loss(problem, nets: MFGNetworks, batch: Batch, log_mass, form: str) -> torch.Tensor:
+    x = batch.init_x
+    t = torch.zeros(x.shape[0], 1, dtype=x.dtype, device=x.device)
+    m0 = problem.initial_density(x)
+    if form == "log" or (form == "auto" and nets.density_output == "exp"):
+        tiny = torch.finfo(x.dtype).tiny
+        if nets.density_output == "exp":
+            log_m = nets.log_density(t, x, log_mass)
+        else:
+            log_m = torch.log(nets.density(t, x, log_mass) + tiny)
+        return ((log_m - torch.log(m0 + tiny)) ** 2).mean()
+    m = nets.density(t, x, log_mass)
+    return ((m - m0) ** 2).mean() / (m0 ** 2).mean().clamp_min(torch.finfo(x.dtype).tiny)
+
+
+def boundary_losses(problem, nets: MFGNetworks, batch: Batch, log_mass) -> tuple[torch.Tensor, torch.Tensor]:
+    """No-flux Box: ∂u/∂n = 0 and (ν ∇m + m ∂pH(x, ∇u))·n = 0, the latter divided by m."""
+    x = batch.bnd_x.detach().requires_grad_(True)
+    t = batch.bnd_t
+    (grad_u,) = torch.autograd.grad(nets.raw_value(t, x).sum(), x, create_graph=True)
+    w = nets.density_field(t, x)
+    (grad_w,) = torch.autograd.grad(w.sum(), x, create_graph=True)
+    if nets.density_output == "exp":
+        grad_log_m = grad_w
+    else:
+        grad_log_m = (torch.sigmoid(w) / torch.nn.functional.softplus(w)).unsqueeze(-1) * grad_w
+    drift = problem.hamiltonian.grad_p(x, grad_u)
+    n = batch.bnd_normal
+    flux = ((problem.viscosity * grad_log_m + drift) * n).sum(-1)
+    return ((grad_u * n).sum(-1) ** 2).mean(), (flux ** 2).mean()

@@ -1,0 +1,230 @@
+"""The two networks: u_θ(t, x) and the log-density (or pre-softplus) field of m_φ(t, x).
+
+Inputs are embedded so that the problem's geometry holds by construction:
+
+* Torus: x enters only through sin/cos(2πk x / L), k = 1..K, so every output is exactly
+  periodic (no boundary loss needed).
+* Box / Euclidean: x is centred and scaled (box centre and half-width; for R^d the mean and
+  spread of m0), optionally followed by random Fourier features.
+* Time (time-dependent problems): t̂ = 2t/T - 1.
+
+Shapes: t (n, 1), x (n, d) -> (n,).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from mfgnet.neural.config import ModelConfig
+from mfgnet.problems import Euclidean, MFGProblem, Torus
+
+
+class Sine(nn.Module):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sin(z)
+
+
+_ACTIVATIONS = {"tanh": nn.Tanh, "silu": nn.SiLU, "gelu": nn.GELU, "sin": Sine, "softplus": nn.Softplus}
+
+
+class InputEmbedding(nn.Module):
+    """(t, x) -> features (n, p) that encode periodicity and scales."""
+
+    def __init__(self, problem: MFGProblem, cfg: ModelConfig, generator: torch.Generator) -> None:
+        super().__init__()
+        d = problem.dim
+        self.time_dependent = not problem.is_ergodic
+        self.horizon = problem.horizon or 1.0
+        self.periodic = isinstance(problem.domain, Torus)
+        if self.periodic:
+            k = torch.arange(1, cfg.periodic_harmonics + 1, dtype=torch.float64)
+            self.register_buffer("freqs", 2 * math.pi * k / float(problem.domain.length))
+            width = 2 * cfg.periodic_harmonics * d
+        else:
+            center, scale = _centre_and_scale(problem)
+            self.register_buffer("center", center)
+            self.register_buffer("scale", scale)
+            width = d
+            if cfg.fourier_features > 0:
+                B = cfg.fourier_scale * torch.randn(d, cfg.fourier_features, generator=generator,
+                                                    dtype=torch.float64)
+                self.register_buffer("fourier", B)
+                width += 2 * cfg.fourier_features
+            else:
+                self.fourier = None
+        self.out_features = width + (1 if self.time_dependent else 0)
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.periodic:
+            z = x.unsqueeze(-1) * self.freqs  # (n, d, K)
+            feats = [torch.sin(z).flatten(1), torch.cos(z).flatten(1)]
+        else:
+            xs = (x - self.center) / self.scale
+            feats = [xs]
+            if self.fourier is not None:
+                proj = xs @ self.fourier
+                feats += [torch.sin(proj), torch.cos(proj)]
+        if self.time_dependent:
+            feats.append(2.0 * t / self.horizon - 1.0)
+        return torch.cat(feats, dim=-1)
+
+
+def _centre_and_scale(problem: MFGProblem) -> tuple[torch.Tensor, torch.Tensor]:
+    """Box: centre and half-width.  R^d: mean of m0 and 3 standard deviations (+ a margin),
+    so that the region where the agents live maps to about [-1, 1]^d."""
+    if isinstance(problem.domain, Euclidean):
+        mean, std = initial_moments(problem)
+        return mean, 3.0 * std + 0.1 * std.mean()
+    lower, upper = problem.bounding_box().bounds()
+    return 0.5 * (lower + upper), 0.5 * (upper - lower)
+
+
+def initial_moments(problem: MFGProblem, n: int = 20000) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and per-coordinate standard deviation of m0 from a fixed-seed sample, each (d,)."""
+    samples = problem.sample_initial(n, torch.Generator().manual_seed(12345)).double()
+    return samples.mean(0), samples.std(0).clamp_min(1e-8)
+
+
+class MLP(nn.Module):
+    def __init__(self, n_in: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        act = _ACTIVATIONS[cfg.activation]
+        layers: list[nn.Module] = []
+        width = n_in
+        for _ in range(cfg.depth):
+            layers += [nn.Linear(width, cfg.width), act()]
+            width = cfg.width
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)[:, 0]
+
+
+class ResidualMLP(nn.Module):
+    """Lifting layer, ``depth`` blocks h + W₂ σ(W₁ h), linear read-out."""
+
+    def __init__(self, n_in: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.act = _ACTIVATIONS[cfg.activation]()
+        self.lift = nn.Linear(n_in, cfg.width)
+        self.blocks = nn.ModuleList(
+            nn.ModuleList([nn.Linear(cfg.width, cfg.width), nn.Linear(cfg.width, cfg.width)])
+            for _ in range(cfg.depth))
+        self.out = nn.Linear(cfg.width, 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.lift(z))
+        for first, second in self.blocks:
+            h = h + second(self.act(first(h)))
+        return self.out(self.act(h))[:, 0]
+
+
+class FieldNet(nn.Module):
+    """One scalar field of (t, x): embedding + MLP or residual MLP.
+
+    On R^d (``quadratic_skip``) a separable quadratic in the scaled x̂ with coefficients
+    affine in t̂ is added, Σ_i (a_i + a'_i t̂) x̂_i² + (b_i + b'_i t̂) x̂_i (zero at the start):
+    value functions and log-densities grow quadratically at infinity, which bounded tanh
+    features only mimic on a finite region.
+    """
+
+    def __init__(self, problem: MFGProblem, cfg: ModelConfig, generator: torch.Generator) -> None:
+        super().__init__()
+        self.embed = InputEmbedding(problem, cfg, generator)
+        core = ResidualMLP if cfg.kind == "resmlp" else MLP
+        self.core = core(self.embed.out_features, cfg)
+        _initialise(self.core, cfg.init, generator)
+        self.quadratic = None
+        if cfg.quadratic_skip and isinstance(problem.domain, Euclidean):
+            self.quadratic = nn.Parameter(torch.zeros(2, 2, problem.dim, dtype=torch.float64))
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        out = self.core(self.embed(t, x))
+        if self.quadratic is not None:
+            xs = (x - self.embed.center) / self.embed.scale
+            t_hat = 2.0 * t / self.embed.horizon - 1.0 if self.embed.time_dependent else torch.zeros_like(t)
+            coef = self.quadratic[0] + t_hat.unsqueeze(-1) * self.quadratic[1]  # (n, 2, d)
+            out = out + (coef[:, 0] * xs * xs + coef[:, 1] * xs).sum(-1)
+        return out
+
+
+def _initialise(module: nn.Module, scheme: str, generator: torch.Generator) -> None:
+    """Weights from our own generator, so that a seed fixes the whole run."""
+    for layer in module.modules():
+        if not isinstance(layer, nn.Linear):
+            continue
+        fan_out, fan_in = layer.weight.shape
+        if scheme == "xavier":
+            std = math.sqrt(2.0 / (fan_in + fan_out))
+        elif scheme == "kaiming":
+            std = math.sqrt(2.0 / fan_in)
+        else:
+            std = 1.0 / math.sqrt(3.0 * fan_in)  # torch's default uniform(±1/√fan_in) has this std
+        with torch.no_grad():
+            layer.weight.copy_(std * torch.randn(layer.weight.shape, generator=generator, dtype=torch.float64))
+            layer.bias.zero_()
+
+
+class MFGNetworks(nn.Module):
+    """u_θ, the density network and (ergodic problems) λ, plus normalisation constants.
+
+    ``raw_value(t, x)`` is the network output; ``value = raw_value - u_shift`` (u_shift makes
+    ∫u = 0 for ergodic problems). The density is ``m = exp(log_density)`` with
+    ``log_density = net + base(x) - log_mass`` (``density_output = "exp"``; base is a Gaussian
+    fitted to m0 on R^d, else 0) or ``m = softplus(net) / exp(log_mass)``.
+    """
+
+    def __init__(self, problem: MFGProblem, cfg: ModelConfig, generator: torch.Generator) -> None:
+        super().__init__()
+        self.value_net = FieldNet(problem, cfg, generator)
+        self.density_net = FieldNet(problem, cfg, generator)
+        self.density_output = cfg.density_output
+        self.lam = nn.Parameter(torch.zeros((), dtype=torch.float64)) if problem.is_ergodic else None
+        self.register_buffer("u_shift", torch.zeros((), dtype=torch.float64))
+        self.gaussian_base = isinstance(problem.domain, Euclidean) and cfg.density_output == "exp"
+        if self.gaussian_base:
+            mean, std = initial_moments(problem)
+            self.register_buffer("base_mean", mean)
+            self.register_buffer("base_std", std)
+            # Normaliser of the base Gaussian, so that m ≈ m0-shaped with mass ≈ 1 at the start.
+            log_mass = torch.log(std * math.sqrt(2 * math.pi)).sum()
+        else:
+            # Start near a uniform density of mass 1.
+            volume = problem.bounding_box().volume()
+            log_mass = torch.tensor(math.log(volume) if cfg.density_output == "exp" else
+                                    math.log(volume * math.log(2.0)), dtype=torch.float64)
+        self.register_buffer("log_mass", log_mass)
+
+    def raw_value(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.value_net(t, x)
+
+    def value(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.value_net(t, x) - self.u_shift
+
+    def density_field(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The unnormalised density field: log m + log_mass (exp) or softplus input."""
+        out = self.density_net(t, x)
+        if self.gaussian_base:
+            z = (x - self.base_mean) / self.base_std
+            out = out - 0.5 * (z * z).sum(-1)
+        return out
+
+    def log_density(self, t: torch.Tensor, x: torch.Tensor, log_mass: torch.Tensor | None = None) -> torch.Tensor:
+        """log m (exp output only)."""
+        return self.density_field(t, x) - (self.log_mass if log_mass is None else log_mass)
+
+    def density(self, t: torch.Tensor, x: torch.Tensor, log_mass: torch.Tensor | None = None) -> torch.Tensor:
+        log_mass = self.log_mass if log_mass is None else log_mass
+        if self.density_output == "exp":
+            return torch.exp(self.density_field(t, x) - log_mass)
+        return nn.functional.softplus(self.density_field(t, x)) * torch.exp(-log_mass)
+
+    def value_parameters(self) -> list[nn.Parameter]:
+        return list(self.value_net.parameters())
+
+    def density_parameters(self) -> list[nn.Parameter]:
+        return list(self.density_net.parameters())

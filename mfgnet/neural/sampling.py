@@ -1,0 +1,296 @@
+"""Collocation and quadrature points, drawn fresh every step from one seeded generator.
+
+* Torus / Box: uniform points in the domain; integrals (∫m, ∫u, ∫K m) on a periodic grid
+  shifted by one random offset per step (the trapezoid rule, spectral for periodic
+  integrands and unbiased; no point counted twice) for d ≤ 3, Monte Carlo above.
+* R^d: points where m has mass.  Every ``refresh_every`` steps particles drawn from m0 are
+  moved by the SDE dX = -∂pH(X, ∇u) dt + √(2ν) dW under the current u; collocation points
+  are a kernel-density sample of this cloud (plus a fraction uniform in the bounding box),
+  and integrals use importance sampling from a Gaussian fitted to the cloud (widened).
+* Adaptive kinds replace ``adaptive_fraction`` of the interior points: ``density`` resamples
+  uniform candidates in proportion to the current m; ``residual`` keeps a pool of points
+  with large PDE residual, refreshed every ``refresh_every`` steps.
+
+Time-dependent problems draw ``time_slices`` stratified times per step with the same
+number of points each, so that a nonlocal term ∫K(x, y) m(t, y) dy is estimated once per
+time slice rather than once per point.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from mfgnet.neural.config import SamplerConfig
+from mfgnet.problems import Box, Euclidean, MFGProblem, Torus
+
+
+@dataclass
+class Batch:
+    """One step's points.  n interior points in S slices, quadrature per slice (+ one at T)."""
+
+    t: torch.Tensor                    # (n, 1)
+    x: torch.Tensor                    # (n, d)
+    slice_id: torch.Tensor | None      # (n,) slice of each point (time-dependent)
+    quad_t: torch.Tensor | None        # (S + 1,) slice times, the last one = T (time-dependent)
+    quad_y: torch.Tensor | None        # (S + 1, k, d) or (k, d) (ergodic) quadrature points
+    quad_logw: torch.Tensor | None     # same leading shape: log quadrature weights (-log q for IS)
+    self_normalised: bool              # integrals as Σ w f / Σ w (importance sampling on R^d)
+    init_x: torch.Tensor | None        # (n0, d)
+    term_x: torch.Tensor | None        # (nT, d)
+    bnd_t: torch.Tensor | None         # (nb, 1)
+    bnd_x: torch.Tensor | None         # (nb, d)
+    bnd_normal: torch.Tensor | None    # (nb, d) outward unit normals
+
+
+class CollocationSampler:
+    def __init__(self, problem: MFGProblem, cfg: SamplerConfig, dtype: torch.dtype, device: torch.device,
+                 generator: torch.Generator, need_quadrature: bool) -> None:
+        self.problem, self.cfg = problem, cfg
+        self.dtype, self.device, self.gen = dtype, device, generator
+        self.d = problem.dim
+        self.T = problem.horizon
+        self.euclidean = isinstance(problem.domain, Euclidean)
+        self.torus = isinstance(problem.domain, Torus)
+        self.box = isinstance(problem.domain, Box)
+        lower, upper = problem.bounding_box().bounds()
+        self.lower, self.upper = lower, upper
+        self.volume = float(torch.prod(upper - lower))
+        self.need_quadrature = need_quadrature
+        self.pool: torch.Tensor | None = None      # (P, 1 + d) adaptive points (t, x)
+        self.cloud: torch.Tensor | None = None     # (K + 1, P, d) particle positions at times k T / K
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        return {"pool": self.pool, "cloud": self.cloud}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.pool, self.cloud = state["pool"], state["cloud"]
+
+    # ------------------------------------------------------------ primitives
+    def _rand(self, *shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=self.gen, dtype=torch.float64)
+
+    def _randn(self, *shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=self.gen, dtype=torch.float64)
+
+    def _out(self, z: torch.Tensor) -> torch.Tensor:
+        return z.to(dtype=self.dtype, device=self.device)
+
+    def uniform(self, n: int) -> torch.Tensor:
+        """(n, d) uniform in the bounding box (the torus excludes its upper faces), float64 CPU."""
+        return self.lower + (self.upper - self.lower) * self._rand(n, self.d)
+
+    def shifted_grid(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A uniform grid of about n points shifted by one random offset (d ≤ 3), or n Monte
+        Carlo points; returns points (k, d) and log weights (k,) summing to the volume."""
+        if self.d <= 3:
+            per_axis = max(2, round(n ** (1.0 / self.d)))
+            idx = torch.arange(per_axis, dtype=torch.float64)
+            axes = torch.meshgrid(*([idx] * self.d), indexing="ij")
+            cells = torch.stack(axes, -1).reshape(-1, self.d)
+            z = (cells + self._rand(1, self.d)) / per_axis
+        else:
+            z = self._rand(n, self.d)
+        y = self.lower + (self.upper - self.lower) * z
+        logw = torch.full((y.shape[0],), math.log(self.volume / y.shape[0]), dtype=torch.float64)
+        return y, logw
+
+    # -------------------------------------------------------------- particles
+    def refresh_cloud(self, nets) -> None:
+        """Simulate the particle cloud under the current policy (Euclidean, time-dependent)."""
+        cfg, K = self.cfg, self.cfg.particle_steps
+        dt = self.T / K
+        x = self.problem.sample_initial(cfg.particles, self.gen).to(torch.float64)
+        path = [x]
+        noise = math.sqrt(2 * self.problem.viscosity * dt)
+        for k in range(K):  # time steps are sequential; particles are vectorised
+            with torch.enable_grad():
+                xg = self._out(x).detach().requires_grad_(True)
+                t = torch.full((x.shape[0], 1), k * dt, dtype=self.dtype, device=self.device)
+                (grad_u,) = torch.autograd.grad(nets.value(t, xg).sum(), xg)
+            drift = self.problem.hamiltonian.grad_p(xg.detach(), grad_u).to(torch.float64).cpu()
+            x = x - drift * dt + noise * self._randn(*x.shape)
+            path.append(x)
+        self.cloud = torch.stack(path)
+
+    def _cloud_at(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cloud positions linearly interpolated to times t (S,): (S, P, d); and node index."""
+        K = self.cloud.shape[0] - 1
+        s = (t / self.T * K).clamp(0, K)
+        k0 = s.floor().long().clamp(max=K - 1)
+        a = (s - k0).reshape(-1, 1, 1)
+        return (1 - a) * self.cloud[k0] + a * self.cloud[k0 + 1], k0
+
+    def _kde_sample(self, t: torch.Tensor, per: int) -> torch.Tensor:
+        """per points at each time of t (S,) from a kernel density estimate of the cloud:
+        (S, per, d)."""
+        pos, _ = self._cloud_at(t)
+        S, P, d = pos.shape
+        pick = torch.randint(0, P, (S, per), generator=self.gen)
+        centres = torch.gather(pos, 1, pick.unsqueeze(-1).expand(S, per, d))
+        std = pos.std(1, keepdim=True).clamp_min(1e-8)
+        bandwidth = (4.0 / ((d + 2) * P)) ** (1.0 / (d + 4))  # Silverman's rule, per coordinate
+        return centres + bandwidth * std * self._randn(S, per, d)
+
+    def _mix_box(self, pts: torch.Tensor) -> torch.Tensor:
+        """Replace a box_fraction of the points (..., n, d) by uniform points of the box."""
+        n = pts.shape[-2]
+        k = int(round(self.cfg.box_fraction * n))
+        if k == 0:
+            return pts
+        flat = pts.reshape(-1, n, self.d).clone()
+        flat[:, :k] = self.uniform(flat.shape[0] * k).reshape(flat.shape[0], k, self.d)
+        return flat.reshape(pts.shape)
+
+    def _gaussian_proposal(self, t: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """k points per time from N(mean, (widen std)²) of the cloud at t (S,): (S, k, d), log weights."""
+        pos, _ = self._cloud_at(t)
+        mean = pos.mean(1, keepdim=True)
+        std = self.cfg.widen * pos.std(1, keepdim=True).clamp_min(1e-8)
+        z = self._randn(pos.shape[0], k, self.d)
+        y = mean + std * z
+        log_q = (-0.5 * z * z - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)
+        # Weights 1 / (k q(y)): Σ w f estimates ∫ f like the grid weights do.
+        return y, -log_q - math.log(k)
+
+    # ------------------------------------------------------------------ draw
+    def draw(self, nets, step: int) -> Batch:
+        cfg = self.cfg
+        if self.euclidean and not self.problem.is_ergodic and (self.cloud is None or step % cfg.refresh_every == 0):
+            self.refresh_cloud(nets)
+        if self.problem.is_ergodic:
+            return self._draw_ergodic(nets)
+        return self._draw_time_dependent(nets)
+
+    def _draw_ergodic(self, nets) -> Batch:
+        cfg = self.cfg
+        x = self.uniform(cfg.n_interior)
+        x = self._adapt(nets, torch.zeros(x.shape[0], 1, dtype=torch.float64), x)[1]
+        y, logw = self.shifted_grid(cfg.n_quadrature) if self.need_quadrature else (None, None)
+        bnd_t, bnd_x, normal = self._boundary(ergodic=True)
+        return Batch(t=self._out(torch.zeros(x.shape[0], 1)), x=self._out(x), slice_id=None, quad_t=None,
+                     quad_y=None if y is None else self._out(y), quad_logw=None if logw is None else self._out(logw),
+                     self_normalised=False, init_x=None, term_x=None, bnd_t=bnd_t, bnd_x=bnd_x, bnd_normal=normal)
+
+    def _draw_time_dependent(self, nets) -> Batch:
+        cfg, T, d = self.cfg, self.T, self.d
+        S = cfg.time_slices
+        per = max(1, math.ceil(cfg.n_interior / S))
+        slice_t = T * (torch.arange(S, dtype=torch.float64) + self._rand(S)) / S
+        if self.euclidean:
+            x = self._mix_box(self._kde_sample(slice_t, per))
+        else:
+            x = self.uniform(S * per).reshape(S, per, d)
+        slice_id = torch.arange(S).repeat_interleave(per)
+        t = slice_t[slice_id].unsqueeze(-1)
+        x = x.reshape(-1, d)
+        t, x, slice_id = self._adapt(nets, t, x, slice_t, slice_id)
+
+        quad_t = torch.cat([slice_t, torch.tensor([T], dtype=torch.float64)])
+        quad_y = quad_logw = None
+        if self.need_quadrature:
+            if self.euclidean:
+                quad_y, quad_logw = self._gaussian_proposal(quad_t, cfg.n_conv)
+            else:
+                grids = [self.shifted_grid(cfg.n_conv) for _ in range(S + 1)]
+                quad_y = torch.stack([g[0] for g in grids])
+                quad_logw = torch.stack([g[1] for g in grids])
+
+        if self.euclidean:
+            x0 = self.problem.sample_initial(cfg.n_initial, self.gen).to(torch.float64)
+            std0 = self.cloud[0].std(0).clamp_min(1e-8)
+            bandwidth = (4.0 / ((d + 2) * self.cloud.shape[1])) ** (1.0 / (d + 4))
+            init_x = self._mix_box(x0 + bandwidth * std0 * self._randn(*x0.shape))
+            term_x = self._mix_box(self._kde_sample(torch.tensor([T], dtype=torch.float64), cfg.n_terminal)[0])
+        else:
+            init_x, term_x = self.uniform(cfg.n_initial), self.uniform(cfg.n_terminal)
+        bnd_t, bnd_x, normal = self._boundary(ergodic=False)
+        o = self._out
+        return Batch(t=o(t), x=o(x), slice_id=slice_id.to(self.device), quad_t=o(quad_t),
+                     quad_y=None if quad_y is None else o(quad_y),
+                     quad_logw=None if quad_logw is None else o(quad_logw),
+                     self_normalised=self.euclidean, init_x=o(init_x), term_x=o(term_x),
+                     bnd_t=bnd_t, bnd_x=bnd_x, bnd_normal=normal)
+
+    def _boundary(self, ergodic: bool):
+        """Points on the faces of a Box with outward normals; None elsewhere."""
+        if not self.box:
+            return None, None, None
+        n, d = self.cfg.n_boundary, self.d
+        x = self.uniform(n)
+        axis = torch.randint(0, d, (n,), generator=self.gen)
+        side = torch.randint(0, 2, (n,), generator=self.gen)
+        rows = torch.arange(n)
+        x[rows, axis] = torch.where(side == 1, self.upper[axis], self.lower[axis])
+        normal = torch.zeros(n, d, dtype=torch.float64)
+        normal[rows, axis] = (2 * side - 1).to(torch.float64)
+        t = torch.zeros(n, 1, dtype=torch.float64) if ergodic else self.T * self._rand(n, 1)
+        return self._out(t), self._out(x), self._out(normal)
+
+    # --------------------------------------------------------------- adaptive
+    def _adapt(self, nets, t, x, slice_t=None, slice_id=None):
+        """Replace the first adaptive_fraction of the points by density- or residual-placed ones."""
+        cfg = self.cfg
+        k = int(round(cfg.adaptive_fraction * x.shape[0])) if cfg.kind != "uniform" else 0
+        if k == 0:
+            return (t, x) if slice_t is None else (t, x, slice_id)
+        if cfg.kind == "density":
+            new_t, new_x = self._density_points(nets, t[:k], k)
+        else:
+            if self.pool is None:
+                return (t, x) if slice_t is None else (t, x, slice_id)
+            new_t, new_x = self._pool_points(k)
+        t, x = t.clone(), x.clone()
+        x[:k] = new_x
+        if slice_t is not None:
+            # Each adaptive point joins the slice nearest in time (the slice shares its ∫K m).
+            nearest = (new_t.reshape(-1, 1) - slice_t.reshape(1, -1)).abs().argmin(1)
+            slice_id = slice_id.clone()
+            slice_id[:k] = nearest
+            t[:k, 0] = slice_t[nearest]
+            return t, x, slice_id
+        return t, x
+
+    def _density_points(self, nets, t, k):
+        """k points resampled from 4k candidates with probability ∝ m(t, x)."""
+        cand_t = torch.zeros(4 * k, 1, dtype=torch.float64) if self.T is None else self.T * self._rand(4 * k, 1)
+        cand_x = self._kde_sample(cand_t[:, 0], 1)[:, 0] if self.euclidean else self.uniform(4 * k)
+        with torch.no_grad():
+            m = nets.density(self._out(cand_t), self._out(cand_x)).to(torch.float64).cpu()
+        m = torch.nan_to_num(m, nan=0.0, posinf=0.0).clamp_min(0) + 1e-12
+        idx = torch.multinomial(m, k, replacement=True, generator=self.gen)
+        return cand_t[idx], cand_x[idx]
+
+    def _pool_points(self, k):
+        """k points from the residual pool, jittered by 2 % of the box."""
+        idx = torch.randint(0, self.pool.shape[0], (k,), generator=self.gen)
+        pts = self.pool[idx]
+        width = (self.upper - self.lower)
+        x = pts[:, 1:] + 0.02 * width * self._randn(k, self.d)
+        if self.torus:
+            x = self.lower + torch.remainder(x - self.lower, width)
+        elif self.box:
+            x = torch.minimum(torch.maximum(x, self.lower), self.upper)
+        t = pts[:, :1]
+        if self.T is not None:
+            t = (t + 0.02 * self.T * self._randn(k, 1)).clamp(0, self.T)
+        return t, x
+
+    def refresh_pool(self, residual_fn, nets, step: int) -> None:
+        """Residual kind: keep the candidates with the largest |residual| (called by the trainer)."""
+        if self.cfg.kind != "residual" or step % self.cfg.refresh_every != 0:
+            return
+        n = 4 * self.cfg.n_interior
+        if self.euclidean:
+            slice_t = self.T * self._rand(8)
+            x = self._kde_sample(slice_t, n // 8).reshape(-1, self.d)
+            t = slice_t.repeat_interleave(n // 8).unsqueeze(-1)
+        else:
+            x = self.uniform(n)
+            t = torch.zeros(n, 1, dtype=torch.float64) if self.T is None else self.T * self._rand(n, 1)
+        score = residual_fn(self._out(t), self._out(x)).detach().to(torch.float64).cpu()
+        keep = torch.topk(torch.nan_to_num(score, nan=0.0), max(1, n // 4)).indices
+        self.pool = torch.cat([t, x], dim=1)[keep]

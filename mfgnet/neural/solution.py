@@ -1,0 +1,47 @@
+"""The trained networks behind the common :class:`~mfgnet.solution.Solution` interface."""
+
+from __future__ import annotations
+
+import torch
+
+from mfgnet.neural.networks import MFGNetworks
+from mfgnet.solution import Diagnostics, Solution, time_column
+
+
+class NeuralSolution(Solution):
+    """u and m evaluated by the trained networks (no-grad), in the caller's dtype and device.
+
+    ``value(t, x)``, ``density(t, x)``: x (n, d), t a float, (n,) or (n, 1) (``None`` for
+    ergodic problems) -> (n,).  ``networks`` holds the trained :class:`MFGNetworks`.
+    """
+
+    def __init__(self, problem, networks: MFGNetworks, diagnostics: Diagnostics | None = None,
+                 ergodic_constant: float | None = None) -> None:
+        self.problem = problem
+        self.networks = networks
+        self.diagnostics = diagnostics
+        self.ergodic_constant = ergodic_constant
+        p = next(networks.parameters())
+        self._dtype, self._device = p.dtype, p.device
+
+    def _inputs(self, t, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xm = x.to(dtype=self._dtype, device=self._device)
+        return time_column(t, xm), xm
+
+    def value(self, t, x: torch.Tensor) -> torch.Tensor:
+        tm, xm = self._inputs(t, x)
+        with torch.no_grad():
+            return self.networks.value(tm, xm).to(dtype=x.dtype, device=x.device)
+
+    def density(self, t, x: torch.Tensor) -> torch.Tensor:
+        tm, xm = self._inputs(t, x)
+        with torch.no_grad():
+            return self.networks.density(tm, xm).to(dtype=x.dtype, device=x.device)
+
+    def policy(self, t, x: torch.Tensor) -> torch.Tensor:
+        """α(t, x) = -∂pH(x, ∇u), shape (n, d)."""
+        tm, xm = self._inputs(t, x)
+        with torch.enable_grad():
+            xg = xm.detach().requires_grad_(True)
+            (grad_u,) = torch.autograd.grad(self.networks.value(tm, xg).sum(), xg)
+        return (-self.problem.hamiltonian.grad_p(xm, grad_u)).detach().to(dtype=x.dtype, device=x.device)

@@ -1,0 +1,394 @@
+"""The training loop: Adam (joint or alternating) with a schedule, optional L-BFGS finish,
+adaptive loss weights, gradient clipping, a NaN/Inf guard, checkpoints and exact resume.
+
+Everything random (initial weights, points, probes, particles) comes from one
+``torch.Generator`` whose state is checkpointed with the optimiser states (the learning-rate
+schedule is a function of the step),
+so that ``resume=True`` after a kill continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable
+
+import torch
+
+from mfgnet.neural.config import NeuralSolverConfig
+from mfgnet.neural.losses import M_TERMS, U_TERMS, compute_losses, log_mass_of
+from mfgnet.neural.networks import MFGNetworks
+from mfgnet.neural.residuals import mfg_residuals, rademacher
+from mfgnet.neural.sampling import CollocationSampler
+from mfgnet.problems import ProblemError
+
+CHECKPOINT_NAME = "checkpoint.pt"
+_WEIGHT_FIELD = {"hjb": "hjb", "fp": "fp", "terminal": "terminal", "initial": "initial", "boundary_u": "boundary",
+                 "boundary_m": "boundary", "mass": "mass", "mean_zero": "mean_zero"}
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced NaN/Inf (raised when ``on_nonfinite="raise"``)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ProblemError("device='cuda' but CUDA is not available; use device='cpu' or 'auto'")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Trainer:
+    """Holds the networks, optimisers and sampler of one run; ``run()`` trains them."""
+
+    def __init__(self, problem, cfg: NeuralSolverConfig, logger: Callable | None = None,
+                 monitor: Callable | None = None) -> None:
+        self.problem, self.cfg = problem, cfg
+        self.logger, self.monitor = logger, monitor
+        self.device = resolve_device(cfg.device)
+        self.dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.nets = MFGNetworks(problem, cfg.model, self.gen).to(dtype=self.dtype, device=self.device)
+        lcfg = cfg.loss
+        if problem.is_ergodic and lcfg.normalization == "penalty" and lcfg.mass == 0:
+            raise ProblemError("loss.mass must be > 0 with loss.normalization='penalty' on an ergodic problem: "
+                               "only the mass term pins the scale of m (m -> c m, λ -> λ + ln c)")
+        need_quadrature = (problem.is_ergodic or (lcfg.mass > 0 and problem.domain.bounded)
+                           or not problem.coupling.is_local
+                           or not problem.terminal_cost.is_local)
+        self.sampler = CollocationSampler(problem, cfg.sampler, self.dtype, self.device, self.gen, need_quadrature)
+        d = problem.dim
+        self.hutchinson = lcfg.laplacian == "hutchinson" or (lcfg.laplacian == "auto" and d > lcfg.hutchinson_above_dim)
+        self.trainable_lambda = problem.is_ergodic and lcfg.lambda_mode == "trainable"
+        self._build_optimisers()
+        self.weights = {k: float(getattr(lcfg, f)) for k, f in _WEIGHT_FIELD.items()}
+        self.base_weights = dict(self.weights)
+        self.step = 0
+        self.elapsed = 0.0
+        self.history: dict[str, list[float]] = {}
+        self.residual_history: list[float] = []
+        self.stopped_reason: str | None = None
+        self.checkpoint_step: int | None = None
+        self.lbfgs_done = 0
+
+    # ------------------------------------------------------------ optimisers
+    def _build_optimisers(self) -> None:
+        ocfg, nets = self.cfg.optim, self.nets
+        lam = [{"params": [nets.lam], "lr": self.cfg.loss.lambda_lr}] if self.trainable_lambda else []
+        if ocfg.training == "joint":
+            groups = [{"params": nets.value_parameters() + nets.density_parameters()}] + lam
+            self.optimisers = {"joint": torch.optim.Adam(groups, lr=ocfg.lr)}
+        else:
+            self.optimisers = {"u": torch.optim.Adam([{"params": nets.value_parameters()}] + lam, lr=ocfg.lr),
+                               "m": torch.optim.Adam(nets.density_parameters(), lr=ocfg.lr)}
+        for o in self.optimisers.values():
+            for g in o.param_groups:
+                g["base_lr"] = g["lr"]
+
+    def _set_lr(self) -> None:
+        """The schedule is a function of the step alone, so resuming needs no scheduler state."""
+        factor = self._lr_factor(self.step)
+        for o in self.optimisers.values():
+            for g in o.param_groups:
+                g["lr"] = g["base_lr"] * factor
+
+    def _lr_factor(self, step: int) -> float:
+        ocfg = self.cfg.optim
+        if ocfg.warmup_steps and step < ocfg.warmup_steps:
+            return (step + 1) / ocfg.warmup_steps
+        span = max(1, self.cfg.steps - ocfg.warmup_steps)
+        frac = min(1.0, (step - ocfg.warmup_steps) / span)
+        if ocfg.schedule == "cosine":
+            return ocfg.final_lr_factor + (1 - ocfg.final_lr_factor) * 0.5 * (1 + math.cos(math.pi * frac))
+        if ocfg.schedule == "exponential":
+            return ocfg.final_lr_factor ** frac
+        return 1.0
+
+    def _params(self) -> list[torch.nn.Parameter]:
+        params = self.nets.value_parameters() + self.nets.density_parameters()
+        return params + ([self.nets.lam] if self.trainable_lambda else [])
+
+    # ------------------------------------------------------------ checkpoint
+    @property
+    def checkpoint_path(self) -> str | None:
+        d = self.cfg.checkpoint_dir
+        return None if d is None else os.path.join(d, CHECKPOINT_NAME)
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "elapsed": self.elapsed, "nets": self.nets.state_dict(),
+                "optimisers": {k: o.state_dict() for k, o in self.optimisers.items()},
+                "weights": dict(self.weights), "history": {k: list(v) for k, v in self.history.items()},
+                "residual_history": list(self.residual_history), "generator": self.gen.get_state(),
+                "sampler": self.sampler.state_dict(), "model": self.cfg.to_dict()["model"], "seed": self.cfg.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["model"] != self.cfg.to_dict()["model"] or state["seed"] != self.cfg.seed:
+            raise ProblemError(f"checkpoint {self.checkpoint_path} was written with another model config or seed; "
+                               "use a fresh checkpoint_dir or resume=false")
+        self.step, self.elapsed = state["step"], state["elapsed"]
+        self.nets.load_state_dict(state["nets"])
+        for k, o in self.optimisers.items():
+            o.load_state_dict(state["optimisers"][k])
+        self.weights = state["weights"]
+        self.history = state["history"]
+        self.residual_history = state["residual_history"]
+        self.gen.set_state(state["generator"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.checkpoint_step = self.step
+
+    def save_checkpoint(self) -> None:
+        path = self.checkpoint_path
+        if path is None:
+            return
+        os.makedirs(self.cfg.checkpoint_dir, exist_ok=True)
+        tmp = path + ".tmp"
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)  # atomic: a kill never leaves a half-written checkpoint
+        self.checkpoint_step = self.step
+
+    def maybe_resume(self) -> None:
+        path = self.checkpoint_path
+        if self.cfg.resume and path is not None and os.path.exists(path):
+            self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))
+
+    # ------------------------------------------------------------------ step
+    def _probes(self, n: int) -> torch.Tensor | None:
+        if not self.hutchinson:
+            return None
+        return rademacher(self.cfg.loss.hutchinson_probes, n, self.problem.dim, self.nets.log_mass, self.gen)
+
+    def compute(self, batch, probes):
+        out = compute_losses(self.problem, self.nets, batch, self.cfg, probes)
+        if self.problem.is_ergodic:
+            # Kept in the networks for checkpoints and live views; never overwritten by NaN.
+            with torch.no_grad():
+                if self.cfg.loss.normalization == "hard" and torch.isfinite(out.log_mass):
+                    self.nets.log_mass.copy_(out.log_mass.detach())
+                lam = out.residuals.ergodic_constant
+                if not self.trainable_lambda and torch.isfinite(lam):
+                    self.nets.lam.copy_(lam)
+        return out
+
+    def _weighted(self, terms: dict, names=None) -> torch.Tensor:
+        total = 0.0
+        for k, v in terms.items():
+            if (names is None or k in names) and self.weights[k] > 0:
+                total = total + self.weights[k] * v
+        return total
+
+    def _adapt_weights(self, terms: dict) -> None:
+        """Gradient-norm balancing: w_i ← (1-α) w_i + α base_i mean|∇L_pde| / mean|∇L_i|.
+
+        (Wang, Teng & Perdikaris 2021 use max|∇L_pde| in the numerator; with it the data terms
+        took over and the residuals stalled on B3, so the mean is used.)"""
+        params = self.nets.value_parameters() + self.nets.density_parameters()
+
+        def grads(loss):
+            gs = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+            return torch.cat([g.abs().flatten() for g in gs if g is not None])
+
+        ref = grads(self.base_weights["hjb"] * terms["hjb"] + self.base_weights["fp"] * terms["fp"]).mean()
+        alpha = self.cfg.loss.adapt_alpha
+        for k, v in terms.items():
+            if k in ("hjb", "fp") or self.base_weights[k] == 0 or not v.requires_grad:
+                continue
+            g = grads(v).mean()
+            target = self.base_weights[k] * float(ref / (g + 1e-30))
+            target = min(max(target, 1e-3 * self.base_weights[k]), 1e4 * self.base_weights[k])
+            self.weights[k] = (1 - alpha) * self.weights[k] + alpha * target
+
+    def _nonfinite(self, what: str, terms: dict) -> None:
+        values = ", ".join(f"{k}={float(v.detach()):.3g}" for k, v in terms.items())
+        where = (f"; last good checkpoint: {self.checkpoint_path} (step {self.checkpoint_step})"
+                 if self.checkpoint_step is not None else "")
+        msg = (f"neural solver: non-finite {what} at step {self.step} ({values}); training stopped, the networks "
+               f"keep their parameters from before this step{where}")
+        if self.cfg.on_nonfinite == "raise":
+            raise NonFiniteLossError(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        self.stopped_reason = msg
+
+    def _record(self, terms: dict, loss: float, lr: float) -> None:
+        h = self.history
+        h.setdefault("loss", []).append(loss)
+        terms = {k: float(v.detach()) for k, v in terms.items()}
+        for k, v in terms.items():
+            h.setdefault(k, []).append(v)
+        for k in ("terminal", "initial", "boundary_u", "boundary_m", "mass", "mean_zero"):
+            if k in terms:
+                h.setdefault("weight_" + k, []).append(self.weights[k])
+        if self.problem.is_ergodic:
+            h.setdefault("lambda", []).append(float(self.nets.lam.detach()))
+        h.setdefault("lr", []).append(lr)
+        self.residual_history.append(math.sqrt(terms["hjb"] + terms["fp"]))
+
+    def train_step(self) -> bool:
+        """One Adam step; returns False when the NaN guard stopped training."""
+        cfg = self.cfg
+        batch = self.sampler.draw(self.nets, self.step)
+        if cfg.sampler.kind == "residual":
+            self.sampler.refresh_pool(self._residual_score, self.nets, self.step)
+        out = self.compute(batch, self._probes(batch.x.shape[0]))
+        terms = out.terms
+        if cfg.loss.adaptive == "grad_norm" and self.step % cfg.loss.adapt_every == 0:
+            self._adapt_weights(terms)
+        loss = self._weighted(terms)
+        if not torch.isfinite(loss):
+            self._nonfinite("loss", terms)
+            return False
+        if cfg.optim.training == "joint":
+            active, backward_loss = "joint", loss
+        else:
+            active = "u" if (self.step // cfg.optim.alternate_every) % 2 == 0 else "m"
+            backward_loss = self._weighted(terms, U_TERMS if active == "u" else M_TERMS)
+        for o in self.optimisers.values():
+            o.zero_grad(set_to_none=True)
+        backward_loss.backward()
+        max_norm = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
+        norm = torch.nn.utils.clip_grad_norm_(self._params(), max_norm)
+        if not torch.isfinite(norm):
+            self._nonfinite("gradient", terms)
+            return False
+        self._set_lr()
+        lr = self.optimisers[active].param_groups[0]["lr"]
+        self.optimisers[active].step()
+        self._record(terms, float(loss.detach()), lr)
+        self.step += 1
+        return True
+
+    def _residual_score(self, t, x):
+        """|HJB|² + |FP|² at candidate points, for the residual-following sampler."""
+        if not self.problem.coupling.is_local:
+            # No per-point ∫K m for scattered candidates: score by the density instead.
+            with torch.no_grad():
+                return self.nets.density(t, x)
+        res = mfg_residuals(self.problem, self.nets.raw_value, self.nets.density_field, t, x,
+                            density_output=self.nets.density_output, log_mass=self.nets.log_mass,
+                            ergodic_constant=self.nets.lam.detach() if self.problem.is_ergodic else None,
+                            probes=self._probes(x.shape[0]), fp_relative=self.cfg.loss.fp_form == "relative")
+        return (res.hjb ** 2 + res.fp ** 2).detach()
+
+    # ----------------------------------------------------------------- L-BFGS
+    def lbfgs(self, clock) -> None:
+        """L-BFGS on one fixed batch (deterministic closure), weights frozen.
+
+        Runs in chunks of ``log_every`` iterations (the L-BFGS memory carries over) so that
+        progress, logger and monitor see it too; ``clock()`` gives the counted seconds.
+        """
+        n_iter = self.cfg.optim.lbfgs_steps
+        if n_iter == 0 or self.stopped_reason:
+            return
+        batch = self.sampler.draw(self.nets, self.step)
+        probes = self._probes(batch.x.shape[0])
+        params = self._params()
+        opt = torch.optim.LBFGS(params, lr=self.cfg.optim.lbfgs_lr, max_iter=n_iter, history_size=50,
+                                line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-16)
+        last: dict = {}
+
+        def closure():
+            opt.zero_grad(set_to_none=True)
+            out = self.compute(batch, probes)
+            loss = self._weighted(out.terms)
+            if torch.isfinite(loss):
+                loss.backward()
+                last["terms"] = out.terms
+            return loss
+
+        while self.lbfgs_done < n_iter:
+            snapshot = [p.detach().clone() for p in params]
+            chunk = min(self.cfg.log_every, n_iter - self.lbfgs_done)
+            opt.param_groups[0]["max_iter"] = chunk
+            opt.param_groups[0]["max_eval"] = chunk * 5 // 4
+            before = opt.state[opt._params[0]].get("n_iter", 0)
+            final = opt.step(closure)
+            ran = opt.state[opt._params[0]].get("n_iter", 0) - before
+            if not torch.isfinite(torch.as_tensor(final)) or any(not torch.isfinite(p).all() for p in params):
+                with torch.no_grad():
+                    for p, saved in zip(params, snapshot):
+                        p.copy_(saved)
+                self._nonfinite("L-BFGS loss", last.get("terms", {}))
+                return
+            self.lbfgs_done += chunk
+            if "terms" in last:
+                self._record(last["terms"], float(self._weighted(last["terms"]).detach()), self.cfg.optim.lbfgs_lr)
+            clock(log=True)
+            if ran < chunk:  # converged to its tolerances
+                return
+
+    # ------------------------------------------------------------------- run
+    def run(self) -> None:
+        cfg = self.cfg
+        self.maybe_resume()
+        start = time.perf_counter() - self.elapsed
+        excluded = [0.0]
+
+        def clock(log: bool = False) -> float:
+            now = time.perf_counter() - start - excluded[0]
+            if log:
+                excluded[0] += self._log(now)
+            return now
+
+        while self.step < cfg.steps:
+            if not self.train_step():
+                break
+            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                self.elapsed = clock()
+                self.save_checkpoint()
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                clock(log=True)
+        if self.cfg.progress:
+            print(file=sys.stderr, flush=True)  # end the progress bar's line
+        self.lbfgs(clock)
+        self.elapsed = clock()
+
+    def _log(self, elapsed: float) -> float:
+        """Progress line, monitor and logger calls; returns the seconds they took (not counted)."""
+        t0 = time.perf_counter()
+        metrics = {k: v[-1] for k, v in self.history.items()}
+        if self.monitor is not None:
+            from mfgnet.neural.solution import NeuralSolution
+
+            self._finalise_normalisation()
+            live = NeuralSolution(self.problem, self.nets,
+                                  ergodic_constant=float(self.nets.lam.detach()) if self.problem.is_ergodic else None)
+            extra = self.monitor(self.step + self.lbfgs_done, live) or {}
+            for k, v in extra.items():
+                self.history.setdefault("monitor_" + k, []).append(float(v))
+            self.history.setdefault("monitor_step", []).append(self.step + self.lbfgs_done)
+            self.history.setdefault("monitor_time_s", []).append(elapsed)
+            metrics.update(extra)
+        if self.logger is not None:
+            self.logger(self.step + self.lbfgs_done, metrics)
+        if self.cfg.verbose or self.cfg.progress:
+            parts = " ".join(f"{k} {metrics[k]:.2e}" for k in ("loss", "hjb", "fp", "terminal", "initial", "mass")
+                             if k in metrics)
+            lam = f" λ {metrics['lambda']:+.5f}" if "lambda" in metrics else ""
+            phase = f" + L-BFGS {self.lbfgs_done}" if self.lbfgs_done else ""
+            line = f"[neural] step {self.step}/{self.cfg.steps}{phase} {parts}{lam} ({elapsed:.1f}s)"
+            if self.cfg.verbose:
+                print(line, file=sys.stderr, flush=True)
+            else:
+                done = int(30 * self.step / max(1, self.cfg.steps))
+                print(f"\r[{'#' * done}{'.' * (30 - done)}] {line}", end="", file=sys.stderr, flush=True)
+        return time.perf_counter() - t0
+
+    # ---------------------------------------------------------- normalisation
+    @torch.no_grad()
+    def _finalise_normalisation(self, fine: bool = False) -> None:
+        """Ergodic: ∫u = 0 and (hard mode) ∫m = 1 on a periodic grid, stored in the networks."""
+        if not self.problem.is_ergodic:
+            return
+        n = {1: 4096, 2: 256 ** 2, 3: 48 ** 3}.get(self.problem.dim, 65536) if fine else self.cfg.sampler.n_quadrature
+        gen_state = self.gen.get_state()
+        y, logw = self.sampler.shifted_grid(n)
+        self.gen.set_state(gen_state)  # normalising must not move the training RNG
+        y, logw = y.to(self.dtype).to(self.device), logw.to(self.dtype).to(self.device)
+        t = torch.zeros(y.shape[0], 1, dtype=self.dtype, device=self.device)
+        w = torch.exp(logw)
+        self.nets.u_shift.copy_((w * self.nets.raw_value(t, y)).sum() / w.sum())
+        if self.cfg.loss.normalization == "hard":
+            self.nets.log_mass.copy_(log_mass_of(self.nets, t, y, logw))

@@ -1,0 +1,166 @@
+"""Tiny trainings of the neural solver: loss falls, error against the exact solution drops,
+resume is exact, the NaN guard stops cleanly."""
+
+import math
+import warnings
+
+import pytest
+import torch
+
+from mfgnet.benchmarks import ergodic_torus, hopf_cole, lq_gaussian
+from mfgnet.neural import NeuralSolverConfig, NonFiniteLossError, solve_neural
+from mfgnet.problems import Box, MFGProblem, Torus
+
+TINY = {"dtype": "float64", "log_every": 25, "n_eval": 256,
+        "model": {"width": 24, "depth": 2},
+        "sampler": {"n_interior": 128, "n_initial": 64, "n_terminal": 64, "n_boundary": 32,
+                    "n_quadrature": 64, "time_slices": 8, "n_conv": 64, "particles": 256, "particle_steps": 8}}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _config(**overrides):
+    return NeuralSolverConfig.from_dict(TINY).replace(**overrides)
+
+
+def _rel_l2(sol, exact, t, x, centre=False):
+    a, b = sol.value(t, x), exact.value(t, x)
+    if centre:
+        a, b = a - a.mean(), b - b.mean()
+    m, me = sol.density(t, x), exact.density(t, x)
+    return float((a - b).norm() / b.norm()), float((m - me).norm() / me.norm())
+
+
+def test_b1_1d_training_reduces_loss_and_error():
+    problem, exact = ergodic_torus(1)
+    x = (torch.arange(512, dtype=torch.float64) / 512).unsqueeze(-1)
+    untrained = solve_neural(problem, _config(steps=0))
+    sol = solve_neural(problem, _config(steps=150, **{"optim.lr": 5e-3}))
+    loss = sol.diagnostics.extra["history"]["loss"]
+    assert len(loss) == 150 and sol.diagnostics.iterations == 150
+    assert sum(loss[-10:]) / 10 < 0.05 * sum(loss[:10]) / 10
+    err_u0, err_m0 = _rel_l2(untrained, exact, None, x, centre=True)
+    err_u, err_m = _rel_l2(sol, exact, None, x, centre=True)
+    assert err_m < 0.1 * err_m0 and err_m < 0.05, (err_m0, err_m)
+    assert err_u < 0.1 * err_u0, (err_u0, err_u)
+    assert abs(sol.ergodic_constant - exact.ergodic_constant) < 0.05
+    # ∫m = 1 and ∫u = 0 hold by construction (periodic grid quadrature).
+    assert abs(float(sol.density(None, x).mean()) - 1) < 1e-6
+    assert abs(float(sol.value(None, x).mean())) < 1e-6
+    extra = sol.diagnostics.extra
+    for key in ("final_loss", "hjb_residual", "fp_residual", "steps"):
+        assert math.isfinite(extra[key])
+    assert sol.diagnostics.residual < untrained.diagnostics.residual
+
+
+def test_b3_training_reduces_loss_and_error():
+    problem, exact = hopf_cole()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(1000, 1, generator=gen, dtype=torch.float64)
+    t = problem.horizon * torch.rand(1000, generator=gen, dtype=torch.float64)
+    untrained = solve_neural(problem, _config(steps=0))
+    sol = solve_neural(problem, _config(steps=200, **{"optim.lr": 5e-3, "loss.terminal": 10.0,
+                                                      "loss.initial": 10.0}))
+    loss = sol.diagnostics.extra["history"]["loss"]
+    assert sum(loss[-10:]) / 10 < 0.05 * sum(loss[:10]) / 10
+    err_u0, err_m0 = _rel_l2(untrained, exact, t, x)
+    err_u, err_m = _rel_l2(sol, exact, t, x)
+    assert err_m < 0.3 * err_m0 and err_m < 0.1, (err_m0, err_m)
+    assert err_u < 0.5 * err_u0, (err_u0, err_u)
+
+
+class _Kill(Exception):
+    pass
+
+
+def _params(sol):
+    return torch.cat([p.detach().flatten() for p in sol.networks.parameters()])
+
+
+def test_resume_continues_a_killed_run_exactly(tmp_path):
+    """2K steps straight == K steps, killed, then resume=true for the rest (B2: particles,
+    nonlocal quadrature, Hutchinson probes and the schedule all carry state)."""
+    problem = lq_gaussian(2).problem
+    K = 6
+    cfg = _config(steps=2 * K, log_every=K, checkpoint_every=K, **{"sampler.refresh_every": 4,
+                                                                  "loss.laplacian": "hutchinson",
+                                                                  "loss.adaptive": "grad_norm",
+                                                                  "loss.adapt_every": 5})
+    straight = solve_neural(problem, cfg)
+
+    def kill(step, metrics):
+        if step == K:
+            raise _Kill
+
+    ckpt = cfg.replace(checkpoint_dir=str(tmp_path))
+    with pytest.raises(_Kill):
+        solve_neural(problem, ckpt, logger=kill)
+    resumed = solve_neural(problem, ckpt.replace(resume=True))
+    assert resumed.diagnostics.iterations == 2 * K
+    assert torch.equal(_params(straight), _params(resumed))
+    h1, h2 = straight.diagnostics.extra["history"], resumed.diagnostics.extra["history"]
+    assert h1["loss"] == h2["loss"]
+
+
+def _poisoned_problem(bad_from_call):
+    calls = {"n": 0}
+    base = ergodic_torus(1).problem
+
+    def coupling(t, x, m):
+        calls["n"] += 1
+        out = base.coupling(t, x, m)
+        return out * float("nan") if calls["n"] >= bad_from_call else out
+
+    return MFGProblem(Torus(1), horizon=None, viscosity=0.5, coupling=coupling, name="poisoned")
+
+
+def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
+    cfg = _config(steps=20, checkpoint_every=2, checkpoint_dir=str(tmp_path))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sol = solve_neural(_poisoned_problem(bad_from_call=6), cfg)  # steps 0..4 fine, step 5 NaN
+    messages = [str(w.message) for w in caught if "non-finite" in str(w.message)]
+    assert messages and "step 5" in messages[0] and "step 4" in messages[0], messages
+    assert sol.diagnostics.iterations == 5 and not sol.diagnostics.converged
+    assert "non-finite" in sol.diagnostics.extra["stopped_reason"]
+    assert torch.isfinite(_params(sol)).all()
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 4
+    assert all(torch.isfinite(v).all() for v in state["nets"].values())
+    with pytest.raises(NonFiniteLossError, match="step 5"):
+        solve_neural(_poisoned_problem(bad_from_call=6), cfg.replace(on_nonfinite="raise", checkpoint_dir=None))
+
+
+@pytest.mark.parametrize("overrides", [
+    {"optim.training": "alternating", "optim.alternate_every": 1},
+    {"sampler.kind": "density", "model.kind": "resmlp", "dtype": "float32"},
+    {"sampler.kind": "residual", "sampler.refresh_every": 2, "model.density_output": "softplus"},
+    {"loss.normalization": "penalty", "loss.lambda_mode": "trainable", "optim.lbfgs_steps": 3},
+])
+def test_variants_run_and_reduce_the_loss(overrides):
+    problem = ergodic_torus(1).problem
+    sol = solve_neural(problem, _config(steps=40, **{"optim.lr": 5e-3}, **overrides))
+    loss = sol.diagnostics.extra["history"]["loss"]
+    assert all(math.isfinite(v) for v in loss)
+    assert min(loss[-5:]) < loss[0]
+    x = torch.rand(16, 1, dtype=torch.float32)
+    assert sol.value(None, x).dtype == torch.float32 and sol.density(None, x).shape == (16,)
+    assert (sol.density(None, x) > 0).all()
+
+
+def test_box_problem_uses_no_flux_boundary_terms():
+    """Crowd aversion in a no-flux box: boundary losses are present and fall."""
+    problem = MFGProblem(Box(0.0, 1.0), horizon=None, viscosity=0.1,
+                         coupling=lambda t, x, m: m + torch.cos(math.pi * x[:, 0]))
+    sol = solve_neural(problem, _config(steps=40, **{"optim.lr": 5e-3}))
+    h = sol.diagnostics.extra["history"]
+    assert "boundary_u" in h and "boundary_m" in h
+    assert h["loss"][-1] < h["loss"][0]
+    pol = sol.policy(None, torch.rand(8, 1, dtype=torch.float64))
+    assert pol.shape == (8, 1) and torch.isfinite(pol).all()
