@@ -37,16 +37,32 @@ def problem_schema(name: str) -> type:
     return dataclasses.make_dataclass(f"{name.title().replace('_', '')}ProblemConfig", fields)
 
 
+# Parts of the neural solver's settings chosen as top-level groups (model=, sampler=, optim=),
+# so that sweeps read ``model.width=32,64`` rather than ``solver.model.width=...``.
+NEURAL_GROUPS = ("model", "sampler", "optim")
+
+
 def solver_schema(name: str) -> type:
-    """A dataclass with ``name`` plus the fields of the solver's own config dataclass."""
+    """A dataclass with ``name`` plus the fields of the solver's own config dataclass
+    (for the neural solver, without the fields that are groups of their own)."""
     config_cls, _ = solver_entry(name)
-    return _copy_dataclass(config_cls, f"{name.title()}SolverSchema", extra=[("name", str, name)])
+    skip = NEURAL_GROUPS if name == "neural" else ()
+    return _copy_dataclass(config_cls, f"{name.title()}SolverSchema", extra=[("name", str, name)], skip=skip)
 
 
-def _copy_dataclass(cls: type, new_name: str, extra=()) -> type:
+def group_schema(group: str) -> type:
+    """The schema of a neural-solver group (model, sampler, optim) from its dataclass."""
+    config_cls, _ = solver_entry("neural")
+    kind = typing.get_type_hints(config_cls)[group]
+    return _copy_dataclass(kind, f"{group.title()}Schema")
+
+
+def _copy_dataclass(cls: type, new_name: str, extra=(), skip=()) -> type:
     hints = typing.get_type_hints(cls)
     fields = [(n, t, dataclasses.field(default=d)) for n, t, d in extra]
     for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
         kind = hints[f.name]
         if dataclasses.is_dataclass(kind):  # nested settings: copy so the schema stays plain data
             nested = _copy_dataclass(kind, f"{new_name}{f.name.title()}")
@@ -70,3 +86,5 @@ def register_configs() -> None:
             store.store(group="solver", name=f"{name}_schema", node=solver_schema(name))
         except ImportError:  # a solver whose optional dependencies are missing
             continue
+    for group in NEURAL_GROUPS:
+        store.store(group=group, name=f"{group}_schema", node=group_schema(group))

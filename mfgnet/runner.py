@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from mfgnet.catalog import build_problem
+from mfgnet.configs import NEURAL_GROUPS
 from mfgnet.evaluation.metrics import compare, mass_error
 from mfgnet.evaluation.plots import plot_histories, plot_solution
 from mfgnet.loggers import make_logger
@@ -59,6 +60,9 @@ def execute_run(cfg: dict, run_dir: str | Path) -> RunResult:
     solver_name = solver_cfg.pop("name")
     config_cls, solve_fn = solver_entry(solver_name)
     if solver_name == "neural":
+        for group in NEURAL_GROUPS:  # model=, sampler=, optim= are top-level config groups
+            if group in cfg:
+                solver_cfg[group] = dict(cfg[group])
         solver_cfg.setdefault("seed", int(cfg.get("seed", 0)))
         if solver_cfg.get("checkpoint_dir") is None and solver_cfg.get("checkpoint_every"):
             solver_cfg["checkpoint_dir"] = str(run_dir / "checkpoints")

@@ -19,10 +19,10 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-def compose_overrides(overrides):
+def compose_overrides(overrides, hydra_config=True):
     register_configs()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="config", overrides=overrides, return_hydra_config=True)
+        return compose(config_name="config", overrides=overrides, return_hydra_config=hydra_config)
 
 
 @pytest.mark.parametrize("problem", options("problem"))
@@ -32,7 +32,7 @@ def test_problem_and_solver_configs_compose(problem, solver):
     assert cfg.problem.name == problem and cfg.solver.name == solver
 
 
-@pytest.mark.parametrize("group", ["logger", "hparams_search", "hydra/launcher"])
+@pytest.mark.parametrize("group", ["logger", "hparams_search", "hydra/launcher", "model", "sampler", "optim"])
 def test_other_groups_compose(group):
     names = options(group)
     assert names, group
@@ -68,3 +68,20 @@ def test_submitit_local_and_joblib_launchers(tmp_path):
         assert result.returncode == 0, (launcher, result.stderr[-3000:])
         metrics = json.loads((out / "0" / "metrics.json").read_text())
         assert metrics["converged"] and metrics["rel_l2_m"] < 0.2
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_each_experiment_runs_a_few_steps(tmp_path, experiment):
+    """One fast real run of every named experiment, shrunk to a few steps / a coarse grid."""
+    from omegaconf import OmegaConf
+
+    from mfgnet.runner import run_experiment
+
+    solver = compose_overrides([f"+experiment={experiment}"]).solver.name
+    shrink = ["solver.steps=3", "sampler.n_interior=32", "sampler.n_quadrature=32"] if solver == "neural" \
+        else ["solver.cells=16"]
+    cfg = compose_overrides([f"+experiment={experiment}", *shrink], hydra_config=False)
+    container = OmegaConf.to_container(cfg, resolve=True)
+    metrics = run_experiment(container, tmp_path)
+    assert metrics["rel_l2_m"] < (2.0 if solver == "neural" else 0.3)
+    assert (tmp_path / "metrics.json").exists() and (tmp_path / "solution.png").exists()
