@@ -10,6 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from mfgnet.configs import CONFIG_DIR, register_configs
+from mfgnet.neural.distributed import is_main_process
 from mfgnet.problems import ProblemError
 from mfgnet.runner import run_experiment
 
@@ -19,7 +20,8 @@ register_configs()
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def _main(cfg: DictConfig) -> float | None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    if is_main_process():  # under torchrun only rank 0 writes files
+        (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     try:
         metrics = run_experiment(OmegaConf.to_container(cfg, resolve=True), run_dir)
     except ProblemError as exc:

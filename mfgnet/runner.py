@@ -21,6 +21,7 @@ from mfgnet.configs import NEURAL_GROUPS
 from mfgnet.evaluation.metrics import compare, mass_error
 from mfgnet.evaluation.plots import plot_histories, plot_solution
 from mfgnet.loggers import make_logger
+from mfgnet.neural.distributed import is_main_process
 from mfgnet.problems import MFGProblem
 from mfgnet.solution import Solution
 from mfgnet.solvers import solver_entry
@@ -68,12 +69,16 @@ def execute_run(cfg: dict, run_dir: str | Path) -> RunResult:
             solver_cfg["checkpoint_dir"] = str(run_dir / "checkpoints")
     solver_config = config_cls.from_dict(solver_cfg)
 
-    logger = make_logger(dict(cfg.get("logger") or {"name": "none"}), run_dir, cfg)
+    # Under torchrun every rank runs this; only rank 0 writes files and logs (same numbers on all).
+    main = is_main_process()
+    logger = make_logger(dict(cfg.get("logger") or {"name": "none"}) if main else {"name": "none"}, run_dir, cfg)
     started = time.perf_counter()
     try:
         kwargs = {"logger": logger} if solver_name == "neural" else {}
         solution = solve_fn(problem, solver_config, **kwargs)
         metrics = collect_metrics(solution, exact, time.perf_counter() - started)
+        if not main:
+            return RunResult(problem, exact, solution, metrics)
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
         save_arrays(solution, run_dir / "solution.npz")
         (run_dir / "history.json").write_text(json.dumps(histories_of(solution)))

@@ -12,9 +12,19 @@ YAML = Path(__file__).resolve().parents[1] / "conf" / "solver" / "neural.yaml"
 
 
 def test_yaml_matches_the_dataclass_defaults():
-    data = yaml.safe_load(YAML.read_text())
+    """solver=neural with the default model/sampler/optim groups is the dataclass default."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from mfgnet.configs import CONFIG_DIR, NEURAL_GROUPS, register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = OmegaConf.to_container(compose(config_name="config", overrides=["solver=neural"]), resolve=True)
+    data = dict(cfg["solver"], **{group: cfg[group] for group in NEURAL_GROUPS})
     assert data["name"] == "neural"
     assert NeuralSolverConfig.from_dict(data) == NeuralSolverConfig()
+    assert yaml.safe_load(YAML.read_text())["name"] == "neural"
 
 
 def test_nested_dict_and_replace():

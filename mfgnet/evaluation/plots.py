@@ -79,7 +79,7 @@ def _plot_1d(solution, reference):
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.5))
     extent = [float(axis[0]), float(axis[-1]), 0.0, problem.horizon]
     for ax, (field, label) in zip(axes, panels):
-        im = ax.imshow(field.numpy(), origin="lower", aspect="auto", extent=extent, cmap=_cmap(label))
+        im = ax.imshow(field.numpy(), origin="lower", aspect="auto", extent=extent, **_colour(label, field))
         ax.set_title(label)
         ax.set_xlabel("x")
         ax.set_ylabel("t")
@@ -87,9 +87,12 @@ def _plot_1d(solution, reference):
     return fig
 
 
-def _cmap(label: str) -> str:
-    """Differences get a diverging map centred by eye on white; fields a sequential one."""
-    return "RdBu_r" if "−" in label else "viridis"
+def _colour(label: str, field: torch.Tensor) -> dict:
+    """Differences get a diverging map with 0 at its white centre; fields a sequential one."""
+    if "−" not in label:
+        return {"cmap": "viridis"}
+    bound = float(field.abs().max()) or 1.0
+    return {"cmap": "RdBu_r", "vmin": -bound, "vmax": bound}
 
 
 def _snapshot_times(problem):
@@ -111,7 +114,7 @@ def _plot_2d(solution, reference):
             panels.append((m - _fields(reference, t, x)[1], "m − reference"))
         for i, (field, label) in enumerate(panels):
             ax = axes[i][j]
-            im = ax.imshow(field.reshape(k, k).T.numpy(), origin="lower", extent=extent, cmap=_cmap(label))
+            im = ax.imshow(field.reshape(k, k).T.numpy(), origin="lower", extent=extent, **_colour(label, field))
             ax.set_title(label if t is None else f"{label}, t = {t:.3g}")
             fig.colorbar(im, ax=ax)
     return fig

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import torch
 
 from mfgnet.neural.config import NeuralSolverConfig
+from mfgnet.neural.distributed import init_from_env
 from mfgnet.neural.losses import compute_losses
 from mfgnet.neural.residuals import mfg_residuals
 from mfgnet.neural.sampling import CollocationSampler
@@ -32,6 +33,10 @@ def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None =
             logger's metrics; its time is not counted in ``wall_time_s``.
         overrides: config fields, nested ones as ``optim={"lr": 1e-3}`` or ``optim__lr=1e-3``.
 
+    Launched by ``torchrun`` (``WORLD_SIZE`` > 1), the ranks train data-parallel: each on its
+    slice of the collocation points, gradients averaged, the same loss curve as one process;
+    only rank 0 writes checkpoints and calls ``logger`` (see :mod:`mfgnet.neural.distributed`).
+
     ``diagnostics.extra`` holds final_loss, hjb_residual, fp_residual (RMS on fresh points),
     steps, lbfgs_steps, history (per-step lists: loss, each term, lambda, lr, ...), weights,
     device, dtype, stopped_reason and checkpoint.
@@ -47,6 +52,9 @@ def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None =
     if overrides:
         config = config.replace(**{k.replace("__", "."): v for k, v in overrides.items()})
 
+    # Under torchrun (WORLD_SIZE > 1) join the process group: data-parallel training
+    # (mfgnet.neural.distributed); a no-op in a single process.
+    init_from_env(config.device)
     threads = torch.get_num_threads()
     if config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)
@@ -69,7 +77,7 @@ def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None =
                "lbfgs_steps": trainer.lbfgs_done, "history": history, "weights": dict(trainer.weights),
                "device": str(trainer.device), "dtype": config.dtype, "stopped_reason": trainer.stopped_reason,
                "checkpoint": trainer.checkpoint_path, "hutchinson": trainer.hutchinson,
-               "fp_form": config.loss.fp_form, "kind": "neural"})
+               "fp_form": config.loss.fp_form, "kind": "neural", "world_size": trainer.dp.world})
     trainer.nets.eval()
     return NeuralSolution(problem, trainer.nets, diagnostics, ergodic_constant=lam)
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import torch
 
 from mfgnet.neural.config import NeuralSolverConfig
+from mfgnet.neural.distributed import DataParallel
 from mfgnet.neural.losses import M_TERMS, U_TERMS, compute_losses, log_mass_of
 from mfgnet.neural.networks import MFGNetworks
 from mfgnet.neural.residuals import mfg_residuals, rademacher
@@ -53,6 +54,9 @@ class Trainer:
         self.dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.nets = MFGNetworks(problem, cfg.model, self.gen).to(dtype=self.dtype, device=self.device)
+        # Data-parallel ranks (torchrun): disabled, and every use below a no-op, in one process.
+        self.dp = DataParallel()
+        self.dp.broadcast_module(self.nets)
         lcfg = cfg.loss
         if problem.is_ergodic and lcfg.normalization == "penalty" and lcfg.mass == 0:
             raise ProblemError("loss.mass must be > 0 with loss.normalization='penalty' on an ergodic problem: "
@@ -144,6 +148,9 @@ class Trainer:
         path = self.checkpoint_path
         if path is None:
             return
+        if not self.dp.is_main:  # every rank holds the same state; one writer
+            self.checkpoint_step = self.step
+            return
         os.makedirs(self.cfg.checkpoint_dir, exist_ok=True)
         tmp = path + ".tmp"
         torch.save(self.state_dict(), tmp)
@@ -161,8 +168,20 @@ class Trainer:
             return None
         return rademacher(self.cfg.loss.hutchinson_probes, n, self.problem.dim, self.nets.log_mass, self.gen)
 
+    def _draw(self):
+        """This step's points and probes, drawn whole on every rank (identical RNG use), then sliced."""
+        batch = self.sampler.draw(self.nets, self.step)
+        probes = self._probes(batch.x.shape[0])
+        if not self.dp.enabled:
+            return batch, probes
+        interior = "sampler.n_interior" + ("" if self.problem.is_ergodic
+                                           else " (rounded up to a multiple of sampler.time_slices)")
+        return self.dp.shard_batch(batch, interior), self.dp.shard_probes(probes)
+
     def compute(self, batch, probes):
         out = compute_losses(self.problem, self.nets, batch, self.cfg, probes)
+        if self.dp.enabled and self.problem.is_ergodic and not self.trainable_lambda:
+            self._global_lambda(out)
         if self.problem.is_ergodic:
             # Kept in the networks for checkpoints and live views; never overwritten by NaN.
             with torch.no_grad():
@@ -172,6 +191,17 @@ class Trainer:
                 if not self.trainable_lambda and torch.isfinite(lam):
                     self.nets.lam.copy_(lam)
         return out
+
+    def _global_lambda(self, out) -> None:
+        """Projected λ over all ranks' points: the least-squares λ is a mean of the HJB residual
+        over the points, so each rank's own mean would change the loss; with equal slices the
+        rank-mean of the local λ's is the full-batch λ, and the HJB term is re-formed with it."""
+        res = out.residuals
+        local = res.ergodic_constant.detach()
+        lam = self.dp.mean_([local.clone().reshape(1)])[0].reshape(())
+        res.hjb = res.hjb + (lam - local)
+        res.ergodic_constant = lam
+        out.terms["hjb"] = (res.hjb ** 2).mean()
 
     def _weighted(self, terms: dict, names=None) -> torch.Tensor:
         total = 0.0
@@ -189,6 +219,7 @@ class Trainer:
 
         def grads(loss):
             gs = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+            self.dp.mean_([g for g in gs if g is not None])  # the full-batch gradients under data parallelism
             return torch.cat([g.abs().flatten() for g in gs if g is not None])
 
         ref = grads(self.base_weights["hjb"] * terms["hjb"] + self.base_weights["fp"] * terms["fp"]).mean()
@@ -229,34 +260,38 @@ class Trainer:
     def train_step(self) -> bool:
         """One Adam step; returns False when the NaN guard stopped training."""
         cfg = self.cfg
-        batch = self.sampler.draw(self.nets, self.step)
+        batch, probes = self._draw()
         if cfg.sampler.kind == "residual":
             self.sampler.refresh_pool(self._residual_score, self.nets, self.step)
-        out = self.compute(batch, self._probes(batch.x.shape[0]))
+        out = self.compute(batch, probes)
         terms = out.terms
         if cfg.loss.adaptive == "grad_norm" and self.step % cfg.loss.adapt_every == 0:
             self._adapt_weights(terms)
-        loss = self._weighted(terms)
-        if not torch.isfinite(loss):
-            self._nonfinite("loss", terms)
+        # Rank-means of the terms = full-batch terms: logged, and the NaN guard decides on them so
+        # that every rank stops together (a rank leaving alone would hang the others).
+        global_terms = self.dp.mean_terms(terms)
+        global_loss = self._weighted(global_terms)
+        if not torch.isfinite(torch.as_tensor(global_loss)):
+            self._nonfinite("loss", global_terms)
             return False
         if cfg.optim.training == "joint":
-            active, backward_loss = "joint", loss
+            active, backward_loss = "joint", self._weighted(terms)  # this rank's slice; gradients averaged below
         else:
             active = "u" if (self.step // cfg.optim.alternate_every) % 2 == 0 else "m"
             backward_loss = self._weighted(terms, U_TERMS if active == "u" else M_TERMS)
         for o in self.optimisers.values():
             o.zero_grad(set_to_none=True)
         backward_loss.backward()
+        self.dp.average_gradients(self._params())
         max_norm = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
         norm = torch.nn.utils.clip_grad_norm_(self._params(), max_norm)
         if not torch.isfinite(norm):
-            self._nonfinite("gradient", terms)
+            self._nonfinite("gradient", global_terms)
             return False
         self._set_lr()
         lr = self.optimisers[active].param_groups[0]["lr"]
         self.optimisers[active].step()
-        self._record(terms, float(loss.detach()), lr)
+        self._record(global_terms, float(global_loss), lr)
         self.step += 1
         return True
 
@@ -282,8 +317,7 @@ class Trainer:
         n_iter = self.cfg.optim.lbfgs_steps
         if n_iter == 0 or self.stopped_reason:
             return
-        batch = self.sampler.draw(self.nets, self.step)
-        probes = self._probes(batch.x.shape[0])
+        batch, probes = self._draw()
         params = self._params()
         opt = torch.optim.LBFGS(params, lr=self.cfg.optim.lbfgs_lr, max_iter=n_iter, history_size=50,
                                 line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-16)
@@ -293,10 +327,19 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
             out = self.compute(batch, probes)
             loss = self._weighted(out.terms)
-            if torch.isfinite(loss):
+            if not self.dp.enabled:
+                if torch.isfinite(loss):
+                    loss.backward()
+                    last["terms"] = out.terms
+                return loss
+            # All ranks see the full-batch loss and gradient, so their line searches agree.
+            terms = self.dp.mean_terms(out.terms)
+            total = torch.as_tensor(self._weighted(terms))
+            if torch.isfinite(total):
                 loss.backward()
-                last["terms"] = out.terms
-            return loss
+                self.dp.average_gradients(params)
+                last["terms"] = terms
+            return total
 
         while self.lbfgs_done < n_iter:
             snapshot = [p.detach().clone() for p in params]
@@ -340,7 +383,7 @@ class Trainer:
                 self.save_checkpoint()
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 clock(log=True)
-        if self.cfg.progress:
+        if self.cfg.progress and self.dp.is_main:
             print(file=sys.stderr, flush=True)  # end the progress bar's line
         self.lbfgs(clock)
         self.elapsed = clock()
@@ -361,9 +404,9 @@ class Trainer:
             self.history.setdefault("monitor_step", []).append(self.step + self.lbfgs_done)
             self.history.setdefault("monitor_time_s", []).append(elapsed)
             metrics.update(extra)
-        if self.logger is not None:
+        if self.logger is not None and self.dp.is_main:  # ranks log the same numbers: one writer
             self.logger(self.step + self.lbfgs_done, metrics)
-        if self.cfg.verbose or self.cfg.progress:
+        if (self.cfg.verbose or self.cfg.progress) and self.dp.is_main:
             parts = " ".join(f"{k} {metrics[k]:.2e}" for k in ("loss", "hjb", "fp", "terminal", "initial", "mass")
                              if k in metrics)
             lam = f" λ {metrics['lambda']:+.5f}" if "lambda" in metrics else ""
