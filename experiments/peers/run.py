@@ -1,0 +1,63 @@
+"""Side-by-side comparison of mfgnet with a peer library, one command per peer.
+
+    python experiments/peers/run.py mfglib  [--threads 1] [--repeats 3] [--quick]
+    python experiments/peers/run.py deepxde [--threads 1] [--repeats 3] [--dims 1 2] [--budget 180] [--quick]
+    python experiments/peers/run.py deepxde --dims 2 --tag d2     # -> results/peers/deepxde_d2.md
+
+On first use it creates ``.peers/<peer>/`` (a separate virtual environment: the peer's pins
+never reach mfgnet's) and installs the peer there.  Both sides run as subprocesses with the same
+thread count; the markdown table and the error-against-wall-time figure go to
+``results/peers/<peer>.md`` / ``.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import ROOT, PeerError, ensure_peer  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("peer", choices=["mfglib", "deepxde"])
+    parser.add_argument("--threads", type=int, default=1, help="threads per side (torch, BLAS, OpenMP)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per side; medians are reported")
+    parser.add_argument("--quick", action="store_true", help="a few iterations/steps only (smoke run)")
+    parser.add_argument("--dims", type=int, nargs="+", default=[1], help="deepxde: B1 dimensions (1 and/or 2)")
+    parser.add_argument("--budget", type=float, default=180.0, help="deepxde: wall seconds per DeepXDE run")
+    parser.add_argument("--mfgnet-lbfgs", type=int, default=300, help="deepxde: mfgnet's L-BFGS steps after Adam 200")
+    parser.add_argument("--out", default=str(ROOT / "results" / "peers"))
+    parser.add_argument("--tag", default="", help="write <peer>_<tag>.md/.png instead of <peer>.md/.png")
+    args = parser.parse_args(argv)
+    if args.threads < 1 or args.repeats < 1:
+        parser.error("--threads and --repeats must be >= 1")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = "python experiments/peers/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    try:
+        python = ensure_peer(args.peer)
+    except PeerError as err:
+        sys.exit(f"[peers] {err}")
+    name = args.peer + (f"_{args.tag}" if args.tag else "")
+    start = time.perf_counter()
+    if args.peer == "mfglib":
+        import compare_mfglib
+
+        text = compare_mfglib.run(python, out, args.threads, args.repeats, args.quick, command, name)
+    else:
+        import compare_deepxde
+
+        text = compare_deepxde.run(python, out, args.threads, args.repeats, args.quick, command, args.dims,
+                                   args.budget, name, args.mfgnet_lbfgs)
+    print(text)
+    print(f"[peers] {args.peer}: {time.perf_counter() - start:.0f} s; wrote {out / (name + '.md')}",
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

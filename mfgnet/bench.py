@@ -1,0 +1,193 @@
+"""mfgnet's own speed table on the current machine: ``python -m mfgnet.bench [--quick] [--out results/bench.md]``.
+
+Measures, in well under two minutes on an idle 2-core CPU:
+
+* grid solver (:func:`mfgnet.grid.solve_grid`): wall time and Newton iterations on B1 1D (512
+  cells), B1 2D (64²) and B3 Hopf–Cole (128 cells × 128 steps);
+* neural solver (:func:`mfgnet.neural.solve_neural`, default config, float64): wall time per
+  Adam step on B1 d = 1 and d = 2;
+* N-agent simulation (:func:`mfgnet.agents.simulation.simulate`): agent-steps/s in 1D under a
+  policy tabulated on 512 nodes;
+* finite MFGs (:func:`mfgnet.agents.finite.fictitious_play`): ms per fictitious-play iteration,
+  exact exploitability included, on beach bar (default, and 20 states with T = 10).
+
+``--quick`` shrinks every case (for a smoke run in a few seconds).  Each row is the best of
+``--repeat`` runs.  Output is a markdown table (stdout, and ``--out`` when given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Row:
+    """One measured case: what, size, the headline speed number, its unit, and notes (errors, its)."""
+
+    part: str
+    case: str
+    value: float
+    unit: str
+    note: str = ""
+
+
+def machine_line() -> str:
+    """One line: platform, cores, Python, torch and its thread count, load average."""
+    try:
+        load = "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:  # not available on every platform
+        load = "load average n/a"
+    cores = os.cpu_count()
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = cores
+    return (f"{platform.machine()}, {cores} cores ({usable} usable), Python {platform.python_version()}, "
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}, {load}")
+
+
+def _best(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def _rel(a: np.ndarray, e: np.ndarray, center: bool = False) -> float:
+    a, e = np.ravel(a), np.ravel(e)
+    if center:
+        a, e = a - a.mean(), e - e.mean()
+    return float(np.linalg.norm(a - e) / np.linalg.norm(e))
+
+
+def bench_grid(quick: bool, repeat: int) -> list[Row]:
+    """Grid solve times (default tol 1e-10, Newton)."""
+    from mfgnet.benchmarks import ergodic_torus, hopf_cole
+    from mfgnet.grid import solve_grid
+
+    cases = [("B1 1D", ergodic_torus(1), {"cells": 128 if quick else 512}),
+             ("B1 2D", ergodic_torus(2), {"cells": 32 if quick else 64}),
+             ("B3 Hopf-Cole", hopf_cole(), {"cells": 64 if quick else 128, "time_steps": 64 if quick else 128})]
+    rows = []
+    for name, bench, settings in cases:
+        wall, sol = _best(lambda b=bench, s=settings: solve_grid(b.problem, **s), repeat)
+        x = sol.nodes
+        if sol.times is None:
+            m_ex = bench.exact.density(None, x).numpy()
+        else:
+            t = torch.from_numpy(np.repeat(sol.times, x.shape[0]))
+            m_ex = bench.exact.density(t, x.repeat(len(sol.times), 1)).numpy().reshape(sol.m.shape)
+        e = sol.diagnostics.extra
+        size = "x".join(str(c) for c in sol.grid.cells) + ("" if sol.times is None else f" x {len(sol.times) - 1}")
+        rows.append(Row("grid", f"{name}, {size}", wall, "s / solve",
+                        f"{e['newton_iterations']} Newton (+{e['picard_iterations']} Picard), "
+                        f"rel L2 m {_rel(sol.m, m_ex):.1e}"))
+    return rows
+
+
+def bench_neural(quick: bool, repeat: int) -> list[Row]:
+    """Wall time per Adam step of the default neural config (1 torch thread, float64)."""
+    from mfgnet.benchmarks import ergodic_torus
+    from mfgnet.neural import solve_neural
+
+    steps = 10 if quick else 40
+    rows = []
+    for dim in (1, 2):
+        bench = ergodic_torus(dim)
+        # A first short run pays the one-off costs (imports, allocator warm-up) outside the timing.
+        solve_neural(bench.problem, {"steps": 2})
+        best, sol = float("inf"), None
+        for _ in range(repeat):
+            sol = solve_neural(bench.problem, {"steps": steps, "log_every": steps})
+            best = min(best, sol.diagnostics.wall_time_s / steps)
+        cfg = sol.diagnostics.extra
+        rows.append(Row("neural", f"B1 d={dim}, default config ({steps} Adam steps)", best * 1e3, "ms / step",
+                        f"{cfg['dtype']}, 512 interior points, tanh 64x3 (two nets)"))
+    return rows
+
+
+def bench_agents(quick: bool, repeat: int) -> list[Row]:
+    """Agent-steps/s of the 1D simulation under B3's exact policy tabulated on 512 nodes."""
+    from mfgnet.agents.simulation import TabulatedPolicy, simulate
+    from mfgnet.benchmarks import hopf_cole
+
+    bench = hopf_cole()
+    n_agents, steps = (200_000, 10) if quick else (2_000_000, 20)
+    policy = TabulatedPolicy.from_solution(bench.exact, [0.5 * k / steps for k in range(steps)], 512)
+    best = 0.0
+    for _ in range(repeat):
+        res = simulate(bench.exact, n_agents, steps, policy=policy)
+        best = max(best, res.agent_steps_per_s)
+    return [Row("agents", f"simulation 1D, N = {n_agents:.0e}, {steps} steps", best, "agent-steps / s",
+                "numpy kernel, linear interpolation, Gaussian noise, default threads")]
+
+
+def bench_finite(quick: bool, repeat: int) -> list[Row]:
+    """ms per fictitious-play iteration, exact float64 exploitability included."""
+    from mfgnet.agents.finite import fictitious_play, make_env
+
+    iterations = 50 if quick else 200
+    rows = []
+    for label, params in [("beach bar (default)", {}), ("beach bar, 20 states, T = 10", {"n": 20, "horizon": 10})]:
+        game = make_env("beach_bar", **params)
+        wall, res = _best(lambda g=game: fictitious_play(g, iterations), repeat)
+        rows.append(Row("finite", f"{label}, fictitious play, {iterations} its", wall / iterations * 1e3,
+                        "ms / iteration", f"final exploitability {res.final_exploitability:.2e}"))
+    return rows
+
+
+PARTS = {"grid": bench_grid, "neural": bench_neural, "agents": bench_agents, "finite": bench_finite}
+
+
+def table(rows: list[Row], command: str, machine: str, total_s: float) -> str:
+    lines = ["# mfgnet speed on this machine", "", f"Command: `{command}`  ", f"Machine: {machine}  ",
+             f"Total time {total_s:.1f} s. Rows are the best of the repeats; times are wall clock, so a shared "
+             "machine makes them upper bounds.", "",
+             "| part | case | speed | unit | notes |", "|---|---|---|---|---|"]
+    lines += [f"| {r.part} | {r.case} | {r.value:.3g} | {r.unit} | {r.note} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(prog="python -m mfgnet.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small cases, a smoke run in seconds")
+    parser.add_argument("--repeat", type=int, default=None, help="runs per case, best kept (default 2; 1 if --quick)")
+    parser.add_argument("--only", nargs="+", choices=sorted(PARTS), default=list(PARTS), help="parts to run")
+    parser.add_argument("--out", default=None, help="also write the table to this markdown file")
+    parser.add_argument("--verbose", action="store_true", help="print each part as it finishes")
+    args = parser.parse_args(argv)
+    repeat = args.repeat or (1 if args.quick else 2)
+    if repeat < 1:
+        parser.error("--repeat must be >= 1")
+    machine = machine_line()
+    start = time.perf_counter()
+    rows: list[Row] = []
+    for name in args.only:
+        t0 = time.perf_counter()
+        rows += PARTS[name](args.quick, repeat)
+        if args.verbose:
+            print(f"[bench] {name} done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    command = "python -m mfgnet.bench" + ("" if argv is None and len(sys.argv) <= 1 else
+                                          " " + " ".join(argv if argv is not None else sys.argv[1:]))
+    text = table(rows, command, machine, time.perf_counter() - start)
+    print(text)
+    if args.out:
+        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+        with open(args.out, "w") as fh:
+            fh.write(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()
