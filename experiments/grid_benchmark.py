@@ -20,24 +20,9 @@ import numpy as np
 import torch
 
 from mfgnet.benchmarks import ergodic_torus, hopf_cole, lq_gaussian
+from mfgnet.evaluation import reference_on_nodes
+from mfgnet.evaluation import relative_l2 as rel_l2
 from mfgnet.grid import solve_grid
-
-
-def rel_l2(a, e, center=False):
-    a, e = np.ravel(a), np.ravel(e)
-    if center:
-        a, e = a - a.mean(), e - e.mean()
-    return float(np.linalg.norm(a - e) / np.linalg.norm(e))
-
-
-def exact_on_nodes(bench, sol):
-    x = sol.nodes
-    if sol.times is None:
-        return bench.exact.value(None, x).numpy(), bench.exact.density(None, x).numpy()
-    t = torch.from_numpy(np.repeat(sol.times, x.shape[0]))
-    xx = x.repeat(len(sol.times), 1)
-    return (bench.exact.value(t, xx).numpy().reshape(sol.u.shape),
-            bench.exact.density(t, xx).numpy().reshape(sol.m.shape))
 
 
 def run(bench, repeat, **settings):
@@ -47,7 +32,7 @@ def run(bench, repeat, **settings):
         sol = solve_grid(bench.problem, **settings)
         best = min(best, time.perf_counter() - start)
         best_cpu = min(best_cpu, time.process_time() - start_cpu)
-    u_ex, m_ex = exact_on_nodes(bench, sol)
+    u_ex, m_ex = reference_on_nodes(bench.exact, sol)
     row = {"time": best, "cpu": best_cpu, "sol": sol}
     if sol.times is None:
         row["u"] = rel_l2(sol.u, u_ex, center=True)

@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from mfgnet.benchmarks import ergodic_torus, hopf_cole, lq_gaussian
+from mfgnet.evaluation import reference_on_nodes
+from mfgnet.evaluation import relative_l2 as rel_l2
 from mfgnet.grid import GridSolverConfig, make_grid, solve_fp, solve_grid, solve_hjb
 from mfgnet.problems import Box, CongestionHamiltonian, MFGProblem, NonlocalCoupling, PowerHamiltonian, Torus
 
@@ -16,23 +18,8 @@ from mfgnet.problems import Box, CongestionHamiltonian, MFGProblem, NonlocalCoup
 pytestmark = pytest.mark.filterwarnings("ignore:initial_density integrates")
 
 
-def rel_l2(approx: np.ndarray, exact: np.ndarray, center: bool = False) -> float:
-    """Relative L2 error on the nodes (means removed first when ``center``)."""
-    a, e = np.asarray(approx, dtype=float).ravel(), np.asarray(exact, dtype=float).ravel()
-    if center:
-        a, e = a - a.mean(), e - e.mean()
-    return float(np.linalg.norm(a - e) / np.linalg.norm(e))
 
 
-def exact_on_nodes(bench, sol):
-    """Exact u, m on the solution's nodes (and time levels)."""
-    x = sol.nodes
-    if sol.times is None:
-        return bench.exact.value(None, x).numpy(), bench.exact.density(None, x).numpy()
-    t = torch.from_numpy(np.repeat(sol.times, x.shape[0]))
-    xx = x.repeat(len(sol.times), 1)
-    return (bench.exact.value(t, xx).numpy().reshape(sol.u.shape),
-            bench.exact.density(t, xx).numpy().reshape(sol.m.shape))
 
 
 def check_conservation(sol) -> None:
@@ -53,7 +40,7 @@ def test_b1_1d_first_order_and_targets(b1_1d):
     bench, sols = b1_1d
     err_u, err_m, err_l = [], [], []
     for sol in sols.values():
-        u_ex, m_ex = exact_on_nodes(bench, sol)
+        u_ex, m_ex = reference_on_nodes(bench.exact, sol)
         err_u.append(rel_l2(sol.u, u_ex, center=True))
         err_m.append(rel_l2(sol.m, m_ex))
         err_l.append(abs(sol.ergodic_constant - bench.exact.ergodic_constant))
@@ -79,7 +66,7 @@ def test_newton_iterations_do_not_grow_with_the_grid(b1_1d):
 def test_b1_2d_small_grid():
     bench = ergodic_torus(2)
     sol = solve_grid(bench.problem, cells=48)
-    u_ex, m_ex = exact_on_nodes(bench, sol)
+    u_ex, m_ex = reference_on_nodes(bench.exact, sol)
     assert rel_l2(sol.u, u_ex, center=True) <= 3e-2
     assert rel_l2(sol.m, m_ex) <= 1e-1
     check_conservation(sol)
@@ -89,7 +76,7 @@ def test_b1_2d_small_grid():
 def test_b3_small_grid():
     bench = hopf_cole()
     sol = solve_grid(bench.problem, cells=64, time_steps=64)
-    u_ex, m_ex = exact_on_nodes(bench, sol)
+    u_ex, m_ex = reference_on_nodes(bench.exact, sol)
     assert sol.diagnostics.converged
     assert rel_l2(sol.m, m_ex) <= 5.5e-3  # reference Δt = h: 7.5e-3 at 64 cells
     assert rel_l2(sol.u, u_ex) <= 3.5e-2
@@ -100,7 +87,7 @@ def test_b3_small_grid():
 def test_b2_nonlocal_mean_coupling_matches_exact():
     bench = lq_gaussian(1)
     sol = solve_grid(bench.problem, cells=128)
-    u_ex, m_ex = exact_on_nodes(bench, sol)
+    u_ex, m_ex = reference_on_nodes(bench.exact, sol)
     assert sol.diagnostics.converged and sol.diagnostics.extra["newton_iterations"] <= 10
     check_conservation(sol)
     # First-order scheme on a truncated box: the density, the mean, and u where the mass is.
@@ -117,7 +104,7 @@ def test_richardson_second_order_option():
     errors = {}
     for order in (1, 2):
         sol = solve_grid(bench.problem, cells=128, order=order)
-        u_ex, m_ex = exact_on_nodes(bench, sol)
+        u_ex, m_ex = reference_on_nodes(bench.exact, sol)
         errors[order] = (rel_l2(sol.u, u_ex, center=True), rel_l2(sol.m, m_ex),
                          abs(sol.ergodic_constant - bench.exact.ergodic_constant))
         check_conservation(sol)

@@ -12,13 +12,24 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from mfgnet.solution import Solution
 
 
-def relative_l2(approx: torch.Tensor, reference: torch.Tensor, weights: torch.Tensor | None = None) -> float:
-    """‖approx − reference‖ / ‖reference‖ in the (weighted) discrete L2 norm."""
+def relative_l2(approx, reference, weights=None, center: bool = False) -> float:
+    """‖approx − reference‖ / ‖reference‖ in the (weighted) discrete L2 norm.
+
+    Tensors or arrays of any (equal) shape; ``center`` removes each one's mean first
+    (ergodic u is defined up to a constant).
+    """
+    approx = torch.as_tensor(approx, dtype=torch.float64).ravel()
+    reference = torch.as_tensor(reference, dtype=torch.float64).ravel()
+    if center:
+        approx, reference = approx - approx.mean(), reference - reference.mean()
+    if weights is not None:
+        weights = torch.as_tensor(weights, dtype=torch.float64).ravel()
     diff = (approx - reference) ** 2
     ref = reference**2
     if weights is not None:
@@ -48,6 +59,19 @@ def evaluation_points(solution: Solution, n: int = 4096, seed: int = 0,
         return None, x
     t = torch.rand(n, 1, generator=gen, dtype=torch.float64) * problem.horizon
     return t, x
+
+
+def reference_on_nodes(reference: Solution, solution) -> tuple[np.ndarray, np.ndarray]:
+    """``reference``'s u and m on a grid solution's nodes and time levels, shaped like
+    ``solution.u`` and ``solution.m``."""
+    x = torch.as_tensor(solution.nodes, dtype=torch.float64)
+    if solution.times is None:
+        return reference.value(None, x).numpy(), reference.density(None, x).numpy()
+    t = torch.from_numpy(np.repeat(np.asarray(solution.times, dtype=np.float64), x.shape[0]))
+    xx = x.repeat(len(solution.times), 1)
+    with torch.no_grad():
+        return (reference.value(t, xx).numpy().reshape(solution.u.shape),
+                reference.density(t, xx).numpy().reshape(solution.m.shape))
 
 
 def compare(solution: Solution, reference: Solution, points=None) -> dict[str, float]:
