@@ -127,7 +127,8 @@ class FieldNet(nn.Module):
     """One scalar field of (t, x): embedding + MLP or residual MLP.
 
     On R^d (``quadratic_skip``) a separable quadratic in the scaled x̂ with coefficients
-    affine in t̂ is added, Σ_i (a_i + a'_i t̂) x̂_i² + (b_i + b'_i t̂) x̂_i (zero at the start):
+    polynomial in t̂ is added, Σ_i a_i(t̂) x̂_i² + b_i(t̂) x̂_i of degree ``quadratic_time_degree``
+    (1 = affine; zero at the start):
     value functions and log-densities grow quadratically at infinity, which bounded tanh
     features only mimic on a finite region.
     """
@@ -140,14 +141,16 @@ class FieldNet(nn.Module):
         _initialise(self.core, cfg.init, generator)
         self.quadratic = None
         if cfg.quadratic_skip and isinstance(problem.domain, Euclidean):
-            self.quadratic = nn.Parameter(torch.zeros(2, 2, problem.dim, dtype=torch.float64))
+            self.quadratic = nn.Parameter(torch.zeros(cfg.quadratic_time_degree + 1, 2, problem.dim,
+                                                      dtype=torch.float64))
 
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         out = self.core(self.embed(t, x))
         if self.quadratic is not None:
             xs = (x - self.embed.center) / self.embed.scale
             t_hat = 2.0 * t / self.embed.horizon - 1.0 if self.embed.time_dependent else torch.zeros_like(t)
-            coef = self.quadratic[0] + t_hat.unsqueeze(-1) * self.quadratic[1]  # (n, 2, d)
+            powers = t_hat.unsqueeze(-1) ** torch.arange(self.quadratic.shape[0], device=t.device, dtype=t.dtype)
+            coef = torch.einsum("nk,kcd->ncd", powers.reshape(t.shape[0], -1), self.quadratic.to(t.dtype))
             out = out + (coef[:, 0] * xs * xs + coef[:, 1] * xs).sum(-1)
         return out
 
