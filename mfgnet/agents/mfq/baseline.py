@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from mfgnet.agents.mfq.games import MeanActionGame
-from mfgnet.agents.mfq.tabular import MFQConfig, MFQResult
+from mfgnet.agents.mfq.tabular import LearningRecord, MFQConfig, MFQResult
 
 
 class _Agent:
@@ -42,23 +42,14 @@ def train_per_agent_loop(game: MeanActionGame, n_agents: int, cfg: MFQConfig | N
     agents = [_Agent(game.n_bins, game.n_actions, cfg.q_init, rng) for _ in range(n_agents)]
     actions = rng.integers(0, game.n_actions, n_agents)
     abar = game.mean_action(actions)
-    eps = cfg.epsilon
-    rec_steps, dists, rewards, means = [], [], [], []
+    record = LearningRecord(cfg, game.n_actions)
     start = time.perf_counter()
     for step in range(cfg.steps):
         ctx = int(game.bin(abar))
-        actions = np.array([agent.act(ctx, cfg, eps) for agent in agents])
+        actions = np.array([agent.act(ctx, cfg, record.epsilon) for agent in agents])
         abar = game.mean_action(actions)
         r = game.reward(actions, abar)
         for i, agent in enumerate(agents):
             agent.update(ctx, actions[i], r[i], cfg.lr)
-        if cfg.policy == "egreedy":
-            eps = max(cfg.epsilon_min, eps * cfg.epsilon_decay)
-        if (step + 1) % cfg.record_every == 0 or step == cfg.steps - 1:
-            rec_steps.append(step + 1)
-            dists.append(np.bincount(actions, minlength=game.n_actions) / n_agents)
-            rewards.append(float(r.mean()))
-            means.append(float(abar))
-    wall = time.perf_counter() - start
-    return MFQResult(np.array(rec_steps), np.array(dists), np.array(rewards), np.array(means), None, actions,
-                     wall, n_agents * cfg.steps / wall)
+        record.end_step(step, actions, r, abar)
+    return record.result(None, actions, time.perf_counter() - start, n_agents)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from mfgnet.agents.mfq.games import MeanActionGame
-from mfgnet.agents.mfq.tabular import MFQConfig, MFQResult
+from mfgnet.agents.mfq.tabular import LearningRecord, MFQConfig, MFQResult
 from mfgnet.problems import ProblemError
 
 
@@ -44,14 +44,13 @@ def train_neural(game: MeanActionGame, n_agents: int, cfg: MFQConfig | None = No
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     actions = torch.randint(0, game.n_actions, (n_agents,), generator=gen)
     abar = torch.as_tensor(np.broadcast_to(game.mean_action(actions.numpy()), (n_agents,)).copy(), dtype=torch.float32)
-    eps = cfg.epsilon
-    rec_steps, dists, rewards, means = [], [], [], []
+    record = LearningRecord(cfg, game.n_actions)
     start = time.perf_counter()
     for step in range(cfg.steps):
         with torch.no_grad():
             # Agents that see the same ā share a policy: evaluate the net once per distinct ā.
             uniq, inv = torch.unique(abar, return_inverse=True)
-            cdf = torch.cumsum(_policy_probs(net(uniq[:, None]), cfg, eps), -1)[inv]
+            cdf = torch.cumsum(_policy_probs(net(uniq[:, None]), cfg, record.epsilon), -1)[inv]
             u = torch.rand(n_agents, generator=gen) * cdf[:, -1]
             new = (u[:, None] > cdf[:, :-1]).sum(-1)
             if cfg.revise_prob < 1:
@@ -67,22 +66,13 @@ def train_neural(game: MeanActionGame, n_agents: int, cfg: MFQConfig | None = No
         if cfg.gamma > 0:
             with torch.no_grad():
                 q_next = net(abar_next[idx, None])
-                target = target + cfg.gamma * (_policy_probs(q_next, cfg, eps) * q_next).sum(-1)
+                target = target + cfg.gamma * (_policy_probs(q_next, cfg, record.epsilon) * q_next).sum(-1)
         q_sa = net(abar[idx, None]).gather(1, actions[idx, None])[:, 0]
         loss = torch.mean((q_sa - target) ** 2)
         opt.zero_grad()
         loss.backward()
         opt.step()
         abar = abar_next
-        if cfg.policy == "egreedy":
-            eps = max(cfg.epsilon_min, eps * cfg.epsilon_decay)
-        if (step + 1) % cfg.record_every == 0 or step == cfg.steps - 1:
-            rec_steps.append(step + 1)
-            dists.append(np.bincount(a_np, minlength=game.n_actions) / n_agents)
-            rewards.append(float(r.mean()))
-            means.append(float(abar.mean()))
-            if verbose:
-                print(f"[neural mfq {game.name}] step {step + 1}: loss {float(loss):.3e}, actions {dists[-1]}")
-    wall = time.perf_counter() - start
-    return MFQResult(np.array(rec_steps), np.array(dists), np.array(rewards), np.array(means), None, a_np, wall,
-                     n_agents * cfg.steps / wall, extra={"network": net})
+        if record.end_step(step, a_np, r, abar_next_np) and verbose:
+            print(f"[neural mfq {game.name}] step {step + 1}: loss {float(loss):.3e}, actions {record.dists[-1]}")
+    return record.result(None, a_np, time.perf_counter() - start, n_agents, extra={"network": net})

@@ -88,6 +88,36 @@ class MFQResult:
     extra: dict = field(default_factory=dict)
 
 
+class LearningRecord:
+    """What every MF-Q learner records: ε after its per-step decay, and every ``record_every``
+    steps (and at the last) the action shares, mean reward and mean of ā."""
+
+    def __init__(self, cfg: MFQConfig, n_actions: int) -> None:
+        self.cfg, self.n_actions = cfg, n_actions
+        self.epsilon = cfg.epsilon
+        self.steps: list[int] = []
+        self.dists: list[np.ndarray] = []
+        self.rewards: list[float] = []
+        self.means: list[float] = []
+
+    def end_step(self, step: int, actions: np.ndarray, rewards, abar) -> bool:
+        """Decay ε, record if this step is due; returns whether it recorded."""
+        cfg = self.cfg
+        if cfg.policy == "egreedy":
+            self.epsilon = max(cfg.epsilon_min, self.epsilon * cfg.epsilon_decay)
+        if (step + 1) % cfg.record_every and step != cfg.steps - 1:
+            return False
+        self.steps.append(step + 1)
+        self.dists.append(np.bincount(actions, minlength=self.n_actions) / len(actions))
+        self.rewards.append(float(rewards.mean()))
+        self.means.append(float(np.mean(np.asarray(abar))))
+        return True
+
+    def result(self, q, actions, wall: float, n_agents: int, extra: dict | None = None) -> MFQResult:
+        return MFQResult(np.array(self.steps), np.array(self.dists), np.array(self.rewards), np.array(self.means),
+                         q, actions, wall, n_agents * self.cfg.steps / wall, extra=extra or {})
+
+
 def sample_actions(q: np.ndarray, cfg: MFQConfig, epsilon: float, rng: np.random.Generator,
                    jitter: np.ndarray | None = None) -> np.ndarray:
     """Draw one action per column of q (A, N) (actions along axis 0 so rows are contiguous).
@@ -157,15 +187,14 @@ def train_tabular(game: MeanActionGame, n_agents: int, cfg: MFQConfig | None = N
     agent_idx = np.arange(n_agents)
     actions = rng.integers(0, game.n_actions, n_agents)
     abar = game.mean_action(actions)
-    eps = cfg.epsilon
+    record = LearningRecord(cfg, game.n_actions)
     jitter = (rng.random((game.n_actions, n_agents), dtype=np.float32) * np.float32(1e-6)
               if cfg.policy == "egreedy" else None)
-    rec_steps, dists, rewards, means = [], [], [], []
     start = time.perf_counter()
     for step in range(cfg.steps):
         ctx = game.bin(abar)
         q = _gather(Q, ctx, cols)
-        new = sample_actions(q, cfg, eps, rng, jitter)
+        new = sample_actions(q, cfg, record.epsilon, rng, jitter)
         if cfg.revise_prob < 1:
             new = np.where(rng.random(n_agents) < cfg.revise_prob, new, actions)
         actions = new
@@ -173,7 +202,7 @@ def train_tabular(game: MeanActionGame, n_agents: int, cfg: MFQConfig | None = N
         r = game.reward(actions, abar_next)
         target = r
         if cfg.gamma > 0:
-            target = r + cfg.gamma * policy_values(_gather(Q, game.bin(abar_next), cols), cfg, eps)
+            target = r + cfg.gamma * policy_values(_gather(Q, game.bin(abar_next), cols), cfg, record.epsilon)
         flat = actions * q.shape[1] + agent_idx  # (action, agent) -> flat index into q
         err = np.subtract(target, q.reshape(-1)[flat], dtype=np.float32)
         if cfg.shared:  # average the agents' TD errors per (bin, action) cell
@@ -187,16 +216,7 @@ def train_tabular(game: MeanActionGame, n_agents: int, cfg: MFQConfig | None = N
         else:
             Q[ctx, actions, agent_idx] += np.float32(cfg.lr) * err
         abar = abar_next
-        if cfg.policy == "egreedy":
-            eps = max(cfg.epsilon_min, eps * cfg.epsilon_decay)
-        if (step + 1) % cfg.record_every == 0 or step == cfg.steps - 1:
-            rec_steps.append(step + 1)
-            dists.append(np.bincount(actions, minlength=game.n_actions) / n_agents)
-            rewards.append(float(r.mean()))
-            means.append(float(np.mean(abar)))
-            if verbose:
-                print(f"[mfq {game.name}] step {step + 1}: mean reward {rewards[-1]:.4f}, "
-                      f"actions {np.round(dists[-1], 3)}")
-    wall = time.perf_counter() - start
-    return MFQResult(np.array(rec_steps), np.array(dists), np.array(rewards), np.array(means), Q, actions,
-                     wall, n_agents * cfg.steps / wall)
+        if record.end_step(step, actions, r, abar) and verbose:
+            print(f"[mfq {game.name}] step {step + 1}: mean reward {record.rewards[-1]:.4f}, "
+                  f"actions {np.round(record.dists[-1], 3)}")
+    return record.result(Q, actions, time.perf_counter() - start, n_agents)
