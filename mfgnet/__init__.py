@@ -1,9 +1,21 @@
-"""mfgnet: mean field games solved by physics-informed networks and validated by grids."""
+"""mfgnet: mean field games solved by physics-informed networks and validated by grids.
 
-from mfgnet.problems import Box, Euclidean, MFGProblem, ProblemError, Torus
-from mfgnet.solution import Diagnostics, ExactSolution, Solution
+``import mfgnet`` is cheap: torch and the solvers are imported when first used.
+
+    import mfgnet
+    from mfgnet.benchmarks import ergodic_torus
+    problem, exact = ergodic_torus(dim=1)
+    solution = mfgnet.solve(problem, solver="grid", cells=256)
+"""
+
+import lazy_loader as _lazy
 
 __version__ = "0.1.0"
 
-__all__ = ["Box", "Diagnostics", "Euclidean", "ExactSolution", "MFGProblem", "ProblemError", "Solution",
-           "Torus", "__version__"]
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
+    "problems": ["Box", "Euclidean", "MFGProblem", "ProblemError", "Torus"],
+    "solution": ["Diagnostics", "ExactSolution", "Solution"],
+    "solvers": ["solve"],
+    "registry": ["SolverSpec", "get_solver", "register_solver", "solver_names"],
+})
+__all__ = [*__all__, "__version__"]

@@ -1,4 +1,8 @@
-"""Hydra entry point: ``python -m mfgnet problem=ergodic_torus solver=grid solver.cells=64``."""
+"""Hydra entry point: ``python -m mfgnet problem=ergodic_torus solver=grid solver.cells=64``.
+
+Composing and checking the config imports no torch; the solver (and torch) is imported only
+when a run starts, so ``--help`` and a typo answer at once.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +14,15 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from mfgnet.configs import CONFIG_DIR, register_configs
-from mfgnet.neural.distributed import is_main_process
-from mfgnet.problems import ProblemError
-from mfgnet.runner import run_experiment
+from mfgnet.problems.validation import ProblemError
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def _main(cfg: DictConfig) -> float | None:
+    from mfgnet.runner import is_main_process, run_experiment
+
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if is_main_process():  # under torchrun only rank 0 writes files
         (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -33,9 +37,7 @@ def _main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    if not Path(CONFIG_DIR).is_dir():
-        sys.exit(f"mfgnet: config folder {CONFIG_DIR} not found; install mfgnet from a checkout "
-                 "with `pip install -e .`")
+    """The ``mfgnet`` console script."""
     _main()
 
 

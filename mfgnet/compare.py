@@ -20,9 +20,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from mfgnet.configs import CONFIG_DIR, register_configs
-from mfgnet.evaluation.comparison import COLUMNS, comparison_rows, markdown_table, plot_densities
-from mfgnet.problems import ProblemError
-from mfgnet.runner import execute_run
+from mfgnet.problems.validation import ProblemError
 
 
 def compose_config(overrides: list[str]) -> dict:
@@ -33,6 +31,9 @@ def compose_config(overrides: list[str]) -> dict:
 
 
 def run_comparison(overrides: list[str], solvers: list[str], out: Path, command: str = "") -> Path:
+    from mfgnet.evaluation.comparison import COLUMNS, comparison_rows, markdown_table, plot_densities
+    from mfgnet.runner import execute_run
+
     out.mkdir(parents=True, exist_ok=True)
     shared = [o for o in overrides if ":" not in o.split("=")[0]]
     results = {}

@@ -1,71 +1,78 @@
-"""Structured (typed) configs for Hydra, derived from the code they configure.
+"""Hydra configs derived from the code they configure: one source of truth for every default.
 
-A problem's schema comes from its builder's signature, a solver's from its config
-dataclass, so there is one source of truth and a typo or wrong type in an override is
-rejected by Hydra before anything runs::
+Every option of the groups ``problem=``, ``solver=``, ``model=``, ``sampler=``, ``optim=``
+and ``logger=`` is a structured config stored in Hydra's ConfigStore, built from
+
+* a problem builder's signature (:mod:`mfgnet.catalog`),
+* a registered solver's settings dataclass (:mod:`mfgnet.registry`), and the nested
+  settings it exposes as groups of their own (the neural ``model``/``sampler``/``optim``),
+* the loggers' settings (:mod:`mfgnet.loggers`),
+
+so a typo or a wrong type in an override is rejected by Hydra before anything runs::
 
     $ python -m mfgnet solver.cells=abc
     Value 'abc' of type 'str' could not be converted to Integer  full_key: solver.cells
 
-Each YAML in ``conf/problem`` and ``conf/solver`` starts from ``<name>_schema``.
+The YAML files in ``conf/`` are presets that say only what they change (``model=fourier``
+sets ``fourier_features``); a test checks that none restates a default.  Nothing here
+imports torch: composing a config, ``--help`` and a typo cost no torch import.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import os
 import typing
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
-from mfgnet.catalog import PROBLEMS
-from mfgnet.solvers import SOLVERS, solver_entry
+from mfgnet.catalog import PROBLEMS, problem_parameters
+from mfgnet.loggers import LOGGER_CONFIGS
+from mfgnet.registry import get_solver, solver_names
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = str(ROOT / "conf")
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _data_dir(installed: str, checkout: str) -> Path:
+    """A folder of configs: inside the installed package (a wheel ships them there), or in
+    the source checkout beside the package (an editable install or a clone)."""
+    for candidate in (_PACKAGE / installed, _PACKAGE.parent / checkout):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"mfgnet: config folder {installed!r} not found in {_PACKAGE} or its checkout")
+
+
+CONFIG_DIR = str(_data_dir("conf", "conf"))
+AGENTS_CONFIG_DIR = str(Path(CONFIG_DIR) / "agents")
+EXPERIMENT_DIR = str(_data_dir("experiment_configs", "experiments/configs"))
 
 
 def problem_schema(name: str) -> type:
     """A dataclass with ``name`` plus the builder's keyword arguments (types and defaults)."""
-    builder = PROBLEMS[name]
-    hints = typing.get_type_hints(builder)
+    params, _ = problem_parameters(name)
     fields = [("name", str, dataclasses.field(default=name))]
-    for param in inspect.signature(builder).parameters.values():
-        fields.append((param.name, hints.get(param.name, typing.Any), dataclasses.field(default=param.default)))
-    return dataclasses.make_dataclass(f"{name.title().replace('_', '')}ProblemConfig", fields)
-
-
-# Parts of the neural solver's settings chosen as top-level groups (model=, sampler=, optim=),
-# so that sweeps read ``model.width=32,64`` rather than ``solver.model.width=...``.
-NEURAL_GROUPS = ("model", "sampler", "optim")
+    fields += [(p.name, p.kind, dataclasses.field(default=p.default)) for p in params]
+    return dataclasses.make_dataclass(f"{name.title().replace('_', '')}Problem", fields)
 
 
 def solver_schema(name: str) -> type:
-    """A dataclass with ``name`` plus the fields of the solver's own config dataclass
-    (for the neural solver, without the fields that are groups of their own)."""
-    config_cls, _ = solver_entry(name)
-    skip = NEURAL_GROUPS if name == "neural" else ()
-    return _copy_dataclass(config_cls, f"{name.title()}SolverSchema", extra=[("name", str, name)], skip=skip)
+    """A dataclass with ``name`` plus the fields of the solver's settings dataclass, without
+    the fields that are config groups of their own."""
+    spec = get_solver(name)
+    return schema_of(spec.config_class, f"{name.title()}Solver", extra=[("name", str, name)], skip=tuple(spec.groups))
 
 
-def group_schema(group: str) -> type:
-    """The schema of a neural-solver group (model, sampler, optim) from its dataclass."""
-    config_cls, _ = solver_entry("neural")
-    kind = typing.get_type_hints(config_cls)[group]
-    return _copy_dataclass(kind, f"{group.title()}Schema")
-
-
-def _copy_dataclass(cls: type, new_name: str, extra=(), skip=()) -> type:
+def schema_of(cls: type, new_name: str, extra=(), skip=()) -> type:
+    """A plain-data copy of a settings dataclass (nested settings copied too), for Hydra."""
     hints = typing.get_type_hints(cls)
     fields = [(n, t, dataclasses.field(default=d)) for n, t, d in extra]
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         kind = hints[f.name]
-        if dataclasses.is_dataclass(kind):  # nested settings: copy so the schema stays plain data
-            nested = _copy_dataclass(kind, f"{new_name}{f.name.title()}")
+        if dataclasses.is_dataclass(kind):
+            nested = schema_of(kind, f"{new_name}{f.name.title()}")
             fields.append((f.name, nested, dataclasses.field(default_factory=nested)))
         elif f.default_factory is not dataclasses.MISSING:
             fields.append((f.name, kind, dataclasses.field(default_factory=f.default_factory)))
@@ -75,16 +82,18 @@ def _copy_dataclass(cls: type, new_name: str, extra=(), skip=()) -> type:
 
 
 def register_configs() -> None:
-    """Store every schema in Hydra's ConfigStore (idempotent) and point Hydra's search path
-    at ``experiments/configs`` (conf/config.yaml reads ``MFGNET_ROOT``)."""
-    os.environ.setdefault("MFGNET_ROOT", str(ROOT))
+    """Store every option in Hydra's ConfigStore (idempotent) and the resolver that points
+    Hydra's search path at the experiment recipes."""
+    if not OmegaConf.has_resolver("mfgnet.experiment_dir"):
+        OmegaConf.register_new_resolver("mfgnet.experiment_dir", lambda: EXPERIMENT_DIR)
     store = ConfigStore.instance()
     for name in PROBLEMS:
-        store.store(group="problem", name=f"{name}_schema", node=problem_schema(name))
-    for name in SOLVERS:
-        try:
-            store.store(group="solver", name=f"{name}_schema", node=solver_schema(name))
-        except ImportError:  # a solver whose optional dependencies are missing
-            continue
-    for group in NEURAL_GROUPS:
-        store.store(group=group, name=f"{group}_schema", node=group_schema(group))
+        store.store(group="problem", name=name, node=problem_schema(name))
+    for name in solver_names():
+        spec = get_solver(name)
+        store.store(group="solver", name=name, node=solver_schema(name))
+        hints = typing.get_type_hints(spec.config_class)
+        for group, default_option in spec.groups.items():
+            store.store(group=group, name=default_option, node=schema_of(hints[group], f"{group.title()}Group"))
+    for name, cls in LOGGER_CONFIGS.items():
+        store.store(group="logger", name=name, node=schema_of(cls, f"{name.title()}Logger", extra=[("name", str, name)]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -17,14 +18,17 @@ import numpy as np
 import torch
 
 from mfgnet.catalog import build_problem
-from mfgnet.configs import NEURAL_GROUPS
 from mfgnet.evaluation.metrics import compare, mass_error
 from mfgnet.evaluation.plots import plot_histories, plot_solution
 from mfgnet.loggers import make_logger
-from mfgnet.neural.distributed import is_main_process
 from mfgnet.problems import MFGProblem
+from mfgnet.registry import get_solver
 from mfgnet.solution import Solution
-from mfgnet.solvers import solver_entry
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a ``torchrun`` launch, and every single-process run: the one that writes files."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def seed_everything(seed: int) -> None:
@@ -53,29 +57,26 @@ def execute_run(cfg: dict, run_dir: str | Path) -> RunResult:
     """:func:`run_experiment`, returning the problem, exact solution and solution too."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(int(cfg.get("seed", 0)))
+    seed = int(cfg.get("seed", 0))
+    seed_everything(seed)
     problem_cfg = dict(cfg["problem"])
     problem, exact = build_problem(problem_cfg.pop("name"), **problem_cfg)
 
     solver_cfg = dict(cfg["solver"])
-    solver_name = solver_cfg.pop("name")
-    config_cls, solve_fn = solver_entry(solver_name)
-    if solver_name == "neural":
-        for group in NEURAL_GROUPS:  # model=, sampler=, optim= are top-level config groups
-            if group in cfg:
-                solver_cfg[group] = dict(cfg[group])
-        solver_cfg.setdefault("seed", int(cfg.get("seed", 0)))
-        if solver_cfg.get("checkpoint_dir") is None and solver_cfg.get("checkpoint_every"):
-            solver_cfg["checkpoint_dir"] = str(run_dir / "checkpoints")
-    solver_config = config_cls.from_dict(solver_cfg)
+    spec = get_solver(solver_cfg.pop("name"))
+    for group in spec.groups:  # e.g. the neural model=, sampler=, optim= are top-level config groups
+        if group in cfg:
+            solver_cfg[group] = dict(cfg[group])
+    if solver_cfg.get("seed", 0) is None:  # the solver follows the run's seed unless it sets its own
+        solver_cfg["seed"] = seed
+    solver_config = spec.config_class.from_dict(solver_cfg)
 
     # Under torchrun every rank runs this; only rank 0 writes files and logs (same numbers on all).
     main = is_main_process()
     logger = make_logger(dict(cfg.get("logger") or {"name": "none"}) if main else {"name": "none"}, run_dir, cfg)
     started = time.perf_counter()
     try:
-        kwargs = {"logger": logger} if solver_name == "neural" else {}
-        solution = solve_fn(problem, solver_config, **kwargs)
+        solution = spec.solve_function(problem, solver_config, callback=logger, workdir=run_dir)
         metrics = collect_metrics(solution, exact, time.perf_counter() - started)
         if not main:
             return RunResult(problem, exact, solution, metrics)
@@ -83,15 +84,12 @@ def execute_run(cfg: dict, run_dir: str | Path) -> RunResult:
         save_arrays(solution, run_dir / "solution.npz")
         (run_dir / "history.json").write_text(json.dumps(histories_of(solution)))
         figures = save_figures(solution, exact, run_dir)
-        if solver_name != "neural":  # the neural solver logs while it trains
-            for step, residual in enumerate(solution.diagnostics.residual_history):
-                logger.log(step, {"residual": float(residual)})
         logger.log_summary(metrics)
         for path in figures:
             logger.log_figure(path.stem, path)
     finally:
         logger.finish()
-    print(summary_line(problem.name, solver_name, metrics), flush=True)
+    print(summary_line(problem.name, spec.name, metrics), flush=True)
     return RunResult(problem, exact, solution, metrics)
 
 
@@ -156,7 +154,7 @@ def _sample_on_grid(solution: Solution) -> dict:
 
 def histories_of(solution: Solution) -> dict[str, list[float]]:
     """Named per-iteration curves of a run: the solver's loss terms, else its residuals."""
-    histories = {k: [float(x) for x in v] for k, v in solution.diagnostics.extra.get("histories", {}).items()
+    histories = {k: [float(x) for x in v] for k, v in solution.diagnostics.extra.get("history", {}).items()
                  if isinstance(v, list)}
     if not histories and solution.diagnostics.residual_history:
         histories = {"residual": [float(x) for x in solution.diagnostics.residual_history]}

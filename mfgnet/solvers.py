@@ -1,36 +1,38 @@
-"""One entry point to every solver: ``mfgnet.solve(problem, solver="grid" | "neural", ...)``.
+"""One entry point to every solver: ``mfgnet.solve(problem, solver="grid" | "neural" | ...)``.
 
-Solvers are imported lazily so that using one never pays for importing another.
+Solvers are looked up in :mod:`mfgnet.registry` and imported when first used, so using one
+never pays for importing another.
 """
 
 from __future__ import annotations
 
-from mfgnet.problems import MFGProblem, ProblemError
-from mfgnet.solution import Solution
+from collections.abc import Callable
+from pathlib import Path
 
-SOLVERS = ("grid", "neural")
-
-
-def solver_entry(name: str):
-    """(config class, solve function) of the solver called ``name``."""
-    if name == "grid":
-        from mfgnet.grid import GridSolverConfig, solve_grid
-        return GridSolverConfig, solve_grid
-    if name == "neural":
-        from mfgnet.neural import NeuralSolverConfig, solve_neural
-        return NeuralSolverConfig, solve_neural
-    raise ProblemError(f"solver must be one of {list(SOLVERS)}, got {name!r}")
+from mfgnet.registry import get_solver
 
 
-def solve(problem: MFGProblem, solver: str = "grid", config=None, **options) -> Solution:
-    """Solve ``problem`` with the named solver.
+def solve(problem, solver: str = "grid", config=None, *, callback: Callable[[int, dict], None] | None = None,
+          workdir: str | Path | None = None, **fields):
+    """Solve ``problem`` (an :class:`~mfgnet.problems.MFGProblem`) with the named solver.
 
-    ``config`` is the solver's config object (``GridSolverConfig`` / ``NeuralSolverConfig``)
-    or a dict of its fields; ``options`` override single fields.  Returns a
-    :class:`~mfgnet.solution.Solution` with diagnostics.
+    Args:
+        solver: a registered solver name (``mfgnet.registry.solver_names()``).
+        config: the solver's settings object (``GridSolverConfig``, ``NeuralSolverConfig``)
+            or a dict of its fields; None for the defaults.
+        callback: ``fn(step, metrics)`` called with progress numbers (e.g. a logger).
+        workdir: a folder where the solver may keep files (checkpoints), or None.
+        fields: single settings to change, e.g. ``cells=256`` or ``steps=500,
+            optim={"lr": 1e-3}`` (nested fields also as ``optim__lr=1e-3``).
+
+    Returns:
+        a :class:`~mfgnet.solution.Solution`; ``solution.diagnostics`` says whether the
+        solver converged and gives its residual.
     """
-    config_cls, solve_fn = solver_entry(solver)
+    spec = get_solver(solver)
+    settings_class = spec.config_class
     if config is None or isinstance(config, dict):
-        config = config_cls.from_dict({**(config or {}), **options})
-        options = {}
-    return solve_fn(problem, config, **options)
+        config = settings_class.from_dict(config or {})
+    if fields:
+        config = config.replace(**fields)
+    return spec.solve_function(problem, config, callback=callback, workdir=workdir)

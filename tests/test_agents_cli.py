@@ -9,16 +9,18 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from mfgnet.agents.__main__ import CONFIG_DIR
+from mfgnet.agents.__main__ import register_task_configs
 from mfgnet.agents.tasks import run_task
+from mfgnet.configs import CONFIG_DIR
 from mfgnet.problems import ProblemError
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _cfg(*overrides):
+    register_task_configs()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return OmegaConf.to_container(compose(config_name="config", overrides=list(overrides)), resolve=True)
+        return OmegaConf.to_container(compose(config_name="agents", overrides=list(overrides)), resolve=True)
 
 
 def test_entry_point_writes_metrics(tmp_path):

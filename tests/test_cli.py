@@ -61,7 +61,7 @@ def test_bad_values_are_rejected_by_name(tmp_path, override, message):
 
 @pytest.mark.parametrize("override, message", [
     ("problem.dimm=2", "Could not override 'problem.dimm'"),
-    ("+problem.dimension=2", "unexpected keyword argument 'dimension'"),
+    ("+problem.dimension=2", "unknown parameter(s) ['problem.dimension']"),
     ("solver.cells=abc", "could not be converted to Integer"),
     ("problem.sigma=wide", "could not be converted to Float"),
 ])

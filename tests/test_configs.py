@@ -8,15 +8,23 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
 
-from mfgnet.configs import CONFIG_DIR, ROOT, register_configs
+from mfgnet.configs import CONFIG_DIR, EXPERIMENT_DIR, register_configs
 
+ROOT = Path(__file__).resolve().parents[1]
 CONF = Path(CONFIG_DIR)
-EXPERIMENTS = sorted(p.stem for p in (ROOT / "experiments" / "configs" / "experiment").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (Path(EXPERIMENT_DIR) / "experiment").glob("*.yaml"))
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    """Every option of a group: structured configs from the code and YAML presets."""
+    register_configs()
+    try:
+        stored = [name.removesuffix(".yaml") for name in ConfigStore.instance().list(group)]
+    except OSError:  # no structured options in this group
+        stored = []
+    return sorted(set(stored) | {p.stem for p in (CONF / group).glob("*.yaml")})
 
 
 def compose_overrides(overrides, hydra_config=True):

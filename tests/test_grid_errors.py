@@ -14,12 +14,14 @@ from mfgnet.problems import MFGProblem, ProblemError, Torus
     ("cells", 4, "grid too coarse"),
     ("cells", 16.5, "cells"),
     ("time_steps", 1, "time_steps"),
-    ("method", "gradient_descent", "newton, picard, fictitious_play"),
+    ("method", "gradient_descent", "['newton', 'picard', 'fictitious_play']"),
     ("tol", 0.0, "tol"),
     ("max_iterations", 0, "max_iterations"),
     ("picard_warmup", -1, "picard_warmup"),
-    ("damping", 1.5, "(0, 1]"),
-    ("order", 3, "1 or 2"),
+    ("damping", 1.5, "(0.0, 1.0]"),
+    ("damping", float("nan"), "finite"),
+    ("tol", float("inf"), "finite"),
+    ("order", 3, "[1, 2]"),
     ("verbose", "yes", "verbose"),
 ])
 def test_bad_config_values(field, value, message):

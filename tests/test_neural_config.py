@@ -1,30 +1,25 @@
 """NeuralSolverConfig validation and the Hydra yaml of the neural solver."""
 
-from pathlib import Path
-
 import pytest
-import yaml
 
 from mfgnet.neural import NeuralSolverConfig
 from mfgnet.problems import ProblemError
 
-YAML = Path(__file__).resolve().parents[1] / "conf" / "solver" / "neural.yaml"
 
-
-def test_yaml_matches_the_dataclass_defaults():
+def test_composed_config_is_the_dataclass_default():
     """solver=neural with the default model/sampler/optim groups is the dataclass default."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from mfgnet.configs import CONFIG_DIR, NEURAL_GROUPS, register_configs
+    from mfgnet.configs import CONFIG_DIR, register_configs
+    from mfgnet.registry import get_solver
 
     register_configs()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = OmegaConf.to_container(compose(config_name="config", overrides=["solver=neural"]), resolve=True)
-    data = dict(cfg["solver"], **{group: cfg[group] for group in NEURAL_GROUPS})
-    assert data["name"] == "neural"
+    data = dict(cfg["solver"], **{group: cfg[group] for group in get_solver("neural").groups})
+    assert data.pop("name") == "neural"
     assert NeuralSolverConfig.from_dict(data) == NeuralSolverConfig()
-    assert yaml.safe_load(YAML.read_text())["name"] == "neural"
 
 
 def test_nested_dict_and_replace():
@@ -35,22 +30,23 @@ def test_nested_dict_and_replace():
 
 
 @pytest.mark.parametrize("data, field, allowed", [
-    ({"stepz": 3}, "stepz", "allowed"),
+    ({"stepz": 3}, "solver.stepz", "allowed"),
     ({"optim": {"learning_rate": 1e-3}}, "optim.learning_rate", "allowed"),
     ({"optim": {"lr": 0.0}}, "optim.lr", "(0.0, 10.0]"),
     ({"optim": {"lr": -1}}, "optim.lr", "(0.0, 10.0]"),
-    ({"steps": -1}, "steps", "[0, "),
-    ({"steps": 2.5}, "steps", "integer"),
-    ({"steps": True}, "steps", "integer"),
-    ({"dtype": "float16"}, "dtype", "['float32', 'float64']"),
-    ({"device": "tpu"}, "device", "['cpu', 'cuda', 'auto']"),
+    ({"optim": {"grad_clip": float("inf")}}, "optim.grad_clip", "finite"),
+    ({"steps": -1}, "solver.steps", "[0, "),
+    ({"steps": 2.5}, "solver.steps", "integer"),
+    ({"steps": True}, "solver.steps", "integer"),
+    ({"dtype": "float16"}, "solver.dtype", "['float64', 'float32']"),
+    ({"device": "tpu"}, "solver.device", "['auto', 'cpu', 'cuda']"),
     ({"model": {"activation": "relu6"}}, "model.activation", "tanh"),
     ({"sampler": {"adaptive_fraction": 1.5}}, "sampler.adaptive_fraction", "[0.0, 1.0]"),
-    ({"loss": {"hjb": -1.0}}, "loss.hjb", "[0.0, inf)"),
-    ({"loss": {"fp": float("nan")}}, "loss.fp", "[0.0, inf)"),
-    ({"resume": "yes"}, "resume", "true or false"),
-    ({"model": 3}, "model", "mapping"),
-    ({"name": "grid"}, "solver.name", "neural"),
+    ({"loss": {"hjb": -1.0}}, "solver.loss.hjb", "[0.0, inf)"),
+    ({"loss": {"fp": float("nan")}}, "solver.loss.fp", "[0.0, inf)"),
+    ({"tolerance": float("inf")}, "solver.tolerance", "finite"),
+    ({"resume": "yes"}, "solver.resume", "true or false"),
+    ({"model": 3}, "solver.model", "mapping"),
 ])
 def test_bad_values_name_the_field_and_the_allowed_range(data, field, allowed):
     with pytest.raises(ProblemError) as info:

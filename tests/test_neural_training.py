@@ -100,7 +100,7 @@ def test_resume_continues_a_killed_run_exactly(tmp_path):
 
     ckpt = cfg.replace(checkpoint_dir=str(tmp_path))
     with pytest.raises(_Kill):
-        solve_neural(problem, ckpt, logger=kill)
+        solve_neural(problem, ckpt, callback=kill)
     resumed = solve_neural(problem, ckpt.replace(resume=True))
     assert resumed.diagnostics.iterations == 2 * K
     assert torch.equal(_params(straight), _params(resumed))

@@ -9,15 +9,26 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from mfgnet.problems import ProblemError
+from mfgnet.agents.config import TASKS
+from mfgnet.configs import CONFIG_DIR, schema_of
+from mfgnet.problems.validation import ProblemError
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf" / "agents")
+
+def register_task_configs() -> None:
+    """Each task's typed settings as the Hydra option ``task=<name>`` (idempotent)."""
+    store = ConfigStore.instance()
+    for name, cls in TASKS.items():
+        store.store(group="task", name=name, node=schema_of(cls, f"{name.title()}TaskSchema", extra=[("name", str, name)]))
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+register_task_configs()
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="agents")
 def _main(cfg: DictConfig) -> None:
     from mfgnet.agents.tasks import run_task
 
@@ -31,8 +42,7 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    if not Path(CONFIG_DIR).is_dir():
-        sys.exit(f"mfgnet.agents: config folder {CONFIG_DIR} not found; run from a checkout (pip install -e .)")
+    """The ``mfgnet-agents`` console script."""
     _main()
 
 

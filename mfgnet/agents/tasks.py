@@ -8,28 +8,19 @@ from pathlib import Path
 
 import numpy as np
 
+from mfgnet.agents.config import TASKS, FiniteTask, MFQConfig, MFQTask, SimulateTask
 from mfgnet.problems import ProblemError
-
-FIELDS = {
-    "finite": {"name", "env", "env_params", "algorithm", "iterations", "damping", "step", "tol"},
-    "mfq": {"name", "env", "env_params", "variant", "n_agents", "steps", "lr", "gamma", "policy", "temperature",
-            "epsilon", "epsilon_decay", "epsilon_min", "revise_prob", "shared", "q_init", "record_every"},
-    "simulate": {"name", "problem", "problem_params", "source", "grid_cells", "n_agents", "n_steps", "t1", "bins",
-                 "n_nodes", "interp", "noise", "device", "threads", "exploitability"},
-}
 
 
 def run_task(cfg: dict, run_dir: str | Path) -> dict:
     """Run ``cfg['task']`` and write metrics.json (and figures) into ``run_dir``."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    task = dict(cfg["task"])
-    name = task.get("name")
-    if name not in FIELDS:
-        raise ProblemError(f"task.name must be one of {sorted(FIELDS)}, got {name!r}")
-    unknown = set(task) - FIELDS[name]
-    if unknown:
-        raise ProblemError(f"unknown task.{sorted(unknown)[0]} for task {name!r}; allowed: {sorted(FIELDS[name])}")
+    fields = dict(cfg["task"])
+    name = fields.pop("name", None)
+    if name not in TASKS:
+        raise ProblemError(f"task.name must be one of {sorted(TASKS)}, got {name!r}")
+    task = TASKS[name].from_dict(fields)
     seed, verbose = int(cfg.get("seed", 0)), bool(cfg.get("verbose", False))
     metrics = {"finite": _finite, "mfq": _mfq, "simulate": _simulate}[name](task, seed, verbose, run_dir)
     metrics["task"] = name
@@ -49,17 +40,16 @@ def _figure():
     return plt
 
 
-def _finite(task: dict, seed: int, verbose: bool, run_dir: Path) -> dict:
-    from mfgnet.agents.finite import fictitious_play, make_env, online_mirror_descent
+def _finite(task: FiniteTask, seed: int, verbose: bool, run_dir: Path) -> dict:
+    from mfgnet.agents.finite import ENVS, fictitious_play, make_env, online_mirror_descent
 
-    game = make_env(task["env"], **(task.get("env_params") or {}))
-    algo = task["algorithm"]
-    if algo in ("fp", "fictitious_play"):
-        res = fictitious_play(game, task["iterations"], damping=task["damping"], tol=task["tol"], verbose=verbose)
-    elif algo in ("omd", "online_mirror_descent"):
-        res = online_mirror_descent(game, task["iterations"], step=task["step"], tol=task["tol"], verbose=verbose)
+    if task.env not in ENVS:
+        raise ProblemError(f"task.env must be one of {sorted(ENVS)} for task=finite, got {task.env!r}")
+    game = make_env(task.env, **task.env_params)
+    if task.algorithm == "fp":
+        res = fictitious_play(game, task.iterations, damping=task.damping, tol=task.tol, verbose=verbose)
     else:
-        raise ProblemError(f"task.algorithm must be 'fp' or 'omd', got {algo!r}")
+        res = online_mirror_descent(game, task.iterations, step=task.step, tol=task.tol, verbose=verbose)
     expl = np.asarray(res.exploitability)
     hit = np.flatnonzero(expl <= 1e-2)
     metrics = {"env": game.name, "algorithm": res.algorithm, "iterations": len(expl) - 1,
@@ -85,30 +75,25 @@ def _finite(task: dict, seed: int, verbose: bool, run_dir: Path) -> dict:
     return metrics
 
 
-def _mfq(task: dict, seed: int, verbose: bool, run_dir: Path) -> dict:
-    from mfgnet.agents.mfq import GAMES, MFQConfig, train_neural, train_tabular
+def _mfq(task: MFQTask, seed: int, verbose: bool, run_dir: Path) -> dict:
+    from mfgnet.agents.mfq import GAMES, train_neural, train_tabular
 
-    if task["env"] not in GAMES:
-        raise ProblemError(f"task.env must be one of {sorted(GAMES)} for mfq, got {task['env']!r}")
-    params = dict(task.get("env_params") or {})
-    if task["env"] == "ising":
+    params = dict(task.env_params)
+    if task.env == "ising":
         params.setdefault("side", 100)
-    game = GAMES[task["env"]](**params)
-    n_agents = game.side ** 2 if task["env"] == "ising" else int(task["n_agents"])
-    keys = ("steps", "lr", "gamma", "policy", "temperature", "epsilon", "epsilon_decay", "epsilon_min",
-            "revise_prob", "shared", "q_init", "record_every")
-    cfg = MFQConfig(seed=seed, **{k: task[k] for k in keys})
-    if task["variant"] == "tabular":
+    game = GAMES[task.env](**params)
+    n_agents = game.side ** 2 if task.env == "ising" else task.n_agents
+    learning = {f: getattr(task, f) for f in MFQConfig.__dataclass_fields__}
+    cfg = MFQConfig(**{**learning, "seed": seed if task.seed is None else task.seed})
+    if task.variant == "tabular":
         res = train_tabular(game, n_agents, cfg, verbose)
-    elif task["variant"] == "neural":
-        res = train_neural(game, n_agents, cfg, verbose=verbose)
     else:
-        raise ProblemError(f"task.variant must be 'tabular' or 'neural', got {task['variant']!r}")
-    metrics = {"env": game.name, "variant": task["variant"], "n_agents": n_agents,
+        res = train_neural(game, n_agents, cfg, verbose=verbose)
+    metrics = {"env": game.name, "variant": task.variant, "n_agents": n_agents,
                "action_distribution": res.action_dist[-1].tolist(), "mean_reward": float(res.mean_reward[-1]),
                "mean_action": float(res.mean_action[-1]), "wall_time_s": res.wall_time_s,
                "agent_updates_per_s": res.agent_updates_per_s}
-    if task["env"] == "two_road_traffic":
+    if task.env == "two_road_traffic":
         tr = game.traffic
         mu_A = float(res.action_dist[-1, 0])
         metrics.update({"mu_A": mu_A, "nash_mu_A": tr.nash_share(), "optimal_mu_A": tr.optimal_share(),
@@ -120,7 +105,7 @@ def _mfq(task: dict, seed: int, verbose: bool, run_dir: Path) -> dict:
     fig, ax = plt.subplots(figsize=(6, 4))
     for a in range(res.action_dist.shape[1]):
         ax.plot(res.steps, res.action_dist[:, a], label=f"action {a}")
-    ax.set(xlabel="step", ylabel="share of agents", title=f"MF-Q ({task['variant']}) on {game.name}")
+    ax.set(xlabel="step", ylabel="share of agents", title=f"MF-Q ({task.variant}) on {game.name}")
     ax.legend()
     fig.tight_layout()
     fig.savefig(run_dir / "actions.png", dpi=100)
@@ -128,42 +113,38 @@ def _mfq(task: dict, seed: int, verbose: bool, run_dir: Path) -> dict:
     return metrics
 
 
-def _simulate(task: dict, seed: int, verbose: bool, run_dir: Path) -> dict:
+def _simulate(task: SimulateTask, seed: int, verbose: bool, run_dir: Path) -> dict:
     import torch
 
     from mfgnet.agents.simulation import cell_probabilities, compare_to_solution, simulate
     from mfgnet.benchmarks import ergodic_torus, hopf_cole
 
     builders = {"hopf_cole": hopf_cole, "ergodic_torus": ergodic_torus}
-    if task["problem"] not in builders:
-        raise ProblemError(f"task.problem must be one of {sorted(builders)}, got {task['problem']!r}")
-    bench = builders[task["problem"]](**(task.get("problem_params") or {}))
+    bench = builders[task.problem](**task.problem_params)
     problem = bench.problem
     solution = bench.exact
     started = time.perf_counter()
-    if task["source"] == "grid":
+    if task.source == "grid":
         from mfgnet.grid import solve_grid
 
-        solution = solve_grid(problem, cells=int(task["grid_cells"]))
-    elif task["source"] != "exact":
-        raise ProblemError(f"task.source must be 'exact' or 'grid', got {task['source']!r}")
+        solution = solve_grid(problem, cells=task.grid_cells)
     solve_time = time.perf_counter() - started
-    t1 = task["t1"] if task["t1"] is not None else (0.5 if problem.is_ergodic else None)
+    t1 = task.t1 if task.t1 is not None else (0.5 if problem.is_ergodic else None)
     initial = "solution" if problem.is_ergodic else "problem"
-    res = simulate(solution, int(task["n_agents"]), int(task["n_steps"]), t1=t1, bins=int(task["bins"]),
-                   n_nodes=int(task["n_nodes"]), interp=task["interp"], noise=task["noise"], device=task["device"],
-                   threads=task["threads"], seed=seed, initial=initial, verbose=verbose)
-    dist = compare_to_solution(res, bench.exact, l1_coarsen=max(1, int(task["bins"]) // 64))[-1]
-    metrics = {"problem": problem.name, "source": task["source"], "n_agents": res.n_agents, "n_steps": res.n_steps,
+    res = simulate(solution, task.n_agents, task.n_steps, t1=t1, bins=task.bins, n_nodes=task.n_nodes,
+                   interp=task.interp, noise=task.noise, device=task.device, threads=task.threads, seed=seed,
+                   initial=initial, verbose=verbose)
+    dist = compare_to_solution(res, bench.exact, l1_coarsen=max(1, task.bins // 64))[-1]
+    metrics = {"problem": problem.name, "source": task.source, "n_agents": res.n_agents, "n_steps": res.n_steps,
                "l1_64_cells": dist["l1"], "agent_steps_per_s": res.agent_steps_per_s,
                "wall_time_s": res.wall_time_s, "solve_time_s": solve_time, **{k: v for k, v in res.timings.items()}}
     if "w1" in dist:
         metrics["w1"] = dist["w1"]
-    if task["exploitability"]:
+    if task.exploitability:
         from mfgnet.agents.exploitability import population_exploitability
 
-        metrics.update(population_exploitability(solution, n_agents=min(int(task["n_agents"]), 200_000),
-                                                 cells=int(task["grid_cells"]), seed=seed))
+        metrics.update(population_exploitability(solution, n_agents=min(task.n_agents, 200_000),
+                                                 cells=task.grid_cells, seed=seed))
     if problem.dim == 1:
         plt = _figure()
         bins = res.histograms.shape[-1]

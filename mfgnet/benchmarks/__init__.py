@@ -1,9 +1,11 @@
 """Exact benchmarks (see shared BENCHMARKS.md): each returns ``Benchmark(problem, exact)``."""
 
-from mfgnet.benchmarks.base import Benchmark
-from mfgnet.benchmarks.ergodic_torus import ergodic_torus
-from mfgnet.benchmarks.hopf_cole import hopf_cole
-from mfgnet.benchmarks.lq_gaussian import LQCoefficients, lq_gaussian
-from mfgnet.benchmarks.traffic import TwoRoadTraffic
+import lazy_loader as _lazy
 
-__all__ = ["Benchmark", "LQCoefficients", "TwoRoadTraffic", "ergodic_torus", "hopf_cole", "lq_gaussian"]
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
+    "base": ["Benchmark"],
+    "ergodic_torus": ["ergodic_torus"],
+    "hopf_cole": ["hopf_cole"],
+    "lq_gaussian": ["LQCoefficients", "lq_gaussian"],
+    "traffic": ["TwoRoadTraffic"],
+})

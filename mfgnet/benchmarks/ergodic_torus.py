@@ -14,9 +14,11 @@ from scipy.special import i0e
 
 from mfgnet.benchmarks.base import Benchmark
 from mfgnet.problems import MFGProblem, ProblemError, Torus
+from mfgnet.problems.validation import finite_parameters
 from mfgnet.solution import ExactSolution
 
 
+@finite_parameters
 def ergodic_torus(dim: int = 1, sigma: float = 1.0) -> Benchmark:
     """B1 problem and exact solution."""
     if not float(sigma) > 0:

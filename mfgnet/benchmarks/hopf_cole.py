@@ -13,9 +13,11 @@ import torch
 
 from mfgnet.benchmarks.base import Benchmark
 from mfgnet.problems import MFGProblem, ProblemError, Torus
+from mfgnet.problems.validation import finite_parameters
 from mfgnet.solution import ExactSolution, time_column
 
 
+@finite_parameters
 def hopf_cole(viscosity: float = 0.2, horizon: float = 0.5, A: float = 0.5, B: float = 0.5,
               kappa: float = 1.0) -> Benchmark:
     """B3 problem and exact solution (defaults: the reference parameters)."""

@@ -20,6 +20,7 @@ import torch
 
 from mfgnet.benchmarks.base import Benchmark
 from mfgnet.problems import Euclidean, MFGProblem, NonlocalCoupling, ProblemError, mean_kernel
+from mfgnet.problems.validation import finite_parameters
 from mfgnet.solution import ExactSolution
 
 # Gauss-Legendre on [-1, 1]: c' is analytic, so 64 nodes integrate it to round-off.
@@ -84,6 +85,7 @@ class LQCoefficients:
         return c_T - integral
 
 
+@finite_parameters
 def lq_gaussian(dim: int = 1, horizon: float = 1.0, kappa: float = 1.0, terminal_weight: float = 0.5,
                 rho: float = 0.5, viscosity: float = 0.1, mean0: float = 1.0, var0: float = 0.1) -> Benchmark:
     """B2 problem and exact solution (defaults: the reference parameters)."""

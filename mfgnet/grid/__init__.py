@@ -10,12 +10,13 @@ a no-flux box, time-dependent or ergodic; Newton on the whole coupled system.
     sol.ergodic_constant, sol.density(None, x)
 """
 
-from mfgnet.grid.config import GridSolverConfig
-from mfgnet.grid.fp import solve_fp
-from mfgnet.grid.hjb import HJBResult, solve_hjb
-from mfgnet.grid.mesh import Grid, make_grid
-from mfgnet.grid.solution import GridSolution
-from mfgnet.grid.solver import solve_grid, solve_on_grid
+import lazy_loader as _lazy
 
-__all__ = ["Grid", "GridSolution", "GridSolverConfig", "HJBResult", "make_grid", "solve_fp", "solve_grid",
-           "solve_hjb", "solve_on_grid"]
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
+    "config": ["GridSolverConfig"],
+    "fp": ["solve_fp"],
+    "hjb": ["HJBResult", "solve_hjb"],
+    "mesh": ["Grid", "make_grid"],
+    "solution": ["GridSolution"],
+    "solver": ["solve_grid", "solve_on_grid"],
+})

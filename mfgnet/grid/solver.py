@@ -7,6 +7,8 @@ unknowns of :mod:`mfgnet.grid.coupling`, so every method works for them (B2 incl
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -24,13 +26,18 @@ _INNER_MAX_ITERATIONS = 30
 _WARMUP_INNER_ITERATIONS = 3
 
 
-def solve_grid(problem: MFGProblem, config: GridSolverConfig | None = None, **overrides) -> GridSolution:
+def solve_grid(problem: MFGProblem, config: GridSolverConfig | None = None, *,
+               callback: Callable[[int, dict], None] | None = None, workdir: str | Path | None = None,
+               **overrides) -> GridSolution:
     """Solve ``problem`` with the finite-difference scheme.
 
     Args:
         problem: any MFGProblem whose Hamiltonian is a RadialHamiltonian (1D or 2D is the
             intended use); R^d problems are solved on ``problem.bounding_box()`` with no-flux faces.
         config: a :class:`GridSolverConfig` (default settings if None).
+        callback: ``fn(iteration, {"residual": r})`` for each outer iteration, after the solve
+            (a grid solve takes seconds; the numbers are those of ``diagnostics.residual_history``).
+        workdir: unused (the grid solver keeps no files); part of the solver contract.
         **overrides: fields of the config to change, e.g. ``cells=256``.
     Returns:
         :class:`GridSolution` on the grid of ``config.cells`` cells per axis.  With
@@ -49,6 +56,9 @@ def solve_grid(problem: MFGProblem, config: GridSolverConfig | None = None, **ov
         grid = make_grid(problem, config.cells, config.time_steps)
         solution = solve_on_grid(problem, grid, config)
     solution.diagnostics.wall_time_s = time.perf_counter() - start
+    if callback is not None:
+        for iteration, residual in enumerate(solution.diagnostics.residual_history):
+            callback(iteration, {"residual": float(residual)})
     return solution
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -20,14 +21,16 @@ from mfgnet.solution import Diagnostics
 
 
 def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None = None, *,
-                 logger: Callable[[int, dict], None] | None = None,
+                 callback: Callable[[int, dict], None] | None = None, workdir: str | Path | None = None,
                  monitor: Callable[[int, NeuralSolution], dict] | None = None,
                  **overrides) -> NeuralSolution:
     """Train the two networks on ``problem`` and return the solution.
 
     Args:
         config: a :class:`NeuralSolverConfig`, a dict for ``from_dict``, or ``None`` (defaults).
-        logger: ``fn(step, metrics)`` called every ``log_every`` steps (e.g. wandb).
+        callback: ``fn(step, metrics)`` called every ``log_every`` steps (e.g. a wandb logger).
+        workdir: the run's folder; checkpoints go to ``workdir/checkpoints`` when
+            ``checkpoint_dir`` is not set (no checkpoints without either).
         monitor: ``fn(step, live_solution) -> dict`` called every ``log_every`` steps; its
             numbers (e.g. errors against an exact solution) go into the histories and the
             logger's metrics; its time is not counted in ``wall_time_s``.
@@ -35,7 +38,7 @@ def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None =
 
     Launched by ``torchrun`` (``WORLD_SIZE`` > 1), the ranks train data-parallel: each on its
     slice of the collocation points, gradients averaged, the same loss curve as one process;
-    only rank 0 writes checkpoints and calls ``logger`` (see :mod:`mfgnet.neural.distributed`).
+    only rank 0 writes checkpoints and calls ``callback`` (see :mod:`mfgnet.neural.distributed`).
 
     ``diagnostics.extra`` holds final_loss, hjb_residual, fp_residual (RMS on fresh points),
     steps, lbfgs_steps, history (per-step lists: loss, each term, lambda, lr, ...), weights,
@@ -50,7 +53,11 @@ def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None =
     elif not isinstance(config, NeuralSolverConfig):
         raise ProblemError(f"config must be a NeuralSolverConfig or a dict, got {type(config).__name__}")
     if overrides:
-        config = config.replace(**{k.replace("__", "."): v for k, v in overrides.items()})
+        config = config.replace(**overrides)
+    if config.seed is None:
+        config = config.replace(seed=0)
+    if config.checkpoint_dir is None and workdir is not None:
+        config = config.replace(checkpoint_dir=str(Path(workdir) / "checkpoints"))
 
     # Under torchrun (WORLD_SIZE > 1) join the process group: data-parallel training
     # (mfgnet.neural.distributed); a no-op in a single process.
@@ -59,7 +66,7 @@ def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None =
     if config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)
     try:
-        trainer = Trainer(problem, config, logger=logger, monitor=monitor)
+        trainer = Trainer(problem, config, logger=callback, monitor=monitor)
         trainer.run()
         trainer._finalise_normalisation(fine=True)
         hjb_rms, fp_rms, lam = _evaluate(trainer)

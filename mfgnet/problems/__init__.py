@@ -1,20 +1,14 @@
-"""Problem layer: domains, Hamiltonians, couplings and the :class:`MFGProblem`."""
+"""Problem layer: domains, Hamiltonians, couplings and the :class:`MFGProblem`.
 
-from mfgnet.problems.couplings import Coupling, LocalCoupling, NonlocalCoupling, ZeroCoupling, mean_kernel
-from mfgnet.problems.domains import Box, Domain, Euclidean, Torus
-from mfgnet.problems.hamiltonians import (
-                                       CallableHamiltonian,
-                                       CongestionHamiltonian,
-                                       Hamiltonian,
-                                       PowerHamiltonian,
-                                       QuadraticHamiltonian,
-                                       RadialHamiltonian,
-)
-from mfgnet.problems.problem import MFGProblem
-from mfgnet.problems.validation import ProblemError
+Imported lazily (``ProblemError`` comes without torch)."""
 
-__all__ = [
-    "Box", "CallableHamiltonian", "CongestionHamiltonian", "Coupling", "Domain", "Euclidean",
-    "Hamiltonian", "LocalCoupling", "MFGProblem", "NonlocalCoupling", "PowerHamiltonian",
-    "ProblemError", "QuadraticHamiltonian", "RadialHamiltonian", "Torus", "ZeroCoupling", "mean_kernel",
-]
+import lazy_loader as _lazy
+
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
+    "couplings": ["Coupling", "LocalCoupling", "NonlocalCoupling", "ZeroCoupling", "mean_kernel"],
+    "domains": ["Box", "Domain", "Euclidean", "Torus"],
+    "hamiltonians": ["CallableHamiltonian", "CongestionHamiltonian", "Hamiltonian", "PowerHamiltonian",
+                     "QuadraticHamiltonian", "RadialHamiltonian"],
+    "problem": ["MFGProblem"],
+    "validation": ["ProblemError"],
+})

@@ -9,9 +9,10 @@ import torch
 from mfgnet.problems.domains import Box
 from mfgnet.problems.hamiltonians import CongestionHamiltonian, QuadraticHamiltonian
 from mfgnet.problems.problem import MFGProblem
-from mfgnet.problems.validation import ProblemError
+from mfgnet.problems.validation import ProblemError, finite_parameters
 
 
+@finite_parameters
 def crowd_aversion(dim: int = 1, viscosity: float = 0.05, horizon: float = 1.0, aversion: float = 1.0,
                    target: float = 0.75, target_weight: float = 2.0, start: float = 0.3, start_width: float = 0.1,
                    congestion: float = 0.0) -> MFGProblem:

@@ -22,51 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mfgnet.agents.config import MFQConfig
 from mfgnet.agents.mfq.games import MeanActionGame
 from mfgnet.problems import ProblemError
-
-
-@dataclass
-class MFQConfig:
-    """Hyper-parameters of (tabular or neural) MF-Q.
-
-    policy: "boltzmann" (temperature τ) or "egreedy" (ε decays geometrically from
-    ``epsilon`` to ``epsilon_min`` with factor ``epsilon_decay`` per step).
-    shared: one Q-table for all agents (parameter sharing) instead of one per agent.
-    q_init: initial Q value; optimistic (>= the largest reward) makes every agent try every
-    action before it settles, where zero tables and positive rewards lock agents in on the
-    first action they tried.
-    revise_prob: fraction of agents that re-draw their action each step (the others keep
-    theirs); < 1 avoids the period-2 oscillations of fully synchronous play on a lattice.
-    """
-
-    steps: int = 500
-    lr: float = 0.1
-    gamma: float = 0.0
-    policy: str = "boltzmann"
-    temperature: float = 0.1
-    epsilon: float = 0.5
-    epsilon_decay: float = 0.99
-    epsilon_min: float = 0.0
-    revise_prob: float = 1.0
-    shared: bool = False
-    q_init: float = 0.0
-    record_every: int = 10
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.policy not in ("boltzmann", "egreedy"):
-            raise ProblemError(f"policy must be 'boltzmann' or 'egreedy', got {self.policy!r}")
-        if not 0 < self.lr <= 1:
-            raise ProblemError(f"lr must lie in (0, 1], got {self.lr}")
-        if not 0 <= self.gamma < 1:
-            raise ProblemError(f"gamma must lie in [0, 1), got {self.gamma}")
-        if not self.temperature > 0:
-            raise ProblemError(f"temperature must be > 0, got {self.temperature}")
-        if not 0 < self.revise_prob <= 1:
-            raise ProblemError(f"revise_prob must lie in (0, 1], got {self.revise_prob}")
-        if self.steps < 1 or self.record_every < 1:
-            raise ProblemError("steps and record_every must be >= 1")
 
 
 @dataclass

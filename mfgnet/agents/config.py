@@ -1,0 +1,102 @@
+"""Settings of the agents' tasks (``python -m mfgnet.agents task=<finite|mfq|simulate>``).
+
+Typed and validated like every mfgnet config (:mod:`mfgnet.settings`): Hydra rejects a
+wrong type (``task.n_agents=abc``) and construction rejects a value out of range
+(``task.epsilon=-1``, ``task.bins=0``) with the field's name and its allowed range.
+No torch or numpy is imported here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mfgnet.settings import Settings, choice, flag, number, text
+
+
+@dataclass(frozen=True)
+class MFQConfig(Settings):
+    """Hyper-parameters of (tabular or neural) mean field Q-learning.
+
+    policy: "boltzmann" (temperature τ) or "egreedy" (ε decays geometrically from
+    ``epsilon`` to ``epsilon_min`` with factor ``epsilon_decay`` per step).
+    shared: one Q-table for all agents (parameter sharing) instead of one per agent.
+    q_init: initial Q value; optimistic (>= the largest reward) makes every agent try every
+    action before it settles, where zero tables and positive rewards lock agents in on the
+    first action they tried.
+    revise_prob: fraction of agents that re-draw their action each step (the others keep
+    theirs); < 1 avoids the period-2 oscillations of fully synchronous play on a lattice.
+    """
+
+    section = "task"
+
+    steps: int = number(500, 1, 10**9, integer=True)
+    lr: float = number(0.1, 0.0, 1.0, lo_open=True)
+    gamma: float = number(0.0, 0.0, 1.0, hi_open=True)
+    policy: str = choice("boltzmann", "egreedy")
+    temperature: float = number(0.1, 0.0, lo_open=True)
+    epsilon: float = number(0.5, 0.0, 1.0)
+    epsilon_decay: float = number(0.99, 0.0, 1.0)
+    epsilon_min: float = number(0.0, 0.0, 1.0)
+    revise_prob: float = number(1.0, 0.0, 1.0, lo_open=True)
+    shared: bool = flag(False)
+    q_init: float = number(0.0, -1e12, 1e12)
+    record_every: int = number(10, 1, 10**9, integer=True)
+    seed: int = number(0, 0, 2**63 - 1, integer=True)
+
+
+@dataclass(frozen=True)
+class FiniteTask(Settings):
+    """A finite MFG solved by fictitious play or online mirror descent, exploitability exact."""
+
+    section = "task"
+
+    # beach_bar | left_right | crowd_motion | crowd_modelling | susceptible_infected |
+    # linear_quadratic | two_road_traffic (checked against mfgnet.agents.finite.ENVS)
+    env: str = text("beach_bar")
+    # builder keywords, added with +: +task.env_params.n=20 +task.env_params.horizon=10
+    env_params: dict[str, Any] = field(default_factory=dict)
+    algorithm: str = choice("fp", "omd")
+    iterations: int = number(200, 1, 10**7, integer=True)
+    damping: float = number(0.0, 0.0, 1.0, hint="fp: 0 gives the weights 1/(n+2)")
+    step: float = number(1.0, 0.0, lo_open=True, doc="omd step size")
+    tol: float = number(0.0, 0.0, doc="stop once exploitability <= tol")
+
+
+@dataclass(frozen=True)
+class MFQTask(MFQConfig):
+    """Mean field Q-learning (Yang et al. 2018), vectorised over agents."""
+
+    env: str = choice("two_road_traffic", "ride_sharing", "ising")
+    # add keys with +, e.g. +task.env_params.side=1000 (ising), +task.env_params.n_bins=9
+    env_params: dict[str, Any] = field(default_factory=dict)
+    variant: str = choice("tabular", "neural")
+    n_agents: int = number(10000, 1, 10**9, integer=True, hint="ising: side² (set env_params.side instead)")
+    # None: the run's top-level seed.
+    seed: int | None = number(None, 0, 2**63 - 1, integer=True, optional=True)
+
+
+@dataclass(frozen=True)
+class SimulateTask(Settings):
+    """N agents following a solved MFG's feedback policy; distances to the solution's density."""
+
+    section = "task"
+
+    problem: str = choice("hopf_cole", "ergodic_torus")
+    problem_params: dict[str, Any] = field(default_factory=dict)  # e.g. ergodic_torus {dim: 1, sigma: 1.0}
+    source: str = choice("exact", "grid", doc="grid: solve with mfgnet.grid first")
+    grid_cells: int = number(256, 8, 10**6, integer=True)
+    n_agents: int = number(1_000_000, 1, 10**10, integer=True)
+    n_steps: int = number(400, 1, 10**7, integer=True)
+    t1: float | None = number(None, 0.0, lo_open=True, optional=True,
+                              doc="end time (required for ergodic problems; default 0.5 there)")
+    bins: int = number(4096, 1, 10**8, integer=True)
+    n_nodes: int = number(512, 2, 10**8, integer=True)
+    interp: str = choice("linear", "nearest")
+    noise: str = choice("gaussian", "uniform")
+    device: str = choice("cpu", "cuda")
+    threads: int | None = number(None, 1, 1024, integer=True, optional=True)
+    exploitability: bool = flag(False, doc="1D: cost of the policy - best response cost (needs mfgnet.grid)")
+
+
+TASKS: dict[str, type[Settings]] = {"finite": FiniteTask, "mfq": MFQTask, "simulate": SimulateTask}
