@@ -4,7 +4,9 @@ adaptive loss weights, gradient clipping, a NaN/Inf guard, checkpoints and exact
 Everything random (initial weights, points, probes, particles) comes from one
 ``torch.Generator`` whose state is checkpointed with the optimiser states (the learning-rate
 schedule is a function of the step),
-so that ``resume=True`` after a kill continues bit for bit.
+so that ``resume=True`` after a kill continues bit for bit.  Checkpoints are read with
+``weights_only=True`` and carry a fingerprint of the problem and settings; resuming refuses
+one written for another run (see :mod:`mfgnet.neural.checkpoint`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from collections.abc import Callable
 
 import torch
 
+from mfgnet.neural import checkpoint
+from mfgnet.neural.checkpoint import CHECKPOINT_NAME
 from mfgnet.neural.config import NeuralSolverConfig
 from mfgnet.neural.distributed import DataParallel
 from mfgnet.neural.losses import M_TERMS, U_TERMS, compute_losses, log_mass_of
@@ -26,7 +30,6 @@ from mfgnet.neural.residuals import mfg_residuals, rademacher
 from mfgnet.neural.sampling import CollocationSampler
 from mfgnet.problems import ProblemError
 
-CHECKPOINT_NAME = "checkpoint.pt"
 _WEIGHT_FIELD = {"hjb": "hjb", "fp": "fp", "terminal": "terminal", "initial": "initial", "boundary_u": "boundary",
                  "boundary_m": "boundary", "mass": "mass", "mean_zero": "mean_zero"}
 
@@ -78,6 +81,7 @@ class Trainer:
         self.stopped_reason: str | None = None
         self.checkpoint_step: int | None = None
         self.lbfgs_done = 0
+        self._fingerprint: dict | None = None
 
     # ------------------------------------------------------------ optimisers
     def _build_optimisers(self) -> None:
@@ -122,17 +126,24 @@ class Trainer:
         d = self.cfg.checkpoint_dir
         return None if d is None else os.path.join(d, CHECKPOINT_NAME)
 
+    @property
+    def fingerprint(self) -> dict:
+        """What defines this run (problem, trajectory-relevant settings); computed once, on
+        first use, as it evaluates the problem's callables at probe points."""
+        if self._fingerprint is None:
+            self._fingerprint = checkpoint.fingerprint(self.problem, self.cfg)
+        return self._fingerprint
+
     def state_dict(self) -> dict:
+        """Tensors and plain containers only, so that it loads with ``weights_only=True``."""
         return {"step": self.step, "elapsed": self.elapsed, "nets": self.nets.state_dict(),
                 "optimisers": {k: o.state_dict() for k, o in self.optimisers.items()},
                 "weights": dict(self.weights), "history": {k: list(v) for k, v in self.history.items()},
                 "residual_history": list(self.residual_history), "generator": self.gen.get_state(),
-                "sampler": self.sampler.state_dict(), "model": self.cfg.to_dict()["model"], "seed": self.cfg.seed}
+                "sampler": self.sampler.state_dict(), "fingerprint": self.fingerprint}
 
     def load_state_dict(self, state: dict) -> None:
-        if state["model"] != self.cfg.to_dict()["model"] or state["seed"] != self.cfg.seed:
-            raise ProblemError(f"checkpoint {self.checkpoint_path} was written with another model config or seed; "
-                               "use a fresh checkpoint_dir or resume=false")
+        checkpoint.check_fingerprint(state, self.fingerprint, self.checkpoint_path)
         self.step, self.elapsed = state["step"], state["elapsed"]
         self.nets.load_state_dict(state["nets"])
         for k, o in self.optimisers.items():
@@ -148,19 +159,27 @@ class Trainer:
         path = self.checkpoint_path
         if path is None:
             return
-        if not self.dp.is_main:  # every rank holds the same state; one writer
-            self.checkpoint_step = self.step
-            return
-        os.makedirs(self.cfg.checkpoint_dir, exist_ok=True)
-        tmp = path + ".tmp"
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)  # atomic: a kill never leaves a half-written checkpoint
+        if self.dp.is_main:  # every rank holds the same state; one writer
+            checkpoint.save(self.state_dict(), path)
         self.checkpoint_step = self.step
 
     def maybe_resume(self) -> None:
+        """``resume=True``: continue from the checkpoint, which must exist (else a warning and
+        a fresh start), be readable, and have been written for this very run."""
+        if not self.cfg.resume:
+            return
         path = self.checkpoint_path
-        if self.cfg.resume and path is not None and os.path.exists(path):
-            self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))
+        if path is None:
+            raise ProblemError("resume=true needs checkpoint_dir (the folder holding "
+                               f"{CHECKPOINT_NAME}); set checkpoint_dir or resume=false")
+        if not os.path.exists(path):
+            if self.dp.is_main:
+                warnings.warn(f"resume=true but there is no checkpoint {path}; training starts from scratch",
+                              RuntimeWarning, stacklevel=3)
+            return
+        # On the CPU first: the generator and sampler states live there; network and optimiser
+        # states are copied onto the networks' device by their load_state_dict.
+        self.load_state_dict(checkpoint.load(path, map_location="cpu"))
 
     # ------------------------------------------------------------------ step
     def _probes(self, n: int) -> torch.Tensor | None:
