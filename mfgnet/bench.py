@@ -159,7 +159,8 @@ def table(rows: list[Row], command: str, machine: str, total_s: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> str:
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mfgnet.bench`` / ``mfgnet-bench``: print (and optionally write) the speed table."""
     parser = argparse.ArgumentParser(prog="python -m mfgnet.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small cases, a smoke run in seconds")
     parser.add_argument("--repeat", type=int, default=None, help="runs per case, best kept (default 2; 1 if --quick)")
@@ -186,8 +187,8 @@ def main(argv: list[str] | None = None) -> str:
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
         with open(args.out, "w") as fh:
             fh.write(text)
-    return text
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

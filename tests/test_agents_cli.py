@@ -34,7 +34,7 @@ def test_entry_point_writes_metrics(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, key, check", [
-    (["task=mfq", "task.steps=300", "task.n_agents=2000"], "mu_A", lambda v: v > 0.95),
+    (["task=mfq", "task.policy=egreedy", "task.steps=300", "task.n_agents=2000"], "mu_A", lambda v: v > 0.95),
     (["task=mfq", "task.env=ising", "+task.env_params.side=32", "task.policy=boltzmann", "task.temperature=0.3",
       "task.shared=true", "task.revise_prob=0.5", "task.steps=400"], "mean_reward", lambda v: v > 0.8),
     (["task=simulate", "task.n_agents=20000", "task.n_steps=50", "task.bins=1024"], "l1_64_cells",
@@ -52,3 +52,12 @@ def test_bad_config_values_are_named(tmp_path):
         run_task(_cfg("task=finite", "task.algorithm=sgd"), tmp_path)
     with pytest.raises(ProblemError, match="task.env"):
         run_task(_cfg("task=mfq", "task.env=chess"), tmp_path)
+    with pytest.raises(ProblemError, match=r"task.epsilon must be a finite number in \[0.0, 1.0\]"):
+        run_task(_cfg("task=mfq", "task.epsilon=-1"), tmp_path)
+    with pytest.raises(ProblemError, match="task.bins must be an integer"):
+        run_task(_cfg("task=simulate", "task.bins=0"), tmp_path)
+
+
+def test_wrong_types_are_rejected_by_hydra():
+    with pytest.raises(Exception, match="n_agents"):
+        _cfg("task=mfq", "task.n_agents=abc")

@@ -216,5 +216,5 @@ def test_grid_of_euclidean_problem_is_its_bounding_box():
 
 
 def test_config_defaults_round_trip():
-    config = GridSolverConfig.from_dict({"name": "grid", "cells": 64, "time_steps": None, "method": "picard"})
+    config = GridSolverConfig.from_dict({"cells": 64, "time_steps": None, "method": "picard"})
     assert config.cells == 64 and config.method == "picard" and config.order == 1

@@ -59,7 +59,7 @@ def test_resume_is_exact_and_everything_loads_weights_only(tmp_path, overrides):
     cfg = _config(tmp_path, steps=8, **overrides)
     straight = solve_neural(problem, cfg.replace(checkpoint_dir=str(tmp_path / "straight")))
     with pytest.raises(_Kill):
-        solve_neural(problem, cfg, logger=_kill_at(4))
+        solve_neural(problem, cfg, callback=_kill_at(4))
     state = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
     assert state["step"] == 4 and state["fingerprint"]["seed"] == 0
     resumed = solve_neural(problem, cfg.replace(resume=True))
@@ -111,7 +111,7 @@ def test_checkpoint_without_fingerprint_is_refused(tmp_path):
 
 
 def test_fingerprint_is_deterministic_and_leaves_out_bookkeeping():
-    cfg = NeuralSolverConfig()
+    cfg = NeuralSolverConfig(seed=0)
     a = ckpt.fingerprint(hopf_cole().problem, cfg)
     b = ckpt.fingerprint(hopf_cole().problem, cfg.replace(checkpoint_dir="elsewhere", resume=True, log_every=7,
                                                           device="cpu", cpu_threads=3, tolerance=0.5))

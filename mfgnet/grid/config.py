@@ -29,7 +29,7 @@ class GridSolverConfig(Settings):
 
     cells: int = number(128, 8, 10**6, integer=True, hint="grid too coarse below 8")
     time_steps: int | None = number(None, 2, 10**7, integer=True, optional=True)
-    method: str = choice("newton", "newton", "picard", "fictitious_play")
+    method: str = choice("newton", "picard", "fictitious_play")
     tol: float = number(1e-10, 0.0, lo_open=True)
     max_iterations: int = number(50, 1, 10**6, integer=True)
     picard_warmup: int = number(3, 0, 10**6, integer=True)

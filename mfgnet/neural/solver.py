@@ -54,8 +54,6 @@ def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None =
         raise ProblemError(f"config must be a NeuralSolverConfig or a dict, got {type(config).__name__}")
     if overrides:
         config = config.replace(**overrides)
-    if config.seed is None:
-        config = config.replace(seed=0)
     if config.checkpoint_dir is None and workdir is not None:
         config = config.replace(checkpoint_dir=str(Path(workdir) / "checkpoints"))
 

@@ -51,6 +51,8 @@ class Trainer:
 
     def __init__(self, problem, cfg: NeuralSolverConfig, logger: Callable | None = None,
                  monitor: Callable | None = None) -> None:
+        if cfg.seed is None:  # no run-level seed given (a call from Python): seed 0
+            cfg = cfg.replace(seed=0)
         self.problem, self.cfg = problem, cfg
         self.logger, self.monitor = logger, monitor
         self.device = resolve_device(cfg.device)
