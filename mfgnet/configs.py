@@ -96,4 +96,5 @@ def register_configs() -> None:
         for group, default_option in spec.groups.items():
             store.store(group=group, name=default_option, node=schema_of(hints[group], f"{group.title()}Group"))
     for name, cls in LOGGER_CONFIGS.items():
-        store.store(group="logger", name=name, node=schema_of(cls, f"{name.title()}Logger", extra=[("name", str, name)]))
+        schema = schema_of(cls, f"{name.title()}Logger", extra=[("name", str, name)])
+        store.store(group="logger", name=name, node=schema)

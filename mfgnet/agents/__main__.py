@@ -22,7 +22,8 @@ def register_task_configs() -> None:
     """Each task's typed settings as the Hydra option ``task=<name>`` (idempotent)."""
     store = ConfigStore.instance()
     for name, cls in TASKS.items():
-        store.store(group="task", name=name, node=schema_of(cls, f"{name.title()}TaskSchema", extra=[("name", str, name)]))
+        schema = schema_of(cls, f"{name.title()}Task", extra=[("name", str, name)])
+        store.store(group="task", name=name, node=schema)
 
 
 register_task_configs()
