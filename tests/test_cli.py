@@ -59,6 +59,20 @@ def test_bad_values_are_rejected_by_name(tmp_path, override, message):
         run_in_process(["solver=grid", override], tmp_path)
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (["problem=crowd_aversion", "problem.aversion=nan"], "aversion must be a finite number, got nan"),
+    (["problem=hopf_cole", "problem.kappa=inf"], "kappa must be a finite number, got inf"),
+    (["problem=crowd_aversion", "problem.target=inf"], "target must be a finite number, got inf"),
+    (["solver=neural", "optim.lr=nan"], "optim.lr must be a finite number in (0.0, 10.0], got nan"),
+    (["solver.damping=inf"], "solver.damping must be a finite number in (0.0, 1.0], got inf"),
+])
+def test_nan_and_inf_are_refused_in_every_field(tmp_path, overrides, message):
+    with pytest.raises(ProblemError) as info:
+        run_in_process(overrides, tmp_path)
+    assert message in str(info.value)
+    assert not (tmp_path / "metrics.json").exists()
+
+
 @pytest.mark.parametrize("override, message", [
     ("problem.dimm=2", "Could not override 'problem.dimm'"),
     ("+problem.dimension=2", "unknown parameter(s) ['problem.dimension']"),
