@@ -21,7 +21,7 @@ from mfgnet.catalog import build_problem
 from mfgnet.evaluation.metrics import compare, mass_error
 from mfgnet.evaluation.plots import plot_histories, plot_solution
 from mfgnet.loggers import make_logger
-from mfgnet.problems import MFGProblem
+from mfgnet.problems import MFGProblem, cell_centre_points, cell_centres
 from mfgnet.registry import get_solver
 from mfgnet.solution import Solution
 
@@ -137,9 +137,8 @@ def _sample_on_grid(solution: Solution) -> dict:
     if not per_axis:
         return {}
     lower, upper = problem.bounding_box().bounds()
-    axes = [lower[i] + (torch.arange(per_axis, dtype=torch.float64) + 0.5) * (upper[i] - lower[i]) / per_axis
-            for i in range(problem.dim)]
-    x = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, problem.dim)
+    axes = cell_centres(lower, upper, per_axis)
+    x = cell_centre_points(lower, upper, per_axis)
     shape = [per_axis] * problem.dim
     arrays = {f"x{i}": a.numpy() for i, a in enumerate(axes)}
     times = [None] if problem.is_ergodic else torch.linspace(0, problem.horizon, 33).tolist()

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,7 +16,11 @@ from mfgnet.problems import (
     ProblemError,
     QuadraticHamiltonian,
     Torus,
+    cell_centre_points,
+    cell_centres,
     mean_kernel,
+    reflect_box,
+    wrap_periodic,
 )
 
 
@@ -84,6 +89,31 @@ def test_box_reflection_stays_inside_and_is_identity_inside():
     y = box.reflect(x)
     torch.testing.assert_close(y, torch.tensor([[0.8, -0.5], [0.3, 0.2], [0.25, -0.5]]))
     assert box.contains(y).all()
+
+
+def test_cell_centres_and_points_in_c_order():
+    axes = cell_centres([0.0, -1.0], [1.0, 1.0], (2, 4))
+    assert [a.tolist() for a in axes] == [[0.25, 0.75], [-0.75, -0.25, 0.25, 0.75]]
+    x = cell_centre_points([0.0, -1.0], [1.0, 1.0], (2, 4))
+    assert x.shape == (8, 2) and x.dtype == torch.float64
+    assert x[:4, 0].tolist() == [0.25] * 4 and x[:4, 1].tolist() == axes[1].tolist()  # last axis fastest
+    assert cell_centre_points(0.0, 2.0, 4)[:, 0].tolist() == [0.25, 0.75, 1.25, 1.75]
+
+
+def test_wrap_and_reflect_agree_for_numpy_and_torch():
+    x = np.array([[2.5, -0.5], [0.3, 1.999], [-2.25, 4.0]])
+    w = wrap_periodic(x, 2.0)
+    np.testing.assert_allclose(w, wrap_periodic(torch.from_numpy(x), 2.0).numpy())
+    assert (w >= 0).all() and (w < 2.0).all()
+    buf = x.copy()
+    assert wrap_periodic(buf, 2.0, out=buf, scratch=np.empty_like(buf)) is buf  # in place
+    np.testing.assert_array_equal(buf, w)
+    lower, width = np.array([0.0, -1.0]), np.array([1.0, 2.0])
+    r = reflect_box(x, lower, width)
+    np.testing.assert_allclose(r, reflect_box(torch.from_numpy(x), torch.from_numpy(lower),
+                                              torch.from_numpy(width)).numpy())
+    np.testing.assert_allclose(r, Box([0.0, -1.0], [1.0, 1.0]).reflect(torch.from_numpy(x)).numpy())
+    assert ((r >= lower) & (r <= lower + width)).all()
 
 
 @pytest.mark.parametrize("ham", [QuadraticHamiltonian(2.0), PowerHamiltonian(1.5), PowerHamiltonian(3.0),

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from mfgnet.evaluation.metrics import compare, evaluation_points  # noqa: E402
+from mfgnet.problems import cell_centre_points  # noqa: E402
 from mfgnet.solution import Solution  # noqa: E402
 
 COLUMNS = ("rel_l2_u", "rel_l2_m", "abs_err_lambda", "lambda", "mass_error", "m_vs_reference", "converged",
@@ -66,9 +67,7 @@ def plot_densities(solutions: dict[str, Solution], path: str | Path, exact: Solu
             ax.legend(fontsize=8)
     else:
         k = 96
-        axes_1d = [lower[i] + (torch.arange(k, dtype=torch.float64) + 0.5) * (upper[i] - lower[i]) / k
-                   for i in range(2)]
-        pts = torch.stack(torch.meshgrid(*axes_1d, indexing="ij"), -1).reshape(-1, 2)
+        pts = cell_centre_points(lower[:2], upper[:2], k)  # the (x0, x1) plane
         if problem.dim > 2:  # other coordinates at the box centre
             centre = ((lower + upper) / 2).repeat(pts.shape[0], 1)
             centre[:, :2] = pts

@@ -15,6 +15,7 @@ import math
 import numpy as np
 import torch
 
+from mfgnet.problems import cell_centre_points
 from mfgnet.solution import Solution
 
 
@@ -108,9 +109,7 @@ def mass_error(solution: Solution, n_times: int = 5, per_axis: int | None = None
     lower, upper = box.bounds()
     if d <= 3:
         k = per_axis or {1: 2048, 2: 256, 3: 64}[d]
-        axes = [lower[i] + (torch.arange(k, dtype=torch.float64) + 0.5) * (upper[i] - lower[i]) / k
-                for i in range(d)]
-        x = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, d)
+        x = cell_centre_points(lower, upper, k)
     else:
         x = box.sample(200_000, torch.Generator().manual_seed(0))
     times = [None] if problem.is_ergodic else torch.linspace(0, problem.horizon, n_times).tolist()

@@ -14,15 +14,13 @@ matplotlib.use("Agg")  # figures go to files; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from mfgnet.problems import cell_centre_points, cell_centres  # noqa: E402
 from mfgnet.solution import Solution  # noqa: E402
 
 
 def _axis_points(problem, per_axis: int) -> tuple[list[torch.Tensor], torch.Tensor]:
     lower, upper = problem.bounding_box().bounds()
-    axes = [lower[i] + (torch.arange(per_axis, dtype=torch.float64) + 0.5) * (upper[i] - lower[i]) / per_axis
-            for i in range(problem.dim)]
-    x = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, problem.dim)
-    return axes, x
+    return cell_centres(lower, upper, per_axis), cell_centre_points(lower, upper, per_axis)
 
 
 def _fields(solution: Solution, t, x):

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
-from mfgnet.problems import MFGProblem, ProblemError
+from mfgnet.problems import MFGProblem, ProblemError, cell_centre_points, cell_centres
 
 
 @dataclass
@@ -49,9 +48,8 @@ class Grid:
         self.upper = np.asarray(self.upper, dtype=np.float64)
         self.cells = tuple(int(c) for c in self.cells)
         self.h = (self.upper - self.lower) / np.asarray(self.cells, dtype=np.float64)
-        self.axes = [self.lower[i] + (np.arange(c) + 0.5) * self.h[i] for i, c in enumerate(self.cells)]
-        mesh = np.meshgrid(*self.axes, indexing="ij")
-        self.nodes = torch.from_numpy(np.stack([g.ravel() for g in mesh], axis=-1).copy())
+        self.axes = [a.numpy() for a in cell_centres(self.lower, self.upper, self.cells)]
+        self.nodes = cell_centre_points(self.lower, self.upper, self.cells)
         self.cell_volume = float(np.prod(self.h))
         self._neighbours()
         self._operators()

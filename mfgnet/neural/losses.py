@@ -79,7 +79,7 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
             terms["mass"] = ((mass - 1) ** 2).mean()
 
     conv = conv_terminal = None
-    if not problem.coupling.is_local or not problem.terminal_cost.is_local:
+    if problem.coupling_needs_density_integral():
         conv, conv_terminal = nonlocal_integrals(problem, batch, log_m_quad, lcfg.differentiate_conv)
 
     lam = nets.lam if (ergodic and lcfg.lambda_mode == "trainable") else None

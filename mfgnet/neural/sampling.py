@@ -105,7 +105,7 @@ class CollocationSampler:
         dt = self.T / K
         x = self.problem.sample_initial(cfg.particles, self.gen).to(torch.float64)
         path = [x]
-        noise = math.sqrt(2 * self.problem.viscosity * dt)
+        noise = self.problem.noise_std(dt)
         for k in range(K):  # time steps are sequential; particles are vectorised
             with torch.enable_grad():
                 xg = self._out(x).detach().requires_grad_(True)
@@ -271,7 +271,7 @@ class CollocationSampler:
         width = (self.upper - self.lower)
         x = pts[:, 1:] + 0.02 * width * self._randn(k, self.d)
         if self.torus:
-            x = self.lower + torch.remainder(x - self.lower, width)
+            x = self.problem.domain.wrap(x)
         elif self.box:
             x = torch.minimum(torch.maximum(x, self.lower), self.upper)
         t = pts[:, :1]

@@ -67,8 +67,7 @@ class Trainer:
             raise ProblemError("loss.mass must be > 0 with loss.normalization='penalty' on an ergodic problem: "
                                "only the mass term pins the scale of m (m -> c m, λ -> λ + ln c)")
         need_quadrature = (problem.is_ergodic or (lcfg.mass > 0 and problem.domain.bounded)
-                           or not problem.coupling.is_local
-                           or not problem.terminal_cost.is_local)
+                           or problem.coupling_needs_density_integral())
         self.sampler = CollocationSampler(problem, cfg.sampler, self.dtype, self.device, self.gen, need_quadrature)
         d = problem.dim
         self.hutchinson = lcfg.laplacian == "hutchinson" or (lcfg.laplacian == "auto" and d > lcfg.hutchinson_above_dim)

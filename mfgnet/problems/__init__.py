@@ -6,7 +6,8 @@ import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "couplings": ["Coupling", "LocalCoupling", "NonlocalCoupling", "ZeroCoupling", "mean_kernel"],
-    "domains": ["Box", "Domain", "Euclidean", "Torus"],
+    "domains": ["Box", "Domain", "Euclidean", "Torus", "cell_centre_points", "cell_centres", "reflect_box",
+                "wrap_periodic"],
     "hamiltonians": ["CallableHamiltonian", "CongestionHamiltonian", "Hamiltonian", "PowerHamiltonian",
                      "QuadraticHamiltonian", "RadialHamiltonian"],
     "problem": ["MFGProblem"],

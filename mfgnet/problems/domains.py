@@ -6,12 +6,24 @@ Three kinds:
 * :class:`Box` -- ``[lower, upper]`` with no-flux (reflecting) boundaries.
 * :class:`Euclidean` -- all of R^d.  Solvers work on a truncation box that the
   problem derives from its initial density (see ``MFGProblem.bounding_box``).
+
+Shared geometry, written once here for every solver and tool:
+
+* :func:`cell_centres`, :func:`cell_centre_points` -- the cell-centred tensor grid of a box
+  (the grid solver's nodes, midpoint quadrature, plotting grids);
+* :func:`wrap_periodic` -- a torus's identification of points (``Torus.wrap``);
+* :func:`reflect_box` -- mirror reflection at a box's faces (``Box.reflect``).
+
+The last two take torch tensors or numpy arrays, and an ``out=`` for in-place kernels.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 
+import numpy as np
 import torch
 
 from mfgnet.problems.validation import ProblemError
@@ -71,9 +83,10 @@ class Torus(Domain):
         lower = torch.zeros(self.dim, dtype=torch.float64)
         return lower, lower + float(self.length)
 
-    def wrap(self, x: torch.Tensor) -> torch.Tensor:
-        """Map points back into ``[0, length)^d``."""
-        return torch.remainder(x, float(self.length))
+    def wrap(self, x, out=None, scratch=None):
+        """Map points (..., d), a tensor or a numpy array, back into ``[0, length)^d``;
+        ``out`` and ``scratch`` as in :func:`wrap_periodic`."""
+        return wrap_periodic(x, float(self.length), out=out, scratch=scratch)
 
 
 @dataclass(frozen=True)
@@ -109,11 +122,9 @@ class Box(Domain):
                 torch.tensor(self.upper, dtype=torch.float64))
 
     def reflect(self, x: torch.Tensor) -> torch.Tensor:
-        """Fold points back into the box by mirror reflection at the faces."""
+        """Fold points (n, d) back into the box by mirror reflection at the faces."""
         lower, upper = (b.to(x) for b in self.bounds())
-        width = upper - lower
-        y = torch.remainder(x - lower, 2 * width)
-        return lower + torch.where(y > width, 2 * width - y, y)
+        return reflect_box(x, lower, upper - lower)
 
 
 @dataclass(frozen=True)
@@ -139,6 +150,91 @@ class Euclidean(Domain):
 
     def contains(self, x: torch.Tensor, atol: float = 1e-12) -> torch.Tensor:
         return torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+
+
+# ------------------------------------------------------------------ shared geometry
+def cell_centres(lower, upper, cells: int | Sequence[int]) -> list[torch.Tensor]:
+    """The cell centres of a tensor grid on the box ``[lower, upper]``, axis by axis.
+
+    Args:
+        lower, upper: box corners, (d,) tensors, arrays or sequences of floats (or
+            floats, for d = 1).
+        cells: cells per axis, one int for every axis or d ints.
+
+    Returns:
+        d float64 CPU tensors; axis i has shape (cells_i,) and entries
+        ``lower_i + (j + 1/2) h_i`` with ``h_i = (upper_i - lower_i) / cells_i``.  The product
+        ``(j + 1/2) * h_i`` (not ``(j + 1/2) * width_i / cells_i``) is the grid solver's form:
+        its nodes, and everything tabulated on them, keep their exact values.
+    """
+    lower = torch.as_tensor(lower, dtype=torch.float64).reshape(-1)
+    upper = torch.as_tensor(upper, dtype=torch.float64).reshape(-1)
+    counts = [int(cells)] * lower.shape[0] if isinstance(cells, Integral) else [int(c) for c in cells]
+    h = (upper - lower) / torch.tensor(counts, dtype=torch.float64)
+    return [lower[i] + (torch.arange(k, dtype=torch.float64) + 0.5) * h[i] for i, k in enumerate(counts)]
+
+
+def cell_centre_points(lower, upper, cells: int | Sequence[int]) -> torch.Tensor:
+    """All cell centres of :func:`cell_centres`' grid as points, (prod_i cells_i, d) float64.
+
+    Points are in C order (the last axis fastest: ``meshgrid(indexing="ij")``, as
+    ``numpy.ravel_multi_index`` numbers them), so values at the points reshape to ``cells``.
+    """
+    axes = cell_centres(lower, upper, cells)
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes))
+
+
+def wrap_periodic(x, length: float, out=None, scratch=None):
+    """``x mod length``: points of the torus ``[0, length)^d`` back into it.
+
+    Args:
+        x: positions of any shape, a torch tensor or a numpy array.
+        length: the period (a float).
+        out: where to write the result (may be ``x`` itself); a new array when None.
+        scratch: numpy only, a buffer of x's shape and dtype for the in-place kernel.
+
+    Returns:
+        ``out`` (or a new array/tensor) of x's shape.  torch uses ``torch.remainder``.  numpy
+        uses ``x - length * floor(x / length)`` in place (given ``out`` and ``scratch``, the
+        only temporary is x / length, none for length 1): cheaper than ``np.remainder`` in the
+        agent simulation's per-step kernel.  It then lifts rounding's tiny negatives (x just
+        below a multiple of length) to 0.
+    """
+    if isinstance(x, torch.Tensor):
+        return torch.remainder(x, length, out=out)
+    out = np.empty_like(x) if out is None else out
+    scratch = np.empty_like(x) if scratch is None else scratch
+    np.floor(x / length if length != 1.0 else x, out=scratch)
+    scratch *= length
+    np.subtract(x, scratch, out=out)
+    np.maximum(out, 0, out=out)
+    return out
+
+
+def reflect_box(x, lower, width, out=None):
+    """Mirror reflection of points into the box ``[lower, lower + width]`` (no-flux faces).
+
+    Args:
+        x: positions (..., d), a torch tensor or a numpy array.
+        lower, width: box corner and side lengths, (d,) or scalars, in x's kind and dtype
+            (callers pass their own: the simulation's float32 width is ``upper - lower``
+            rounded once, which ``upper32 - lower32`` need not equal).
+        out: where to write the result (may be ``x`` itself); a new array when None.
+
+    Returns:
+        the reflected positions, x's shape: with ``y = (x - lower) mod 2 width``, ``lower + y``
+        where ``y <= width`` and the mirror image ``lower + 2 width - y`` elsewhere.
+    """
+    xp = torch if isinstance(x, torch.Tensor) else np
+    y = xp.remainder(x - lower, 2 * width)
+    folded = lower + xp.where(y > width, 2 * width - y, y)
+    if out is None:
+        return folded
+    if xp is np:
+        np.copyto(out, folded)
+    else:
+        out.copy_(folded)
+    return out
 
 
 def _as_tuple(value, name: str) -> tuple[float, ...]:

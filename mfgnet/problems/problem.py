@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 
 from mfgnet.problems.couplings import Coupling, as_coupling
-from mfgnet.problems.domains import Box, Domain, Euclidean
+from mfgnet.problems.domains import Box, Domain, Euclidean, cell_centre_points
 from mfgnet.problems.hamiltonians import Hamiltonian, as_hamiltonian
 from mfgnet.problems.validation import ProblemError
 
@@ -150,9 +150,7 @@ class MFGProblem:
         # Quadrature on a cell-centred grid in low d; Monte Carlo above.
         per_axis = {1: 4096, 2: 256, 3: 48}.get(d, 0)
         if per_axis:
-            axes = [lower[i] + (torch.arange(per_axis, dtype=torch.float64) + 0.5) * (upper[i] - lower[i]) / per_axis
-                    for i in range(d)]
-            x = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, d)
+            x = cell_centre_points(lower, upper, per_axis)
         else:
             x = box.sample(20000, torch.Generator().manual_seed(0))
         try:
@@ -199,4 +197,10 @@ class MFGProblem:
 
     # --------------------------------------------------- convenient evaluators
     def coupling_needs_density_integral(self) -> bool:
+        """Whether F or G is nonlocal, i.e. needs ∫K(x, y) m(t, y) dy and not just m(t, x)."""
         return not (self.coupling.is_local and self.terminal_cost.is_local)
+
+    def noise_std(self, dt: float) -> float:
+        """√(2ν dt): the standard deviation, per coordinate, of one time step's noise
+        √(2ν) (W_{t+dt} − W_t) in an Euler–Maruyama step of the state equation."""
+        return math.sqrt(2 * self.viscosity * dt)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from mfgnet.agents.finite.game import FiniteMFG
-from mfgnet.problems import ProblemError, QuadraticHamiltonian, Torus
+from mfgnet.problems import ProblemError, QuadraticHamiltonian, Torus, cell_centres
 from mfgnet.solution import time_column
 
 
@@ -25,7 +25,7 @@ def finite_from_continuous(problem, cells: int = 32, time_steps: int | None = No
         raise ProblemError("the bridge handles 1D time-dependent problems")
     if not isinstance(problem.hamiltonian, QuadraticHamiltonian):
         raise ProblemError("the bridge needs a QuadraticHamiltonian (running cost |α|²/(2c))")
-    if not (problem.coupling.is_local and problem.terminal_cost.is_local):
+    if problem.coupling_needs_density_integral():
         raise ProblemError("the bridge handles local couplings only")
     if cells < 4 or n_actions < 2 or not alpha_max > 0:
         raise ProblemError(f"need cells >= 4, n_actions >= 2, alpha_max > 0; got {cells}, {n_actions}, {alpha_max}")
@@ -40,7 +40,7 @@ def finite_from_continuous(problem, cells: int = 32, time_steps: int | None = No
         raise ProblemError(f"time_steps = {time_steps} too few: need (2ν/h² + α_max/h) Δt <= 1, "
                            f"i.e. time_steps >= {int(np.ceil(T * rate_max))}")
     alphas = np.linspace(-alpha_max, alpha_max, n_actions)
-    x = lower + (np.arange(cells) + 0.5) * h
+    (x,) = (a.numpy() for a in cell_centres(lower, upper, cells))  # the states, (cells,)
     right = (nu / h**2 + np.maximum(alphas, 0) / h) * dt
     left = (nu / h**2 + np.maximum(-alphas, 0) / h) * dt
     s = np.arange(cells)

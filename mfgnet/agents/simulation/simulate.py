@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from mfgnet.agents.simulation.policy import TabulatedPolicy
-from mfgnet.problems import Box, ProblemError, Torus
+from mfgnet.problems import Box, ProblemError, Torus, cell_centre_points, reflect_box, wrap_periodic
 
 
 @dataclass
@@ -70,8 +70,7 @@ def sample_density(solution, t, n: int, gen: torch.Generator, n_cells: int | Non
     n_cells = n_cells or {1: 8192, 2: 512}.get(d, 64)
     lower, upper = problem.bounding_box().bounds()
     h = (upper - lower) / n_cells
-    axes = [lower[i] + h[i] * (torch.arange(n_cells, dtype=torch.float64) + 0.5) for i in range(d)]
-    centres = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, d)
+    centres = cell_centre_points(lower, upper, n_cells)
     with torch.no_grad():
         w = solution.density(t, centres).clamp_min(0)
     cell = torch.multinomial(w, n, replacement=True, generator=gen)
@@ -199,7 +198,7 @@ class _Spec:
         self.d = problem.dim
         self.dt, self.n_steps, self.record, self.bins = dt, n_steps, record, bins
         self.interp, self.noise, self.step_slice = interp, noise, step_slice
-        self.sigma = math.sqrt(2 * problem.viscosity * dt)
+        self.sigma = problem.noise_std(dt)
         self.policy = policy
         self.domain = problem.domain
         self.lower = lower.numpy().astype(np.float32)
@@ -387,14 +386,9 @@ def _run_numpy_torus_1d(spec: _Spec, x: np.ndarray, rng: np.random.Generator):
 
 def _boundary_numpy(x: np.ndarray, spec: _Spec, buf: np.ndarray) -> None:
     if spec.torus_length is not None:
-        L = spec.torus_length
-        np.floor(x / L if L != 1.0 else x, out=buf)  # x - L floor(x / L): cheaper than np.remainder
-        buf *= L
-        x -= buf
-        np.maximum(x, 0, out=x)  # float32 rounding of tiny negatives
+        wrap_periodic(x, spec.torus_length, out=x, scratch=buf)  # in place, no allocation
     elif spec.box:
-        y = np.remainder(x - spec.lower, 2 * spec.width)
-        np.copyto(x, spec.lower + np.where(y > spec.width, 2 * spec.width - y, y))
+        reflect_box(x, spec.lower, spec.width, out=x)
 
 
 def _run_torch(spec: _Spec, x: torch.Tensor, gen: torch.Generator):
@@ -436,8 +430,7 @@ def _run_torch(spec: _Spec, x: torch.Tensor, gen: torch.Generator):
                 torch.rand(x.shape, generator=gen, out=xi, device=dev)
                 x.add_(xi.sub_(0.5), alpha=spec.sigma * math.sqrt(12.0))
         if spec.torus_length is not None:
-            torch.remainder(x, spec.torus_length, out=x)
+            wrap_periodic(x, spec.torus_length, out=x)
         elif spec.box:
-            y = torch.remainder(x - lo, 2 * width)
-            x = lo + torch.where(y > width, 2 * width - y, y)
+            x = reflect_box(x, lo, width)
     return hist.cpu().numpy(), x
