@@ -21,12 +21,7 @@ TINY = {"dtype": "float64", "log_every": 2, "checkpoint_every": 2, "n_eval": 64,
                     "n_quadrature": 32, "time_slices": 4, "n_conv": 16}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _config(tmp_path, **overrides):

@@ -8,14 +8,7 @@ import torch
 from mfgnet.benchmarks import ergodic_torus, hopf_cole, lq_gaussian
 from mfgnet.neural.residuals import divergence, mfg_residuals, pde_residuals, rademacher
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny ops: one intra-op thread is faster, and much faster on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _field(x):
