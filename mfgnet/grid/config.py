@@ -12,7 +12,9 @@ class GridSolverConfig(Settings):
     """Grid solver settings.
 
     Attributes:
-        cells: cells per axis (>= 8; "grid too coarse" below).
+        cells: cells per axis (>= 8; "grid too coarse" below); also bounded by memory: a
+            system whose estimate (:mod:`mfgnet.resources`) exceeds the available memory is
+            refused before it is built.  The grid solver is for 1D and 2D problems.
         time_steps: implicit Euler steps on [0, T]; None chooses dt <= h (time-dependent only).
         method: "newton" (damped Picard warm start, then Newton on the whole coupled system),
             "picard" (damped fixed point) or "fictitious_play" (averaging with weight 1/(k+1)).
@@ -24,8 +26,6 @@ class GridSolverConfig(Settings):
             ``residual_floor`` and ``stopped_on``: "tol", "residual_floor", "small_step",
             "stalled", "singular", "max_iterations" or "final_residual" (the closing exact
             Fokker–Planck step left the residual above tol).
-        cells: also bounded by memory: a system whose estimate (:mod:`mfgnet.resources`)
-            exceeds the available memory is refused before it is built.
         max_iterations: outer iterations (Newton or Picard), >= 1.
         picard_warmup: damped Picard steps before Newton, >= 0.
         damping: Picard step θ in (0, 1]: m <- (1-θ) m + θ m_best_response.
