@@ -21,10 +21,11 @@ GRID_BYTES_PER_UNKNOWN = 1536
 # (the exact Laplacian keeps one backward graph per axis); see sampler_bytes.
 NEURAL_BYTES_PER_POINT_DIM = 32 * 1024
 NEURAL_BYTES_PER_POINT = 8 * 1024
-# Tabular MF-Q: persistent arrays are counted exactly; per-step temporaries of one chunk of
-# agents: measured ~60 bytes per agent (float64/int64 work arrays), rounded up.
-MFQ_BYTES_PER_CHUNK_AGENT = 96
-
+# Tabular MF-Q (tracemalloc, 2^18 agents, chunks of 2^18 vs 2^12): the per-step work arrays
+# take 28-93 bytes per agent of a chunk, at most ~22 per agent and (1 + actions); the state
+# besides the Q-tables (actions, rewards, bins, the games' O(N) arrays) at most ~50 per agent.
+MFQ_BYTES_PER_CHUNK_AGENT_ACTION = 24
+MFQ_STATE_BYTES_PER_AGENT = 64
 
 def available_memory() -> int | None:
     """Bytes of physical memory available now (``os.sysconf``), or None where unknown."""
@@ -104,13 +105,13 @@ def check_solver_memory(problem, config, available: int | None = None) -> None:
 
 def mfq_bytes(n_agents: int, n_bins: int, n_actions: int, shared: bool, egreedy: bool, chunk: int) -> float:
     """Bytes of tabular MF-Q: the Q-tables (float32, bins × actions × agents unless shared),
-    the ε-greedy tie-break jitter (float32, actions × agents), the actions and agent indices
-    (int64) and one chunk's per-step temporaries."""
+    the ε-greedy tie-break jitter (float32, actions × agents), the per-agent state and one
+    chunk's per-step work arrays."""
     n = float(n_agents)
     tables = 4.0 * n_bins * n_actions * (1 if shared else n)
     jitter = 4.0 * n_actions * n if egreedy else 0.0
-    state = 16.0 * n
-    work = MFQ_BYTES_PER_CHUNK_AGENT * (1 + n_actions) * min(n, float(chunk))
+    state = MFQ_STATE_BYTES_PER_AGENT * n
+    work = MFQ_BYTES_PER_CHUNK_AGENT_ACTION * (1 + n_actions) * min(n, float(chunk))
     return tables + jitter + state + work
 
 
