@@ -13,6 +13,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +23,8 @@ from mfgnet.evaluation.metrics import compare, mass_error
 from mfgnet.evaluation.plots import plot_histories, plot_solution
 from mfgnet.loggers import make_logger
 from mfgnet.problems import MFGProblem, cell_centre_points, cell_centres
-from mfgnet.registry import get_solver
+from mfgnet.registry import SolverSpec, get_solver
+from mfgnet.resources import check_solver_memory
 from mfgnet.solution import Solution
 
 
@@ -56,20 +58,10 @@ def run_experiment(cfg: dict, run_dir: str | Path) -> dict:
 def execute_run(cfg: dict, run_dir: str | Path) -> RunResult:
     """:func:`run_experiment`, returning the problem, exact solution and solution too."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     seed = int(cfg.get("seed", 0))
     seed_everything(seed)
-    problem_cfg = dict(cfg["problem"])
-    problem, exact = build_problem(problem_cfg.pop("name"), **problem_cfg)
-
-    solver_cfg = dict(cfg["solver"])
-    spec = get_solver(solver_cfg.pop("name"))
-    for group in spec.groups:  # e.g. the neural model=, sampler=, optim= are top-level config groups
-        if group in cfg:
-            solver_cfg[group] = dict(cfg[group])
-    if solver_cfg.get("seed", 0) is None:  # the solver follows the run's seed unless it sets its own
-        solver_cfg["seed"] = seed
-    solver_config = spec.config_class.from_dict(solver_cfg)
+    problem, exact, spec, solver_config = prepare_run(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
 
     # Under torchrun every rank runs this; only rank 0 writes files and logs (same numbers on all).
     main = is_main_process()
@@ -80,7 +72,7 @@ def execute_run(cfg: dict, run_dir: str | Path) -> RunResult:
         metrics = collect_metrics(solution, exact, time.perf_counter() - started)
         if not main:
             return RunResult(problem, exact, solution, metrics)
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        write_metrics(metrics, run_dir / "metrics.json")
         save_arrays(solution, run_dir / "solution.npz")
         (run_dir / "history.json").write_text(json.dumps(histories_of(solution)))
         figures = save_figures(solution, exact, run_dir)
@@ -91,6 +83,25 @@ def execute_run(cfg: dict, run_dir: str | Path) -> RunResult:
         logger.finish()
     print(summary_line(problem.name, spec.name, metrics), flush=True)
     return RunResult(problem, exact, solution, metrics)
+
+
+def prepare_run(cfg: dict) -> tuple[MFGProblem, Solution | None, SolverSpec, Any]:
+    """Build and validate everything a run needs before it solves: the problem (and its exact
+    solution), the solver's registry entry and its settings object; refuses settings whose
+    memory estimate exceeds the machine's (:mod:`mfgnet.resources`).  Raises ProblemError."""
+    seed = int(cfg.get("seed", 0))
+    problem_cfg = dict(cfg["problem"])
+    problem, exact = build_problem(problem_cfg.pop("name"), **problem_cfg)
+    solver_cfg = dict(cfg["solver"])
+    spec = get_solver(solver_cfg.pop("name"))
+    for group in spec.groups:  # e.g. the neural model=, sampler=, optim= are top-level config groups
+        if group in cfg:
+            solver_cfg[group] = dict(cfg[group])
+    if solver_cfg.get("seed", 0) is None:  # the solver follows the run's seed unless it sets its own
+        solver_cfg["seed"] = seed
+    solver_config = spec.config_class.from_dict(solver_cfg)
+    check_solver_memory(problem, solver_config)
+    return problem, exact, spec, solver_config
 
 
 def collect_metrics(solution: Solution, exact: Solution | None, wall_time_s: float) -> dict:
@@ -111,9 +122,16 @@ def collect_metrics(solution: Solution, exact: Solution | None, wall_time_s: flo
     if exact is not None:
         metrics.update(compare(solution, exact))
     bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
-    if bad:
+    if bad:  # strict JSON has no NaN / Infinity: null, and the list of the keys that were not finite
         metrics["non_finite"] = bad
+        metrics.update({k: None for k in bad})
     return metrics
+
+
+def write_metrics(metrics: dict, path: Path) -> None:
+    """``metrics.json`` as strict JSON (``allow_nan=False``: a non-finite float is an error here,
+    :func:`collect_metrics` has already written it as null and listed it in ``non_finite``)."""
+    path.write_text(json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False))
 
 
 def save_arrays(solution: Solution, path: Path) -> None:

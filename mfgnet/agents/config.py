@@ -26,6 +26,8 @@ class MFQConfig(Settings):
     first action they tried.
     revise_prob: fraction of agents that re-draw their action each step (the others keep
     theirs); < 1 avoids the period-2 oscillations of fully synchronous play on a lattice.
+    chunk_size: tabular MF-Q does each step's work in chunks of this many agents (the same
+    run for any chunk size).
     """
 
     section = "task"
@@ -43,6 +45,8 @@ class MFQConfig(Settings):
     q_init: float = number(0.0, -1e12, 1e12)
     record_every: int = number(10, 1, 10**9, integer=True)
     seed: int = number(0, 0, 2**63 - 1, integer=True)
+    chunk_size: int = number(1 << 20, 1, 10**9, integer=True,
+                             doc="agents per chunk of the per-step work (tabular); memory stays bounded")
 
 
 @dataclass(frozen=True)

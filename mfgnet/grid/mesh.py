@@ -76,6 +76,18 @@ class Grid:
         """Discrete mass ``cell_volume * sum(m)`` over the last axis of node values (..., n)."""
         return self.cell_volume * np.asarray(m).sum(axis=-1)
 
+    def edge_mass(self, m: np.ndarray, band: float = 0.05) -> float:
+        """Largest mass over the rows of m (..., n) in the cells within ``band`` of the box's
+        width from any face (at least one cell per face)."""
+        near = np.zeros(self.cells, dtype=bool)
+        for i, c in enumerate(self.cells):
+            k = max(1, math.ceil(band * c))
+            index = [slice(None)] * self.dim
+            index[i] = np.r_[0:k, c - k:c]
+            near[tuple(index)] = True
+        rows = np.asarray(m).reshape(-1, self.n)
+        return float(self.cell_volume * rows[:, near.ravel()].sum(axis=-1).max())
+
     # -------------------------------------------------------------- operators
     def _neighbours(self) -> None:
         """``plus[i][j]`` / ``minus[i][j]``: the node next to j along axis i (j itself across a box face)."""

@@ -18,6 +18,8 @@ class NewtonResult:
     residual: float
     history: list[float] = field(default_factory=list)
     steps: list[float] = field(default_factory=list)
+    residual_floor: float = 0.0
+    stopped_on: str = ""
 
 
 def residual_norm(r: np.ndarray) -> float:
@@ -46,6 +48,9 @@ def newton(system, x0: np.ndarray, tol: float, max_iterations: int, verbose: boo
     the system's round-off floor ``system.residual_floor(x)`` (on fine grids the max-norm
     residual of ``ν Δ_h u`` cannot drop below about ``ν |u| / h² · 1e-16``), or when a step
     is below ``tol (1 + |x|)`` in max norm (that tiny step is taken and its residual reported).
+    ``stopped_on`` says which: "tol", "residual_floor", "small_step", "stalled" (line search
+    below a step of 1/64), "singular" (non-finite Newton step) or "max_iterations";
+    ``residual_floor`` is the floor at the start.
 
     ``line_search=False`` takes every finite full step: for the HJB equation alone with a
     convex Hamiltonian, Newton is Howard's policy iteration, which converges from any start
@@ -57,12 +62,14 @@ def newton(system, x0: np.ndarray, tol: float, max_iterations: int, verbose: boo
     if r is None or not np.isfinite(norm):
         raise FloatingPointError(f"{label}: the residual is not finite at the initial guess")
     history, steps = [norm], []
-    iterations, stalled_small = 0, False
-    floor = getattr(system, "residual_floor", None)
-    tol_eff = max(tol, floor(x)) if floor is not None else tol
+    iterations, stalled_small, stopped_on = 0, False, ""
+    floor_of = getattr(system, "residual_floor", None)
+    floor = float(floor_of(x)) if floor_of is not None else 0.0
+    tol_eff = max(tol, floor)
     while norm > tol_eff and iterations < max_iterations:
         dx = A.solve(-r)
         if not np.all(np.isfinite(dx)):
+            stopped_on = "singular"
             break  # singular Jacobian: report non-convergence rather than NaNs
         if np.max(np.abs(dx)) <= tol * (1.0 + np.max(np.abs(x))):
             # Converged in x: take the (tiny) step and stop without another Jacobian.
@@ -72,7 +79,7 @@ def newton(system, x0: np.ndarray, tol: float, max_iterations: int, verbose: boo
                 iterations += 1
                 history.append(norm)
                 steps.append(1.0)
-            stalled_small = True
+            stalled_small, stopped_on = True, "small_step"
             break
         theta = 1.0
         while True:
@@ -84,6 +91,7 @@ def newton(system, x0: np.ndarray, tol: float, max_iterations: int, verbose: boo
                 break
             theta *= 0.5
         if r_new is None:
+            stopped_on = "stalled"
             break
         x, r, A, norm = x + theta * dx, r_new, A_new, norm_new
         iterations += 1
@@ -92,4 +100,10 @@ def newton(system, x0: np.ndarray, tol: float, max_iterations: int, verbose: boo
         if verbose:
             print(f"[{label}] iteration {iterations}: residual {norm:.3e}, step {theta:.3g}, "
                   f"{time.perf_counter() - start:.2f} s", flush=True)
-    return NewtonResult(x, norm <= tol_eff or stalled_small, iterations, norm, history, steps)
+    if norm <= tol:
+        stopped_on = "tol"
+    elif norm <= tol_eff:
+        stopped_on = "residual_floor"
+    elif not stopped_on:
+        stopped_on = "max_iterations"
+    return NewtonResult(x, norm <= tol_eff or stalled_small, iterations, norm, history, steps, floor, stopped_on)

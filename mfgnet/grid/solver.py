@@ -6,6 +6,7 @@ unknowns of :mod:`mfgnet.grid.coupling`, so every method works for them (B2 incl
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,10 +20,15 @@ from mfgnet.grid.mesh import Grid, make_grid
 from mfgnet.grid.newton import newton, residual_norm
 from mfgnet.grid.solution import GridSolution
 from mfgnet.grid.system import Discretisation, ErgodicSystem, TimeDependentSystem
-from mfgnet.problems import MFGProblem
+from mfgnet.problems import Euclidean, MFGProblem, ProblemError
+from mfgnet.resources import check_grid_memory
 from mfgnet.solution import Diagnostics
 
+logger = logging.getLogger(__name__)
+
 _INNER_MAX_ITERATIONS = 30
+EDGE_BAND = 0.05  # the outer 5 % of the truncation box of R^d, per face
+EDGE_MASS_WARNING = 1e-4  # warn above this mass in that band
 _WARMUP_INNER_ITERATIONS = 3
 
 
@@ -50,6 +56,11 @@ def solve_grid(problem: MFGProblem, config: GridSolverConfig | None = None, *,
     if overrides:
         config = config.replace(**overrides)
     start = time.perf_counter()
+    if problem.dim >= 3:
+        raise ProblemError(
+            f"problem.dim = {problem.dim}: the grid solver is for 1D and 2D problems (its cost grows like "
+            f"cells^d); use solver=neural for dim >= 3")
+    check_grid_memory(problem, config)
     if config.order == 2:
         solution = _richardson(problem, config)
     else:
@@ -81,12 +92,30 @@ def solve_on_grid(problem: MFGProblem, grid: Grid, config: GridSolverConfig) -> 
         "gmres_iterations": info.get("gmres"),
         "nodes": grid.n,
         "time_steps": grid.time_steps,
+        "residual_floor": info["residual_floor"],
+        "stopped_on": info["stopped_on"],
     }
+    if isinstance(problem.domain, Euclidean):
+        extra["edge_mass"] = _check_edge_mass(grid, m.reshape(-1, grid.n))
     diagnostics = Diagnostics(converged=info["converged"], iterations=info["newton"] + info["picard"],
                               residual=info["history"][-1], residual_history=info["history"],
                               wall_time_s=time.perf_counter() - start, extra=extra)
     shape = grid.cells if problem.is_ergodic else (grid.time_steps + 1, *grid.cells)
     return GridSolution(problem, grid, u.reshape(shape), m.reshape(shape), lam, diagnostics)
+
+
+def _check_edge_mass(grid: Grid, m: np.ndarray) -> float:
+    """The largest mass, over time levels, in the outer band of R^d's truncation box; warns when it
+    is not negligible (the no-flux faces then reflect mass that should have left: a wrong answer)."""
+    value = grid.edge_mass(m)
+    if value > EDGE_MASS_WARNING:
+        logger.warning(
+            "grid solver: %.2g of the mass lies in the outer %d%% of the truncation box of R^%d "
+            "(box [%s] to [%s]); the box is too small for this problem (its faces reflect mass) and "
+            "the solution is wrong near the faces. Pass a larger box: Euclidean(dim, box=Box(...)).",
+            value, round(100 * EDGE_BAND), grid.dim, ", ".join(f"{v:.3g}" for v in grid.lower),
+            ", ".join(f"{v:.3g}" for v in grid.upper))
+    return value
 
 
 def _report(config: GridSolverConfig, label: str, iteration: int, norm: float, start: float) -> None:
@@ -115,13 +144,26 @@ def _inner_iterations(config: GridSolverConfig) -> int:
     return _WARMUP_INNER_ITERATIONS if config.method == "newton" else _INNER_MAX_ITERATIONS
 
 
+def _judge(info: dict, config: GridSolverConfig, floor: float) -> None:
+    """``converged`` from the reported (final) residual: <= max(tol, round-off floor); and why it stopped."""
+    final = info["history"][-1]
+    info["residual_floor"] = float(floor)
+    info["converged"] = bool(final <= max(config.tol, floor))
+    if "stopped_on" not in info:  # Picard / fictitious play
+        info["stopped_on"] = "tol" if info["picard_converged"] else "max_iterations"
+    if info["converged"]:
+        info["stopped_on"] = "tol" if final <= config.tol else "residual_floor"
+    elif info["stopped_on"] in ("tol", "residual_floor"):
+        info["stopped_on"] = "final_residual"  # the closing exact FP step moved the residual above tol
+
+
 def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig):
     system = TimeDependentSystem(disc)
     start = time.perf_counter()
     M = np.tile(disc.m0, (disc.levels, 1))
     U = None
     history: list[float] = []
-    info = {"newton": 0, "picard": 0, "converged": False}
+    info = {"newton": 0, "picard": 0, "converged": False, "picard_converged": False}
     for k in range(_picard_steps(config)):
         U, _ = hjb_time_dependent(disc, M, U, _inner_tol(config), _inner_iterations(config))
         norm = residual_norm(system.evaluate(np.concatenate([U.ravel(), M.ravel()]))[0])
@@ -129,7 +171,7 @@ def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig):
         info["picard"] += 1
         _report(config, "picard", k + 1, norm, start)
         if norm <= config.tol:
-            info["converged"] = True
+            info["converged"] = info["picard_converged"] = True
             break
         theta = _weight(config, k)
         M = (1 - theta) * M + theta * fp_time_dependent(disc, U)
@@ -139,13 +181,16 @@ def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig):
         U, M = system.split(res.x)
         history.extend(res.history[1:] if history else res.history)
         info["newton"], info["converged"] = res.iterations, res.converged
+        info["stopped_on"] = res.stopped_on
         info["gmres"] = system.linear_iterations[0]
     # The exact discrete FP step for the final u: mass to round-off and m >= 0 by the M-matrix.
     M = fp_time_dependent(disc, U)
     info["clipped"] = float(min(M.min(), 0.0))
     M = np.maximum(M, 0.0)
-    history.append(residual_norm(system.evaluate(np.concatenate([U.ravel(), M.ravel()]))[0]))
+    x = np.concatenate([U.ravel(), M.ravel()])
+    history.append(residual_norm(system.evaluate(x)[0]))
     info["history"] = history
+    _judge(info, config, system.residual_floor(x))
     u = np.vstack([U, system.terminal_value(M[-1])])
     m = np.vstack([disc.m0[None], M])
     return u, m, None, info
@@ -157,7 +202,7 @@ def _solve_ergodic(disc: Discretisation, config: GridSolverConfig):
     m = np.full(grid.n, 1.0 / float(np.prod(grid.upper - grid.lower)))
     u, lam = None, 0.0
     history: list[float] = []
-    info = {"newton": 0, "picard": 0, "converged": False}
+    info = {"newton": 0, "picard": 0, "converged": False, "picard_converged": False}
     for k in range(_picard_steps(config)):
         u, lam, _ = hjb_ergodic(disc, m, u, lam, _inner_tol(config), _inner_iterations(config))
         norm = residual_norm(system.evaluate(np.concatenate([u, m, [lam, 0.0]]))[0])
@@ -165,7 +210,7 @@ def _solve_ergodic(disc: Discretisation, config: GridSolverConfig):
         info["picard"] += 1
         _report(config, "picard", k + 1, norm, start)
         if norm <= config.tol:
-            info["converged"] = True
+            info["converged"] = info["picard_converged"] = True
             break
         theta = _weight(config, k)
         m = (1 - theta) * m + theta * fp_ergodic(disc, u)
@@ -176,12 +221,15 @@ def _solve_ergodic(disc: Discretisation, config: GridSolverConfig):
         lam = float(lam)
         history.extend(res.history[1:] if history else res.history)
         info["newton"], info["converged"] = res.iterations, res.converged
+        info["stopped_on"] = res.stopped_on
     m = fp_ergodic(disc, u)
     info["clipped"] = float(min(m.min(), 0.0))
     m = np.maximum(m, 0.0)
     m = m / grid.mass(m)  # clipping touches round-off only; keep the mass exact
-    history.append(residual_norm(system.evaluate(np.concatenate([u, m, [lam, 0.0]]))[0]))
+    x = np.concatenate([u, m, [lam, 0.0]])
+    history.append(residual_norm(system.evaluate(x)[0]))
     info["history"] = history
+    _judge(info, config, system.residual_floor(x))
     return u, m, lam, info
 
 
@@ -219,9 +267,13 @@ def _richardson(problem: MFGProblem, config: GridSolverConfig) -> GridSolution:
         "extrapolation_negative_min": float(min(m_raw.min(), 0.0)),
         "newton_iterations": dc.extra["newton_iterations"] + df.extra["newton_iterations"],
         "picard_iterations": dc.extra["picard_iterations"] + df.extra["picard_iterations"],
+        "residual_floor": max(dc.extra["residual_floor"], df.extra["residual_floor"]),
+        "stopped_on": df.extra["stopped_on"] if dc.converged else dc.extra["stopped_on"],
         "coarse": dc,
         "fine": df,
     }
+    if "edge_mass" in df.extra:
+        extra["edge_mass"] = max(dc.extra["edge_mass"], df.extra["edge_mass"])
     diagnostics = Diagnostics(converged=dc.converged and df.converged, iterations=dc.iterations + df.iterations,
                               residual=max(dc.residual, df.residual), residual_history=df.residual_history,
                               extra=extra)

@@ -16,7 +16,11 @@ from mfgnet.problems import ProblemError
 
 
 class MeanActionGame:
-    """Interface: ``n_actions``, ``n_bins``, ``mean_action(a)``, ``bin(ā)``, ``reward(a, ā)``."""
+    """Interface: ``n_actions``, ``n_bins``, ``mean_action(a)``, ``bin(ā)``, ``reward(a, ā)``.
+
+    ``mean_action`` sees every agent's action; ``bin`` and ``reward`` are per agent (agent i's
+    value depends on a_i and ā_i only), so a learner may call them on any slice of agents.
+    """
 
     n_actions: int
     n_bins: int

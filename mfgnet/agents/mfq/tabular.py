@@ -12,7 +12,8 @@ Each agent i keeps Q_i(ā, a) on the bins of the mean action.  Per step:
 5. ā ← ā'.
 
 Tables are float32 (rewards are O(1); float32 halves the memory traffic and numpy's float32
-exp is several times faster).  All of it is a handful of numpy array operations per step; there is no loop over agents.
+exp is several times faster).  All of it is a handful of numpy array operations per step and
+chunk of agents (``chunk_size``, for bounded memory); there is no loop over single agents.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 from mfgnet.agents.config import MFQConfig
 from mfgnet.agents.mfq.games import MeanActionGame
 from mfgnet.problems import ProblemError
+from mfgnet.resources import check_mfq_memory
 
 
 @dataclass
@@ -122,59 +124,103 @@ def policy_values(q: np.ndarray, cfg: MFQConfig, epsilon: float) -> np.ndarray:
     return (1 - epsilon) * q.max(0) + epsilon * q.mean(0)
 
 
-def _gather(Q: np.ndarray, ctx, cols) -> np.ndarray:
-    """Q[ctx_i, :, col_i] for every agent i as an (A, N) array (a view when ctx is one bin)."""
+def _gather(Q: np.ndarray, ctx, lo: int, hi: int, shared: bool) -> np.ndarray:
+    """Q[ctx_i, :, table_i] for the agents i in [lo, hi) as an (A, hi - lo) array (a view when
+    ctx is one bin and every agent has its own table); ``ctx`` is one bin or the bins of those
+    agents, (hi - lo,)."""
+    n = hi - lo
+    if shared:
+        return Q[int(ctx), :, :1].repeat(n, 1) if np.ndim(ctx) == 0 else Q[ctx, :, 0].T
     if np.ndim(ctx) == 0:
-        return Q[int(ctx)] if cols is None else Q[int(ctx)][:, cols[:1]].repeat(cols.size, 1)
-    cols = np.arange(ctx.size) if cols is None else cols
-    return Q[ctx, :, cols].T
+        return Q[int(ctx), :, lo:hi]
+    return Q[ctx, :, np.arange(lo, hi)].T
+
+
+def _part(value, lo: int, hi: int):
+    """The agents [lo, hi) of a per-agent array, or the one value that every agent shares."""
+    return value if np.ndim(value) == 0 else value[lo:hi]
 
 
 def train_tabular(game: MeanActionGame, n_agents: int, cfg: MFQConfig | None = None,
                   verbose: bool = False) -> MFQResult:
-    """Run tabular MF-Q with ``n_agents`` agents for ``cfg.steps`` steps."""
+    """Run tabular MF-Q with ``n_agents`` agents for ``cfg.steps`` steps.
+
+    Each step runs over the agents in chunks of ``cfg.chunk_size`` (like
+    :func:`mfgnet.agents.simulation.simulate`): actions chunk by chunk, then the mean action
+    of everyone, then the rewards and Q updates chunk by chunk, so that the per-step work
+    arrays hold one chunk (the Q-tables, the actions and the rewards of all agents are the
+    state).  The random streams (actions, and who revises when ``revise_prob < 1``, a stream
+    of its own) are drawn in agent order, so any chunk size gives exactly the same run.  The
+    memory this needs is estimated first (:mod:`mfgnet.resources`) and a run that cannot fit
+    is refused with a ProblemError naming ``task.n_agents``.
+    """
     cfg = MFQConfig() if cfg is None else cfg
     if n_agents < 1:
         raise ProblemError(f"n_agents must be >= 1, got {n_agents}")
+    check_mfq_memory(n_agents, game.n_bins, game.n_actions, cfg.shared, cfg.policy == "egreedy", cfg.chunk_size)
     rng = np.random.default_rng(cfg.seed)
+    # Who revises is drawn from a stream of its own, so that both streams run in agent order
+    # and any chunk size gives the same run.
+    revise_rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(1)[0])
     n_tables = 1 if cfg.shared else n_agents
     # Layout (bins, actions, agents): one agent's values for one bin are a column, and the
     # row of one action over all agents is contiguous, which the per-step ops stream through.
     Q = np.full((game.n_bins, game.n_actions, n_tables), cfg.q_init, dtype=np.float32)
-    cols = np.zeros(n_agents, dtype=np.int64) if cfg.shared else None
+    chunks = [(lo, min(lo + cfg.chunk_size, n_agents)) for lo in range(0, n_agents, cfg.chunk_size)]
+    lr = np.float32(cfg.lr)
     agent_idx = np.arange(n_agents)
     actions = rng.integers(0, game.n_actions, n_agents)
     abar = game.mean_action(actions)
     record = LearningRecord(cfg, game.n_actions)
     jitter = (rng.random((game.n_actions, n_agents), dtype=np.float32) * np.float32(1e-6)
               if cfg.policy == "egreedy" else None)
+    rewards = np.empty(n_agents, dtype=np.float32)
+    size = game.n_bins * game.n_actions
     start = time.perf_counter()
     for step in range(cfg.steps):
         ctx = game.bin(abar)
-        q = _gather(Q, ctx, cols)
-        new = sample_actions(q, cfg, record.epsilon, rng, jitter)
-        if cfg.revise_prob < 1:
-            new = np.where(rng.random(n_agents) < cfg.revise_prob, new, actions)
+        new = np.empty_like(actions) if len(chunks) > 1 else None
+        for lo, hi in chunks:
+            q = _gather(Q, _part(ctx, lo, hi), lo, hi, cfg.shared)
+            chosen = sample_actions(q, cfg, record.epsilon, rng, None if jitter is None else jitter[:, lo:hi])
+            if cfg.revise_prob < 1:
+                chosen = np.where(revise_rng.random(hi - lo) < cfg.revise_prob, chosen, actions[lo:hi])
+            if new is None:
+                new = chosen
+            else:
+                new[lo:hi] = chosen
         actions = new
         abar_next = game.mean_action(actions)
-        r = game.reward(actions, abar_next)
-        target = r
-        if cfg.gamma > 0:
-            target = r + cfg.gamma * policy_values(_gather(Q, game.bin(abar_next), cols), cfg, record.epsilon)
-        flat = actions * q.shape[1] + agent_idx  # (action, agent) -> flat index into q
-        err = np.subtract(target, q.reshape(-1)[flat], dtype=np.float32)
-        if cfg.shared:  # average the agents' TD errors per (bin, action) cell
-            cell = np.broadcast_to(ctx, (n_agents,)) * game.n_actions + actions
-            size = game.n_bins * game.n_actions
-            tot = np.bincount(cell, err, minlength=size)
-            cnt = np.bincount(cell, minlength=size)
+        ctx_next = game.bin(abar_next) if cfg.gamma > 0 else None
+        tot = cnt = None
+        for lo, hi in chunks:
+            a, c, idx = actions[lo:hi], _part(ctx, lo, hi), agent_idx[lo:hi]
+            if cfg.shared:
+                q_acted = Q[c, a, 0]
+            elif np.ndim(c) == 0:  # one bin for everyone: Q[c] is a contiguous (A, N) block
+                row, flat = Q[int(c)].reshape(-1), a * n_agents + idx
+                q_acted = row[flat]
+            else:
+                q_acted = Q[c, a, idx]
+            r = game.reward(a, _part(abar_next, lo, hi))
+            rewards[lo:hi] = r
+            target = r
+            if cfg.gamma > 0:
+                v = policy_values(_gather(Q, _part(ctx_next, lo, hi), lo, hi, cfg.shared), cfg, record.epsilon)
+                target = r + cfg.gamma * v
+            err = np.subtract(target, q_acted, dtype=np.float32)
+            if cfg.shared:  # average the agents' TD errors per (bin, action) cell, over all chunks
+                cell = np.broadcast_to(c, (hi - lo,)) * game.n_actions + a
+                part_tot, part_cnt = np.bincount(cell, err, minlength=size), np.bincount(cell, minlength=size)
+                tot, cnt = (part_tot, part_cnt) if tot is None else (tot + part_tot, cnt + part_cnt)
+            elif np.ndim(c) == 0:
+                row[flat] += lr * err
+            else:
+                Q[c, a, idx] += lr * err
+        if cfg.shared:
             Q[:, :, 0] += (cfg.lr * tot / np.maximum(cnt, 1)).reshape(game.n_bins, game.n_actions)
-        elif np.ndim(ctx) == 0:  # one bin for everyone: q is a view of Q[ctx]
-            q.reshape(-1)[flat] += np.float32(cfg.lr) * err
-        else:
-            Q[ctx, actions, agent_idx] += np.float32(cfg.lr) * err
         abar = abar_next
-        if record.end_step(step, actions, r, abar) and verbose:
+        if record.end_step(step, actions, rewards, abar) and verbose:
             print(f"[mfq {game.name}] step {step + 1}: mean reward {record.rewards[-1]:.4f}, "
                   f"actions {np.round(record.dists[-1], 3)}")
     return record.result(Q, actions, time.perf_counter() - start, n_agents)
