@@ -6,7 +6,9 @@ config as a plain dict and the run directory; so can a script or a test.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import math
 import os
 import random
@@ -26,6 +28,8 @@ from mfgnet.problems import MFGProblem, cell_centre_points, cell_centres
 from mfgnet.registry import SolverSpec, get_solver
 from mfgnet.resources import check_solver_memory
 from mfgnet.solution import Solution
+
+log = logging.getLogger(__name__)
 
 
 def is_main_process() -> bool:
@@ -65,6 +69,8 @@ def execute_run(cfg: dict, run_dir: str | Path) -> RunResult:
 
     # Under torchrun every rank runs this; only rank 0 writes files and logs (same numbers on all).
     main = is_main_process()
+    if main:
+        log.info("%s / %s: run directory %s", problem.name, spec.name, run_dir.resolve())
     logger = make_logger(dict(cfg.get("logger") or {"name": "none"}) if main else {"name": "none"}, run_dir, cfg)
     started = time.perf_counter()
     try:
@@ -81,7 +87,8 @@ def execute_run(cfg: dict, run_dir: str | Path) -> RunResult:
             logger.log_figure(path.stem, path)
     finally:
         logger.finish()
-    print(summary_line(problem.name, spec.name, metrics), flush=True)
+    log.info(summary_line(problem.name, spec.name, metrics))
+    log.info("outputs written to %s", run_dir.resolve())
     return RunResult(problem, exact, solution, metrics)
 
 
@@ -99,6 +106,9 @@ def prepare_run(cfg: dict) -> tuple[MFGProblem, Solution | None, SolverSpec, Any
             solver_cfg[group] = dict(cfg[group])
     if solver_cfg.get("seed", 0) is None:  # the solver follows the run's seed unless it sets its own
         solver_cfg["seed"] = seed
+    fields = {f.name for f in dataclasses.fields(spec.config_class)}
+    if "progress" in fields and (not cfg.get("progress", True) or not is_main_process()):
+        solver_cfg["progress"] = False  # one flag turns every progress bar off; only rank 0 draws one
     solver_config = spec.config_class.from_dict(solver_cfg)
     check_solver_memory(problem, solver_config)
     return problem, exact, spec, solver_config

@@ -31,7 +31,8 @@ class GridSolverConfig(Settings):
         damping: Picard step θ in (0, 1]: m <- (1-θ) m + θ m_best_response.
         order: 1 (the monotone first-order scheme) or 2 (Richardson extrapolation of the runs
             on N and 2N cells, see :func:`mfgnet.grid.solve_grid`).
-        verbose: progress output per outer iteration.
+        verbose: one log line (INFO) per outer iteration (DEBUG otherwise).
+        progress: a progress bar on standard error for solves longer than a few seconds.
     """
 
     section = "solver"
@@ -45,3 +46,4 @@ class GridSolverConfig(Settings):
     damping: float = number(0.5, 0.0, 1.0, lo_open=True)
     order: int = number(1, 1, 2, integer=True)
     verbose: bool = flag(False)
+    progress: bool = flag(True)

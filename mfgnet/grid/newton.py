@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 _MIN_STEP = 1.0 / 64
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,7 +41,8 @@ def _try(system, x: np.ndarray, jacobian: bool):
 
 
 def newton(system, x0: np.ndarray, tol: float, max_iterations: int, verbose: bool = False,
-           label: str = "newton", line_search: bool = True) -> NewtonResult:
+           label: str = "newton", line_search: bool = True,
+           report: Callable[[str, int, float], None] | None = None) -> NewtonResult:
     """Solve ``system.evaluate(x)[0] = 0`` from x0.
 
     Each step solves ``A dx = -r`` with the system's own linear solver and halves the step
@@ -97,9 +101,10 @@ def newton(system, x0: np.ndarray, tol: float, max_iterations: int, verbose: boo
         iterations += 1
         history.append(norm)
         steps.append(theta)
-        if verbose:
-            print(f"[{label}] iteration {iterations}: residual {norm:.3e}, step {theta:.3g}, "
-                  f"{time.perf_counter() - start:.2f} s", flush=True)
+        log.log(logging.INFO if verbose else logging.DEBUG, "[%s] iteration %d: residual %.3e, step %.3g, %.2f s",
+                label, iterations, norm, theta, time.perf_counter() - start)
+        if report is not None:
+            report(label, iterations, norm)
     if norm <= tol:
         stopped_on = "tol"
     elif norm <= tol_eff:

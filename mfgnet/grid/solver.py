@@ -21,6 +21,7 @@ from mfgnet.grid.newton import newton, residual_norm
 from mfgnet.grid.solution import GridSolution
 from mfgnet.grid.system import Discretisation, ErgodicSystem, TimeDependentSystem
 from mfgnet.problems import Euclidean, MFGProblem, ProblemError
+from mfgnet.progress import progress_bar
 from mfgnet.resources import check_grid_memory
 from mfgnet.solution import Diagnostics
 
@@ -77,11 +78,17 @@ def solve_on_grid(problem: MFGProblem, grid: Grid, config: GridSolverConfig) -> 
     """First-order solve on a given grid (``config.cells`` / ``time_steps`` are not used)."""
     start = time.perf_counter()
     disc = Discretisation(problem, grid)
-    if problem.is_ergodic:
-        out = _solve_ergodic(disc, config)
-    else:
-        out = _solve_time_dependent(disc, config)
-    u, m, lam, info = out
+    # Outer iterations have no known count (Newton stops at its tolerance): a bar without ETA,
+    # shown only if the solve takes more than a few seconds.
+    bar = progress_bar(None, f"grid {'x'.join(map(str, grid.cells))}", enabled=config.progress)
+
+    def report(phase: str, iteration: int, residual: float) -> None:
+        bar.update(1)
+        bar.set_postfix_str(f"{phase} {iteration}: residual {residual:.2e}", refresh=False)
+
+    with bar:
+        solve = _solve_ergodic if problem.is_ergodic else _solve_time_dependent
+        u, m, lam, info = solve(disc, config, report)
     extra = {
         "method": config.method,
         "newton_iterations": info["newton"],
@@ -118,10 +125,10 @@ def _check_edge_mass(grid: Grid, m: np.ndarray) -> float:
     return value
 
 
-def _report(config: GridSolverConfig, label: str, iteration: int, norm: float, start: float) -> None:
-    if config.verbose:
-        print(f"[grid {label}] iteration {iteration}: residual {norm:.3e}, {time.perf_counter() - start:.2f} s",
-              flush=True)
+def _report(config: GridSolverConfig, label: str, iteration: int, norm: float, start: float, report) -> None:
+    logger.log(logging.INFO if config.verbose else logging.DEBUG, "[grid %s] iteration %d: residual %.3e, %.2f s",
+            label, iteration, norm, time.perf_counter() - start)
+    report(label, iteration, norm)
 
 
 def _weight(config: GridSolverConfig, k: int) -> float:
@@ -157,7 +164,7 @@ def _judge(info: dict, config: GridSolverConfig, floor: float) -> None:
         info["stopped_on"] = "final_residual"  # the closing exact FP step moved the residual above tol
 
 
-def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig):
+def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig, report):
     system = TimeDependentSystem(disc)
     start = time.perf_counter()
     M = np.tile(disc.m0, (disc.levels, 1))
@@ -169,7 +176,7 @@ def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig):
         norm = residual_norm(system.evaluate(np.concatenate([U.ravel(), M.ravel()]))[0])
         history.append(norm)
         info["picard"] += 1
-        _report(config, "picard", k + 1, norm, start)
+        _report(config, "picard", k + 1, norm, start, report)
         if norm <= config.tol:
             info["converged"] = info["picard_converged"] = True
             break
@@ -177,7 +184,7 @@ def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig):
         M = (1 - theta) * M + theta * fp_time_dependent(disc, U)
     if config.method == "newton" and not info["converged"]:
         x0 = np.concatenate([np.zeros(M.size) if U is None else U.ravel(), M.ravel()])
-        res = newton(system, x0, config.tol, config.max_iterations, config.verbose, label="grid newton")
+        res = newton(system, x0, config.tol, config.max_iterations, config.verbose, label="newton", report=report)
         U, M = system.split(res.x)
         history.extend(res.history[1:] if history else res.history)
         info["newton"], info["converged"] = res.iterations, res.converged
@@ -196,7 +203,7 @@ def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig):
     return u, m, None, info
 
 
-def _solve_ergodic(disc: Discretisation, config: GridSolverConfig):
+def _solve_ergodic(disc: Discretisation, config: GridSolverConfig, report):
     grid, system = disc.grid, ErgodicSystem(disc)
     start = time.perf_counter()
     m = np.full(grid.n, 1.0 / float(np.prod(grid.upper - grid.lower)))
@@ -208,7 +215,7 @@ def _solve_ergodic(disc: Discretisation, config: GridSolverConfig):
         norm = residual_norm(system.evaluate(np.concatenate([u, m, [lam, 0.0]]))[0])
         history.append(norm)
         info["picard"] += 1
-        _report(config, "picard", k + 1, norm, start)
+        _report(config, "picard", k + 1, norm, start, report)
         if norm <= config.tol:
             info["converged"] = info["picard_converged"] = True
             break
@@ -216,7 +223,7 @@ def _solve_ergodic(disc: Discretisation, config: GridSolverConfig):
         m = (1 - theta) * m + theta * fp_ergodic(disc, u)
     if config.method == "newton" and not info["converged"]:
         x0 = np.concatenate([np.zeros(grid.n) if u is None else u, m, [lam, 0.0]])
-        res = newton(system, x0, config.tol, config.max_iterations, config.verbose, label="grid newton")
+        res = newton(system, x0, config.tol, config.max_iterations, config.verbose, label="newton", report=report)
         u, m, lam, _ = system.split(res.x)
         lam = float(lam)
         history.extend(res.history[1:] if history else res.history)
