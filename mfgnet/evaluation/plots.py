@@ -14,43 +14,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")  # figures go to files; never open a window
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from mfgnet.problems import cell_centre_points, cell_centres  # noqa: E402
-from mfgnet.solution import Solution  # noqa: E402
-
-DPI = 150
-"""Resolution of every saved figure (dots per inch)."""
-
-STYLE = {"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
-         "xtick.labelsize": 8, "ytick.labelsize": 8, "figure.titlesize": 10}
-"""Font sizes shared by every mfgnet figure, so that figures set side by side in a paper match."""
-
-PANEL = (3.6, 2.9)
-"""Width and height (inches) of one panel; a figure of r × c panels is c·3.6 × r·2.9 inches."""
+from mfgnet.evaluation.style import DPI, PANEL, STYLE, panels, save, styled  # noqa: F401  (re-exported)
+from mfgnet.problems import cell_centre_points, cell_centres
+from mfgnet.solution import Solution
 
 # Curves of a history that are coordinates or bookkeeping, not convergence curves.
 HISTORY_META = ("phase", "step", "tolerance", "monitor_step", "monitor_time_s")
-
-
-def save(fig, path: str | Path) -> Path:
-    """Save ``fig`` to ``path`` at :data:`DPI` and close it."""
-    path = Path(path)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
-
-
-def panels(rows: int, cols: int, **kwargs):
-    """``plt.subplots`` with mfgnet's fonts and panel size; ``axes`` is always 2D."""
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(rows, cols, figsize=(PANEL[0] * cols, PANEL[1] * rows), squeeze=False,
-                                 layout="constrained", **kwargs)
-    return fig, axes
 
 
 def _axis_points(problem, per_axis: int) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -67,6 +38,7 @@ def _fields(solution: Solution, t, x):
     return u, m
 
 
+@styled
 def solution_figure(solution: Solution, reference: Solution | None = None, title: str = "",
                     reference_name: str = "ref"):
     """The figure of u and m (and u − u_ref, m − m_ref when ``reference`` is given).
@@ -74,16 +46,15 @@ def solution_figure(solution: Solution, reference: Solution | None = None, title
     ``reference_name`` is the subscript of the reference in labels ("exact", "grid", ...).
     """
     problem = solution.problem
-    with plt.rc_context(STYLE):
-        if problem.dim == 1 and problem.is_ergodic:
-            fig = _plot_1d_ergodic(solution, reference, reference_name)
-        elif problem.dim == 1:
-            fig = _plot_1d(solution, reference, reference_name)
-        elif problem.dim == 2:
-            fig = _plot_2d(solution, reference, reference_name)
-        else:
-            fig = _plot_slices(solution, reference, reference_name)
-        fig.suptitle(title or problem.name)
+    if problem.dim == 1 and problem.is_ergodic:
+        fig = _plot_1d_ergodic(solution, reference, reference_name)
+    elif problem.dim == 1:
+        fig = _plot_1d(solution, reference, reference_name)
+    elif problem.dim == 2:
+        fig = _plot_2d(solution, reference, reference_name)
+    else:
+        fig = _plot_slices(solution, reference, reference_name)
+    fig.suptitle(title or problem.name)
     return fig
 
 
@@ -240,6 +211,7 @@ _PHASE_NAMES = {"picard": "Picard iterations", "newton": "Newton iterations", "a
 _SECOND_PANEL = ("lambda", "lr")
 
 
+@styled
 def history_figure(history: dict, title: str = "", tolerance: float | None = None):
     """The convergence figure of one run's history (what ``history.json`` holds).
 
