@@ -130,13 +130,14 @@ def _snapshot_times(problem):
 
 
 def _plot_2d(solution, reference, ref):
-    """Snapshots (columns: times) of m and u; below them m − m_ref and u − u_ref."""
+    """Snapshots (columns: times) of m and u; below them m − m_ref and u − u_ref (ergodic: 2 × 2)."""
     problem = solution.problem
     k = 96
     (ax0, ax1), x = _axis_points(problem, k)
     times = _snapshot_times(problem)
-    rows = 4 if reference is not None else 2
-    fig, axes = panels(rows, len(times))
+    n_items = 4 if reference is not None else 2
+    stationary = len(times) == 1  # ergodic: one snapshot, laid out m, u / m − m_ref, u − u_ref
+    fig, axes = panels(n_items // 2, 2) if stationary else panels(n_items, len(times))
     extent = [float(ax0[0]), float(ax0[-1]), float(ax1[0]), float(ax1[-1])]
     for j, t in enumerate(times):
         u, m = _fields(solution, t, x)
@@ -146,7 +147,8 @@ def _plot_2d(solution, reference, ref):
             items += [(m - m_ref, f"m − m_{ref}", True), (u - u_ref, f"u − u_{ref}", True)]
         for i, (field, symbol, error) in enumerate(items):
             title = symbol if t is None else f"{symbol} at t = {t:.3g}"
-            im = _image(fig, axes[i][j], field.reshape(k, k).T, extent, symbol, error, "x₁", "x₂", title)
+            ax = axes[i // 2][i % 2] if stationary else axes[i][j]
+            im = _image(fig, ax, field.reshape(k, k).T, extent, symbol, error, "x₁", "x₂", title)
             im.axes.set_aspect("equal")
     return fig
 
