@@ -168,6 +168,10 @@ def _exploitability_figure(expl: np.ndarray, mu: np.ndarray, env: str, algorithm
         im = ax[1].imshow(mu[-1], origin="lower", interpolation="nearest")
         ax[1].set(xlabel="state coordinate 2", ylabel="state coordinate 1", title="population μ_T at the last step")
         fig.colorbar(im, ax=ax[1]).set_label("μ_T(s)")
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (ax[0].xaxis, ax[1].xaxis, ax[1].yaxis):  # iterations, time steps and states are integers
+        axis.set_major_locator(MaxNLocator(integer=True))
     return save(fig, path)
 
 
