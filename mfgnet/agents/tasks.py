@@ -67,8 +67,8 @@ def _finite(task: FiniteTask, seed: int, verbose: bool, run_dir: Path) -> dict:
                "time_per_iteration_s": float(res.wall_time[-1] / max(len(expl) - 1, 1)),
                "time_to_1e-2_s": float(res.wall_time[hit[0]]) if hit.size else None,
                "exploitability_history": expl.tolist()}
-    _exploitability_figure(expl, res.mu.reshape((res.mu.shape[0],) + tuple(game.state_shape)), game.name,
-                           res.algorithm, run_dir / "exploitability.png")
+    save(exploitability_figure(expl, res.mu.reshape((res.mu.shape[0],) + tuple(game.state_shape)), game.name,
+                               res.algorithm), run_dir / "exploitability.png")
     return metrics
 
 
@@ -98,8 +98,8 @@ def _mfq(task: MFQTask, seed: int, verbose: bool, run_dir: Path) -> dict:
                         "social_cost_optimum": float(tr.social_cost(tr.optimal_share())),
                         "price_of_anarchy": tr.price_of_anarchy(),
                         "price_of_anarchy_learned": float(tr.social_cost(mu_A) / tr.social_cost(tr.optimal_share()))})
-    _actions_figure(res.steps, res.action_dist, action_names(game), f"MF-Q ({task.variant}) on {game.name}",
-                    run_dir / "actions.png")
+    save(actions_figure(res.steps, res.action_dist, action_names(game), f"MF-Q ({task.variant}) on {game.name}"),
+         run_dir / "actions.png")
     return metrics
 
 
@@ -142,14 +142,14 @@ def _simulate(task: SimulateTask, seed: int, verbose: bool, run_dir: Path) -> di
         edges = torch.linspace(float(res.lower[0]), float(res.upper[0]), bins + 1)
         centres = 0.5 * (edges[1:] + edges[:-1])
         width = float(res.upper[0] - res.lower[0])
-        fig = _density_figure(centres, res.histograms[-1] * bins / width, ref / width, res.n_agents,
+        fig = density_figure(centres, res.histograms[-1] * bins / width, ref / width, res.n_agents,
                               f"{problem.name} at t = {res.times[-1]:.3g}")
         save(fig, run_dir / "density.png")
     return metrics
 
 
 @styled
-def _exploitability_figure(expl: np.ndarray, mu: np.ndarray, env: str, algorithm: str, path: Path) -> Path:
+def exploitability_figure(expl: np.ndarray, mu: np.ndarray, env: str, algorithm: str):
     """Exploitability per iteration (log) and the final population μ with a labelled colour bar.
 
     ``mu``: (T + 1, *state_shape); one state axis: μ over (t, state); two: μ_T over the grid.
@@ -172,11 +172,11 @@ def _exploitability_figure(expl: np.ndarray, mu: np.ndarray, env: str, algorithm
 
     for axis in (ax[0].xaxis, ax[1].xaxis, ax[1].yaxis):  # iterations, time steps and states are integers
         axis.set_major_locator(MaxNLocator(integer=True))
-    return save(fig, path)
+    return fig
 
 
 @styled
-def _actions_figure(steps, action_dist: np.ndarray, names: list[str], title: str, path: Path) -> Path:
+def actions_figure(steps, action_dist: np.ndarray, names: list[str], title: str):
     """Share of agents choosing each action against the learning step; ``action_dist``: (steps, actions)."""
     fig, ax = panels(1, 1)
     ax = ax[0][0]
@@ -185,11 +185,11 @@ def _actions_figure(steps, action_dist: np.ndarray, names: list[str], title: str
         ax.plot(steps, action_dist[:, a], label=names[a])
     ax.set(xlabel="learning step", ylabel="share of agents", title=title, ylim=(-0.02, 1.02))
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    return save(fig, path)
+    return fig
 
 
 @styled
-def _density_figure(centres, histogram, exact, n_agents: int, title: str):
+def density_figure(centres, histogram, exact, n_agents: int, title: str):
     """Histogram of the simulated agents against the exact density m."""
     fig, ax = panels(1, 1)
     ax = ax[0][0]
