@@ -133,8 +133,8 @@ def test_neural_history_marks_adam_lbfgs_and_every_term():
     loss_ax = plot_axes(fig)[0]
     assert loss_ax.get_yscale() == "log"
     texts = legend_texts(fig)
-    for label in ("loss (weighted sum)", "HJB residual²", "FP residual²", "terminal", "initial", "mass",
-                  "residual", "λ", "learning rate", "tolerance 1e-02", "Adam steps", "L-BFGS iterations"):
+    for label in ("loss (weighted sum)", "HJB residual²", "FP residual²", "terminal", "initial", "mass", "residual",
+                  "λ", "learning rate", "tolerance 1e-02 (on the residual)", "Adam steps", "L-BFGS iterations"):
         assert label in texts, (label, texts)
     assert_labelled(fig)
 

@@ -248,7 +248,8 @@ def history_figure(history: dict, title: str = "", tolerance: float | None = Non
         ax.set_xlabel("iteration" if grid_like else "optimiser step")
     ax.set_ylabel("residual (max norm)" if grid_like else "loss term / residual")
     if tolerance is not None:
-        ax.axhline(tolerance, color="k", ls=":", lw=1.0, label=f"tolerance {tolerance:.0e}")
+        ax.axhline(tolerance, color="k", ls=":", lw=1.0,
+                   label=f"tolerance {tolerance:.0e}" + ("" if grid_like else " (on the residual)"))
     if phases:
         _mark_phases([a for row in axes for a in row], phases, steps)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))

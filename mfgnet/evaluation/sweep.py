@@ -155,6 +155,7 @@ def metric_vs_figure(runs: list[dict], param: str, params: list[str], metrics: l
                 curves.setdefault(name, []).append((x, run["metrics"][metric]))
     numeric = all(_positive(r["overrides"].get(param)) for r in runs)
     fig, axes = panels(1, 1)
+    fig.set_size_inches(4.8, 3.6)
     ax = axes[0][0]
     for n, (name, points) in enumerate(curves.items()):
         points.sort(key=lambda p: (isinstance(p[0], str), p[0]))
@@ -171,7 +172,7 @@ def metric_vs_figure(runs: list[dict], param: str, params: list[str], metrics: l
             ax.minorticks_off()
     ax.set_xlabel(param)
     ax.set_ylabel(METRIC_LABELS.get(shown[0], shown[0]) if others or len(shown) == 1 else "error")
-    ax.set_title(f"error against {param}" + (" (log–log, fitted slopes)" if numeric else ""))
+    ax.set_title(f"error against {param}")
     ax.legend(title=None if not others else ", ".join(others))
     return fig
 
@@ -219,7 +220,7 @@ def histories_figure(runs: list[dict], params: list[str]):
                                 markerfacecolor=line.get_color() if fill else "white")
                         used.add(kind)
     tolerances = {r["history"].get("tolerance") for r in runs if r["history"]}
-    if len(tolerances) == 1 and None not in tolerances:
+    if len(tolerances) == 1 and None not in tolerances and kinds == {"residual"}:  # a tolerance bounds residuals
         tol = tolerances.pop()
         ax.axhline(tol, color="k", ls=":", lw=1.0, label=f"tolerance {tol:.0e}")
     for kind in [k for k in _PHASE_MARKERS if k in used]:  # legend entries for the markers
