@@ -80,8 +80,10 @@ def execute_run(cfg: dict, run_dir: str | Path) -> RunResult:
             return RunResult(problem, exact, solution, metrics)
         write_metrics(metrics, run_dir / "metrics.json")
         save_arrays(solution, run_dir / "solution.npz")
-        (run_dir / "history.json").write_text(json.dumps(histories_of(solution)))
-        figures = save_figures(solution, exact, run_dir)
+        tolerance = getattr(solver_config, "tol", getattr(solver_config, "tolerance", None))
+        log_every = getattr(solver_config, "log_every", None)
+        (run_dir / "history.json").write_text(json.dumps(histories_of(solution, tolerance, log_every)))
+        figures = save_figures(solution, exact, run_dir, tolerance, log_every)
         logger.log_summary(metrics)
         for path in figures:
             logger.log_figure(path.stem, path)
@@ -179,18 +181,45 @@ def _sample_on_grid(solution: Solution) -> dict:
     return arrays
 
 
-def histories_of(solution: Solution) -> dict[str, list[float]]:
-    """Named per-iteration curves of a run: the solver's loss terms, else its residuals."""
-    histories = {k: [float(x) for x in v] for k, v in solution.diagnostics.extra.get("history", {}).items()
-                 if isinstance(v, list)}
-    if not histories and solution.diagnostics.residual_history:
-        histories = {"residual": [float(x) for x in solution.diagnostics.residual_history]}
+def histories_of(solution: Solution, tolerance: float | None = None, log_every: int | None = None) -> dict:
+    """Named per-iteration curves of a run (what ``history.json`` holds).
+
+    Neural: every recorded term (loss, hjb, fp, terminal, initial, mass, ..., lambda, lr, weights;
+    one entry per Adam step, then one per L-BFGS chunk of ``log_every`` iterations), ``residual``
+    √(hjb + fp), ``phase`` ("adam" / "lbfgs" per entry) and, with ``log_every``, ``step`` (the
+    optimiser steps done at each entry).  Grid: ``residual`` per iteration and ``phase``
+    ("picard", "newton", and "final" for the closing exact Fokker–Planck step).  ``tolerance``,
+    when given, is stored too (the stopping tolerance of the solver).
+    """
+    diag = solution.diagnostics
+    extra = diag.extra
+    histories: dict = {k: [float(x) for x in v] for k, v in extra.get("history", {}).items() if isinstance(v, list)}
+    if diag.residual_history and "residual" not in histories:
+        histories["residual"] = [float(x) for x in diag.residual_history]
+    if "lbfgs_steps" in extra and "steps" in extra and histories:
+        n = max(len(v) for k, v in histories.items() if not k.startswith("monitor_"))
+        adam = min(int(extra["steps"]), n)
+        histories["phase"] = ["adam"] * adam + ["lbfgs"] * (n - adam)
+        if log_every:
+            lbfgs = int(extra["lbfgs_steps"])
+            histories["step"] = [k + 1 for k in range(adam)] + [
+                adam + min((j + 1) * log_every, lbfgs) for j in range(n - adam)]
+    elif "picard_iterations" in extra and "residual" in histories:
+        fine = extra.get("fine")  # Richardson (order 2): the residual history is the fine solve's
+        picard = int((fine.extra if fine is not None else extra)["picard_iterations"])
+        n = len(histories["residual"])
+        picard = min(picard, n - 1)
+        histories["phase"] = ["picard"] * picard + ["newton"] * (n - picard - 1) + ["final"]
+    if tolerance is not None and histories:
+        histories["tolerance"] = float(tolerance)
     return histories
 
 
-def save_figures(solution: Solution, exact: Solution | None, run_dir: Path) -> list[Path]:
+def save_figures(solution: Solution, exact: Solution | None, run_dir: Path, tolerance: float | None = None,
+                 log_every: int | None = None) -> list[Path]:
+    """``solution.png`` (with the error against ``exact``) and ``history.png`` in ``run_dir``."""
     figures = [plot_solution(solution, run_dir / "solution.png", reference=exact)]
-    histories = histories_of(solution)
+    histories = histories_of(solution, tolerance, log_every)
     if histories:
         figures.append(plot_histories(histories, run_dir / "history.png", title="convergence"))
     return figures

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from mfgnet.agents.config import TASKS, FiniteTask, MFQConfig, MFQTask, SimulateTask
+from mfgnet.evaluation.style import panels, save, styled
 from mfgnet.problems import ProblemError
 
 
@@ -31,13 +32,21 @@ def run_task(cfg: dict, run_dir: str | Path) -> dict:
     return metrics
 
 
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+def action_names(game) -> list[str]:
+    """What each action of a mean-field-Q game means, for legends: the game's own
+    ``action_names`` when it has them, else a description per known game, else ``action k``."""
+    names = getattr(game, "action_names", None)
+    if names:
+        return list(names)
+    n = int(game.n_actions)
+    if game.name == "two_road_traffic":
+        return ["road A", "road B"]
+    if game.name == "ride_sharing":
+        return [f"price level {k}" + (" (lowest)" if k == 0 else " (highest)" if k == n - 1 else "")
+                for k in range(n)]
+    if game.name == "ising":
+        return ["spin σ = −1", "spin σ = +1"]
+    return [f"action {k}" for k in range(n)]
 
 
 def _finite(task: FiniteTask, seed: int, verbose: bool, run_dir: Path) -> dict:
@@ -58,20 +67,8 @@ def _finite(task: FiniteTask, seed: int, verbose: bool, run_dir: Path) -> dict:
                "time_per_iteration_s": float(res.wall_time[-1] / max(len(expl) - 1, 1)),
                "time_to_1e-2_s": float(res.wall_time[hit[0]]) if hit.size else None,
                "exploitability_history": expl.tolist()}
-    plt = _figure()
-    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
-    ax[0].semilogy(np.maximum(expl, 1e-16))
-    ax[0].set(xlabel="iteration", ylabel="exploitability", title=f"{game.name}: {res.algorithm}")
-    mu = res.mu.reshape((res.mu.shape[0],) + tuple(game.state_shape))
-    if mu.ndim == 2:
-        ax[1].imshow(mu.T, aspect="auto", origin="lower")
-        ax[1].set(xlabel="t", ylabel="state", title="μ_t")
-    else:
-        ax[1].imshow(mu[-1], origin="lower")
-        ax[1].set(title="μ_T")
-    fig.tight_layout()
-    fig.savefig(run_dir / "exploitability.png", dpi=100)
-    plt.close(fig)
+    save(exploitability_figure(expl, res.mu.reshape((res.mu.shape[0],) + tuple(game.state_shape)), game.name,
+                               res.algorithm), run_dir / "exploitability.png")
     return metrics
 
 
@@ -101,15 +98,8 @@ def _mfq(task: MFQTask, seed: int, verbose: bool, run_dir: Path) -> dict:
                         "social_cost_optimum": float(tr.social_cost(tr.optimal_share())),
                         "price_of_anarchy": tr.price_of_anarchy(),
                         "price_of_anarchy_learned": float(tr.social_cost(mu_A) / tr.social_cost(tr.optimal_share()))})
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for a in range(res.action_dist.shape[1]):
-        ax.plot(res.steps, res.action_dist[:, a], label=f"action {a}")
-    ax.set(xlabel="step", ylabel="share of agents", title=f"MF-Q ({task.variant}) on {game.name}")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(run_dir / "actions.png", dpi=100)
-    plt.close(fig)
+    save(actions_figure(res.steps, res.action_dist, action_names(game), f"MF-Q ({task.variant}) on {game.name}"),
+         run_dir / "actions.png")
     return metrics
 
 
@@ -146,19 +136,66 @@ def _simulate(task: SimulateTask, seed: int, verbose: bool, run_dir: Path) -> di
         metrics.update(population_exploitability(solution, n_agents=min(task.n_agents, 200_000),
                                                  cells=task.grid_cells, seed=seed))
     if problem.dim == 1:
-        plt = _figure()
         bins = res.histograms.shape[-1]
         t_last = None if problem.is_ergodic else res.times[-1]
         ref = cell_probabilities(bench.exact, t_last, res.lower, res.upper, bins) * bins
         edges = torch.linspace(float(res.lower[0]), float(res.upper[0]), bins + 1)
         centres = 0.5 * (edges[1:] + edges[:-1])
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot(centres, res.histograms[-1] * bins / float(res.upper[0] - res.lower[0]), lw=0.5,
-                label=f"{res.n_agents:.0e} agents")
-        ax.plot(centres, ref / float(res.upper[0] - res.lower[0]), "k--", label="exact m")
-        ax.set(xlabel="x", ylabel="density", title=f"{problem.name} at t = {res.times[-1]:.3g}")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(run_dir / "density.png", dpi=100)
-        plt.close(fig)
+        width = float(res.upper[0] - res.lower[0])
+        fig = density_figure(centres, res.histograms[-1] * bins / width, ref / width, res.n_agents,
+                              f"{problem.name} at t = {res.times[-1]:.3g}")
+        save(fig, run_dir / "density.png")
     return metrics
+
+
+@styled
+def exploitability_figure(expl: np.ndarray, mu: np.ndarray, env: str, algorithm: str):
+    """Exploitability per iteration (log) and the final population μ with a labelled colour bar.
+
+    ``mu``: (T + 1, *state_shape); one state axis: μ over (t, state); two: μ_T over the grid.
+    """
+    fig, ax = panels(1, 2)
+    ax = ax[0]
+    ax[0].semilogy(np.maximum(expl, 1e-16), label=algorithm)
+    ax[0].set(xlabel="iteration n", ylabel="exploitability of π_n", title=f"{env}: {algorithm}")
+    ax[0].legend()
+    if mu.ndim == 2:
+        im = ax[1].imshow(mu.T, aspect="auto", origin="lower", interpolation="nearest",
+                          extent=[-0.5, mu.shape[0] - 0.5, -0.5, mu.shape[1] - 0.5])
+        ax[1].set(xlabel="time step t", ylabel="state s", title="population μ_t(s)")
+        fig.colorbar(im, ax=ax[1]).set_label("μ_t(s)")
+    else:
+        im = ax[1].imshow(mu[-1], origin="lower", interpolation="nearest")
+        ax[1].set(xlabel="state coordinate 2", ylabel="state coordinate 1", title="population μ_T at the last step")
+        fig.colorbar(im, ax=ax[1]).set_label("μ_T(s)")
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (ax[0].xaxis, ax[1].xaxis, ax[1].yaxis):  # iterations, time steps and states are integers
+        axis.set_major_locator(MaxNLocator(integer=True))
+    return fig
+
+
+@styled
+def actions_figure(steps, action_dist: np.ndarray, names: list[str], title: str):
+    """Share of agents choosing each action against the learning step; ``action_dist``: (steps, actions)."""
+    fig, ax = panels(1, 1)
+    ax = ax[0][0]
+    fig.set_size_inches(5.5, 3.4)
+    for a in range(action_dist.shape[1]):
+        ax.plot(steps, action_dist[:, a], label=names[a])
+    ax.set(xlabel="learning step", ylabel="share of agents", title=title, ylim=(-0.02, 1.02))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return fig
+
+
+@styled
+def density_figure(centres, histogram, exact, n_agents: int, title: str):
+    """Histogram of the simulated agents against the exact density m."""
+    fig, ax = panels(1, 1)
+    ax = ax[0][0]
+    fig.set_size_inches(5.0, 3.4)
+    ax.plot(centres, histogram, lw=0.6, label=f"{n_agents:.0e} agents (histogram)")
+    ax.plot(centres, exact, "k--", label="exact m")
+    ax.set(xlabel="x", ylabel="density m(t, x)", title=title)
+    ax.legend()
+    return fig

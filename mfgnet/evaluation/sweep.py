@@ -10,12 +10,10 @@ import csv
 import json
 from pathlib import Path
 
-import matplotlib
 import numpy as np
+import yaml
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import yaml  # noqa: E402
+from mfgnet.evaluation.style import styled
 
 DEFAULT_METRICS = ("rel_l2_u", "rel_l2_m", "abs_err_lambda", "mass_error", "converged", "iterations",
                    "final_loss", "wall_time_s")
@@ -119,42 +117,130 @@ def _label(run: dict, params: list[str], skip: str | None = None) -> str:
     return ", ".join(f"{p}={run['overrides'].get(p)}" for p in params if p != skip) or run["job"]
 
 
-def _plot_metric_vs(runs, param, metric, params, path):
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    groups: dict[str, list[tuple]] = {}
+METRIC_LABELS = {"rel_l2_u": "relative L2 error of u", "rel_l2_m": "relative L2 error of m",
+                 "abs_err_lambda": "|λ − λ_exact|", "final_loss": "final loss", "mass_error": "|∫m − 1|"}
+
+
+def _slope(points: list[tuple]) -> float | None:
+    """Least-squares slope of log y against log x, for >= 3 distinct positive numeric x."""
+    points = [(x, y) for x, y in points if _positive(x) and _positive(y)]
+    if len({x for x, _ in points}) < 3:
+        return None
+    return float(np.polyfit(np.log([x for x, _ in points]), np.log([y for _, y in points]), 1)[0])
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+@styled
+def metric_vs_figure(runs: list[dict], param: str, params: list[str], metrics: list[str]):
+    """Error against the swept ``param`` (never against job numbers).
+
+    One swept key: one curve per metric in ``metrics``, each with its fitted slope in the legend.
+    Several: one curve per combination of the other swept keys, for the first metric present.
+    Both axes are logarithmic when every value of ``param`` is a positive number.
+    """
+    from mfgnet.evaluation.style import panels
+
+    others = [p for p in params if p != param]
+    present = [m for m in metrics if any(m in r["metrics"] for r in runs)]
+    shown = present if not others else present[:1]
+    curves: dict[str, list[tuple]] = {}
     for run in runs:
-        if metric in run["metrics"]:
-            groups.setdefault(_label(run, params, skip=param), []).append(
-                (run["overrides"].get(param), run["metrics"][metric]))
-    for label, points in groups.items():
+        x = run["overrides"].get(param)
+        for metric in shown:
+            if metric in run["metrics"]:
+                name = METRIC_LABELS.get(metric, metric) if not others else _label(run, params, skip=param)
+                curves.setdefault(name, []).append((x, run["metrics"][metric]))
+    numeric = all(_positive(r["overrides"].get(param)) for r in runs)
+    fig, axes = panels(1, 1)
+    fig.set_size_inches(4.8, 3.6)
+    ax = axes[0][0]
+    for n, (name, points) in enumerate(curves.items()):
         points.sort(key=lambda p: (isinstance(p[0], str), p[0]))
-        xs = [str(p[0]) if isinstance(p[0], str) else p[0] for p in points]
-        ax.plot(xs, [p[1] for p in points], "o-", label=label)
+        xs = [p[0] if numeric else str(p[0]) for p in points]
+        slope = _slope(points) if numeric else None
+        label = name if slope is None else f"{name}, slope {slope:.2f}"
+        ax.plot(xs, [p[1] for p in points], marker="os^Dv<>"[n % 7], label=label)
     ax.set_yscale("log")
-    values = [r["overrides"].get(param) for r in runs]
-    if all(isinstance(v, (int, float)) and v > 0 for v in values) and max(values) >= 8 * min(values):
+    if numeric:
         ax.set_xscale("log")
+        values = sorted({r["overrides"].get(param) for r in runs})
+        if len(values) <= 8:  # tick every swept value, written plainly
+            ax.set_xticks(values, [f"{v:g}" for v in values])
+            ax.minorticks_off()
     ax.set_xlabel(param)
-    ax.set_ylabel(metric)
-    if len(groups) > 1:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    ax.set_ylabel(METRIC_LABELS.get(shown[0], shown[0]) if others or len(shown) == 1 else "error")
+    ax.set_title(f"error against {param}")
+    ax.legend(title=None if not others else ", ".join(others))
+    return fig
+
+
+def _plot_metric_vs(runs, param, metric, params, path):
+    from mfgnet.evaluation.style import save
+
+    metrics = [metric] + [m for m in ("rel_l2_u", "rel_l2_m", "abs_err_lambda") if m != metric]
+    if metric == "final_loss":
+        metrics = [metric]
+    return save(metric_vs_figure(runs, param, params, metrics), path)
+
+
+# Grid iterations: Picard hollow circles, Newton filled circles, the closing exact FP step a cross.
+_PHASE_MARKERS = {"picard": ("o", False), "newton": ("o", True), "final": ("X", True)}
+_PHASE_LABELS = {"picard": "Picard iteration", "newton": "Newton iteration", "final": "final exact FP step"}
+
+
+@styled
+def histories_figure(runs: list[dict], params: list[str]):
+    """One convergence curve per run (the total loss, else the residual), labelled by its overrides,
+    with the solvers' tolerance and phases (Picard/Newton, Adam/L-BFGS) when every run shares them."""
+    from mfgnet.evaluation.plots import _mark_phases, history_curves, panels
+
+    fig, axes = panels(1, 1)
+    ax = axes[0][0]
+    fig.set_size_inches(6.5, 3.4)
+    kinds: set[str] = set()
+    used: set[str] = set()
+    for run in runs:
+        curves = history_curves(run["history"])
+        name = next((k for k in ("total", "loss", "residual") if k in curves), next(iter(curves), None))
+        if name:
+            kinds.add(name)
+            steps = run["history"].get("step")
+            xs = steps if steps is not None and len(steps) == len(curves[name]) else range(len(curves[name]))
+            ys = [abs(v) if v == v and v != 0 else float("nan") for v in curves[name]]
+            line, = ax.semilogy(list(xs), ys, lw=1.2, label=_label(run, params))
+            phase = run["history"].get("phase")
+            if name == "residual" and phase and len(phase) == len(ys):  # grid: each iteration's kind
+                for kind, (marker, fill) in _PHASE_MARKERS.items():
+                    pts = [(x, y) for x, y, k in zip(xs, ys, phase) if k == kind]
+                    if pts:
+                        ax.plot(*zip(*pts), ls="none", marker=marker, ms=4, color=line.get_color(),
+                                markerfacecolor=line.get_color() if fill else "white")
+                        used.add(kind)
+    tolerances = {r["history"].get("tolerance") for r in runs if r["history"]}
+    if len(tolerances) == 1 and None not in tolerances and kinds == {"residual"}:  # a tolerance bounds residuals
+        tol = tolerances.pop()
+        ax.axhline(tol, color="k", ls=":", lw=1.0, label=f"tolerance {tol:.0e}")
+    for kind in [k for k in _PHASE_MARKERS if k in used]:  # legend entries for the markers
+        marker, fill = _PHASE_MARKERS[kind]
+        ax.plot([], [], ls="none", marker=marker, ms=4, color="0.3", markerfacecolor="0.3" if fill else "white",
+                label=_PHASE_LABELS[kind])
+    phases = {json.dumps([r["history"].get("phase"), r["history"].get("step")]) for r in runs if r["history"]}
+    if not used and len(phases) == 1:  # every run went through the same phases: shade them once
+        phase, steps = json.loads(phases.pop())
+        if phase:
+            _mark_phases([ax], phase, steps)
+    ax.set_xlabel("iteration" if kinds == {"residual"} else "optimiser step")
+    ax.set_ylabel("residual (max norm)" if kinds == {"residual"} else "loss" if kinds <= {"loss", "total"}
+                  else " / ".join(sorted(kinds)))
+    ax.set_title("convergence of each run")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return fig
 
 
 def _plot_histories(runs, params, path):
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for run in runs:
-        history = run["history"]
-        name = "total" if "total" in history else next(iter(history), None)
-        if name:
-            ax.semilogy([abs(v) + 1e-300 for v in history[name]], label=_label(run, params))
-    ax.set_xlabel("iteration / step")
-    ax.set_ylabel("loss" if any("total" in r["history"] for r in runs) else "residual")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    from mfgnet.evaluation.style import save
+
+    return save(histories_figure(runs, params), path)
