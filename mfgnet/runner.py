@@ -39,6 +39,8 @@ def seed_everything(seed: int) -> None:
 
 @dataclass
 class RunResult:
+    """A run's problem, exact solution (None without one), solution and metrics."""
+
     problem: MFGProblem
     exact: Solution | None
     solution: Solution

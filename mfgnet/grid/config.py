@@ -11,18 +11,28 @@ from mfgnet.settings import Settings, choice, flag, number
 class GridSolverConfig(Settings):
     """Grid solver settings.
 
-    Attributes:
-        cells: cells per axis (>= 8; "grid too coarse" below).
-        time_steps: implicit Euler steps on [0, T]; None chooses dt <= h (time-dependent only).
-        method: "newton" (damped Picard warm start, then Newton on the whole coupled system),
-            "picard" (damped fixed point) or "fictitious_play" (averaging with weight 1/(k+1)).
-        tol: stop when the max-norm residual of the discrete system is below tol (> 0).
-        max_iterations: outer iterations (Newton or Picard), >= 1.
-        picard_warmup: damped Picard steps before Newton, >= 0.
-        damping: Picard step θ in (0, 1]: m <- (1-θ) m + θ m_best_response.
-        order: 1 (the monotone first-order scheme) or 2 (Richardson extrapolation of the runs
-            on N and 2N cells, see :func:`mfgnet.grid.solve_grid`).
-        verbose: progress output per outer iteration.
+    Attributes
+    ----------
+    cells : int
+        Cells per axis (>= 8; "grid too coarse" below).
+    time_steps : int or None
+        Implicit Euler steps on [0, T]; None chooses dt <= h (time-dependent only).
+    method : str
+        "newton" (damped Picard warm start, then Newton on the whole coupled system),
+        "picard" (damped fixed point) or "fictitious_play" (averaging with weight 1/(k+1)).
+    tol : float
+        Stop when the max-norm residual of the discrete system is below tol (> 0).
+    max_iterations : int
+        Outer iterations (Newton or Picard), >= 1.
+    picard_warmup : int
+        Damped Picard steps before Newton, >= 0.
+    damping : float
+        Picard step θ in (0, 1]: m <- (1-θ) m + θ m_best_response.
+    order : int
+        1 (the monotone first-order scheme) or 2 (Richardson extrapolation of the runs
+        on N and 2N cells, see :func:`mfgnet.grid.solve_grid`).
+    verbose : bool
+        Progress output per outer iteration.
     """
 
     section = "solver"

@@ -76,6 +76,8 @@ def mean_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class ZeroCoupling(Coupling):
+    """F = 0 (the default coupling and terminal cost)."""
+
     def __call__(self, t, x, m, conv=None):
         return torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
 

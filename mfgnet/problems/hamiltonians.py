@@ -40,9 +40,11 @@ class RadialHamiltonian(Hamiltonian):
     """
 
     def radial(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """K(x, s) for x (n, d) and s = |p|² (n,); returns (n,)."""
         raise NotImplementedError
 
     def radial_ds(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """∂K/∂s (x, s) >= 0, shape (n,); grad_p H = 2 ∂K/∂s p."""
         raise NotImplementedError
 
     def __call__(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
