@@ -1,6 +1,6 @@
 """Solvers as registered objects.
 
-A solver is a :class:`SolverSpec`: a name, its settings class and its solve function, both
+A solver is a [`SolverSpec`][mfgnet.registry.SolverSpec]: a name, its settings class and its solve function, both
 given as ``"module:attribute"`` references so that knowing a solver costs no import (the
 command line composes and checks configs without importing torch).  The runner, the
 Hydra configs, ``mfgnet.compare`` and ``mfgnet.solve`` read this registry; adding a solver
@@ -13,7 +13,7 @@ A third-party package registers its solver through the entry point group
     [project.entry-points."mfgnet.solvers"]
     mysolver = "mypackage.mfgnet_plugin:SPEC"
 
-or calls :func:`register_solver` at import time.  The solve function's contract::
+or calls [`register_solver`][mfgnet.registry.register_solver] at import time.  The solve function's contract::
 
     solve(problem: MFGProblem, config: <settings class>, *, callback=None, workdir=None) -> Solution
 
@@ -53,7 +53,7 @@ class SolverSpec:
     name : str
         The name used by ``mfgnet.solve(problem, name)`` and ``solver=name``.
     config : str or type
-        The settings class (a :class:`mfgnet.settings.Settings` dataclass) or a
+        The settings class (a [`Settings`][mfgnet.settings.Settings] dataclass) or a
         ``"module:attribute"`` reference to it (imported only when used).
     solve : str or callable
         The solve function ``solve(problem, config, *, callback=None, workdir=None) ->

@@ -1,10 +1,12 @@
 """Validated settings: the one style every mfgnet config follows.
 
-A config is a dataclass deriving from :class:`Settings` whose fields declare their allowed
-values in their metadata (:func:`choice`, :func:`number`, :func:`flag`, :func:`path`).
-Construction validates every field (also nested settings given as dicts), so a bad value
-raises :class:`ProblemError` naming the field and its allowed range, whether it came from
-Python, a Hydra override or a YAML preset::
+A config is a dataclass deriving from [`Settings`][mfgnet.settings.Settings] whose fields
+declare their allowed values in their metadata ([`choice`][mfgnet.settings.choice],
+[`number`][mfgnet.settings.number], [`flag`][mfgnet.settings.flag],
+[`path`][mfgnet.settings.path]).  Construction validates every field (also nested settings
+given as dicts), so a bad value raises
+[`ProblemError`][mfgnet.problems.validation.ProblemError] naming the field and its allowed
+range, whether it came from Python, a Hydra override or a YAML preset:
 
     >>> GridSolverConfig(cells=4)
     ProblemError: solver.cells must be an integer in [8, 1000000] (grid too coarse), got 4

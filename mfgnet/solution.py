@@ -92,7 +92,7 @@ class Solution:
         raise NotImplementedError
 
     def density(self, t, x: torch.Tensor) -> torch.Tensor:
-        """The density m(t, x); arguments and shapes as in :meth:`value`."""
+        """The density m(t, x); arguments and shapes as in `value`."""
         raise NotImplementedError
 
     def policy(self, t, x: torch.Tensor) -> torch.Tensor:

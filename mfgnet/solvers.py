@@ -1,6 +1,6 @@
 """One entry point to every solver: ``mfgnet.solve(problem, solver="grid" | "neural" | ...)``.
 
-Solvers are looked up in :mod:`mfgnet.registry` and imported when first used, so using one
+Solvers are looked up in [`mfgnet.registry`][mfgnet.registry] and imported when first used, so using one
 never pays for importing another.
 """
 
@@ -19,7 +19,7 @@ def solve(problem, solver: str = "grid", config=None, *, callback: Callable[[int
     Parameters
     ----------
     problem : MFGProblem
-        The mean field game (:class:`mfgnet.problems.MFGProblem`).
+        The mean field game ([`MFGProblem`][mfgnet.problems.problem.MFGProblem]).
     solver : str
         A registered solver name (``mfgnet.registry.solver_names()``): ``"grid"``,
         ``"neural"`` or a plug-in's.
@@ -37,7 +37,7 @@ def solve(problem, solver: str = "grid", config=None, *, callback: Callable[[int
     Returns
     -------
     Solution
-        The solution (:class:`mfgnet.solution.Solution`); ``solution.diagnostics`` says
+        The solution ([`Solution`][mfgnet.solution.Solution]); ``solution.diagnostics`` says
         whether the solver converged and gives its residual.
 
     Raises

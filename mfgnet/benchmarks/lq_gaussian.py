@@ -117,7 +117,8 @@ def lq_gaussian(dim: int = 1, horizon: float = 1.0, kappa: float = 1.0, terminal
     Returns
     -------
     Benchmark
-        ``(problem, exact)``; ``exact.coefficients`` is the :class:`LQCoefficients`
+        ``(problem, exact)``; ``exact.coefficients`` is the
+        [`LQCoefficients`][mfgnet.benchmarks.lq_gaussian.LQCoefficients]
         (a, β, c, m̄, s).  Defaults: the reference parameters.
     """
     if not rho < 1:

@@ -83,7 +83,7 @@ class ZeroCoupling(Coupling):
 
 
 def as_coupling(value, name: str, arity: int) -> Coupling:
-    """Wrap ``None``, a :class:`Coupling` or a plain callable.
+    """Wrap ``None``, a [`Coupling`][mfgnet.problems.couplings.Coupling] or a plain callable.
 
     A plain coupling callable takes ``(t, x, m)`` (arity 3); a plain terminal cost takes
     ``(x, m)`` (arity 2) and is called at t = T.

@@ -2,17 +2,18 @@
 
 Three kinds:
 
-* :class:`Torus` -- periodic cube ``[0, L)^d``; no boundary condition is needed.
-* :class:`Box` -- ``[lower, upper]`` with no-flux (reflecting) boundaries.
-* :class:`Euclidean` -- all of R^d.  Solvers work on a truncation box that the
+* [`Torus`][mfgnet.problems.domains.Torus] -- periodic cube ``[0, L)^d``; no boundary condition is needed.
+* [`Box`][mfgnet.problems.domains.Box] -- ``[lower, upper]`` with no-flux (reflecting) boundaries.
+* [`Euclidean`][mfgnet.problems.domains.Euclidean] -- all of R^d.  Solvers work on a truncation box that the
   problem derives from its initial density (see ``MFGProblem.bounding_box``).
 
 Shared geometry, written once here for every solver and tool:
 
-* :func:`cell_centres`, :func:`cell_centre_points` -- the cell-centred tensor grid of a box
-  (the grid solver's nodes, midpoint quadrature, plotting grids);
-* :func:`wrap_periodic` -- a torus's identification of points (``Torus.wrap``);
-* :func:`reflect_box` -- mirror reflection at a box's faces (``Box.reflect``).
+* [`cell_centres`][mfgnet.problems.domains.cell_centres],
+  [`cell_centre_points`][mfgnet.problems.domains.cell_centre_points] -- the cell-centred
+  tensor grid of a box (the grid solver's nodes, midpoint quadrature, plotting grids);
+* [`wrap_periodic`][mfgnet.problems.domains.wrap_periodic] -- a torus's identification of points (``Torus.wrap``);
+* [`reflect_box`][mfgnet.problems.domains.reflect_box] -- mirror reflection at a box's faces (``Box.reflect``).
 
 The last two take torch tensors or numpy arrays, and an ``out=`` for in-place kernels.
 """
@@ -86,7 +87,7 @@ class Torus(Domain):
 
     def wrap(self, x, out=None, scratch=None):
         """Map points (..., d), a tensor or a numpy array, back into ``[0, length)^d``;
-        ``out`` and ``scratch`` as in :func:`wrap_periodic`."""
+        ``out`` and ``scratch`` as in [`wrap_periodic`][mfgnet.problems.domains.wrap_periodic]."""
         return wrap_periodic(x, float(self.length), out=out, scratch=scratch)
 
 
@@ -184,7 +185,8 @@ def cell_centres(lower, upper, cells: int | Sequence[int]) -> list[torch.Tensor]
 
 
 def cell_centre_points(lower, upper, cells: int | Sequence[int]) -> torch.Tensor:
-    """All cell centres of :func:`cell_centres`' grid as points, (prod_i cells_i, d) float64.
+    """All cell centres of [`cell_centres`][mfgnet.problems.domains.cell_centres]' grid as points,
+    (prod_i cells_i, d) float64.
 
     Points are in C order (the last axis fastest: ``meshgrid(indexing="ij")``, as
     ``numpy.ravel_multi_index`` numbers them), so values at the points reshape to ``cells``.

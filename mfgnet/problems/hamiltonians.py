@@ -4,9 +4,11 @@ Convention (cost minimisation): the optimal feedback is ``alpha* = -grad_p H(x, 
 and the Fokker-Planck drift term is ``div(m grad_p H(x, grad u))``.
 
 The grid solver needs a monotone numerical Hamiltonian; it builds one for every
-:class:`RadialHamiltonian`, i.e. ``H(x, p) = K(x, |p|^2)`` with K nondecreasing in its
-second argument (quadratic, congestion and power Hamiltonians are of this form).
-Any other Hamiltonian (a :class:`CallableHamiltonian`) serves the neural solver.
+[`RadialHamiltonian`][mfgnet.problems.hamiltonians.RadialHamiltonian], i.e.
+``H(x, p) = K(x, |p|^2)`` with K nondecreasing in its second argument (quadratic,
+congestion and power Hamiltonians are of this form).  Any other Hamiltonian (a
+[`CallableHamiltonian`][mfgnet.problems.hamiltonians.CallableHamiltonian]) serves the
+neural solver.
 """
 
 from __future__ import annotations
@@ -134,7 +136,8 @@ class CallableHamiltonian(Hamiltonian):
 
 
 def as_hamiltonian(value) -> Hamiltonian:
-    """Accept a :class:`Hamiltonian`, ``None`` (quadratic) or a callable ``H(x, p)``."""
+    """Accept a [`Hamiltonian`][mfgnet.problems.hamiltonians.Hamiltonian], ``None`` (quadratic) or a
+    callable ``H(x, p)``."""
     if value is None:
         return QuadraticHamiltonian()
     if isinstance(value, Hamiltonian):

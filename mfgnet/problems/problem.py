@@ -37,23 +37,26 @@ class MFGProblem:
     Parameters
     ----------
     domain : Domain
-        A :class:`Torus`, :class:`Box` or :class:`Euclidean`.
+        A [`Torus`][mfgnet.problems.domains.Torus], [`Box`][mfgnet.problems.domains.Box] or
+        [`Euclidean`][mfgnet.problems.domains.Euclidean].
     horizon : float or None
         Final time T > 0, or ``None`` for the ergodic (stationary) problem.
     viscosity : float
         ν >= 0 (noise √(2ν) dW).
     hamiltonian : Hamiltonian or callable or None
-        A :class:`Hamiltonian` or a callable ``H(x, p)``; default ½|p|².
+        A [`Hamiltonian`][mfgnet.problems.hamiltonians.Hamiltonian] or a callable ``H(x, p)``; default ½|p|².
     coupling : Coupling or callable or None
-        ``F(t, x, m)`` callable or :class:`Coupling` (local or nonlocal); default 0.
+        ``F(t, x, m)`` callable or [`Coupling`][mfgnet.problems.couplings.Coupling] (local or nonlocal); default 0.
     terminal_cost : Coupling or callable or None
-        ``G(x, m)`` callable or :class:`Coupling`; default 0 (time-dependent problems only).
+        ``G(x, m)`` callable or [`Coupling`][mfgnet.problems.couplings.Coupling]; default 0
+        (time-dependent problems only).
     initial_density : callable or None
         ``m0(x) -> (n,)``; required for time-dependent problems.  A density whose integral
         is not 1 is rescaled, with a warning.
     initial_sampler : callable or None
         ``sampler(n, generator) -> (n, d)`` drawing from m0; default rejection sampling on
-        the problem's box.  On R^d it also defines the box (see :meth:`bounding_box`).
+        the problem's box.  On R^d it also defines the box (see
+        [`bounding_box`][mfgnet.problems.problem.MFGProblem.bounding_box]).
     name : str
         A label for logs and tables.
 

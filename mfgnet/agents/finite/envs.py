@@ -1,6 +1,6 @@
 """Classic finite MFGs, rebuilt from MFGLib 0.3.0's and OpenSpiel 2.0's definitions.
 
-Each builder returns a :class:`FiniteMFG` (rewards are maximised).  Where the reference
+Each builder returns a [`FiniteMFG`][mfgnet.agents.finite.FiniteMFG] (rewards are maximised).  Where the reference
 implementation has a quirk that changes the game, the builder reproduces it by default (so
 exploitability trajectories can be compared) and names it in the docstring.
 """

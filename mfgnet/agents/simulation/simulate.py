@@ -90,7 +90,7 @@ def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float |
     Parameters
     ----------
     solution : Solution
-        A :class:`mfgnet.solution.Solution` (its problem gives ν, the domain and m0).
+        A [`Solution`][mfgnet.solution.Solution] (its problem gives ν, the domain and m0).
     n_agents : int
         The number of agents N >= 1.
     n_steps : int
@@ -108,7 +108,7 @@ def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float |
     n_nodes : int
         Nodes per axis of the tabulated policy (when ``policy`` is None).
     policy : TabulatedPolicy or None
-        A ready :class:`TabulatedPolicy` (else tabulated from the solution at the
+        A ready [`TabulatedPolicy`][mfgnet.agents.simulation.TabulatedPolicy] (else tabulated from the solution at the
         step times, at most 1000 slices in 1D and 32 in higher d).
     interp : str
         "linear" (multilinear) or "nearest".
