@@ -36,8 +36,34 @@ def choice(default: str, *others: str, doc: str = "") -> Any:
 def number(default: float | int | None, lo: float, hi: float = math.inf, *, integer: bool = False,
            lo_open: bool = False, hi_open: bool = False, optional: bool = False, hint: str = "",
            doc: str = "") -> Any:
-    """A numeric field in [lo, hi] (``lo_open`` / ``hi_open`` exclude an end); ``optional``
-    also allows None."""
+    """A numeric field in [lo, hi].
+
+    Parameters
+    ----------
+    default : float or int or None
+        The default value.
+    lo : float
+        The lower end.
+    hi : float
+        The upper end (default unbounded).
+    integer : bool
+        Only integers are allowed.
+    lo_open : bool
+        Exclude ``lo``.
+    hi_open : bool
+        Exclude ``hi``.
+    optional : bool
+        Also allow None.
+    hint : str
+        A reason shown with the range in error messages (e.g. "grid too coarse below 8").
+    doc : str
+        One line for ``--help``.
+
+    Returns
+    -------
+    dataclasses.Field
+        The field, to be assigned in a ``Settings`` dataclass body.
+    """
     meta = {"range": (lo, hi), "integer": integer, "lo_open": lo_open, "hi_open": hi_open, "optional": optional,
             "hint": hint, "doc": doc}
     return dataclasses.field(default=default, metadata=meta)
