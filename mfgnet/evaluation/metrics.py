@@ -89,7 +89,8 @@ def compare(solution: Solution, reference: Solution, points=None) -> dict[str, f
         The reference; its problem decides ergodic or not.
     points : tuple or None
         ``(t, x)`` with t (n, 1) or None and x (n, d); default
-        :func:`evaluation_points` of ``solution`` (its own grid nodes when it has them).
+        [`evaluation_points`][mfgnet.evaluation.metrics.evaluation_points] of ``solution``
+        (its own grid nodes when it has them).
 
     Returns
     -------

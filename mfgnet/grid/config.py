@@ -30,7 +30,7 @@ class GridSolverConfig(Settings):
         Picard step θ in (0, 1]: m <- (1-θ) m + θ m_best_response.
     order : int
         1 (the monotone first-order scheme) or 2 (Richardson extrapolation of the runs
-        on N and 2N cells, see :func:`mfgnet.grid.solve_grid`).
+        on N and 2N cells, see [`solve_grid`][mfgnet.grid.solver.solve_grid]).
     verbose : bool
         Progress output per outer iteration.
     """

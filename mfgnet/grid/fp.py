@@ -50,7 +50,7 @@ def solve_fp(problem: MFGProblem, grid: Grid, u: np.ndarray) -> np.ndarray:
     problem : MFGProblem
         The MFG (its Hamiltonian must be a RadialHamiltonian).
     grid : Grid
-        From :func:`mfgnet.grid.make_grid` (or ``GridSolution.grid``).
+        From [`make_grid`][mfgnet.grid.mesh.make_grid] (or ``GridSolution.grid``).
     u : numpy.ndarray
         Node values, shape (Nt + 1, *cells) for a time-dependent problem (the last level,
         u(T), is not used) or (*cells) for an ergodic one.

@@ -60,7 +60,7 @@ def solve_hjb(problem: MFGProblem, grid: Grid, m: np.ndarray, tol: float = 1e-10
     problem : MFGProblem
         The MFG (its Hamiltonian must be a RadialHamiltonian).
     grid : Grid
-        From :func:`mfgnet.grid.make_grid` (or ``GridSolution.grid``).
+        From [`make_grid`][mfgnet.grid.mesh.make_grid] (or ``GridSolution.grid``).
     m : numpy.ndarray
         Density node values, shape (Nt + 1, *cells) (levels 1..Nt enter the coupling,
         level Nt the terminal cost; level 0 is unused) or (*cells) for an ergodic problem.

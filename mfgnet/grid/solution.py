@@ -74,7 +74,7 @@ class GridSolution(Solution):
     Attributes
     ----------
     grid : Grid
-        The :class:`~mfgnet.grid.mesh.Grid`.
+        The [`Grid`][mfgnet.grid.mesh.Grid].
     times : numpy.ndarray or None
         (Nt + 1,) time levels or None (ergodic).
     axes : list of numpy.ndarray
