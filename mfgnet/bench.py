@@ -2,13 +2,13 @@
 
 Measures, in well under two minutes on an idle 2-core CPU:
 
-* grid solver (:func:`mfgnet.grid.solve_grid`): wall time and Newton iterations on B1 1D (512
+* grid solver ([`solve_grid`][mfgnet.grid.solver.solve_grid]): wall time and Newton iterations on B1 1D (512
   cells), B1 2D (64²) and B3 Hopf–Cole (128 cells × 128 steps);
-* neural solver (:func:`mfgnet.neural.solve_neural`, default config, float64): wall time per
+* neural solver ([`solve_neural`][mfgnet.neural.solver.solve_neural], default config, float64): wall time per
   Adam step on B1 d = 1 and d = 2;
-* N-agent simulation (:func:`mfgnet.agents.simulation.simulate`): agent-steps/s in 1D under a
+* N-agent simulation ([`simulate`][mfgnet.agents.simulation.simulate.simulate]): agent-steps/s in 1D under a
   policy tabulated on 512 nodes;
-* finite MFGs (:func:`mfgnet.agents.finite.fictitious_play`): ms per fictitious-play iteration,
+* finite MFGs ([`fictitious_play`][mfgnet.agents.finite.fictitious_play]): ms per fictitious-play iteration,
   exact exploitability included, on beach bar (default, and 20 states with T = 10).
 
 ``--quick`` shrinks every case (for a smoke run in a few seconds).  Each row is the best of

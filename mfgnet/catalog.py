@@ -2,7 +2,7 @@
 
 Each entry names a builder function (``"module:function"``) whose keyword arguments
 (names, types, defaults) are the problem's config fields, the one place they are written.
-:func:`problem_parameters` reads them from the builder's source, not by importing it, so
+`problem_parameters` reads them from the builder's source, not by importing it, so
 that composing and checking a config (and ``--help``) never imports torch.
 """
 

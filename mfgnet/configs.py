@@ -3,10 +3,10 @@
 Every option of the groups ``problem=``, ``solver=``, ``model=``, ``sampler=``, ``optim=``
 and ``logger=`` is a structured config stored in Hydra's ConfigStore, built from
 
-* a problem builder's signature (:mod:`mfgnet.catalog`),
-* a registered solver's settings dataclass (:mod:`mfgnet.registry`), and the nested
+* a problem builder's signature (`mfgnet.catalog`),
+* a registered solver's settings dataclass ([`mfgnet.registry`][mfgnet.registry]), and the nested
   settings it exposes as groups of their own (the neural ``model``/``sampler``/``optim``),
-* the loggers' settings (:mod:`mfgnet.loggers`),
+* the loggers' settings (`mfgnet.loggers`),
 
 so a typo or a wrong type in an override is rejected by Hydra before anything runs::
 

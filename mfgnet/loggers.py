@@ -1,6 +1,6 @@
 """Experiment loggers: none, console, or wandb (offline unless the user says otherwise).
 
-Each logger's settings are a :class:`~mfgnet.settings.Settings` dataclass, registered as
+Each logger's settings are a [`Settings`][mfgnet.settings.Settings] dataclass, registered as
 the Hydra option ``logger=<name>``; wandb is imported only when ``logger=wandb`` is chosen.
 """
 
@@ -69,7 +69,7 @@ class ConsoleLogger(NullLogger):
 
 
 class WandbLogger(NullLogger):
-    """Logs to wandb with the settings of :class:`WandbLoggerConfig`."""
+    """Logs to wandb with the settings of `WandbLoggerConfig`."""
 
     def __init__(self, run_dir: Path, config: dict, settings: WandbLoggerConfig) -> None:
         import wandb  # imported here: wandb is slow to import and most runs do not log to it

@@ -1,6 +1,6 @@
 """Solvers as registered objects.
 
-A solver is a :class:`SolverSpec`: a name, its settings class and its solve function, both
+A solver is a [`SolverSpec`][mfgnet.registry.SolverSpec]: a name, its settings class and its solve function, both
 given as ``"module:attribute"`` references so that knowing a solver costs no import (the
 command line composes and checks configs without importing torch).  The runner, the
 Hydra configs, ``mfgnet.compare`` and ``mfgnet.solve`` read this registry; adding a solver
@@ -13,7 +13,7 @@ A third-party package registers its solver through the entry point group
     [project.entry-points."mfgnet.solvers"]
     mysolver = "mypackage.mfgnet_plugin:SPEC"
 
-or calls :func:`register_solver` at import time.  The solve function's contract::
+or calls [`register_solver`][mfgnet.registry.register_solver] at import time.  The solve function's contract::
 
     solve(problem: MFGProblem, config: <settings class>, *, callback=None, workdir=None) -> Solution
 
@@ -46,11 +46,25 @@ def load_reference(ref: str | Any) -> Any:
 
 @dataclass(frozen=True)
 class SolverSpec:
-    """One solver: ``name``, its settings class and its solve function (objects or references).
+    """One solver: its name, its settings class and its solve function.
 
-    ``groups`` maps fields of the settings that the command line exposes as top-level config
-    groups to their default option (the neural solver's ``model=``, ``sampler=``, ``optim=``),
-    so that sweeps read ``model.width=32,64`` rather than ``solver.model.width=...``.
+    Attributes
+    ----------
+    name : str
+        The name used by ``mfgnet.solve(problem, name)`` and ``solver=name``.
+    config : str or type
+        The settings class (a [`Settings`][mfgnet.settings.Settings] dataclass) or a
+        ``"module:attribute"`` reference to it (imported only when used).
+    solve : str or callable
+        The solve function ``solve(problem, config, *, callback=None, workdir=None) ->
+        Solution`` or a reference to it.
+    description : str
+        One line for listings.
+    groups : dict of str to str
+        Fields of the settings that the command line exposes as top-level config groups,
+        with their default option (the neural solver's ``model=``, ``sampler=``,
+        ``optim=``), so that sweeps read ``model.width=32,64`` rather than
+        ``solver.model.width=...``.
     """
 
     name: str
@@ -61,10 +75,12 @@ class SolverSpec:
 
     @property
     def config_class(self) -> type:
+        """The settings class (the reference imported)."""
         return load_reference(self.config)
 
     @property
     def solve_function(self):
+        """The solve function (the reference imported)."""
         return load_reference(self.solve)
 
 
@@ -73,7 +89,26 @@ _entry_points_loaded = False
 
 
 def register_solver(spec: SolverSpec, *, replace: bool = False) -> SolverSpec:
-    """Add ``spec`` to the registry (``replace=True`` to redefine a name)."""
+    """Add a solver to the registry.
+
+    Parameters
+    ----------
+    spec : SolverSpec
+        The solver.
+    replace : bool
+        Redefine a name that is registered already (else a different spec under a known
+        name is an error; registering the same spec twice is harmless).
+
+    Returns
+    -------
+    SolverSpec
+        ``spec``, so that ``SPEC = register_solver(SolverSpec(...))`` reads well.
+
+    Raises
+    ------
+    ValueError
+        When the name is taken by another spec and ``replace`` is False.
+    """
     if not isinstance(spec, SolverSpec):
         raise TypeError(f"register_solver takes a SolverSpec, got {type(spec).__name__}")
     if spec.name in _SOLVERS and not replace and _SOLVERS[spec.name] != spec:

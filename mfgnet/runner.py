@@ -1,6 +1,6 @@
 """One experiment run: config → problem → solver → solution → metrics, arrays, figures.
 
-The Hydra entry point (``python -m mfgnet``) calls :func:`run_experiment` with the composed
+The Hydra entry point (``python -m mfgnet``) calls [`run_experiment`][mfgnet.runner.run_experiment] with the composed
 config as a plain dict and the run directory; so can a script or a test.
 """
 
@@ -45,6 +45,8 @@ def seed_everything(seed: int) -> None:
 
 @dataclass
 class RunResult:
+    """A run's problem, exact solution (None without one), solution and metrics."""
+
     problem: MFGProblem
     exact: Solution | None
     solution: Solution
@@ -60,7 +62,7 @@ def run_experiment(cfg: dict, run_dir: str | Path) -> dict:
 
 
 def execute_run(cfg: dict, run_dir: str | Path) -> RunResult:
-    """:func:`run_experiment`, returning the problem, exact solution and solution too."""
+    """[`run_experiment`][mfgnet.runner.run_experiment], returning the problem, exact solution and solution too."""
     run_dir = Path(run_dir)
     seed = int(cfg.get("seed", 0))
     seed_everything(seed)

@@ -1,10 +1,12 @@
 """Validated settings: the one style every mfgnet config follows.
 
-A config is a dataclass deriving from :class:`Settings` whose fields declare their allowed
-values in their metadata (:func:`choice`, :func:`number`, :func:`flag`, :func:`path`).
-Construction validates every field (also nested settings given as dicts), so a bad value
-raises :class:`ProblemError` naming the field and its allowed range, whether it came from
-Python, a Hydra override or a YAML preset::
+A config is a dataclass deriving from [`Settings`][mfgnet.settings.Settings] whose fields
+declare their allowed values in their metadata ([`choice`][mfgnet.settings.choice],
+[`number`][mfgnet.settings.number], [`flag`][mfgnet.settings.flag],
+[`path`][mfgnet.settings.path]).  Construction validates every field (also nested settings
+given as dicts), so a bad value raises
+[`ProblemError`][mfgnet.problems.validation.ProblemError] naming the field and its allowed
+range, whether it came from Python, a Hydra override or a YAML preset:
 
     >>> GridSolverConfig(cells=4)
     ProblemError: solver.cells must be an integer in [8, 1000000] (grid too coarse), got 4
@@ -34,8 +36,34 @@ def choice(default: str, *others: str, doc: str = "") -> Any:
 def number(default: float | int | None, lo: float, hi: float = math.inf, *, integer: bool = False,
            lo_open: bool = False, hi_open: bool = False, optional: bool = False, hint: str = "",
            doc: str = "") -> Any:
-    """A numeric field in [lo, hi] (``lo_open`` / ``hi_open`` exclude an end); ``optional``
-    also allows None."""
+    """A numeric field in [lo, hi].
+
+    Parameters
+    ----------
+    default : float or int or None
+        The default value.
+    lo : float
+        The lower end.
+    hi : float
+        The upper end (default unbounded).
+    integer : bool
+        Only integers are allowed.
+    lo_open : bool
+        Exclude ``lo``.
+    hi_open : bool
+        Exclude ``hi``.
+    optional : bool
+        Also allow None.
+    hint : str
+        A reason shown with the range in error messages (e.g. "grid too coarse below 8").
+    doc : str
+        One line for ``--help``.
+
+    Returns
+    -------
+    dataclasses.Field
+        The field, to be assigned in a ``Settings`` dataclass body.
+    """
     meta = {"range": (lo, hi), "integer": integer, "lo_open": lo_open, "hi_open": hi_open, "optional": optional,
             "hint": hint, "doc": doc}
     return dataclasses.field(default=default, metadata=meta)

@@ -17,8 +17,22 @@ import torch
 class Diagnostics:
     """What a solver reports about its own run.
 
-    ``residual`` is the solver's own measure of how far its output is from solving the
-    discrete (or sampled) equations; ``converged`` says whether it met its tolerance.
+    Attributes
+    ----------
+    converged : bool
+        Whether the solver met its tolerance.
+    iterations : int
+        Outer iterations (grid: Picard + Newton) or training steps (neural).
+    residual : float
+        The solver's own measure of how far its output is from solving the discrete (or
+        sampled) equations.
+    residual_history : list of float
+        The residual after each iteration.
+    wall_time_s : float
+        Seconds spent in the solver.
+    extra : dict
+        Solver-specific numbers (e.g. the grid's ``newton_iterations``, the neural
+        solver's loss terms); the runner copies the scalar ones into ``metrics.json``.
     """
 
     converged: bool
@@ -43,16 +57,42 @@ def time_column(t, x: torch.Tensor) -> torch.Tensor:
 
 
 class Solution:
-    """Base class: a (u, m[, λ]) pair with diagnostics."""
+    """Base class: a (u, m[, λ]) pair with diagnostics; what every solver returns.
+
+    Attributes
+    ----------
+    problem : MFGProblem
+        The problem that was solved.
+    diagnostics : Diagnostics
+        What the solver reports about its run.
+    ergodic_constant : float or None
+        λ for an ergodic problem, else None.
+    """
 
     problem = None
     diagnostics: Diagnostics | None = None
     ergodic_constant: float | None = None
 
     def value(self, t, x: torch.Tensor) -> torch.Tensor:
+        """The value function u(t, x).
+
+        Parameters
+        ----------
+        t : float or torch.Tensor or None
+            A time, or times of shape (n,) or (n, 1); ignored (pass None) for an ergodic
+            problem.
+        x : torch.Tensor
+            Points, shape (n, d).
+
+        Returns
+        -------
+        torch.Tensor
+            u at the points, shape (n,), in x's dtype and device.
+        """
         raise NotImplementedError
 
     def density(self, t, x: torch.Tensor) -> torch.Tensor:
+        """The density m(t, x); arguments and shapes as in `value`."""
         raise NotImplementedError
 
     def policy(self, t, x: torch.Tensor) -> torch.Tensor:
@@ -77,7 +117,9 @@ class ExactSolution(Solution):
                                        extra={"kind": "exact"})
 
     def value(self, t, x):
+        """u(t, x) from ``value_fn``, shape (n,)."""
         return self._value(time_column(t, x), x)
 
     def density(self, t, x):
+        """m(t, x) from ``density_fn``, shape (n,)."""
         return self._density(time_column(t, x), x)

@@ -1,6 +1,6 @@
 """Settings of the agents' tasks (``python -m mfgnet.agents task=<finite|mfq|simulate>``).
 
-Typed and validated like every mfgnet config (:mod:`mfgnet.settings`): Hydra rejects a
+Typed and validated like every mfgnet config ([`mfgnet.settings`][mfgnet.settings]): Hydra rejects a
 wrong type (``task.n_agents=abc``) and construction rejects a value out of range
 (``task.epsilon=-1``, ``task.bins=0``) with the field's name and its allowed range.
 No torch or numpy is imported here.

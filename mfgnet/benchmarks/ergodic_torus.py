@@ -20,7 +20,21 @@ from mfgnet.solution import ExactSolution
 
 @finite_parameters
 def ergodic_torus(dim: int = 1, sigma: float = 1.0) -> Benchmark:
-    """B1 problem and exact solution."""
+    """B1: the ergodic MFG on the torus [0, 1)^d with a log coupling, and its exact solution.
+
+    Parameters
+    ----------
+    dim : int
+        The dimension d >= 1.
+    sigma : float
+        The noise level σ > 0; the viscosity is ν = σ²/2.
+
+    Returns
+    -------
+    Benchmark
+        ``(problem, exact)``: u = -Σ sin(2πx_i), m = exp((2/σ²) Σ sin(2πx_i)) / I0(2/σ²)^d,
+        λ = -d ln I0(2/σ²).
+    """
     if not float(sigma) > 0:
         raise ProblemError(f"sigma must be > 0, got {sigma!r}")
     sigma = float(sigma)

@@ -20,7 +20,27 @@ from mfgnet.solution import ExactSolution, time_column
 @finite_parameters
 def hopf_cole(viscosity: float = 0.2, horizon: float = 0.5, A: float = 0.5, B: float = 0.5,
               kappa: float = 1.0) -> Benchmark:
-    """B3 problem and exact solution (defaults: the reference parameters)."""
+    """B3: a time-dependent MFG on the torus 𝕋¹ solved by the Hopf–Cole transform.
+
+    Parameters
+    ----------
+    viscosity : float
+        ν > 0.
+    horizon : float
+        The final time T > 0.
+    A : float
+        Amplitude of φ(T, ·), in (-1, 1).
+    B : float
+        Amplitude of ψ(0, ·), in (-1, 1).
+    kappa : float
+        Strength κ of the monotone coupling F = κ (m - m*).
+
+    Returns
+    -------
+    Benchmark
+        ``(problem, exact)`` with u = -2ν ln φ and m = φψ/Z (defaults: the reference
+        parameters ν = 0.2, T = 0.5, A = B = 0.5, κ = 1).
+    """
     if not viscosity > 0:
         raise ProblemError(f"viscosity must be > 0 for the Hopf-Cole benchmark, got {viscosity!r}")
     if not (abs(A) < 1 and abs(B) < 1):

@@ -39,11 +39,13 @@ class LQCoefficients:
         self._mean_denominator = w * math.cosh(w * T) + cT * (1 - rho) * math.sinh(w * T)
 
     def a(self, t):
+        """a(t), the quadratic coefficient of u (a' = a² - κ, a(T) = c_T)."""
         k, cT, tau = self.k, self.cT, self.T - t
         th = torch.tanh(k * tau)
         return k * (cT + k * th) / (k + cT * th)
 
     def psi(self, t):
+        """ψ(t) = k cosh(kτ) + c_T sinh(kτ), τ = T - t."""
         tau = self.T - t
         return self.k * torch.cosh(self.k * tau) + self.cT * torch.sinh(self.k * tau)
 
@@ -54,14 +56,17 @@ class LQCoefficients:
         return self.mean0.to(t) * num / self._mean_denominator
 
     def mean_dot(self, t):
+        """m̄'(t), shape t.shape + (d,)."""
         w, tau = self.omega, (self.T - t).unsqueeze(-1)
         dnum_dtau = w**2 * torch.sinh(w * tau) + self.cT * (1 - self.rho) * w * torch.cosh(w * tau)
         return -self.mean0.to(t) * dnum_dtau / self._mean_denominator
 
     def beta(self, t):
+        """β(t) = -m̄' - a m̄, the linear coefficient of u, shape t.shape + (d,)."""
         return -self.mean_dot(t) - self.a(t).unsqueeze(-1) * self.mean(t)
 
     def variance(self, t, s0):
+        """s(t), the variance of m(t) per coordinate, for the initial variance ``s0``."""
         k, T = self.k, self.T
         psi_t, psi_0 = self.psi(t), self.psi(torch.zeros_like(t))
         return (psi_t / psi_0) ** 2 * s0 + (2 * self.nu / k**2) * psi_t**2 * (
@@ -88,7 +93,34 @@ class LQCoefficients:
 @finite_parameters
 def lq_gaussian(dim: int = 1, horizon: float = 1.0, kappa: float = 1.0, terminal_weight: float = 0.5,
                 rho: float = 0.5, viscosity: float = 0.1, mean0: float = 1.0, var0: float = 0.1) -> Benchmark:
-    """B2 problem and exact solution (defaults: the reference parameters)."""
+    """B2: the linear-quadratic MFG on R^d with a Gaussian solution.
+
+    Parameters
+    ----------
+    dim : int
+        The dimension d >= 1 (the problem is the same in every coordinate).
+    horizon : float
+        The final time T > 0.
+    kappa : float
+        κ > 0 in F = (κ/2)|x - ρ m̄(t)|².
+    terminal_weight : float
+        c_T >= 0 in G = (c_T/2)|x - ρ m̄(T)|².
+    rho : float
+        ρ < 1: how strongly agents are drawn to the population mean m̄.
+    viscosity : float
+        ν >= 0.
+    mean0 : float
+        x̄0, each coordinate of the mean of m0 = N(x̄0, s0 I).
+    var0 : float
+        s0 > 0, the variance of m0 per coordinate.
+
+    Returns
+    -------
+    Benchmark
+        ``(problem, exact)``; ``exact.coefficients`` is the
+        [`LQCoefficients`][mfgnet.benchmarks.lq_gaussian.LQCoefficients]
+        (a, β, c, m̄, s).  Defaults: the reference parameters.
+    """
     if not rho < 1:
         raise ProblemError(f"rho must be < 1 for the LQ benchmark, got {rho!r}")
     if not kappa > 0:

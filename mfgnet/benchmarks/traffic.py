@@ -48,6 +48,7 @@ class TwoRoadTraffic:
         return float(np.clip((self.a_B + 2 * self.b_B - self.a_A) / (2 * (self.b_A + self.b_B)), 0.0, 1.0))
 
     def price_of_anarchy(self) -> float:
+        """Social cost at the equilibrium over the social cost at the optimum (>= 1)."""
         return float(self.social_cost(self.nash_share()) / self.social_cost(self.optimal_share()))
 
     def best_response_dynamics(self, n_agents: int = 100, rounds: int = 200, revise_fraction: float = 0.1,

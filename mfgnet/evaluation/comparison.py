@@ -36,6 +36,7 @@ def comparison_rows(solutions: dict[str, Solution], metrics: dict[str, dict], ex
 
 
 def markdown_table(rows: list[dict], title: str, command: str) -> str:
+    """A markdown table of comparison rows (one per solver), titled, naming the command."""
     columns = ["solver"] + [c for c in COLUMNS if any(c in r for r in rows)]
     lines = [f"# {title}", "", f"Made by `{command}`.", "", "| " + " | ".join(columns) + " |",
              "|" + "---|" * len(columns)]

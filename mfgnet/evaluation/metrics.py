@@ -76,9 +76,26 @@ def reference_on_nodes(reference: Solution, solution) -> tuple[np.ndarray, np.nd
 
 
 def compare(solution: Solution, reference: Solution, points=None) -> dict[str, float]:
-    """``rel_l2_u``, ``rel_l2_m`` and (ergodic) ``abs_err_lambda`` of ``solution`` against ``reference``.
+    """Relative L2 errors of ``solution`` against ``reference`` (exact or another solver's).
 
-    For ergodic problems u is compared after removing its mean (u is defined up to a constant).
+    For ergodic problems u is compared after removing its mean (u is defined up to a
+    constant); on R^d the errors of u are weighted by the reference density.
+
+    Parameters
+    ----------
+    solution : Solution
+        The solution to measure.
+    reference : Solution
+        The reference; its problem decides ergodic or not.
+    points : tuple or None
+        ``(t, x)`` with t (n, 1) or None and x (n, d); default
+        [`evaluation_points`][mfgnet.evaluation.metrics.evaluation_points] of ``solution``
+        (its own grid nodes when it has them).
+
+    Returns
+    -------
+    dict
+        ``rel_l2_u``, ``rel_l2_m`` and, for ergodic problems, ``abs_err_lambda``.
     """
     problem = reference.problem
     t, x = evaluation_points(solution) if points is None else points
@@ -99,6 +116,21 @@ def mass_error(solution: Solution, n_times: int = 5, per_axis: int | None = None
 
     A solver that reports its own discrete mass error (``diagnostics.extra['mass_error']``)
     is trusted for it: its own quadrature is the exact one for its discretisation.
+
+    Parameters
+    ----------
+    solution : Solution
+        The solution whose density is integrated.
+    n_times : int
+        Times in [0, T] at which the mass is measured (time-dependent problems).
+    per_axis : int or None
+        Quadrature cells per axis in d <= 3 (default 2048, 256, 64 for d = 1, 2, 3); Monte
+        Carlo with 200000 points above.
+
+    Returns
+    -------
+    float
+        The largest |∫ m - 1| over the times.
     """
     extra = solution.diagnostics.extra if solution.diagnostics else {}
     if "mass_error" in extra:

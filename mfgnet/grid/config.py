@@ -11,28 +11,39 @@ from mfgnet.settings import Settings, choice, flag, number
 class GridSolverConfig(Settings):
     """Grid solver settings.
 
-    Attributes:
-        cells: cells per axis (>= 8; "grid too coarse" below); also bounded by memory: a
-            system whose estimate (:mod:`mfgnet.resources`) exceeds the available memory is
-            refused before it is built.  The grid solver is for 1D and 2D problems.
-        time_steps: implicit Euler steps on [0, T]; None chooses dt <= h (time-dependent only).
-        method: "newton" (damped Picard warm start, then Newton on the whole coupled system),
-            "picard" (damped fixed point) or "fictitious_play" (averaging with weight 1/(k+1)).
-        tol: stop when the max-norm residual of the discrete system is below tol (> 0).  On
-            fine grids round-off alone leaves a residual of about 64 ε |x| (ν Σ 4/h² + 1/Δt)
-            (the *residual floor*, ε = 2.2e-16; e.g. 1e-9 for |x| ~ 1 at 1024 cells); Newton
-            stops there instead, ``converged`` is True when the final residual is
-            <= max(tol, floor), and ``diagnostics.extra`` (and ``metrics.json``) report
-            ``residual_floor`` and ``stopped_on``: "tol", "residual_floor", "small_step",
-            "stalled", "singular", "max_iterations" or "final_residual" (the closing exact
-            Fokker–Planck step left the residual above tol).
-        max_iterations: outer iterations (Newton or Picard), >= 1.
-        picard_warmup: damped Picard steps before Newton, >= 0.
-        damping: Picard step θ in (0, 1]: m <- (1-θ) m + θ m_best_response.
-        order: 1 (the monotone first-order scheme) or 2 (Richardson extrapolation of the runs
-            on N and 2N cells, see :func:`mfgnet.grid.solve_grid`).
-        verbose: one log line (INFO) per outer iteration (DEBUG otherwise).
-        progress: a progress bar on standard error for solves longer than a few seconds.
+    Attributes
+    ----------
+    cells : int
+        Cells per axis (>= 8; "grid too coarse" below); also bounded by memory: a system
+        whose estimate (`mfgnet.resources`) exceeds the available memory is refused before
+        it is built.  The grid solver is for 1D and 2D problems.
+    time_steps : int or None
+        Implicit Euler steps on [0, T]; None chooses dt <= h (time-dependent only).
+    method : str
+        "newton" (damped Picard warm start, then Newton on the whole coupled system),
+        "picard" (damped fixed point) or "fictitious_play" (averaging with weight 1/(k+1)).
+    tol : float
+        Stop when the max-norm residual of the discrete system is below tol (> 0).  On fine
+        grids round-off alone leaves a residual of about 64 ε |x| (ν Σ 4/h² + 1/Δt) (the
+        *residual floor*, ε = 2.2e-16; e.g. 1e-9 for |x| ~ 1 at 1024 cells); Newton stops
+        there instead, ``converged`` is True when the final residual is <= max(tol, floor),
+        and ``diagnostics.extra`` (and ``metrics.json``) report ``residual_floor`` and
+        ``stopped_on``: "tol", "residual_floor", "small_step", "stalled", "singular",
+        "max_iterations" or "final_residual" (the closing exact Fokker–Planck step left the
+        residual above tol).
+    max_iterations : int
+        Outer iterations (Newton or Picard), >= 1.
+    picard_warmup : int
+        Damped Picard steps before Newton, >= 0.
+    damping : float
+        Picard step θ in (0, 1]: m <- (1-θ) m + θ m_best_response.
+    order : int
+        1 (the monotone first-order scheme) or 2 (Richardson extrapolation of the runs
+        on N and 2N cells, see [`solve_grid`][mfgnet.grid.solver.solve_grid]).
+    verbose : bool
+        One log line (INFO) per outer iteration (DEBUG otherwise).
+    progress : bool
+        A progress bar on standard error for solves longer than a few seconds.
     """
 
     section = "solver"

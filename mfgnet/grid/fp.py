@@ -45,10 +45,19 @@ def fp_ergodic(disc: Discretisation, u: np.ndarray) -> np.ndarray:
 def solve_fp(problem: MFGProblem, grid: Grid, u: np.ndarray) -> np.ndarray:
     """Public: the discrete density driven by the value function u on ``grid``.
 
-    Args:
-        u: node values, shape (Nt + 1, *cells) for a time-dependent problem (the last level,
-            u(T), is not used) or (*cells) for an ergodic one.
-    Returns:
+    Parameters
+    ----------
+    problem : MFGProblem
+        The MFG (its Hamiltonian must be a RadialHamiltonian).
+    grid : Grid
+        From [`make_grid`][mfgnet.grid.mesh.make_grid] (or ``GridSolution.grid``).
+    u : numpy.ndarray
+        Node values, shape (Nt + 1, *cells) for a time-dependent problem (the last level,
+        u(T), is not used) or (*cells) for an ergodic one.
+
+    Returns
+    -------
+    numpy.ndarray
         m with the same shape as u: m[0] = m0 (normalised to discrete mass 1).
     """
     disc = Discretisation(problem, grid)

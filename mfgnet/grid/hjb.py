@@ -55,14 +55,27 @@ def solve_hjb(problem: MFGProblem, grid: Grid, m: np.ndarray, tol: float = 1e-10
     of Picard / fictitious play); with it, the exploitability of any population policy is the
     population's cost minus the best response's cost against the population's own density.
 
-    Args:
-        problem: the MFG (its Hamiltonian must be a RadialHamiltonian).
-        grid: from :func:`mfgnet.grid.make_grid` (or ``GridSolution.grid``).
-        m: density node values, shape (Nt + 1, *cells) (levels 1..Nt enter the coupling,
-            level Nt the terminal cost; level 0 is unused) or (*cells) for an ergodic problem.
-            Any array reshapeable to these shapes is accepted.
-    Returns:
-        :class:`HJBResult` with u of the same shape as m.
+    Parameters
+    ----------
+    problem : MFGProblem
+        The MFG (its Hamiltonian must be a RadialHamiltonian).
+    grid : Grid
+        From [`make_grid`][mfgnet.grid.mesh.make_grid] (or ``GridSolution.grid``).
+    m : numpy.ndarray
+        Density node values, shape (Nt + 1, *cells) (levels 1..Nt enter the coupling,
+        level Nt the terminal cost; level 0 is unused) or (*cells) for an ergodic problem.
+        Any array reshapeable to these shapes is accepted.
+    tol : float
+        Tolerance of the HJB solve (max-norm residual).
+    max_iterations : int
+        Newton iterations per solve.
+    verbose : bool
+        Print progress.
+
+    Returns
+    -------
+    HJBResult
+        u of the same shape as m, λ (ergodic), and whether the solve converged.
     """
     m = np.asarray(m, dtype=np.float64)
     disc = Discretisation(problem, grid)

@@ -25,15 +25,26 @@ from mfgnet.problems import MFGProblem, ProblemError, cell_centre_points, cell_c
 class Grid:
     """A tensor grid of ``cells`` cell centres (and, for time-dependent problems, ``times``).
 
-    Attributes:
-        lower, upper: box corners, (d,).
-        cells: cells per axis, (d,) ints.
-        h: cell widths, (d,).
-        periodic: torus (True) or no-flux box (False).
-        axes: node coordinates per axis, list of d arrays (N_i,).
-        nodes: all nodes as a float64 tensor (n, d), C order.
-        cell_volume: prod(h); ``cell_volume * sum(m)`` is the discrete mass.
-        times: (Nt + 1,) time levels ``n * dt`` or None (ergodic).
+    Attributes
+    ----------
+    lower : numpy.ndarray
+        Lower box corner, (d,).
+    upper : numpy.ndarray
+        Upper box corner, (d,).
+    cells : tuple of int
+        Cells per axis, (d,).
+    h : numpy.ndarray
+        Cell widths, (d,).
+    periodic : bool
+        Torus (True) or no-flux box (False).
+    axes : list of numpy.ndarray
+        Node coordinates per axis, d arrays (N_i,).
+    nodes : torch.Tensor
+        All nodes as a float64 tensor (n, d), C order.
+    cell_volume : float
+        prod(h); ``cell_volume * sum(m)`` is the discrete mass.
+    times : numpy.ndarray or None
+        (Nt + 1,) time levels ``n * dt`` or None (ergodic).
     """
 
     lower: np.ndarray

@@ -71,18 +71,28 @@ def _time(t, n: int) -> torch.Tensor:
 class GridSolution(Solution):
     """Grid solver output.
 
-    Attributes:
-        grid: the :class:`~mfgnet.grid.mesh.Grid`.
-        times: (Nt + 1,) time levels or None (ergodic).
-        axes: list of d node-coordinate arrays (N,).
-        nodes: (n_nodes, d) float64 tensor, C order (matches ``u.reshape(..., -1)``).
-        u, m: numpy arrays (Nt + 1, *cells) or (*cells); ``m[0]`` is the normalised m0 and
-            ``u[-1] = G(m(T))``.
-        cell_volume: h^d, the quadrature weight of every node.
-        ergodic_constant: λ (ergodic) or None.
-        diagnostics: converged, iterations, residual (final max-norm residual of the discrete
-            system), residual_history, wall_time_s, extra (mass_error, min_density,
-            newton_iterations, picard_iterations, ...).
+    Attributes
+    ----------
+    grid : Grid
+        The [`Grid`][mfgnet.grid.mesh.Grid].
+    times : numpy.ndarray or None
+        (Nt + 1,) time levels or None (ergodic).
+    axes : list of numpy.ndarray
+        d node-coordinate arrays (N,).
+    nodes : torch.Tensor
+        (n_nodes, d) float64 tensor, C order (matches ``u.reshape(..., -1)``).
+    u : numpy.ndarray
+        (Nt + 1, *cells) or (*cells); ``u[-1] = G(m(T))``.
+    m : numpy.ndarray
+        (Nt + 1, *cells) or (*cells); ``m[0]`` is the normalised m0.
+    cell_volume : float
+        h^d, the quadrature weight of every node.
+    ergodic_constant : float or None
+        λ (ergodic) or None.
+    diagnostics : Diagnostics
+        converged, iterations, residual (final max-norm residual of the discrete
+        system), residual_history, wall_time_s, extra (mass_error, min_density,
+        newton_iterations, picard_iterations, ...).
     """
 
     def __init__(self, problem, grid: Grid, u: np.ndarray, m: np.ndarray, ergodic_constant: float | None,

@@ -38,16 +38,25 @@ def solve_grid(problem: MFGProblem, config: GridSolverConfig | None = None, *,
                **overrides) -> GridSolution:
     """Solve ``problem`` with the finite-difference scheme.
 
-    Args:
-        problem: any MFGProblem whose Hamiltonian is a RadialHamiltonian (1D or 2D is the
-            intended use); R^d problems are solved on ``problem.bounding_box()`` with no-flux faces.
-        config: a :class:`GridSolverConfig` (default settings if None).
-        callback: ``fn(iteration, {"residual": r})`` for each outer iteration, after the solve
-            (a grid solve takes seconds; the numbers are those of ``diagnostics.residual_history``).
-        workdir: unused (the grid solver keeps no files); part of the solver contract.
-        **overrides: fields of the config to change, e.g. ``cells=256``.
-    Returns:
-        :class:`GridSolution` on the grid of ``config.cells`` cells per axis.  With
+    Parameters
+    ----------
+    problem : MFGProblem
+        Any MFGProblem whose Hamiltonian is a RadialHamiltonian (1D or 2D is the
+        intended use); R^d problems are solved on ``problem.bounding_box()`` with no-flux faces.
+    config : GridSolverConfig or None
+        The settings (default settings if None).
+    callback : callable or None
+        ``fn(iteration, {"residual": r})`` for each outer iteration, after the solve
+        (a grid solve takes seconds; the numbers are those of ``diagnostics.residual_history``).
+    workdir : str or Path or None
+        Unused (the grid solver keeps no files); part of the solver contract.
+    **overrides
+        Fields of the config to change, e.g. ``cells=256``.
+
+    Returns
+    -------
+    GridSolution
+        The solution on the grid of ``config.cells`` cells per axis.  With
         ``order=2`` the first-order solutions on N and 2N cells (and Nt, 2Nt steps) are
         combined by Richardson extrapolation, ``2 R(v_2N) - v_N`` with R the average over
         the 2^d fine cells of a coarse cell (mass-preserving); negative density values of

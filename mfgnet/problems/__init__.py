@@ -1,4 +1,4 @@
-"""Problem layer: domains, Hamiltonians, couplings and the :class:`MFGProblem`.
+"""Problem layer: domains, Hamiltonians, couplings and the [`MFGProblem`][mfgnet.problems.problem.MFGProblem].
 
 Imported lazily (``ProblemError`` comes without torch)."""
 

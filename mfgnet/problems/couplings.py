@@ -76,12 +76,14 @@ def mean_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class ZeroCoupling(Coupling):
+    """F = 0 (the default coupling and terminal cost)."""
+
     def __call__(self, t, x, m, conv=None):
         return torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
 
 
 def as_coupling(value, name: str, arity: int) -> Coupling:
-    """Wrap ``None``, a :class:`Coupling` or a plain callable.
+    """Wrap ``None``, a [`Coupling`][mfgnet.problems.couplings.Coupling] or a plain callable.
 
     A plain coupling callable takes ``(t, x, m)`` (arity 3); a plain terminal cost takes
     ``(x, m)`` (arity 2) and is called at t = T.

@@ -2,17 +2,18 @@
 
 Three kinds:
 
-* :class:`Torus` -- periodic cube ``[0, L)^d``; no boundary condition is needed.
-* :class:`Box` -- ``[lower, upper]`` with no-flux (reflecting) boundaries.
-* :class:`Euclidean` -- all of R^d.  Solvers work on a truncation box that the
+* [`Torus`][mfgnet.problems.domains.Torus] -- periodic cube ``[0, L)^d``; no boundary condition is needed.
+* [`Box`][mfgnet.problems.domains.Box] -- ``[lower, upper]`` with no-flux (reflecting) boundaries.
+* [`Euclidean`][mfgnet.problems.domains.Euclidean] -- all of R^d.  Solvers work on a truncation box that the
   problem derives from its initial density (see ``MFGProblem.bounding_box``).
 
 Shared geometry, written once here for every solver and tool:
 
-* :func:`cell_centres`, :func:`cell_centre_points` -- the cell-centred tensor grid of a box
-  (the grid solver's nodes, midpoint quadrature, plotting grids);
-* :func:`wrap_periodic` -- a torus's identification of points (``Torus.wrap``);
-* :func:`reflect_box` -- mirror reflection at a box's faces (``Box.reflect``).
+* [`cell_centres`][mfgnet.problems.domains.cell_centres],
+  [`cell_centre_points`][mfgnet.problems.domains.cell_centre_points] -- the cell-centred
+  tensor grid of a box (the grid solver's nodes, midpoint quadrature, plotting grids);
+* [`wrap_periodic`][mfgnet.problems.domains.wrap_periodic] -- a torus's identification of points (``Torus.wrap``);
+* [`reflect_box`][mfgnet.problems.domains.reflect_box] -- mirror reflection at a box's faces (``Box.reflect``).
 
 The last two take torch tensors or numpy arrays, and an ``out=`` for in-place kernels.
 """
@@ -41,6 +42,7 @@ class Domain:
         raise NotImplementedError
 
     def volume(self) -> float:
+        """The volume of the domain (of its bounds, for R^d)."""
         lower, upper = self.bounds()
         return float(torch.prod(upper - lower))
 
@@ -85,7 +87,7 @@ class Torus(Domain):
 
     def wrap(self, x, out=None, scratch=None):
         """Map points (..., d), a tensor or a numpy array, back into ``[0, length)^d``;
-        ``out`` and ``scratch`` as in :func:`wrap_periodic`."""
+        ``out`` and ``scratch`` as in [`wrap_periodic`][mfgnet.problems.domains.wrap_periodic]."""
         return wrap_periodic(x, float(self.length), out=out, scratch=scratch)
 
 
@@ -115,9 +117,11 @@ class Box(Domain):
 
     @property
     def dim(self) -> int:  # type: ignore[override]
+        """The dimension d: the number of entries of ``lower``."""
         return len(self.lower)
 
     def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``lower`` and ``upper`` as float64 tensors of shape (d,)."""
         return (torch.tensor(self.lower, dtype=torch.float64),
                 torch.tensor(self.upper, dtype=torch.float64))
 
@@ -156,12 +160,18 @@ class Euclidean(Domain):
 def cell_centres(lower, upper, cells: int | Sequence[int]) -> list[torch.Tensor]:
     """The cell centres of a tensor grid on the box ``[lower, upper]``, axis by axis.
 
-    Args:
-        lower, upper: box corners, (d,) tensors, arrays or sequences of floats (or
-            floats, for d = 1).
-        cells: cells per axis, one int for every axis or d ints.
+    Parameters
+    ----------
+    lower : tensor, array, sequence of float or float
+        The lower box corner, shape (d,) (a float for d = 1).
+    upper : tensor, array, sequence of float or float
+        The upper box corner, shape (d,).
+    cells : int or sequence of int
+        Cells per axis, one int for every axis or d ints.
 
-    Returns:
+    Returns
+    -------
+    list of torch.Tensor
         d float64 CPU tensors; axis i has shape (cells_i,) and entries
         ``lower_i + (j + 1/2) h_i`` with ``h_i = (upper_i - lower_i) / cells_i``.  The product
         ``(j + 1/2) * h_i`` (not ``(j + 1/2) * width_i / cells_i``) is the grid solver's form:
@@ -175,7 +185,8 @@ def cell_centres(lower, upper, cells: int | Sequence[int]) -> list[torch.Tensor]
 
 
 def cell_centre_points(lower, upper, cells: int | Sequence[int]) -> torch.Tensor:
-    """All cell centres of :func:`cell_centres`' grid as points, (prod_i cells_i, d) float64.
+    """All cell centres of [`cell_centres`][mfgnet.problems.domains.cell_centres]' grid as points,
+    (prod_i cells_i, d) float64.
 
     Points are in C order (the last axis fastest: ``meshgrid(indexing="ij")``, as
     ``numpy.ravel_multi_index`` numbers them), so values at the points reshape to ``cells``.
@@ -187,13 +198,20 @@ def cell_centre_points(lower, upper, cells: int | Sequence[int]) -> torch.Tensor
 def wrap_periodic(x, length: float, out=None, scratch=None):
     """``x mod length``: points of the torus ``[0, length)^d`` back into it.
 
-    Args:
-        x: positions of any shape, a torch tensor or a numpy array.
-        length: the period (a float).
-        out: where to write the result (may be ``x`` itself); a new array when None.
-        scratch: numpy only, a buffer of x's shape and dtype for the in-place kernel.
+    Parameters
+    ----------
+    x : torch.Tensor or numpy.ndarray
+        Positions of any shape.
+    length : float
+        The period.
+    out : torch.Tensor or numpy.ndarray or None
+        Where to write the result (may be ``x`` itself); a new array when None.
+    scratch : numpy.ndarray or None
+        Numpy only: a buffer of x's shape and dtype for the in-place kernel.
 
-    Returns:
+    Returns
+    -------
+    torch.Tensor or numpy.ndarray
         ``out`` (or a new array/tensor) of x's shape.  torch uses ``torch.remainder``.  numpy
         uses ``x - length * floor(x / length)`` in place (given ``out`` and ``scratch``, the
         only temporary is x / length, none for length 1): cheaper than ``np.remainder`` in the
@@ -214,15 +232,23 @@ def wrap_periodic(x, length: float, out=None, scratch=None):
 def reflect_box(x, lower, width, out=None):
     """Mirror reflection of points into the box ``[lower, lower + width]`` (no-flux faces).
 
-    Args:
-        x: positions (..., d), a torch tensor or a numpy array.
-        lower, width: box corner and side lengths, (d,) or scalars, in x's kind and dtype
-            (callers pass their own: the simulation's float32 width is ``upper - lower``
-            rounded once, which ``upper32 - lower32`` need not equal).
-        out: where to write the result (may be ``x`` itself); a new array when None.
+    Parameters
+    ----------
+    x : torch.Tensor or numpy.ndarray
+        Positions, shape (..., d).
+    lower : torch.Tensor or numpy.ndarray or float
+        The box's lower corner, (d,) or a scalar, in x's kind and dtype.
+    width : torch.Tensor or numpy.ndarray or float
+        The box's side lengths, (d,) or a scalar, in x's kind and dtype (callers pass their
+        own: the simulation's float32 width is ``upper - lower`` rounded once, which
+        ``upper32 - lower32`` need not equal).
+    out : torch.Tensor or numpy.ndarray or None
+        Where to write the result (may be ``x`` itself); a new array when None.
 
-    Returns:
-        the reflected positions, x's shape: with ``y = (x - lower) mod 2 width``, ``lower + y``
+    Returns
+    -------
+    torch.Tensor or numpy.ndarray
+        The reflected positions, x's shape: with ``y = (x - lower) mod 2 width``, ``lower + y``
         where ``y <= width`` and the mirror image ``lower + 2 width - y`` elsewhere.
     """
     xp = torch if isinstance(x, torch.Tensor) else np

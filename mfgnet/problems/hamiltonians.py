@@ -4,9 +4,11 @@ Convention (cost minimisation): the optimal feedback is ``alpha* = -grad_p H(x, 
 and the Fokker-Planck drift term is ``div(m grad_p H(x, grad u))``.
 
 The grid solver needs a monotone numerical Hamiltonian; it builds one for every
-:class:`RadialHamiltonian`, i.e. ``H(x, p) = K(x, |p|^2)`` with K nondecreasing in its
-second argument (quadratic, congestion and power Hamiltonians are of this form).
-Any other Hamiltonian (a :class:`CallableHamiltonian`) serves the neural solver.
+[`RadialHamiltonian`][mfgnet.problems.hamiltonians.RadialHamiltonian], i.e.
+``H(x, p) = K(x, |p|^2)`` with K nondecreasing in its second argument (quadratic,
+congestion and power Hamiltonians are of this form).  Any other Hamiltonian (a
+[`CallableHamiltonian`][mfgnet.problems.hamiltonians.CallableHamiltonian]) serves the
+neural solver.
 """
 
 from __future__ import annotations
@@ -40,9 +42,11 @@ class RadialHamiltonian(Hamiltonian):
     """
 
     def radial(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """K(x, s) for x (n, d) and s = |p|² (n,); returns (n,)."""
         raise NotImplementedError
 
     def radial_ds(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """∂K/∂s (x, s) >= 0, shape (n,); grad_p H = 2 ∂K/∂s p."""
         raise NotImplementedError
 
     def __call__(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -132,7 +136,8 @@ class CallableHamiltonian(Hamiltonian):
 
 
 def as_hamiltonian(value) -> Hamiltonian:
-    """Accept a :class:`Hamiltonian`, ``None`` (quadratic) or a callable ``H(x, p)``."""
+    """Accept a [`Hamiltonian`][mfgnet.problems.hamiltonians.Hamiltonian], ``None`` (quadratic) or a
+    callable ``H(x, p)``."""
     if value is None:
         return QuadraticHamiltonian()
     if isinstance(value, Hamiltonian):

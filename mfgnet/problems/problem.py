@@ -28,19 +28,51 @@ Sampler = Callable[[int, torch.Generator | None], torch.Tensor]
 
 
 class MFGProblem:
-    """A mean field game.
+    """A mean field game, declared once for every solver.
 
-    Args:
-        domain: a :class:`Torus`, :class:`Box` or :class:`Euclidean`.
-        horizon: final time T > 0, or ``None`` for the ergodic (stationary) problem.
-        viscosity: ν >= 0 (noise √(2ν) dW).
-        hamiltonian: a :class:`Hamiltonian` or callable ``H(x, p)``; default ½|p|².
-        coupling: ``F(t, x, m)`` callable or :class:`Coupling`; default 0.
-        terminal_cost: ``G(x, m)`` callable or :class:`Coupling`; default 0 (time-dependent only).
-        initial_density: ``m0(x) -> (n,)``; required for time-dependent problems.
-        initial_sampler: ``sampler(n, generator) -> (n, d)`` drawing from m0; default
-            rejection sampling on the domain's box.
-        name: a label for logs and tables.
+    Every function is a torch callable on batches of points: ``x`` of shape (n, d), ``t``
+    of shape (n, 1), ``m`` of shape (n,); each returns shape (n,).  The problem is checked
+    on construction (m0 finite, >= 0, of the right shape and normalisable; T > 0; ν >= 0).
+
+    Parameters
+    ----------
+    domain : Domain
+        A [`Torus`][mfgnet.problems.domains.Torus], [`Box`][mfgnet.problems.domains.Box] or
+        [`Euclidean`][mfgnet.problems.domains.Euclidean].
+    horizon : float or None
+        Final time T > 0, or ``None`` for the ergodic (stationary) problem.
+    viscosity : float
+        ν >= 0 (noise √(2ν) dW).
+    hamiltonian : Hamiltonian or callable or None
+        A [`Hamiltonian`][mfgnet.problems.hamiltonians.Hamiltonian] or a callable ``H(x, p)``; default ½|p|².
+    coupling : Coupling or callable or None
+        ``F(t, x, m)`` callable or [`Coupling`][mfgnet.problems.couplings.Coupling] (local or nonlocal); default 0.
+    terminal_cost : Coupling or callable or None
+        ``G(x, m)`` callable or [`Coupling`][mfgnet.problems.couplings.Coupling]; default 0
+        (time-dependent problems only).
+    initial_density : callable or None
+        ``m0(x) -> (n,)``; required for time-dependent problems.  A density whose integral
+        is not 1 is rescaled, with a warning.
+    initial_sampler : callable or None
+        ``sampler(n, generator) -> (n, d)`` drawing from m0; default rejection sampling on
+        the problem's box.  On R^d it also defines the box (see
+        [`bounding_box`][mfgnet.problems.problem.MFGProblem.bounding_box]).
+    name : str
+        A label for logs and tables.
+
+    Raises
+    ------
+    ProblemError
+        When a field is out of range or a function has the wrong shape; the message names
+        the field.
+
+    Examples
+    --------
+    >>> problem = MFGProblem(
+    ...     Box([0.0], [1.0]), horizon=1.0, viscosity=0.05,
+    ...     coupling=lambda t, x, m: m,
+    ...     terminal_cost=lambda x, m: (x[:, 0] - 0.75) ** 2,
+    ...     initial_density=lambda x: 6 * x[:, 0] * (1 - x[:, 0]))
     """
 
     def __init__(
@@ -98,6 +130,7 @@ class MFGProblem:
     # ------------------------------------------------------------------ basics
     @property
     def is_ergodic(self) -> bool:
+        """Whether the problem is stationary (``horizon is None``), with an unknown constant λ."""
         return self.horizon is None
 
     def __repr__(self) -> str:

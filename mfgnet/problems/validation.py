@@ -14,7 +14,7 @@ class ProblemError(ValueError):
 
 
 def require(condition: bool, message: str) -> None:
-    """Raise :class:`ProblemError` with ``message`` unless ``condition`` holds."""
+    """Raise [`ProblemError`][mfgnet.problems.validation.ProblemError] with ``message`` unless ``condition`` holds."""
     if not condition:
         raise ProblemError(message)
 

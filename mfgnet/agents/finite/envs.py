@@ -1,6 +1,6 @@
 """Classic finite MFGs, rebuilt from MFGLib 0.3.0's and OpenSpiel 2.0's definitions.
 
-Each builder returns a :class:`FiniteMFG` (rewards are maximised).  Where the reference
+Each builder returns a [`FiniteMFG`][mfgnet.agents.finite.FiniteMFG] (rewards are maximised).  Where the reference
 implementation has a quirk that changes the game, the builder reproduces it by default (so
 exploitability trajectories can be compared) and names it in the docstring.
 """
@@ -200,7 +200,21 @@ ENVS = {"beach_bar": beach_bar, "left_right": left_right, "susceptible_infected"
 
 
 def make_env(name: str, **kwargs) -> FiniteMFG:
-    """Build a finite MFG by name (one of ``ENVS``)."""
+    """Build a finite MFG by name.
+
+    Parameters
+    ----------
+    name : str
+        One of ``ENVS``: ``beach_bar``, ``crowd_modelling``, ``crowd_motion``,
+        ``left_right``, ``linear_quadratic``, ``susceptible_infected``, ``two_road_traffic``.
+    **kwargs
+        The builder's parameters (e.g. sizes, horizon).
+
+    Returns
+    -------
+    FiniteMFG
+        The game.
+    """
     if name not in ENVS:
         raise ProblemError(f"unknown finite env {name!r}; choose one of {sorted(ENVS)}")
     return ENVS[name](**kwargs)

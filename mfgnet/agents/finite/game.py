@@ -26,15 +26,26 @@ from mfgnet.problems import ProblemError
 class FiniteMFG:
     """A finite-horizon finite mean field game.
 
-    Args:
-        horizon: T >= 0; decisions are taken at t = 0..T (T + 1 of them; T = 0 is a static game).
-        mu0: initial state distribution, shape (S,).
-        n_actions: A >= 1.
-        reward: ``reward(t, L_t)`` with L_t (S, A) -> (S, A).
-        transition: ``transition(t, L_t)`` -> (S, A, S) row-stochastic in the last axis.
-        static_transition: True when ``transition`` ignores t and L_t (evaluated once).
-        state_shape: the shape of the state space before flattening (e.g. (20, 20)), C order.
-        name: a label.
+    Parameters
+    ----------
+    horizon : int
+        T >= 0; decisions are taken at t = 0..T (T + 1 of them; T = 0 is a static game).
+    mu0 : numpy.ndarray
+        Initial state distribution, shape (S,).
+    n_actions : int
+        A >= 1.
+    reward : callable
+        ``reward(t, L_t)`` with L_t (S, A) -> (S, A).
+    transition : callable
+        ``transition(t, L_t)`` -> (S, A, S) row-stochastic in the last axis.
+    static_transition : bool
+        True when ``transition`` ignores t and L_t (evaluated once).
+    state_shape : tuple of int or None
+        The shape of the state space before flattening (e.g. (20, 20)), C order.
+    name : str
+        A label.
+    info : dict
+        Free-form facts about the game (e.g. where it comes from).
     """
 
     horizon: int
@@ -86,6 +97,7 @@ class FiniteMFG:
         return np.full((self.horizon + 1, self.n_states, self.n_actions), 1.0 / self.n_actions)
 
     def check_policy(self, pi: np.ndarray) -> np.ndarray:
+        """``pi`` as float64 of shape (T + 1, S, A), checked to be a policy (rows sum to 1)."""
         pi = np.asarray(pi, dtype=np.float64)
         shape = (self.horizon + 1, self.n_states, self.n_actions)
         if pi.shape != shape:

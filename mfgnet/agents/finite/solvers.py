@@ -53,6 +53,28 @@ def fictitious_play(game: FiniteMFG, iterations: int = 100, damping: float = 0.0
     """Damped fictitious play; ``damping = 0`` uses α_n = 1/(n+2), ``damping = 1`` is the fixed point.
 
     Stops after ``iterations`` steps or once the exploitability is <= ``tol``.
+
+    Parameters
+    ----------
+    game : FiniteMFG
+        The game.
+    iterations : int
+        The most iterations (best response, then averaging), >= 1.
+    damping : float
+        0 for the averaging weights 1/(n+2), else the constant weight in (0, 1].
+    pi0 : numpy.ndarray or None
+        Initial policy (T + 1, S, A); default uniform.
+    tol : float
+        Stop once the exploitability is <= tol.
+    tie_tol : float
+        Actions whose Q-values are within tie_tol of the best share the best response.
+    verbose : bool
+        Print progress.
+
+    Returns
+    -------
+    FiniteResult
+        The last policy and mean field, and the exploitability of every iterate.
     """
     _check_common(iterations, tol)
     if not 0 <= damping <= 1:
@@ -79,7 +101,28 @@ def fictitious_play(game: FiniteMFG, iterations: int = 100, damping: float = 0.0
 
 def online_mirror_descent(game: FiniteMFG, iterations: int = 100, step: float = 1.0, pi0: np.ndarray | None = None,
                           tol: float = 0.0, verbose: bool = False) -> FiniteResult:
-    """Online mirror descent with entropy regulariser: y += step · Q^π(L(π)), π = softmax(y)."""
+    """Online mirror descent with entropy regulariser: y += step · Q^π(L(π)), π = softmax(y).
+
+    Parameters
+    ----------
+    game : FiniteMFG
+        The game.
+    iterations : int
+        The most iterations, >= 1.
+    step : float
+        The step size > 0.
+    pi0 : numpy.ndarray or None
+        Initial policy (T + 1, S, A); default uniform.
+    tol : float
+        Stop once the exploitability is <= tol.
+    verbose : bool
+        Print progress.
+
+    Returns
+    -------
+    FiniteResult
+        The last policy and mean field, and the exploitability of every iterate.
+    """
     _check_common(iterations, tol)
     if not step > 0:
         raise ProblemError(f"step must be > 0, got {step!r}")

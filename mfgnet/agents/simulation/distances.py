@@ -92,8 +92,22 @@ def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, n_proj: int = 64, seed:
 
 
 def compare_to_solution(result, solution, l1_coarsen: int = 64) -> list[dict]:
-    """Per recorded time: histogram L1 (cells merged by ``l1_coarsen`` per axis) and, in 1D,
-    W1 against the solution's m(t)."""
+    """Distances between a simulated population and the solution's density, per recorded time.
+
+    Parameters
+    ----------
+    result : SimulationResult
+        The output of [`simulate`][mfgnet.agents.simulation.simulate.simulate].
+    solution : Solution
+        The solution whose m(t) the histograms are compared with.
+    l1_coarsen : int
+        Histogram cells merged per axis before the L1 distance (fewer, fuller cells).
+
+    Returns
+    -------
+    list of dict
+        One ``{"t", "l1"}`` per recorded time, with ``"w1"`` (Wasserstein-1) in 1D.
+    """
     problem = solution.problem
     bins = result.histograms.shape[1]
     d = problem.dim

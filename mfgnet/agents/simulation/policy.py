@@ -67,6 +67,7 @@ class TabulatedPolicy:
         return TabulatedPolicy(table, t_arr, lower, spacing, periodic, n_nodes)
 
     def slice_index(self, t: float) -> int:
+        """The index of the last tabulated time <= t (0 before the first)."""
         return max(int(torch.searchsorted(self.times, torch.tensor(float(t), dtype=torch.float64) + 1e-12)) - 1, 0)
 
     def prepare(self, device, dtype) -> list[tuple[torch.Tensor, torch.Tensor]]:

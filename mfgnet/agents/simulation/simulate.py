@@ -87,22 +87,53 @@ def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float |
     """Simulate ``n_agents`` agents under ``solution``'s feedback policy for ``n_steps`` steps
     (float32 positions).
 
-    Args:
-        solution: a :class:`mfgnet.solution.Solution` (its problem gives ν, the domain and m0).
-        t0, t1: start and end times (default [0, T]; for an ergodic problem t1 is required).
-        record_steps: step indices (0..n_steps) whose histograms are kept; default the last.
-        bins: histogram cells per axis over the problem's bounding box.
-        chunk_size: agents simulated together (default 2^16 on CPU, 2^22 on GPU).
-        policy: a ready :class:`TabulatedPolicy` (else tabulated from the solution at the
-            step times, at most 1000 slices in 1D and 32 in higher d).
-        interp: "linear" (multilinear) or "nearest".
-        noise: "gaussian" (Euler–Maruyama) or "uniform" (weak Euler).
-        device: "cpu" or a torch device such as "cuda".
-        backend: "numpy" (CPU only; the default there) or "torch" (the default elsewhere).
-        threads: CPU worker threads (default: the cores available to this process).
-        initial: "problem" (m0) or "solution" (the solution's m(t0), the only choice for
-            ergodic problems).
-        keep_samples: how many final positions to return (for sample-based distances).
+    Parameters
+    ----------
+    solution : Solution
+        A [`Solution`][mfgnet.solution.Solution] (its problem gives ν, the domain and m0).
+    n_agents : int
+        The number of agents N >= 1.
+    n_steps : int
+        Time steps on [t0, t1], >= 1.
+    t0 : float
+        Start time.
+    t1 : float or None
+        End time (default T; required for an ergodic problem).
+    record_steps : sequence of int or None
+        Step indices (0..n_steps) whose histograms are kept; default the last.
+    bins : int
+        Histogram cells per axis over the problem's bounding box.
+    chunk_size : int or None
+        Agents simulated together (default 2^16 on CPU, 2^22 on GPU).
+    n_nodes : int
+        Nodes per axis of the tabulated policy (when ``policy`` is None).
+    policy : TabulatedPolicy or None
+        A ready [`TabulatedPolicy`][mfgnet.agents.simulation.TabulatedPolicy] (else tabulated from the solution at the
+        step times, at most 1000 slices in 1D and 32 in higher d).
+    interp : str
+        "linear" (multilinear) or "nearest".
+    noise : str
+        "gaussian" (Euler–Maruyama) or "uniform" (weak Euler).
+    device : str or torch.device
+        "cpu" or a torch device such as "cuda".
+    backend : str or None
+        "numpy" (CPU only; the default there) or "torch" (the default elsewhere).
+    threads : int or None
+        CPU worker threads (default: the cores available to this process).
+    seed : int
+        Seed of the initial positions and the noise.
+    initial : str
+        "problem" (m0) or "solution" (the solution's m(t0), the only choice for
+        ergodic problems).
+    keep_samples : int
+        How many final positions to return (for sample-based distances).
+    verbose : bool
+        Print progress.
+
+    Returns
+    -------
+    SimulationResult
+        The histograms at the recorded times (and the kept samples).
     """
     problem = solution.problem
     d = problem.dim
