@@ -18,6 +18,7 @@ Measures, in well under two minutes on an idle 2-core CPU:
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import platform
 import sys
@@ -27,6 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from mfgnet.progress import console_logging
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -166,8 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=None, help="runs per case, best kept (default 2; 1 if --quick)")
     parser.add_argument("--only", nargs="+", choices=sorted(PARTS), default=list(PARTS), help="parts to run")
     parser.add_argument("--out", default=None, help="also write the table to this markdown file")
-    parser.add_argument("--verbose", action="store_true", help="print each part as it finishes")
+    parser.add_argument("--quiet", action="store_true", help="no log line per part")
     args = parser.parse_args(argv)
+    console_logging(logging.WARNING if args.quiet else logging.INFO)
     repeat = args.repeat or (1 if args.quick else 2)
     if repeat < 1:
         parser.error("--repeat must be >= 1")
@@ -175,10 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     rows: list[Row] = []
     for name in args.only:
+        log.info("[bench] %s ...", name)
         t0 = time.perf_counter()
         rows += PARTS[name](args.quick, repeat)
-        if args.verbose:
-            print(f"[bench] {name} done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        log.info("[bench] %s done in %.1f s", name, time.perf_counter() - t0)
     command = "python -m mfgnet.bench" + ("" if argv is None and len(sys.argv) <= 1 else
                                           " " + " ".join(argv if argv is not None else sys.argv[1:]))
     text = table(rows, command, machine, time.perf_counter() - start)

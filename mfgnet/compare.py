@@ -27,6 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mfgnet.configs import CONFIG_DIR, register_configs
 from mfgnet.problems.validation import ProblemError
+from mfgnet.progress import console_logging
 
 
 def compose_config(overrides: list[str]) -> dict:
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     args.overrides = [*args.overrides, *(s for s in args.solvers if "=" in s)]
     args.solvers = names
     command = "python -m mfgnet.compare " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    console_logging()
     try:
         table = run_comparison(args.overrides, args.solvers, args.out, command)
     except ProblemError as exc:

@@ -7,9 +7,11 @@ flag turns bars off (``progress=false`` on the command line, ``progress=False`` 
 
 from __future__ import annotations
 
+import logging
 import sys
 
 SHOW_AFTER_S = 2.0
+REFRESH_S = 0.5  # at most two redraws a second: a log file of a long run stays readable
 
 
 def progress_bar(total: int | None, desc: str, *, enabled: bool = True, unit: str = "it"):
@@ -17,4 +19,11 @@ def progress_bar(total: int | None, desc: str, *, enabled: bool = True, unit: st
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, delay=SHOW_AFTER_S, file=sys.stderr,
-                mininterval=0.5, dynamic_ncols=True, leave=False)
+                mininterval=REFRESH_S, dynamic_ncols=True, leave=False)
+
+
+def console_logging(level: int = logging.INFO) -> None:
+    """Log lines on standard error for the argparse entry points (compare, bench, report);
+    the Hydra entry points get theirs from Hydra (console and the run's log file)."""
+    logging.basicConfig(level=level, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s",
+                        stream=sys.stderr)

@@ -44,6 +44,8 @@ class MFQConfig(Settings):
     shared: bool = flag(False)
     q_init: float = number(0.0, -1e12, 1e12)
     record_every: int = number(10, 1, 10**9, integer=True)
+    # A progress bar (standard error) for runs longer than a few seconds.
+    progress: bool = flag(True)
     seed: int = number(0, 0, 2**63 - 1, integer=True)
     chunk_size: int = number(1 << 20, 1, 10**9, integer=True,
                              doc="agents per chunk of the per-step work (tabular); memory stays bounded")
@@ -101,6 +103,7 @@ class SimulateTask(Settings):
     device: str = choice("cpu", "cuda")
     threads: int | None = number(None, 1, 1024, integer=True, optional=True)
     exploitability: bool = flag(False, doc="1D: cost of the policy - best response cost (needs mfgnet.grid)")
+    progress: bool = flag(True, doc="a progress bar over the chunks of agents")
 
 
 TASKS: dict[str, type[Settings]] = {"finite": FiniteTask, "mfq": MFQTask, "simulate": SimulateTask}

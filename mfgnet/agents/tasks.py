@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import numpy as np
 from mfgnet.agents.config import TASKS, FiniteTask, MFQConfig, MFQTask, SimulateTask
 from mfgnet.evaluation.style import panels, save, styled
 from mfgnet.problems import ProblemError
+
+log = logging.getLogger(__name__)
 
 
 def run_task(cfg: dict, run_dir: str | Path) -> dict:
@@ -23,12 +26,16 @@ def run_task(cfg: dict, run_dir: str | Path) -> dict:
         raise ProblemError(f"task.name must be one of {sorted(TASKS)}, got {name!r}")
     task = TASKS[name].from_dict(fields)
     seed, verbose = int(cfg.get("seed", 0)), bool(cfg.get("verbose", False))
+    if not cfg.get("progress", True) and "progress" in task.__dataclass_fields__:
+        task = task.replace(progress=False)  # one flag turns every progress bar off
+    log.info("task %s: run directory %s", name, run_dir.resolve())
     metrics = {"finite": _finite, "mfq": _mfq, "simulate": _simulate}[name](task, seed, verbose, run_dir)
     metrics["task"] = name
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     summary = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items())
                         if isinstance(v, (int, float, str)))
-    print(f"[agents {name}] {summary}", flush=True)
+    log.info("[agents %s] %s", name, summary)
+    log.info("outputs written to %s", run_dir.resolve())
     return metrics
 
 
@@ -123,7 +130,7 @@ def _simulate(task: SimulateTask, seed: int, verbose: bool, run_dir: Path) -> di
     initial = "solution" if problem.is_ergodic else "problem"
     res = simulate(solution, task.n_agents, task.n_steps, t1=t1, bins=task.bins, n_nodes=task.n_nodes,
                    interp=task.interp, noise=task.noise, device=task.device, threads=task.threads, seed=seed,
-                   initial=initial, verbose=verbose)
+                   initial=initial, verbose=verbose, progress=task.progress)
     dist = compare_to_solution(res, bench.exact, l1_coarsen=max(1, task.bins // 64))[-1]
     metrics = {"problem": problem.name, "source": task.source, "n_agents": res.n_agents, "n_steps": res.n_steps,
                "l1_64_cells": dist["l1"], "agent_steps_per_s": res.agent_steps_per_s,

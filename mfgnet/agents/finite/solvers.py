@@ -12,6 +12,7 @@ One exact evaluation per iteration serves both the score of the current π and t
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -20,6 +21,8 @@ import numpy as np
 from mfgnet.agents.finite.dynamics import Evaluation, evaluate, greedy, mean_field
 from mfgnet.agents.finite.game import FiniteMFG
 from mfgnet.problems import ProblemError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -146,8 +149,8 @@ def _record(result: FiniteResult, ev: Evaluation, start: float, verbose: bool, n
     result.pi, result.mu = ev.pi, ev.mu
     result.exploitability.append(ev.exploitability)
     result.wall_time.append(time.perf_counter() - start)
-    if verbose:
-        print(f"[{result.algorithm}] it {n + 1}: exploitability {ev.exploitability:.3e}")
+    log.log(logging.INFO if verbose else logging.DEBUG, "[%s] it %d: exploitability %.3e", result.algorithm, n + 1,
+            ev.exploitability)
 
 
 SOLVERS = {"fictitious_play": fictitious_play, "fp": fictitious_play,

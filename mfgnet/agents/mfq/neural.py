@@ -8,6 +8,7 @@ the TD target r + γ v_θ(ā') (v the policy's expected Q, ā' the new mean acti
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -16,6 +17,8 @@ import torch
 from mfgnet.agents.mfq.games import MeanActionGame
 from mfgnet.agents.mfq.tabular import LearningRecord, MFQConfig, MFQResult
 from mfgnet.problems import ProblemError
+
+log = logging.getLogger(__name__)
 
 
 def _mlp(n_actions: int, width: int) -> torch.nn.Module:
@@ -44,7 +47,7 @@ def train_neural(game: MeanActionGame, n_agents: int, cfg: MFQConfig | None = No
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     actions = torch.randint(0, game.n_actions, (n_agents,), generator=gen)
     abar = torch.as_tensor(np.broadcast_to(game.mean_action(actions.numpy()), (n_agents,)).copy(), dtype=torch.float32)
-    record = LearningRecord(cfg, game.n_actions)
+    record = LearningRecord(cfg, game.n_actions, label="neural MF-Q")
     start = time.perf_counter()
     for step in range(cfg.steps):
         with torch.no_grad():
@@ -73,6 +76,7 @@ def train_neural(game: MeanActionGame, n_agents: int, cfg: MFQConfig | None = No
         loss.backward()
         opt.step()
         abar = abar_next
-        if record.end_step(step, a_np, r, abar_next_np) and verbose:
-            print(f"[neural mfq {game.name}] step {step + 1}: loss {float(loss):.3e}, actions {record.dists[-1]}")
+        if record.end_step(step, a_np, r, abar_next_np):
+            log.log(logging.INFO if verbose else logging.DEBUG, "[neural mfq %s] step %d: loss %.3e, actions %s",
+                    game.name, step + 1, float(loss), record.dists[-1])
     return record.result(None, a_np, time.perf_counter() - start, n_agents, extra={"network": net})

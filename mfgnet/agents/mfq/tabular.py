@@ -18,6 +18,7 @@ chunk of agents (``chunk_size``, for bounded memory); there is no loop over sing
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -26,7 +27,10 @@ import numpy as np
 from mfgnet.agents.config import MFQConfig
 from mfgnet.agents.mfq.games import MeanActionGame
 from mfgnet.problems import ProblemError
+from mfgnet.progress import progress_bar
 from mfgnet.resources import check_mfq_memory
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,8 +56,9 @@ class LearningRecord:
     """What every MF-Q learner records: ε after its per-step decay, and every ``record_every``
     steps (and at the last) the action shares, mean reward and mean of ā."""
 
-    def __init__(self, cfg: MFQConfig, n_actions: int) -> None:
+    def __init__(self, cfg: MFQConfig, n_actions: int, label: str = "MF-Q") -> None:
         self.cfg, self.n_actions = cfg, n_actions
+        self.bar = progress_bar(cfg.steps, label, enabled=cfg.progress, unit="step")
         self.epsilon = cfg.epsilon
         self.steps: list[int] = []
         self.dists: list[np.ndarray] = []
@@ -63,6 +68,7 @@ class LearningRecord:
     def end_step(self, step: int, actions: np.ndarray, rewards, abar) -> bool:
         """Decay ε, record if this step is due; returns whether it recorded."""
         cfg = self.cfg
+        self.bar.update(1)
         if cfg.policy == "egreedy":
             self.epsilon = max(cfg.epsilon_min, self.epsilon * cfg.epsilon_decay)
         if (step + 1) % cfg.record_every and step != cfg.steps - 1:
@@ -71,9 +77,11 @@ class LearningRecord:
         self.dists.append(np.bincount(actions, minlength=self.n_actions) / len(actions))
         self.rewards.append(float(rewards.mean()))
         self.means.append(float(np.mean(np.asarray(abar))))
+        self.bar.set_postfix_str(f"mean reward {self.rewards[-1]:.4f}", refresh=False)
         return True
 
     def result(self, q, actions, wall: float, n_agents: int, extra: dict | None = None) -> MFQResult:
+        self.bar.close()
         return MFQResult(np.array(self.steps), np.array(self.dists), np.array(self.rewards), np.array(self.means),
                          q, actions, wall, n_agents * self.cfg.steps / wall, extra=extra or {})
 
@@ -220,7 +228,7 @@ def train_tabular(game: MeanActionGame, n_agents: int, cfg: MFQConfig | None = N
         if cfg.shared:
             Q[:, :, 0] += (cfg.lr * tot / np.maximum(cnt, 1)).reshape(game.n_bins, game.n_actions)
         abar = abar_next
-        if record.end_step(step, actions, rewards, abar) and verbose:
-            print(f"[mfq {game.name}] step {step + 1}: mean reward {record.rewards[-1]:.4f}, "
-                  f"actions {np.round(record.dists[-1], 3)}")
+        if record.end_step(step, actions, rewards, abar):
+            log.log(logging.INFO if verbose else logging.DEBUG, "[mfq %s] step %d: mean reward %.4f, actions %s",
+                    game.name, step + 1, record.rewards[-1], np.round(record.dists[-1], 3))
     return record.result(Q, actions, time.perf_counter() - start, n_agents)

@@ -22,6 +22,7 @@ distributions, and uniform numbers are cheaper than Gaussian ones on a CPU.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -33,6 +34,9 @@ import torch
 
 from mfgnet.agents.simulation.policy import TabulatedPolicy
 from mfgnet.problems import Box, ProblemError, Torus, cell_centre_points, reflect_box, wrap_periodic
+from mfgnet.progress import progress_bar
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -83,7 +87,8 @@ def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float |
              policy: TabulatedPolicy | None = None, interp: str = "linear", noise: str = "gaussian",
              device: str | torch.device = "cpu", backend: str | None = None, threads: int | None = None,
              seed: int = 0,
-             initial: str = "problem", keep_samples: int = 0, verbose: bool = False) -> SimulationResult:
+             initial: str = "problem", keep_samples: int = 0, verbose: bool = False,
+             progress: bool = True) -> SimulationResult:
     """Simulate ``n_agents`` agents under ``solution``'s feedback policy for ``n_steps`` steps
     (float32 positions).
 
@@ -128,7 +133,9 @@ def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float |
     keep_samples : int
         How many final positions to return (for sample-based distances).
     verbose : bool
-        Print progress.
+        One log line (INFO) per chunk of agents (DEBUG otherwise).
+    progress : bool
+        A progress bar over the chunks (standard error) once the run takes a few seconds.
 
     Returns
     -------
@@ -195,16 +202,18 @@ def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float |
             hist, x = _run_torch(spec, x0.to(device=device, dtype=torch.float32), tgen)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-        if verbose:
-            print(f"[simulate] chunk {c + 1}/{n_chunks} done")
+        log.log(logging.INFO if verbose else logging.DEBUG, "[simulate] chunk %d/%d done", c + 1, n_chunks)
+        bar.update(1)
         return hist, x[:keep_samples] if (c == 0 and keep_samples) else None, t_init, time.perf_counter() - ts
 
     start = time.perf_counter()
+    bar = progress_bar(n_chunks, f"simulate {n_agents:.0e} agents", enabled=progress, unit="chunk")
     if on_cpu and threads > 1 and n_chunks > 1:
         with ThreadPoolExecutor(threads) as pool:
             outs = list(pool.map(run, range(n_chunks)))
     else:
         outs = [run(c) for c in range(n_chunks)]
+    bar.close()
     wall = time.perf_counter() - start
     hist = sum(torch.as_tensor(o[0], dtype=torch.float64) for o in outs) / n_agents
     samples = outs[0][1]
