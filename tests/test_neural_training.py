@@ -123,7 +123,7 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
         warnings.simplefilter("always")
         sol = solve_neural(_poisoned_problem(bad_from_call=6), cfg)  # steps 0..4 fine, step 5 NaN
     messages = [str(w.message) for w in caught if "non-finite" in str(w.message)]
-    assert messages and "step 5" in messages[0] and "step 4" in messages[0], messages
+    assert messages and "step 5" in messages[0] and "restored to the best state seen" in messages[0], messages
     assert sol.diagnostics.iterations == 5 and not sol.diagnostics.converged
     assert "non-finite" in sol.diagnostics.extra["stopped_reason"]
     assert torch.isfinite(_params(sol)).all()
@@ -132,6 +132,28 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(v).all() for v in state["nets"].values())
     with pytest.raises(NonFiniteLossError, match="step 5"):
         solve_neural(_poisoned_problem(bad_from_call=6), cfg.replace(on_nonfinite="raise", checkpoint_dir=None))
+
+
+def test_divergence_guard_stops_and_restores_the_best_state():
+    """lr = 10 on B2 blows up at once: stop, say so, keep the lowest-loss networks (finite answers)."""
+    from mfgnet.evaluation import compare
+
+    problem, exact = lq_gaussian()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sol = solve_neural(problem, _config(steps=50, **{"optim.lr": 10.0}))
+    messages = [str(w.message) for w in caught if "diverging loss" in str(w.message)]
+    assert messages and "restored to the best state seen (step 0" in messages[0], messages
+    assert not sol.diagnostics.converged and "diverging" in sol.diagnostics.extra["stopped_reason"]
+    errors = compare(sol, exact)
+    assert all(math.isfinite(v) for v in errors.values()), errors
+    # The restored networks are those of step 0: their loss is the first one recorded.
+    assert sol.diagnostics.extra["history"]["loss"] == [sol.diagnostics.extra["history"]["loss"][0]]
+
+
+def test_a_healthy_run_is_not_stopped_by_the_divergence_guard():
+    sol = solve_neural(hopf_cole().problem, _config(steps=30))
+    assert sol.diagnostics.extra["stopped_reason"] is None and sol.diagnostics.iterations == 30
 
 
 @pytest.mark.parametrize("overrides", [

@@ -138,14 +138,19 @@ class NeuralSolverConfig(Settings):
     checkpoint_every: int = number(500, 1, 10**9, integer=True)
     checkpoint_dir: str | None = path(None)
     resume: bool = flag(False)
+    # One log line (INFO) every log_every steps; DEBUG otherwise.
     verbose: bool = flag(False)
-    progress: bool = flag(False)
+    # A progress bar with ETA and the current losses (standard error, after a few seconds).
+    progress: bool = flag(True)
     log_every: int = number(100, 1, 10**9, integer=True)
     # Final RMS residual under which diagnostics.converged is True.
     tolerance: float = number(1e-2, 0.0, _INF, lo_open=True)
     # Fresh evaluation points for the final residual.
     n_eval: int = number(2048, 1, 10**8, integer=True)
+    # NaN/Inf or a diverging loss (above divergence_factor × the best seen): "stop" restores the
+    # networks at the lowest loss seen and warns, "raise" raises NonFiniteLossError.
     on_nonfinite: str = choice("stop", "raise")
+    divergence_factor: float = number(1e3, 1.0, lo_open=True)
     # CPU intra-op threads during the solve (restored after); 0 leaves torch's setting.  The
     # default 1 is deliberate: PINN-sized ops are too small to split, and on a shared machine
     # two spinning threads per op made a step 15x slower in our measurement.

@@ -11,9 +11,9 @@ one written for another run (see :mod:`mfgnet.neural.checkpoint`).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -29,9 +29,12 @@ from mfgnet.neural.networks import MFGNetworks
 from mfgnet.neural.residuals import mfg_residuals, rademacher
 from mfgnet.neural.sampling import CollocationSampler
 from mfgnet.problems import ProblemError
+from mfgnet.progress import progress_bar
 
 _WEIGHT_FIELD = {"hjb": "hjb", "fp": "fp", "terminal": "terminal", "initial": "initial", "boundary_u": "boundary",
                  "boundary_m": "boundary", "mass": "mass", "mean_zero": "mean_zero"}
+
+log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -82,6 +85,13 @@ class Trainer:
         self.stopped_reason: str | None = None
         self.checkpoint_step: int | None = None
         self.lbfgs_done = 0
+        # The guard's fallback: the networks at the lowest loss seen (finite is not enough: a
+        # diverging run passes through finite states with a loss of 1e35).
+        self.best_loss = math.inf
+        self.best_step: int | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.bar = progress_bar(cfg.steps + cfg.optim.lbfgs_steps, "neural", enabled=cfg.progress and self.dp.is_main,
+                                unit="step")
         self._fingerprint: dict | None = None
 
     # ------------------------------------------------------------ optimisers
@@ -252,12 +262,26 @@ class Trainer:
             target = min(max(target, 1e-3 * self.base_weights[k]), 1e4 * self.base_weights[k])
             self.weights[k] = (1 - alpha) * self.weights[k] + alpha * target
 
+    def _remember_best(self, loss: float) -> None:
+        """Keep a copy of the networks (parameters and buffers) when ``loss`` is the lowest yet."""
+        if loss < self.best_loss:
+            self.best_loss, self.best_step = loss, self.step
+            self.best_state = {k: v.detach().clone() for k, v in self.nets.state_dict().items()}
+
+    def _diverged(self, loss: float) -> bool:
+        """Loss ``divergence_factor`` times above the best seen: the run is blowing up."""
+        return self.best_step is not None and loss > self.cfg.divergence_factor * self.best_loss
+
     def _nonfinite(self, what: str, terms: dict) -> None:
+        """Stop training on a NaN/Inf or a diverging loss; restore the best state seen."""
         values = ", ".join(f"{k}={float(v.detach()):.3g}" for k, v in terms.items())
-        where = (f"; last good checkpoint: {self.checkpoint_path} (step {self.checkpoint_step})"
-                 if self.checkpoint_step is not None else "")
-        msg = (f"neural solver: non-finite {what} at step {self.step} ({values}); training stopped, the networks "
-               f"keep their parameters from before this step{where}")
+        restored = ""
+        if self.best_state is not None:
+            self.nets.load_state_dict(self.best_state)
+            restored = (f"; the networks were restored to the best state seen (step {self.best_step}, "
+                        f"loss {self.best_loss:.3g})")
+        msg = (f"neural solver: {what} at step {self.step} ({values}); training stopped{restored}. "
+               "Try a smaller optim.lr, optim.grad_clip > 0, or float64 (solver.dtype)")
         if self.cfg.on_nonfinite == "raise":
             raise NonFiniteLossError(msg)
         warnings.warn(msg, RuntimeWarning, stacklevel=3)
@@ -291,9 +315,15 @@ class Trainer:
         # that every rank stops together (a rank leaving alone would hang the others).
         global_terms = self.dp.mean_terms(terms)
         global_loss = self._weighted(global_terms)
-        if not torch.isfinite(torch.as_tensor(global_loss)):
-            self._nonfinite("loss", global_terms)
+        loss_value = float(global_loss)
+        if not math.isfinite(loss_value):
+            self._nonfinite("non-finite loss", global_terms)
             return False
+        if self._diverged(loss_value):
+            self._nonfinite(f"diverging loss ({loss_value:.3g} > {self.cfg.divergence_factor:g} × the best "
+                            f"{self.best_loss:.3g})", global_terms)
+            return False
+        self._remember_best(loss_value)
         if cfg.optim.training == "joint":
             active, backward_loss = "joint", self._weighted(terms)  # this rank's slice; gradients averaged below
         else:
@@ -306,13 +336,14 @@ class Trainer:
         max_norm = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
         norm = torch.nn.utils.clip_grad_norm_(self._params(), max_norm)
         if not torch.isfinite(norm):
-            self._nonfinite("gradient", global_terms)
+            self._nonfinite("non-finite gradient", global_terms)
             return False
         self._set_lr()
         lr = self.optimisers[active].param_groups[0]["lr"]
         self.optimisers[active].step()
-        self._record(global_terms, float(global_loss), lr)
+        self._record(global_terms, loss_value, lr)
         self.step += 1
+        self.bar.update(1)
         return True
 
     def _residual_score(self, t, x):
@@ -376,6 +407,7 @@ class Trainer:
                 self._nonfinite("L-BFGS loss", last.get("terms", {}))
                 return
             self.lbfgs_done += chunk
+            self.bar.update(chunk)
             if "terms" in last:
                 self._record(last["terms"], float(self._weighted(last["terms"]).detach()), self.cfg.optim.lbfgs_lr)
             clock(log=True)
@@ -403,9 +435,8 @@ class Trainer:
                 self.save_checkpoint()
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 clock(log=True)
-        if self.cfg.progress and self.dp.is_main:
-            print(file=sys.stderr, flush=True)  # end the progress bar's line
         self.lbfgs(clock)
+        self.bar.close()
         self.elapsed = clock()
 
     def _log(self, elapsed: float) -> float:
@@ -426,17 +457,14 @@ class Trainer:
             metrics.update(extra)
         if self.logger is not None and self.dp.is_main:  # ranks log the same numbers: one writer
             self.logger(self.step + self.lbfgs_done, metrics)
-        if (self.cfg.verbose or self.cfg.progress) and self.dp.is_main:
+        if self.dp.is_main:
             parts = " ".join(f"{k} {metrics[k]:.2e}" for k in ("loss", "hjb", "fp", "terminal", "initial", "mass")
                              if k in metrics)
             lam = f" λ {metrics['lambda']:+.5f}" if "lambda" in metrics else ""
+            self.bar.set_postfix_str(f"{parts}{lam}", refresh=False)
             phase = f" + L-BFGS {self.lbfgs_done}" if self.lbfgs_done else ""
-            line = f"[neural] step {self.step}/{self.cfg.steps}{phase} {parts}{lam} ({elapsed:.1f}s)"
-            if self.cfg.verbose:
-                print(line, file=sys.stderr, flush=True)
-            else:
-                done = int(30 * self.step / max(1, self.cfg.steps))
-                print(f"\r[{'#' * done}{'.' * (30 - done)}] {line}", end="", file=sys.stderr, flush=True)
+            log.log(logging.INFO if self.cfg.verbose else logging.DEBUG, "[neural] step %d/%d%s %s%s (%.1fs)",
+                    self.step, self.cfg.steps, phase, parts, lam, elapsed)
         return time.perf_counter() - t0
 
     # ---------------------------------------------------------- normalisation
