@@ -78,5 +78,5 @@ def train_neural(game: MeanActionGame, n_agents: int, cfg: MFQConfig | None = No
         abar = abar_next
         if record.end_step(step, a_np, r, abar_next_np):
             log.log(logging.INFO if verbose else logging.DEBUG, "[neural mfq %s] step %d: loss %.3e, actions %s",
-                    game.name, step + 1, float(loss), record.dists[-1])
+                    game.name, step + 1, loss.item(), record.dists[-1])
     return record.result(None, a_np, time.perf_counter() - start, n_agents, extra={"network": net})
