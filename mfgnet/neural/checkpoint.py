@@ -120,7 +120,7 @@ def differences(saved: dict, current: dict) -> list[str]:
 
 
 def check_fingerprint(state: dict, current: dict, path: str) -> None:
-    """Raise :class:`ProblemError` unless ``state`` was written for the run ``current`` describes."""
+    """Raise ``ProblemError`` unless ``state`` was written for the run ``current`` describes."""
     saved = state.get("fingerprint")
     if not isinstance(saved, dict):
         raise ProblemError(f"checkpoint {path} has no run fingerprint (written by an older mfgnet?); "
@@ -154,7 +154,7 @@ def save(state: dict, path: str) -> None:
 
 
 def load(path: str, map_location: torch.device | str | None = None) -> dict:
-    """Read a checkpoint with ``weights_only=True``; any failure is one :class:`ProblemError` line."""
+    """Read a checkpoint with ``weights_only=True``; any failure is one ``ProblemError`` line."""
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -82,7 +82,7 @@ def init_from_env(device: torch.device | str | None = None, timeout_s: float = 6
 
 
 def shutdown() -> None:
-    """Destroy the process group if one exists (registered at exit by :func:`init_from_env`)."""
+    """Destroy the process group if one exists (registered at exit by ``init_from_env``)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
@@ -90,7 +90,7 @@ def shutdown() -> None:
 def process_rank() -> int:
     """This process's global rank: from the process group, else from RANK (0 when absent).
 
-    Usable before :func:`init_from_env`, e.g. to decide which process writes files."""
+    Usable before ``init_from_env``, e.g. to decide which process writes files."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank()
     return int(os.environ.get("RANK", "0"))

@@ -1,4 +1,4 @@
-"""The trained networks behind the common :class:`~mfgnet.solution.Solution` interface."""
+"""The trained networks behind the common [`Solution`][mfgnet.solution.Solution] interface."""
 
 from __future__ import annotations
 
@@ -11,8 +11,21 @@ from mfgnet.solution import Diagnostics, Solution, time_column
 class NeuralSolution(Solution):
     """u and m evaluated by the trained networks (no-grad), in the caller's dtype and device.
 
-    ``value(t, x)``, ``density(t, x)``: x (n, d), t a float, (n,) or (n, 1) (``None`` for
-    ergodic problems) -> (n,).  ``networks`` holds the trained :class:`MFGNetworks`.
+    Parameters
+    ----------
+    problem : MFGProblem
+        The problem the networks were trained on.
+    networks : MFGNetworks
+        The trained u and m networks (``mfgnet.neural.networks.MFGNetworks``).
+    diagnostics : Diagnostics or None
+        The solver's report (converged, residual, histories).
+    ergodic_constant : float or None
+        λ for ergodic problems.
+
+    Notes
+    -----
+    ``value(t, x)`` and ``density(t, x)`` take x of shape (n, d) and t a float, (n,) or (n, 1)
+    (``None`` for ergodic problems) and return (n,).
     """
 
     def __init__(self, problem, networks: MFGNetworks, diagnostics: Diagnostics | None = None,
@@ -29,11 +42,13 @@ class NeuralSolution(Solution):
         return time_column(t, xm), xm
 
     def value(self, t, x: torch.Tensor) -> torch.Tensor:
+        """u(t, x), shape (n,)."""
         tm, xm = self._inputs(t, x)
         with torch.no_grad():
             return self.networks.value(tm, xm).to(dtype=x.dtype, device=x.device)
 
     def density(self, t, x: torch.Tensor) -> torch.Tensor:
+        """m(t, x), shape (n,)."""
         tm, xm = self._inputs(t, x)
         with torch.no_grad():
             return self.networks.density(tm, xm).to(dtype=x.dtype, device=x.device)
