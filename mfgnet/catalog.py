@@ -22,6 +22,7 @@ PROBLEMS: dict[str, str] = {
     "ergodic_torus": "mfgnet.benchmarks.ergodic_torus:ergodic_torus",
     "lq_gaussian": "mfgnet.benchmarks.lq_gaussian:lq_gaussian",
     "hopf_cole": "mfgnet.benchmarks.hopf_cole:hopf_cole",
+    "log_congestion": "mfgnet.benchmarks.log_congestion:log_congestion",
     "crowd_aversion": "mfgnet.problems.examples:crowd_aversion",
 }
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mfgnet.benchmarks import TwoRoadTraffic, ergodic_torus, hopf_cole, lq_gaussian
+from mfgnet.benchmarks import TwoRoadTraffic, ergodic_torus, hopf_cole, log_congestion, lq_gaussian
 from mfgnet.neural.residuals import pde_residuals, rademacher
 from mfgnet.solution import time_column
 
@@ -17,6 +17,8 @@ CASES = {
     "B3 other data": lambda: hopf_cole(viscosity=0.05, horizon=1.0, A=-0.3, B=0.8, kappa=2.0),
     "B2 1d": lambda: lq_gaussian(1),
     "B2 5d": lambda: lq_gaussian(5, rho=-0.5, viscosity=0.3, mean0=-0.5),
+    "B5 1d": lambda: log_congestion(1),
+    "B5 10d other data": lambda: log_congestion(10, viscosity=0.05, aversion=0.3, pull=5.0, horizon=0.5),
 }
 
 
@@ -40,7 +42,7 @@ def test_exact_solution_has_zero_pde_residuals(name):
     assert float(fp.detach().abs().max()) < 1e-9 * scale
 
 
-@pytest.mark.parametrize("name", ["B3", "B2 1d", "B2 5d"])
+@pytest.mark.parametrize("name", ["B3", "B2 1d", "B2 5d", "B5 1d", "B5 10d other data"])
 def test_exact_solution_meets_terminal_and_initial_data(name):
     problem, exact = CASES[name]()
     x = problem.bounding_box().sample(128, torch.Generator().manual_seed(1))
@@ -77,6 +79,18 @@ def test_b1_lambda_and_mass():
         # Midpoint rule is spectrally accurate for periodic integrands.
         assert float(exact.density(None, x).mean()) == pytest.approx(1.0, abs=1e-12)
     assert ergodic_torus(1).exact.ergodic_constant == pytest.approx(-0.8239935, abs=1e-7)
+
+
+def test_log_congestion_reference_values_and_mass():
+    """BENCHMARKS.md B5 (ν = 0.2, c = 1, β = 2, d = 3): α and ℓ; m is a normalised N(0, ν/α)."""
+    problem, exact = log_congestion(3)
+    assert exact.alpha == pytest.approx(0.3722813233, abs=1e-10)
+    assert exact.ell == pytest.approx(-1.6014481348, abs=1e-10)
+    one, e1 = log_congestion(1)
+    x = torch.linspace(-6, 6, 24001, dtype=torch.float64).unsqueeze(-1)
+    m = e1.density(0.5, x)
+    assert float(m.sum() * 12 / 24000) == pytest.approx(1.0, abs=1e-10)
+    assert float((x[:, 0] ** 2 * m).sum() * 12 / 24000) == pytest.approx(0.2 / e1.alpha, rel=1e-8)
 
 
 def test_lq_reference_values():

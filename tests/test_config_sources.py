@@ -87,7 +87,7 @@ def test_help_lists_options_not_internal_schemas():
                          cwd=Path(__file__).parent)
     assert out.returncode == 0, out.stderr
     assert "solver: grid, neural" in out.stdout
-    assert "problem: crowd_aversion, ergodic_torus, hopf_cole, lq_gaussian" in out.stdout
+    assert "problem: crowd_aversion, ergodic_torus, hopf_cole, log_congestion, lq_gaussian" in out.stdout
     assert "_schema" not in out.stdout and "agents" not in out.stdout.split("== Config ==")[0]
 
 

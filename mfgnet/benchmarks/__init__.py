@@ -7,5 +7,6 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "ergodic_torus": ["ergodic_torus"],
     "hopf_cole": ["hopf_cole"],
     "lq_gaussian": ["LQCoefficients", "lq_gaussian"],
+    "log_congestion": ["log_congestion"],
     "traffic": ["TwoRoadTraffic"],
 })

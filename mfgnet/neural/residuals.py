@@ -16,8 +16,9 @@ import torch
 
 
 def gradient(out: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
-    """d(sum out)/d inp, kept in the graph so that losses can be differentiated again."""
-    (g,) = torch.autograd.grad(out.sum(), inp, create_graph=True)
+    """d(sum out)/d inp, kept in the graph so that losses can be differentiated again
+    (zeros where ``out`` does not depend on ``inp``, e.g. a stationary density's ∂t m)."""
+    (g,) = torch.autograd.grad(out.sum(), inp, create_graph=True, allow_unused=True, materialize_grads=True)
     return g
 
 
