@@ -8,7 +8,14 @@ from mfgnet.agents.simulation.distances import (
                                                 wasserstein1_from_histogram,
 )
 from mfgnet.agents.simulation.policy import TabulatedPolicy
+from mfgnet.agents.simulation.policy_simulation import (
+                                                          LinearFeedbackSolution,
+                                                          PolicySimulationResult,
+                                                          euler_lq_moments,
+                                                          simulate_policy,
+)
 from mfgnet.agents.simulation.simulate import SimulationResult, sample_density, simulate
 
-__all__ = ["SimulationResult", "TabulatedPolicy", "cell_probabilities", "compare_to_solution", "histogram_l1",
-           "sample_density", "simulate", "sliced_wasserstein", "wasserstein1_from_histogram"]
+__all__ = ["LinearFeedbackSolution", "PolicySimulationResult", "SimulationResult", "TabulatedPolicy",
+           "cell_probabilities", "compare_to_solution", "euler_lq_moments", "histogram_l1", "sample_density",
+           "simulate", "simulate_policy", "sliced_wasserstein", "wasserstein1_from_histogram"]

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from mfgnet.agents.simulation.policy import TabulatedPolicy
+from mfgnet.agents.simulation.policy_simulation import simulate_policy
 from mfgnet.problems import Box, ProblemError, Torus, cell_centre_points, reflect_box, wrap_periodic
 from mfgnet.progress import progress_bar
 
@@ -139,11 +140,18 @@ def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float |
 
     Returns
     -------
-    SimulationResult
-        The histograms at the recorded times (and the kept samples).
+    SimulationResult or PolicySimulationResult
+        The histograms at the recorded times (and the kept samples); on R^d with d > 2,
+        where neither a policy table nor bins^d histograms fit in memory, the run goes to
+        [`simulate_policy`][mfgnet.agents.simulation.simulate_policy] (the solution's policy
+        called on each chunk, float32) and its result holds the mean and covariance instead.
     """
     problem = solution.problem
     d = problem.dim
+    if d > 2 and not problem.domain.bounded and policy is None:
+        return simulate_policy(solution, n_agents, n_steps, t0, t1, record_steps, chunk_size,
+                               device=device, seed=seed, keep_samples=keep_samples, verbose=verbose,
+                               progress=progress)
     if n_agents < 1 or n_steps < 1:
         raise ProblemError(f"n_agents and n_steps must be >= 1, got {n_agents}, {n_steps}")
     if interp not in ("linear", "nearest"):

@@ -1,0 +1,17 @@
+"""The prepared GPU script runs end to end on a CPU in smoke mode (tiny sizes)."""
+
+import json
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_high_dimension_script_smoke(tmp_path):
+    out = subprocess.run(["bash", str(ROOT / "experiments/gpu/high_dimension.sh"), "--cpu-smoke", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = json.loads((tmp_path / "high_dimension.json").read_text())["rows"]
+    assert [r["task"] for r in rows] == ["solve", "simulate/exact", "simulate/neural", "solve"]
+    assert [r["d"] for r in rows] == [3, 3, 3, 8]
+    assert "| task |" in out.stdout and (tmp_path / "high_dimension.md").exists()
