@@ -143,7 +143,7 @@ def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float |
     SimulationResult or PolicySimulationResult
         The histograms at the recorded times (and the kept samples); on R^d with d > 2,
         where neither a policy table nor bins^d histograms fit in memory, the run goes to
-        [`simulate_policy`][mfgnet.agents.simulation.simulate_policy] (the solution's policy
+        [`simulate_policy`][mfgnet.agents.simulation.policy_simulation.simulate_policy] (the solution's policy
         called on each chunk, float32) and its result holds the mean and covariance instead.
     """
     problem = solution.problem
