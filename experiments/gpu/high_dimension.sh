@@ -9,10 +9,14 @@
 #   experiments/gpu/high_dimension.sh --cpu-smoke [DIR]  # tiny sizes on a CPU (tests)
 #
 # Sizing (each run <= 2 min on an H200): 1000 Adam steps with 2048 interior points per step
-# at d = 50 and d = 100; on the CPU a d = 10 step with 512 points took about 0.5 s, which is
-# kernel-bound work a GPU does at launch latency (tens of ms per step for 64-wide MLPs), so
-# 1000 steps should take 0.5-1 min per dimension.  The whole python run is capped by
-# `timeout` at 280 s, so an estimate gone wrong costs at most that.
+# at d = 50 and d = 100, 300 at d = 10.  Measured on this project's shared CPU (1 thread, load ~5,
+# 2048 points, float32, Hutchinson): 0.58 s/step at d = 10, 0.81 at d = 50, 1.25 at d = 100, so
+# the cost grows slowly with d (the input layer and one d-vector gradient; the probes do not
+# grow).  A step is ~1 GFLOP on 64-wide MLPs: microseconds of H200 arithmetic, so the GPU step
+# is bound by kernel launches (~1-2 thousand at 5-10 us: 10-20 ms); even at 100 ms/step,
+# 1000 steps take 100 s.  The simulation adds 50 policy calls on 2^20 agents (about a second).
+# The python run is capped by `timeout` at 280 s and writes its table after every row, so an
+# estimate gone wrong costs at most that and keeps what ran.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -37,8 +41,15 @@ if [[ "$SMOKE" == 1 ]]; then
 else
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
     start=$(date +%s)
+    rc=0
     timeout 280 python experiments/gpu/high_dimension.py --device cuda --solve-dims 50 100 --solve-steps 1000 \
-        --n-interior 2048 --sim-dim 10 --sim-solve-steps 300 --n-agents 1000000 --sim-steps 50 --out "$DIR"
+        --n-interior 2048 --sim-dim 10 --sim-solve-steps 300 --n-agents 1000000 --sim-steps 50 --out "$DIR" || rc=$?
     echo "total wall time: $(( $(date +%s) - start )) s"
+    if [[ "$rc" != 0 ]]; then
+        # Cut (124: the time cap) or failed: show what ran, then fail.
+        echo "python exited with $rc; rows written so far:" >&2
+        cat "$DIR/high_dimension.md" >&2 || true
+        exit "$rc"
+    fi
 fi
 echo "results in $DIR"
