@@ -48,7 +48,8 @@ def test_product_of_exact_factors_solves_the_d_dimensional_system(dim):
     assert float(hjb.detach().abs().max()) > 1e-2
     # Terminal and initial data of the lifted problem hold too.
     T = problem.horizon
-    g = problem.terminal_cost(time_column(T, x), x, solution.density(T, x), coef.mean(torch.full((256,), T, dtype=torch.float64)))
+    mean_T = coef.mean(torch.full((256,), T, dtype=torch.float64))
+    g = problem.terminal_cost(time_column(T, x), x, solution.density(T, x), mean_T)
     torch.testing.assert_close(solution.value(T, x), g, atol=1e-12, rtol=0)
     torch.testing.assert_close(solution.density(0.0, x), problem.initial_density(x), atol=1e-12, rtol=0)
 
