@@ -24,6 +24,8 @@ PROBLEMS: dict[str, str] = {
     "hopf_cole": "mfgnet.benchmarks.hopf_cole:hopf_cole",
     "log_congestion": "mfgnet.benchmarks.log_congestion:log_congestion",
     "crowd_aversion": "mfgnet.problems.examples:crowd_aversion",
+    "separable_crowd": "mfgnet.benchmarks.separable_crowd:separable_crowd",
+    "separable_crowd_2d": "mfgnet.benchmarks.separable_crowd:separable_crowd_2d",
 }
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}

@@ -8,5 +8,6 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "hopf_cole": ["hopf_cole"],
     "lq_gaussian": ["LQCoefficients", "lq_gaussian"],
     "log_congestion": ["log_congestion"],
+    "separable_crowd": ["SeparableSolution", "separable_crowd", "separable_crowd_2d"],
     "traffic": ["TwoRoadTraffic"],
 })
