@@ -136,7 +136,7 @@ def run_in_process(overrides, run_dir):
 
 
 def test_cli_runs_the_planar_problem_on_the_grid(tmp_path):
-    run_in_process(["problem=separable_crowd_2d", "solver=grid", "solver.cells=32"], tmp_path)
+    run_in_process(["problem=separable_crowd_2d", "solver=grid", "solver.cells=16"], tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["converged"] is True
     assert metrics["edge_mass"] < 1e-4
