@@ -155,6 +155,14 @@ class NeuralSolverConfig(Settings):
     # default 1 is deliberate: PINN-sized ops are too small to split, and on a shared machine
     # two spinning threads per op made a step 15x slower in our measurement.
     cpu_threads: int = number(1, 0, 1024, integer=True)
+    # d <= 2: "grid" fits u_θ and the density network to a coarse grid solve before the residual
+    # training (mfgnet.neural.warmstart; never when resuming from a checkpoint).  Cells per axis:
+    # None = 128 in 1D, 32 in 2D.  Off by default: on four hard 1D zoo problems the fit alone
+    # (~25 s) was 2-7 % off the fine reference in m, but 500 residual steps after it drifted to
+    # 12-89 % (the residual loss does not hold the fitted state; results/neural_warmstart.md).
+    warm_start: str = choice("off", "grid")
+    warm_start_cells: int | None = number(None, 8, 4096, integer=True, optional=True)
+    warm_start_steps: int = number(1000, 0, 10**7, integer=True)
     model: ModelConfig = field(default_factory=ModelConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

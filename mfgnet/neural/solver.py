@@ -82,7 +82,8 @@ def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None =
                "lbfgs_steps": trainer.lbfgs_done, "history": history, "weights": dict(trainer.weights),
                "device": str(trainer.device), "dtype": config.dtype, "stopped_reason": trainer.stopped_reason,
                "checkpoint": trainer.checkpoint_path, "hutchinson": trainer.hutchinson,
-               "fp_form": config.loss.fp_form, "kind": "neural", "world_size": trainer.dp.world})
+               "fp_form": config.loss.fp_form, "kind": "neural", "world_size": trainer.dp.world,
+               "warm_start": trainer.warm_start_info})
     trainer.nets.eval()
     return NeuralSolution(problem, trainer.nets, diagnostics, ergodic_constant=lam)
 

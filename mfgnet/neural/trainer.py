@@ -28,6 +28,7 @@ from mfgnet.neural.losses import M_TERMS, U_TERMS, compute_losses, log_mass_of
 from mfgnet.neural.networks import MFGNetworks
 from mfgnet.neural.residuals import mfg_residuals, rademacher
 from mfgnet.neural.sampling import CollocationSampler
+from mfgnet.neural.warmstart import warm_start
 from mfgnet.problems import ProblemError
 from mfgnet.progress import progress_bar
 
@@ -93,6 +94,7 @@ class Trainer:
         self.bar = progress_bar(cfg.steps + cfg.optim.lbfgs_steps, "neural", enabled=cfg.progress and self.dp.is_main,
                                 unit="step")
         self._fingerprint: dict | None = None
+        self.warm_start_info: dict | None = None
 
     # ------------------------------------------------------------ optimisers
     def _build_optimisers(self) -> None:
@@ -420,6 +422,10 @@ class Trainer:
         self.maybe_resume()
         start = time.perf_counter() - self.elapsed
         excluded = [0.0]
+        if cfg.warm_start != "off" and self.checkpoint_step is None:  # not on resume: it stays bit-exact
+            self.warm_start_info = warm_start(self.problem, self.nets, cells=cfg.warm_start_cells,
+                                              steps=cfg.warm_start_steps, seed=cfg.seed, dtype=self.dtype,
+                                              device=self.device)
 
         def clock(log: bool = False) -> float:
             now = time.perf_counter() - start - excluded[0]
