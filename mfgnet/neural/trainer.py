@@ -61,7 +61,7 @@ class Trainer:
         if problem.is_ergodic and lcfg.normalization == "penalty" and lcfg.mass == 0:
             raise ProblemError("loss.mass must be > 0 with loss.normalization='penalty' on an ergodic problem: "
                                "only the mass term pins the scale of m (m -> c m, λ -> λ + ln c)")
-        need_quadrature = (problem.is_ergodic or (lcfg.mass > 0 and problem.domain.bounded)
+        need_quadrature = (problem.is_ergodic or (lcfg.mass > 0 and problem.domain.bounded) or self.nets.renormalise
                            or not problem.coupling.is_local
                            or not problem.terminal_cost.is_local)
         self.sampler = CollocationSampler(problem, cfg.sampler, self.dtype, self.device, self.gen, need_quadrature)
