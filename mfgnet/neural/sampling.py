@@ -47,7 +47,7 @@ class Batch:
 
 class CollocationSampler:
     def __init__(self, problem: MFGProblem, cfg: SamplerConfig, dtype: torch.dtype, device: torch.device,
-                 generator: torch.Generator, need_quadrature: bool) -> None:
+                 generator: torch.Generator, need_quadrature: bool, slice_points: int | None = None) -> None:
         self.problem, self.cfg = problem, cfg
         self.dtype, self.device, self.gen = dtype, device, generator
         self.d = problem.dim
@@ -59,6 +59,8 @@ class CollocationSampler:
         self.lower, self.upper = lower, upper
         self.volume = float(torch.prod(upper - lower))
         self.need_quadrature = need_quadrature
+        # Quadrature points per time slice: n_conv, or fewer when only the mass needs them.
+        self.slice_points = slice_points or cfg.n_conv
         self.pool: torch.Tensor | None = None      # (P, 1 + d) adaptive points (t, x)
         self.cloud: torch.Tensor | None = None     # (K + 1, P, d) particle positions at times k T / K
 
@@ -195,7 +197,7 @@ class CollocationSampler:
             if self.euclidean:
                 quad_y, quad_logw = self._gaussian_proposal(quad_t, cfg.n_conv)
             else:
-                grids = [self.shifted_grid(cfg.n_conv) for _ in range(S + 1)]
+                grids = [self.shifted_grid(self.slice_points) for _ in range(S + 1)]
                 quad_y = torch.stack([g[0] for g in grids])
                 quad_logw = torch.stack([g[1] for g in grids])
 

@@ -164,7 +164,7 @@ def _evaluate(trainer: Trainer) -> dict:
     gen = torch.Generator().manual_seed(cfg.seed + 7919)
     scfg = dataclasses.replace(cfg.sampler, kind="uniform", n_interior=cfg.n_eval, box_fraction=0.0)
     sampler = CollocationSampler(trainer.problem, scfg, trainer.dtype, trainer.device, gen,
-                                 trainer.sampler.need_quadrature)
+                                 trainer.sampler.need_quadrature, slice_points=trainer.slice_points())
     sampler.cloud = trainer.sampler.cloud
     nets = trainer.nets
     if trainer.problem.is_ergodic and cfg.loss.normalization == "hard":

@@ -64,7 +64,8 @@ class Trainer:
         need_quadrature = (problem.is_ergodic or (lcfg.mass > 0 and problem.domain.bounded) or self.nets.renormalise
                            or not problem.coupling.is_local
                            or not problem.terminal_cost.is_local)
-        self.sampler = CollocationSampler(problem, cfg.sampler, self.dtype, self.device, self.gen, need_quadrature)
+        self.sampler = CollocationSampler(problem, cfg.sampler, self.dtype, self.device, self.gen, need_quadrature,
+                                          slice_points=self.slice_points())
         d = problem.dim
         self.hutchinson = lcfg.laplacian == "hutchinson" or (lcfg.laplacian == "auto" and d > lcfg.hutchinson_above_dim)
         self.trainable_lambda = problem.is_ergodic and lcfg.lambda_mode == "trainable"
@@ -78,6 +79,12 @@ class Trainer:
         self.stopped_reason: str | None = None
         self.checkpoint_step: int | None = None
         self.lbfgs_done = 0
+
+    def slice_points(self) -> int | None:
+        """Quadrature points per time slice when only the mass renormalisation needs them."""
+        if not self.nets.renormalise or self.problem.coupling_needs_density_integral():
+            return None
+        return self.cfg.sampler.n_mass or {1: 64, 2: 24 ** 2, 3: 12 ** 3}.get(self.problem.dim, 4096)
 
     # ------------------------------------------------------------ optimisers
     def _build_optimisers(self) -> None:
