@@ -76,6 +76,10 @@ class SamplerConfig:
     n_quadrature: int = field(default=256, metadata=_range(2, 10**7, integer=True))
     # Time-dependent problems: collocation times per step (points share quadrature per time).
     time_slices: int = field(default=16, metadata=_range(1, 10**5, integer=True))
+    # Fraction of the slice-time density that follows the running PDE residual over time (32
+    # bins); 0 = uniform stratified times.  Why: a narrow m0 spreads in a fast transient near
+    # t = 0 and an incompatible G leaves a layer near T; uniform times under-sample both.
+    time_adaptive: float = field(default=0.0, metadata=_range(0.0, 1.0, lo_open=False))
     # Monte Carlo points per time slice for nonlocal couplings ∫K(x,y) m(t,y) dy.
     n_conv: int = field(default=256, metadata=_range(1, 10**7, integer=True))
     # Grid points per time slice for the mass renormalisation when no nonlocal term needs n_conv
@@ -106,6 +110,9 @@ class OptimConfig:
     grad_clip: float = field(default=1.0, metadata=_range(0.0, _INF))
     lbfgs_steps: int = field(default=0, metadata=_range(0, 10**6, integer=True))
     lbfgs_lr: float = field(default=1.0, metadata=_range(0.0, 10.0, lo_open=True))
+    # "float64": run L-BFGS in double precision even after float32 Adam (dtype="float32"): the
+    # line search needs differences of the loss that float32 rounds away near the optimum.
+    lbfgs_dtype: str = field(default="float64", metadata=_choice("float64", "same"))
 
 
 @dataclass

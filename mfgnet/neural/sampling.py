@@ -26,6 +26,8 @@ import torch
 from mfgnet.neural.config import SamplerConfig
 from mfgnet.problems import Box, Euclidean, MFGProblem, Torus
 
+_TIME_BINS = 32  # resolution of the residual-in-time score (time_adaptive)
+
 
 @dataclass
 class Batch:
@@ -63,13 +65,48 @@ class CollocationSampler:
         self.slice_points = slice_points or cfg.n_conv
         self.pool: torch.Tensor | None = None      # (P, 1 + d) adaptive points (t, x)
         self.cloud: torch.Tensor | None = None     # (K + 1, P, d) particle positions at times k T / K
+        self.time_score: torch.Tensor | None = None  # (bins,) running mean squared residual over time
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict:
-        return {"pool": self.pool, "cloud": self.cloud}
+        return {"pool": self.pool, "cloud": self.cloud, "time_score": self.time_score}
 
     def load_state_dict(self, state: dict) -> None:
         self.pool, self.cloud = state["pool"], state["cloud"]
+        self.time_score = state.get("time_score")
+
+    # ------------------------------------------------------------ time slices
+    def slice_times(self, S: int) -> torch.Tensor:
+        """S stratified slice times in [0, T), increasing: uniform, or (``time_adaptive`` = a > 0)
+        from the density (1 - a)/T + a · (binned residual score), by the inverse CDF of
+        stratified uniforms, so every stratum of probability keeps one slice."""
+        r = (torch.arange(S, dtype=torch.float64) + self._rand(S)) / S
+        a = self.cfg.time_adaptive
+        if a == 0 or self.time_score is None:
+            return self.T * r
+        B = self.time_score.shape[0]
+        score = self.time_score / self.time_score.sum().clamp_min(1e-300)
+        prob = (1 - a) / B + a * score
+        cdf = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(prob, 0)])
+        cdf = cdf / cdf[-1]
+        k = torch.searchsorted(cdf, r, right=True).clamp(1, B) - 1
+        frac = (r - cdf[k]) / (cdf[k + 1] - cdf[k]).clamp_min(1e-300)
+        return self.T * (k + frac.clamp(0, 1)) / B
+
+    def update_time_score(self, slice_t: torch.Tensor, loss: torch.Tensor) -> None:
+        """Fold this step's mean squared residual per slice (S,) at times slice_t (S,) into the
+        binned score (exponential average with weight 0.1; unvisited bins keep their value)."""
+        if self.cfg.time_adaptive == 0 or self.T is None:
+            return
+        B = _TIME_BINS
+        if self.time_score is None:
+            self.time_score = torch.full((B,), float(loss.mean()), dtype=torch.float64)
+        bins = (slice_t.to(torch.float64).cpu() / self.T * B).long().clamp(0, B - 1)
+        loss = torch.nan_to_num(loss.detach().to(torch.float64).cpu(), nan=0.0, posinf=0.0)
+        total = torch.zeros(B, dtype=torch.float64).index_add_(0, bins, loss)
+        count = torch.zeros(B, dtype=torch.float64).index_add_(0, bins, torch.ones_like(loss))
+        seen = count > 0
+        self.time_score[seen] = 0.9 * self.time_score[seen] + 0.1 * total[seen] / count[seen]
 
     # ------------------------------------------------------------ primitives
     def _rand(self, *shape: int) -> torch.Tensor:
@@ -181,7 +218,7 @@ class CollocationSampler:
         cfg, T, d = self.cfg, self.T, self.d
         S = cfg.time_slices
         per = max(1, math.ceil(cfg.n_interior / S))
-        slice_t = T * (torch.arange(S, dtype=torch.float64) + self._rand(S)) / S
+        slice_t = self.slice_times(S)
         if self.euclidean:
             x = self._mix_box(self._kde_sample(slice_t, per))
         else:

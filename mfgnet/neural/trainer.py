@@ -272,6 +272,8 @@ class Trainer:
             self.sampler.refresh_pool(self._residual_score, self.nets, self.step)
         out = self.compute(batch, probes)
         terms = out.terms
+        if batch.slice_id is not None and cfg.sampler.time_adaptive > 0:
+            self._score_time(batch, out.residuals)
         if cfg.loss.adaptive == "grad_norm" and self.step % cfg.loss.adapt_every == 0:
             self._adapt_weights(terms)
         # Rank-means of the terms = full-batch terms: logged, and the NaN guard decides on them so
@@ -302,6 +304,14 @@ class Trainer:
         self.step += 1
         return True
 
+    def _score_time(self, batch, res) -> None:
+        """Per-slice mean of HJB² + FP² into the sampler's residual-over-time score."""
+        S = batch.quad_t.shape[0] - 1
+        sq = (res.hjb.detach() ** 2 + res.fp.detach() ** 2)
+        count = torch.zeros(S, dtype=sq.dtype, device=sq.device).index_add_(0, batch.slice_id, torch.ones_like(sq))
+        per = torch.zeros(S, dtype=sq.dtype, device=sq.device).index_add_(0, batch.slice_id, sq) / count.clamp_min(1)
+        self.sampler.update_time_score(batch.quad_t[:S], per)
+
     def _residual_score(self, t, x):
         """|HJB|² + |FP|² at candidate points, for the residual-following sampler."""
         if not self.problem.coupling.is_local:
@@ -324,6 +334,10 @@ class Trainer:
         n_iter = self.cfg.optim.lbfgs_steps
         if n_iter == 0 or self.stopped_reason:
             return
+        if self.cfg.optim.lbfgs_dtype == "float64" and self.dtype != torch.float64:
+            self.dtype = torch.float64
+            self.nets.to(dtype=torch.float64)
+            self.sampler.dtype = torch.float64
         batch, probes = self._draw()
         params = self._params()
         opt = torch.optim.LBFGS(params, lr=self.cfg.optim.lbfgs_lr, max_iter=n_iter, history_size=50,

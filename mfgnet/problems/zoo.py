@@ -228,7 +228,7 @@ REFERENCE: dict[str, dict] = {
     "torus_nonlocal_1d": {"kind": "grid", "cells": 256, "time_steps": 256, "order": 2},
     "torus_power_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "ergodic_box_strong_1d": {"kind": "grid", "cells": 1024, "order": 2},
-    "box_bump_2d": {"kind": "grid", "cells": 64, "time_steps": 64, "order": 1},
+    "box_bump_2d": {"kind": "grid", "cells": 48, "time_steps": 48, "order": 2},
     "ergodic_torus_2d": {"kind": "grid", "cells": 128, "order": 2},
     "lq_offset_1d": {"kind": "exact"},
     "lq_offset_2d": {"kind": "exact"},
