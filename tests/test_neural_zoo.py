@@ -36,8 +36,8 @@ def test_zoo_entries_are_valid_problems():
             assert exact_solution(name) is not None
 
 
-@pytest.mark.parametrize("name, form", [("box_bump_1d", "log"), ("readme_box_1d", "blend"),
-                                        ("box_bump_2d", "log"), ("torus_bimodal_1d", "log"),
+@pytest.mark.parametrize("name, form", [("box_bump_1d", "blend"), ("readme_box_1d", "blend"),
+                                        ("box_bump_2d", "blend"), ("torus_bimodal_1d", "blend"),
                                         ("lq_offset_1d", "log")])
 def test_initial_and_terminal_conditions_hold_to_round_off(name, form):
     """m(0, x) == m0(x) and (G independent of m) u(T, x) == G(x), for random weights, float64."""

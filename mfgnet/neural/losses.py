@@ -100,10 +100,11 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
         conv, conv_terminal = nonlocal_integrals(problem, batch, log_m_quad, lcfg.differentiate_conv)
 
     lam = nets.lam if (ergodic and lcfg.lambda_mode == "trainable") else None
+    relative = fp_relative(problem, lcfg)
     res = mfg_residuals(problem, nets.raw_value, nets.density_field, batch.t, batch.x,
                         density_output=nets.density_output, log_mass=log_mass, ergodic_constant=lam,
                         conv=None if problem.coupling.is_local else conv, probes=probes,
-                        fp_relative=lcfg.fp_form == "relative", dlog_mass_dt=dlog_mass_dt)
+                        fp_relative=relative, dlog_mass_dt=dlog_mass_dt)
     if lcfg.causal == "slices" and not ergodic:
         terms["hjb"], terms["fp"] = causal_terms(res.hjb, res.fp, batch.slice_id, batch.quad_t.shape[0] - 1,
                                                  lcfg.causal_epsilon)
@@ -120,7 +121,7 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
             terms["initial"] = initial_loss(problem, nets, batch, initial_log_mass_, lcfg.initial_form)
     if batch.bnd_x is not None:
         terms["boundary_u"], terms["boundary_m"] = boundary_losses(problem, nets, batch, log_mass,
-                                                                   relative=lcfg.fp_form == "relative")
+                                                                   relative=relative)
     return StepLosses(terms=terms, residuals=res, log_mass=log_mass)
 
 
@@ -201,6 +202,15 @@ def initial_loss(problem, nets: MFGNetworks, batch: Batch, log_mass, form: str) 
         return ((log_m - torch.log(m0 + tiny)) ** 2).mean()
     m = nets.density(t, x, log_mass)
     return ((m - m0) ** 2).mean() / (m0 ** 2).mean().clamp_min(torch.finfo(x.dtype).tiny)
+
+
+def fp_relative(problem, lcfg) -> bool:
+    """Whether the FP residual (and the no-flux flux) is divided by m: loss.fp_form, or on bounded
+    time-dependent problems loss.fp_form_bounded unless that is "same"."""
+    form = lcfg.fp_form
+    if lcfg.fp_form_bounded != "same" and not problem.is_ergodic and problem.domain.bounded:
+        form = lcfg.fp_form_bounded
+    return form == "relative"
 
 
 def boundary_losses(problem, nets: MFGNetworks, batch: Batch, log_mass, relative: bool = True

@@ -219,7 +219,8 @@ class MFGNetworks(nn.Module):
         self.hard_initial = "off"
         if cfg.hard_initial != "off" and not problem.is_ergodic and cfg.density_output == "exp":
             self.hard_initial = (cfg.hard_initial if cfg.hard_initial != "auto"
-                                 else ("log" if initial_is_positive(problem) else "blend"))
+                                 else ("log" if isinstance(problem.domain, Euclidean)
+                                       and initial_is_positive(problem) else "blend"))
         self.blend_time = cfg.initial_blend_time * (problem.horizon or 1.0)
         self.register_buffer("free_log_mass", log_mass.clone() if self.hard_initial != "off"
                              else torch.zeros((), dtype=torch.float64))

@@ -11,7 +11,7 @@ import torch
 
 from mfgnet.neural.config import NeuralSolverConfig
 from mfgnet.neural.distributed import init_from_env
-from mfgnet.neural.losses import compute_losses
+from mfgnet.neural.losses import compute_losses, fp_relative
 from mfgnet.neural.residuals import mfg_residuals
 from mfgnet.neural.sampling import CollocationSampler
 from mfgnet.neural.solution import NeuralSolution
@@ -86,7 +86,8 @@ def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None =
              "lbfgs_steps": trainer.lbfgs_done, "history": history, "weights": dict(trainer.weights),
              "device": str(trainer.device), "dtype": config.dtype, "stopped_reason": trainer.stopped_reason,
              "checkpoint": trainer.checkpoint_path, "hutchinson": trainer.hutchinson,
-             "fp_form": config.loss.fp_form, "kind": "neural", "world_size": trainer.dp.world,
+             "fp_form": "relative" if fp_relative(problem, config.loss) else "density", "kind": "neural",
+             "world_size": trainer.dp.world,
              "mass_drift": mass_drift, "hard_terminal": trainer.nets.hard_terminal,
              "hard_initial": trainer.nets.hard_initial, "renormalise": trainer.nets.renormalise}
     if not converged:

@@ -20,7 +20,7 @@ import torch
 
 from mfgnet.neural.config import NeuralSolverConfig
 from mfgnet.neural.distributed import DataParallel
-from mfgnet.neural.losses import M_TERMS, U_TERMS, compute_losses, log_mass_of
+from mfgnet.neural.losses import M_TERMS, U_TERMS, compute_losses, fp_relative, log_mass_of
 from mfgnet.neural.networks import MFGNetworks
 from mfgnet.neural.residuals import mfg_residuals, rademacher
 from mfgnet.neural.sampling import CollocationSampler
@@ -321,7 +321,7 @@ class Trainer:
         res = mfg_residuals(self.problem, self.nets.raw_value, self.nets.density_field, t, x,
                             density_output=self.nets.density_output, log_mass=self.nets.log_mass,
                             ergodic_constant=self.nets.lam.detach() if self.problem.is_ergodic else None,
-                            probes=self._probes(x.shape[0]), fp_relative=self.cfg.loss.fp_form == "relative")
+                            probes=self._probes(x.shape[0]), fp_relative=fp_relative(self.problem, self.cfg.loss))
         return (res.hjb ** 2 + res.fp ** 2).detach()
 
     # ----------------------------------------------------------------- L-BFGS
