@@ -1,11 +1,17 @@
 """The loss terms of one step, each a mean of squares over its points.
 
-    hjb, fp          PDE residuals at interior points (FP divided by m when fp_form="relative")
-    terminal         u(T, x) - G(x, m(T), ∫K m(T))                        (time-dependent)
-    initial          log m(0, x) - log m0(x)  or  (m - m0) / rms(m0)      (time-dependent)
-    boundary_u/_m    ∇u·n and the no-flux (ν∇m + m ∂pH)·n / m on the faces of a Box
-    mass             ∫m - 1 (time-dependent on Torus/Box per slice; ergodic with normalization="penalty")
+    hjb, fp          PDE residuals at interior points (FP divided by m when relative, see
+                     :func:`fp_relative`); optionally causally weighted over time slices
+    terminal         u(T, x) - G(x, m(T), ∫K m(T))      (time-dependent, unless u(T) = G by construction)
+    initial          log m(0, x) - log m0(x)  or  (m - m0) / rms(m0)  (unless m(0) = m0 by construction)
+    boundary_u/_m    ∇u·n and the no-flux (ν∇m + m ∂pH)·n (/ m when relative) on the faces of a Box
+    mass             ∫m - 1 (time-dependent on Torus/Box per slice unless renormalised; ergodic with
+                     normalization="penalty")
     mean_zero        ∫u / |Ω| (ergodic with normalization="penalty")
+
+Bounded time-dependent problems with ``model.renormalise`` get ∫m(t) = 1 per slice by
+construction: log_mass(t_s) is the log of the slice's shifted-grid quadrature of exp(w) over
+m0's on the same grid, and d/dt log_mass (by autograd at the quadrature points) enters FP.
 
 Ergodic problems with normalization="hard" get ∫m = 1 by construction: log_mass is the
 log of the shifted-grid quadrature of exp(w) at this step (differentiable), so neither a
