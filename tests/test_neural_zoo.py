@@ -69,7 +69,8 @@ def test_readme_blend_vanishing_m0_is_exact_on_the_faces():
     x = torch.tensor([[0.0], [1.0], [0.5]], dtype=torch.float64)
     with torch.no_grad():
         m = nets.density(torch.zeros(3, 1, dtype=torch.float64), x)
-    assert float(m[0]) == 0.0 and float(m[1]) == 0.0 and abs(float(m[2]) - 1.5) < 1e-12
+    # m0 = 0 on the faces: log m0 is floored at tiny^0.4 (finite second derivatives), so m(0) = 1e-123
+    assert float(m[0]) < 1e-100 and float(m[1]) < 1e-100 and abs(float(m[2]) - 1.5) < 1e-12
 
 
 def _reference(name):
