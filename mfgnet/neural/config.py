@@ -78,8 +78,9 @@ class SamplerConfig:
     # Time-dependent problems: collocation times per step (points share quadrature per time).
     time_slices: int = field(default=16, metadata=_range(1, 10**5, integer=True))
     # Fraction of the slice-time density that follows the running PDE residual over time (32
-    # bins); 0 = uniform stratified times.  Why: a narrow m0 spreads in a fast transient near
-    # t = 0 and an incompatible G leaves a layer near T; uniform times under-sample both.
+    # bins); 0 = uniform stratified times.  Meant for the fast transient of a narrow m0 near
+    # t = 0 and the layer of an incompatible G near T; off by default: 0.5 on box_bump_1d
+    # left rel L2(m) at 54-70 % after 750 steps where uniform times had 14-20 %.
     time_adaptive: float = field(default=0.0, metadata=_range(0.0, 1.0, lo_open=False))
     # Monte Carlo points per time slice for nonlocal couplings ∫K(x,y) m(t,y) dy.
     n_conv: int = field(default=256, metadata=_range(1, 10**7, integer=True))
@@ -157,6 +158,7 @@ class LossConfig:
     # Causal weighting of the time slices (after Wang, Sankaran & Perdikaris 2022), in each
     # equation's own direction: FP slice i weighs exp(-ε Σ_{k<i} L_fp(t_k)) (forward from t = 0),
     # HJB slice i weighs exp(-ε Σ_{k>i} L_hjb(t_k)) (backward from T); weights detached.
+    # Off by default: on box_bump_1d (ε = 1) rel L2(m) 18 % against 20 % without, within noise.
     causal: str = field(default="none", metadata=_choice("none", "slices"))
     causal_epsilon: float = field(default=1.0, metadata=_range(0.0, _INF, lo_open=True))
 

@@ -56,6 +56,9 @@ class Trainer:
         self.nets = MFGNetworks(problem, cfg.model, self.gen).to(dtype=self.dtype, device=self.device)
         # Data-parallel ranks (torchrun): disabled, and every use below a no-op, in one process.
         self.dp = DataParallel()
+        if self.dp.enabled and cfg.sampler.time_adaptive > 0:
+            raise ProblemError("sampler.time_adaptive > 0 is not supported under data parallelism "
+                               "(each rank would score its own slices); use 0")
         self.dp.broadcast_module(self.nets)
         lcfg = cfg.loss
         if problem.is_ergodic and lcfg.normalization == "penalty" and lcfg.mass == 0:
