@@ -1,11 +1,17 @@
 """The loss terms of one step, each a mean of squares over its points.
 
-    hjb, fp          PDE residuals at interior points (FP divided by m when fp_form="relative")
-    terminal         u(T, x) - G(x, m(T), ∫K m(T))                        (time-dependent)
-    initial          log m(0, x) - log m0(x)  or  (m - m0) / rms(m0)      (time-dependent)
-    boundary_u/_m    ∇u·n and the no-flux (ν∇m + m ∂pH)·n / m on the faces of a Box
-    mass             ∫m - 1 (time-dependent on Torus/Box per slice; ergodic with normalization="penalty")
+    hjb, fp          PDE residuals at interior points (FP divided by m when relative, see
+                     :func:`fp_relative`); optionally causally weighted over time slices
+    terminal         u(T, x) - G(x, m(T), ∫K m(T))      (time-dependent, unless u(T) = G by construction)
+    initial          log m(0, x) - log m0(x)  or  (m - m0) / rms(m0)  (unless m(0) = m0 by construction)
+    boundary_u/_m    ∇u·n and the no-flux (ν∇m + m ∂pH)·n (/ m when relative) on the faces of a Box
+    mass             ∫m - 1 (time-dependent on Torus/Box per slice unless renormalised; ergodic with
+                     normalization="penalty")
     mean_zero        ∫u / |Ω| (ergodic with normalization="penalty")
+
+Bounded time-dependent problems with ``model.renormalise`` get ∫m(t) = 1 per slice by
+construction: log_mass(t_s) is the log of the slice's shifted-grid quadrature of exp(w) over
+m0's on the same grid, and d/dt log_mass (by autograd at the quadrature points) enters FP.
 
 Ergodic problems with normalization="hard" get ∫m = 1 by construction: log_mass is the
 log of the shifted-grid quadrature of exp(w) at this step (differentiable), so neither a
@@ -20,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from mfgnet.neural.config import NeuralSolverConfig
-from mfgnet.neural.networks import MFGNetworks
+from mfgnet.neural.networks import MFGNetworks, initial_log_mass
 from mfgnet.neural.residuals import FieldResiduals, mfg_residuals
 from mfgnet.neural.sampling import Batch
 
@@ -50,6 +56,8 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
     terms: dict[str, torch.Tensor] = {}
     ergodic = problem.is_ergodic
     log_mass = nets.log_mass
+    dlog_mass_dt = None
+    terminal_log_mass = nets.log_mass
     log_m_quad = density_on_quad = None  # (S + 1, k) or (k,): log m and m at the quadrature points
 
     if ergodic:
@@ -66,6 +74,21 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
             density_on_quad = torch.exp(log_m_quad)
             if lcfg.normalization == "penalty":
                 terms["mass"] = ((torch.exp(batch.quad_logw) * density_on_quad).sum() - 1) ** 2
+    elif batch.quad_y is not None and nets.renormalise:
+        # ∫m(t) = 1 per slice by construction: log_mass(t_s) = log Σ_k e^{w(t_s, y_k)} w_k over
+        # the slice's quadrature, relative to m0's; its t-derivative enters the FP residual.
+        S1, k, d = batch.quad_y.shape
+        tq = batch.quad_t.repeat_interleave(k).unsqueeze(-1).detach().requires_grad_(True)
+        field_q = nets.density_field(tq, batch.quad_y.reshape(-1, d))
+        (dfield_dt,) = torch.autograd.grad(field_q.sum(), tq, create_graph=True)
+        logits = field_q.reshape(S1, k) + batch.quad_logw
+        slice_log_mass = torch.logsumexp(logits, -1) - initial_log_mass(problem, batch.quad_y, batch.quad_logw)
+        slice_dlog_mass = (torch.softmax(logits, -1) * dfield_dt.reshape(S1, k)).sum(-1)
+        log_m_quad = logits - batch.quad_logw - slice_log_mass.unsqueeze(-1)
+        density_on_quad = torch.exp(log_m_quad)
+        log_mass = slice_log_mass[batch.slice_id]
+        dlog_mass_dt = slice_dlog_mass[batch.slice_id]
+        terminal_log_mass = slice_log_mass[-1]
     elif batch.quad_y is not None:
         S1, k, d = batch.quad_y.shape
         tq = batch.quad_t.repeat_interleave(k).unsqueeze(-1)
@@ -83,19 +106,47 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
         conv, conv_terminal = nonlocal_integrals(problem, batch, log_m_quad, lcfg.differentiate_conv)
 
     lam = nets.lam if (ergodic and lcfg.lambda_mode == "trainable") else None
+    relative = fp_relative(problem, lcfg)
     res = mfg_residuals(problem, nets.raw_value, nets.density_field, batch.t, batch.x,
                         density_output=nets.density_output, log_mass=log_mass, ergodic_constant=lam,
                         conv=None if problem.coupling.is_local else conv, probes=probes,
-                        fp_relative=lcfg.fp_form == "relative")
-    terms["hjb"] = (res.hjb ** 2).mean()
-    terms["fp"] = (res.fp ** 2).mean()
+                        fp_relative=relative, dlog_mass_dt=dlog_mass_dt)
+    if lcfg.causal == "slices" and not ergodic:
+        terms["hjb"], terms["fp"] = causal_terms(res.hjb, res.fp, batch.slice_id, batch.quad_t.shape[0] - 1,
+                                                 lcfg.causal_epsilon)
+    else:
+        terms["hjb"] = (res.hjb ** 2).mean()
+        terms["fp"] = (res.fp ** 2).mean()
 
     if not ergodic:
-        terms["terminal"] = terminal_loss(problem, nets, batch, log_mass, conv_terminal)
-        terms["initial"] = initial_loss(problem, nets, batch, log_mass, lcfg.initial_form)
+        if not nets.hard_terminal:
+            terms["terminal"] = terminal_loss(problem, nets, batch, terminal_log_mass, conv_terminal)
+        if nets.hard_initial == "off":
+            initial_log_mass_ = nets.mass_shift(torch.zeros(1, 1, dtype=batch.x.dtype, device=batch.x.device)) \
+                if nets.renormalise else log_mass
+            terms["initial"] = initial_loss(problem, nets, batch, initial_log_mass_, lcfg.initial_form)
     if batch.bnd_x is not None:
-        terms["boundary_u"], terms["boundary_m"] = boundary_losses(problem, nets, batch, log_mass)
+        terms["boundary_u"], terms["boundary_m"] = boundary_losses(problem, nets, batch, log_mass,
+                                                                   relative=relative)
     return StepLosses(terms=terms, residuals=res, log_mass=log_mass)
+
+
+def causal_terms(hjb: torch.Tensor, fp: torch.Tensor, slice_id: torch.Tensor, slices: int, epsilon: float
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Causally weighted mean squares over time slices (slice index increasing in t).
+
+    FP is solved forward: slice i weighs exp(-ε Σ_{k<i} L_k); HJB backward: exp(-ε Σ_{k>i} L_k).
+    Weights are detached, so a slice is trained once those before it (in its direction) are.
+    """
+    count = torch.zeros(slices, dtype=hjb.dtype, device=hjb.device).index_add_(0, slice_id, torch.ones_like(hjb))
+    count = count.clamp_min(1)
+    per_hjb = torch.zeros(slices, dtype=hjb.dtype, device=hjb.device).index_add_(0, slice_id, hjb * hjb) / count
+    per_fp = torch.zeros(slices, dtype=fp.dtype, device=fp.device).index_add_(0, slice_id, fp * fp) / count
+    with torch.no_grad():
+        before = torch.cumsum(per_fp, 0) - per_fp
+        after = torch.flip(torch.cumsum(torch.flip(per_hjb, [0]), 0), [0]) - per_hjb
+        w_fp, w_hjb = torch.exp(-epsilon * before), torch.exp(-epsilon * after)
+    return (w_hjb * per_hjb).mean(), (w_fp * per_fp).mean()
 
 
 def log_density(nets: MFGNetworks, t: torch.Tensor, x: torch.Tensor, log_mass) -> torch.Tensor:
@@ -159,8 +210,21 @@ def initial_loss(problem, nets: MFGNetworks, batch: Batch, log_mass, form: str) 
     return ((m - m0) ** 2).mean() / (m0 ** 2).mean().clamp_min(torch.finfo(x.dtype).tiny)
 
 
-def boundary_losses(problem, nets: MFGNetworks, batch: Batch, log_mass) -> tuple[torch.Tensor, torch.Tensor]:
-    """No-flux Box: ∂u/∂n = 0 and (ν ∇m + m ∂pH(x, ∇u))·n = 0, the latter divided by m."""
+def fp_relative(problem, lcfg) -> bool:
+    """Whether the FP residual (and the no-flux flux) is divided by m: loss.fp_form, or on bounded
+    time-dependent problems loss.fp_form_bounded unless that is "same"."""
+    form = lcfg.fp_form
+    if lcfg.fp_form_bounded != "same" and not problem.is_ergodic and problem.domain.bounded:
+        form = lcfg.fp_form_bounded
+    return form == "relative"
+
+
+def boundary_losses(problem, nets: MFGNetworks, batch: Batch, log_mass, relative: bool = True
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """No-flux Box: ∂u/∂n = 0 and (ν ∇m + m ∂pH(x, ∇u))·n = 0, the latter divided by m
+    (``relative``, as the FP residual with fp_form="relative") or not (fp_form="density": a
+    face where m is tiny then asks for little, as the grid's flux does; m there is taken with
+    the networks' constant log_mass, i.e. without the per-time renormalisation, a factor ≈ 1)."""
     x = batch.bnd_x.detach().requires_grad_(True)
     t = batch.bnd_t
     (grad_u,) = torch.autograd.grad(nets.raw_value(t, x).sum(), x, create_graph=True)
@@ -173,4 +237,6 @@ def boundary_losses(problem, nets: MFGNetworks, batch: Batch, log_mass) -> tuple
     drift = problem.hamiltonian.grad_p(x, grad_u)
     n = batch.bnd_normal
     flux = ((problem.viscosity * grad_log_m + drift) * n).sum(-1)
+    if not relative:
+        flux = flux * nets.density(t, x, nets.log_mass)
     return ((grad_u * n).sum(-1) ** 2).mean(), (flux ** 2).mean()

@@ -175,17 +175,31 @@ def _initialise(module: nn.Module, scheme: str, generator: torch.Generator) -> N
 class MFGNetworks(nn.Module):
     """u_θ, the density network and (ergodic problems) λ, plus normalisation constants.
 
-    ``raw_value(t, x)`` is the network output; ``value = raw_value - u_shift`` (u_shift makes
-    ∫u = 0 for ergodic problems). The density is ``m = exp(log_density)`` with
-    ``log_density = net + base(x) - log_mass`` (``density_output = "exp"``; base is a Gaussian
-    fitted to m0 on R^d, else 0) or ``m = softplus(net) / exp(log_mass)``.
+    ``raw_value(t, x)`` is u before the ergodic shift: the network output, or with
+    ``hard_terminal`` (G local and independent of m) ``G(x) + (T - t)/T · net(t, x)``, so that
+    u(T) = G exactly.  ``value = raw_value - u_shift`` (u_shift makes ∫u = 0 for ergodic problems).
+
+    The density is ``m = exp(log_density)`` with ``log_density = density_field - log_mass``
+    (``density_output = "exp"``) or ``m = softplus(density_field) / exp(log_mass)``.  The free
+    field is ``net + base(x) - free_log_mass`` (base: a Gaussian fitted to m0 on R^d, else 0).
+    With a hard initial condition (time-dependent, exp output) ``density_field`` is log m itself
+    (``log_mass = 0``) and equals log m0 at t = 0 exactly:
+
+    * ``"log"``:   log m = log m0(x) + t̂ · free(t, x),  t̂ = t / T;
+    * ``"blend"``: m = (1 - s) m0(x) + s · exp(free(t, x)),  s = 1 - exp(-t / (τ T)).
+
+    With ``renormalise`` (bounded time-dependent problems) m(t) is further divided by
+    ``exp(mass_shift(t))``, the quadrature mass of m(t) over that of m0 on a fixed grid
+    (the training losses use the step's own quadrature instead).
     """
 
     def __init__(self, problem: MFGProblem, cfg: ModelConfig, generator: torch.Generator) -> None:
         super().__init__()
+        self.problem = problem
         self.value_net = FieldNet(problem, cfg, generator)
         self.density_net = FieldNet(problem, cfg, generator)
         self.density_output = cfg.density_output
+        self.horizon = problem.horizon
         self.lam = nn.Parameter(torch.zeros((), dtype=torch.float64)) if problem.is_ergodic else None
         self.register_buffer("u_shift", torch.zeros((), dtype=torch.float64))
         self.gaussian_base = isinstance(problem.domain, Euclidean) and cfg.density_output == "exp"
@@ -200,28 +214,84 @@ class MFGNetworks(nn.Module):
             volume = problem.bounding_box().volume()
             log_mass = torch.tensor(math.log(volume) if cfg.density_output == "exp" else
                                     math.log(volume * math.log(2.0)), dtype=torch.float64)
-        self.register_buffer("log_mass", log_mass)
+        self.hard_terminal = (cfg.hard_terminal and not problem.is_ergodic
+                              and terminal_is_fixed(problem))
+        self.hard_initial = "off"
+        if cfg.hard_initial != "off" and not problem.is_ergodic and cfg.density_output == "exp":
+            self.hard_initial = (cfg.hard_initial if cfg.hard_initial != "auto"
+                                 else ("log" if isinstance(problem.domain, Euclidean)
+                                       and initial_is_positive(problem) else "blend"))
+        self.blend_time = cfg.initial_blend_time * (problem.horizon or 1.0)
+        self.register_buffer("free_log_mass", log_mass.clone() if self.hard_initial != "off"
+                             else torch.zeros((), dtype=torch.float64))
+        self.register_buffer("log_mass", torch.zeros((), dtype=torch.float64) if self.hard_initial != "off"
+                             else log_mass)
+        self.renormalise = (cfg.renormalise and not problem.is_ergodic and problem.domain.bounded
+                            and cfg.density_output == "exp")
+        if self.renormalise:
+            y, logw = fixed_quadrature(problem)
+            self.register_buffer("norm_y", y)
+            self.register_buffer("norm_logw", logw)
 
     def raw_value(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.value_net(t, x)
+        out = self.value_net(t, x)
+        if self.hard_terminal:
+            g = fixed_terminal(self.problem, x)
+            out = g + (1.0 - t[:, 0] / self.horizon) * out
+        return out
 
     def value(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.value_net(t, x) - self.u_shift
+        return self.raw_value(t, x) - self.u_shift
 
-    def density_field(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """The unnormalised density field: log m + log_mass (exp) or softplus input."""
+    def free_field(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The network part of the density field (net + base), shape (n,)."""
         out = self.density_net(t, x)
         if self.gaussian_base:
             z = (x - self.base_mean) / self.base_std
             out = out - 0.5 * (z * z).sum(-1)
         return out
 
+    def density_field(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The unnormalised density field: log m + log_mass (exp) or softplus input."""
+        out = self.free_field(t, x)
+        if self.hard_initial == "off":
+            return out
+        log_m0 = safe_log(self.problem.initial_density(x))
+        tt = t[:, 0]
+        if self.hard_initial == "log":
+            return log_m0 + (tt / self.horizon) * (out - self.free_log_mass)
+        # log((1 - s) m0 + s e^free) with log s, log(1 - s) formed stably; at t = 0, log s = -inf.
+        a = tt / self.blend_time
+        log_keep = -a
+        log_s = torch.log(-torch.expm1(-a))
+        return torch.logaddexp(log_keep + log_m0, log_s + out - self.free_log_mass)
+
+    def mass_shift(self, t: torch.Tensor) -> torch.Tensor:
+        """log(∫exp(density_field(t)) / ∫m0) on the fixed grid for each row of t (n, 1): the log_mass
+        that makes ∫m(t) = ∫m0 = 1 (zeros without renormalise)."""
+        if not self.renormalise:
+            return torch.zeros(t.shape[0], dtype=t.dtype, device=t.device)
+        times, inverse = torch.unique(t[:, 0], return_inverse=True)
+        y, logw = self.norm_y.to(t), self.norm_logw.to(t)
+        k = y.shape[0]
+        chunk = max(1, 2**18 // k)  # bounded memory for many distinct times (chunks of times)
+        log_z = torch.cat([
+            torch.logsumexp(self.density_field(part.repeat_interleave(k).unsqueeze(-1), y.repeat(part.shape[0], 1))
+                            .reshape(part.shape[0], k) + logw, dim=-1)
+            for part in times.split(chunk)])
+        return (log_z - initial_log_mass(self.problem, y, logw))[inverse]
+
+    def _log_mass(self, t: torch.Tensor, log_mass) -> torch.Tensor:
+        if log_mass is not None:
+            return log_mass
+        return self.mass_shift(t) if self.renormalise else self.log_mass
+
     def log_density(self, t: torch.Tensor, x: torch.Tensor, log_mass: torch.Tensor | None = None) -> torch.Tensor:
         """log m (exp output only)."""
-        return self.density_field(t, x) - (self.log_mass if log_mass is None else log_mass)
+        return self.density_field(t, x) - self._log_mass(t, log_mass)
 
     def density(self, t: torch.Tensor, x: torch.Tensor, log_mass: torch.Tensor | None = None) -> torch.Tensor:
-        log_mass = self.log_mass if log_mass is None else log_mass
+        log_mass = self._log_mass(t, log_mass)
         if self.density_output == "exp":
             return torch.exp(self.density_field(t, x) - log_mass)
         return nn.functional.softplus(self.density_field(t, x)) * torch.exp(-log_mass)
@@ -231,3 +301,65 @@ class MFGNetworks(nn.Module):
 
     def density_parameters(self) -> list[nn.Parameter]:
         return list(self.density_net.parameters())
+
+
+def terminal_is_fixed(problem: MFGProblem) -> bool:
+    """True when G is local and does not depend on m (probed with two density values)."""
+    if not problem.terminal_cost.is_local:
+        return False
+    x = problem.bounding_box().sample(64, torch.Generator().manual_seed(3))
+    t = torch.full((64, 1), float(problem.horizon), dtype=torch.float64)
+    try:
+        with torch.no_grad():
+            g1 = problem.terminal_cost(t, x, torch.full((64,), 0.5, dtype=torch.float64))
+            g2 = problem.terminal_cost(t, x, torch.full((64,), 2.0, dtype=torch.float64))
+    except Exception:  # a G that cannot take a plain density: keep it as a loss term
+        return False
+    return isinstance(g1, torch.Tensor) and g1.shape == (64,) and bool(torch.equal(g1, g2))
+
+
+def fixed_terminal(problem: MFGProblem, x: torch.Tensor) -> torch.Tensor:
+    """G(x) for a terminal cost that :func:`terminal_is_fixed`, shape (n,)."""
+    t = torch.full((x.shape[0], 1), float(problem.horizon), dtype=x.dtype, device=x.device)
+    return problem.terminal_cost(t, x, torch.ones(x.shape[0], dtype=x.dtype, device=x.device))
+
+
+def initial_is_positive(problem: MFGProblem) -> bool:
+    """min m0 > 0 on a fine check grid of the bounding box (else m0 vanishes somewhere)."""
+    lower, upper = problem.bounding_box().bounds()
+    k = {1: 2049, 2: 129}.get(problem.dim, 0)
+    if k == 0:
+        x = problem.bounding_box().sample(20000, torch.Generator().manual_seed(4))
+    else:
+        axes = [torch.linspace(float(lower[i]), float(upper[i]), k, dtype=torch.float64) for i in range(problem.dim)]
+        x = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, problem.dim)
+    with torch.no_grad():
+        m0 = problem.initial_density(x)
+    return bool((m0 > 0).all())
+
+
+def fixed_quadrature(problem: MFGProblem) -> tuple[torch.Tensor, torch.Tensor]:
+    """Midpoint grid on the box for the final mass renormalisation: points (k, d), log weights (k,)."""
+    per_axis = {1: 512, 2: 64, 3: 16}.get(problem.dim, 0)
+    lower, upper = problem.bounding_box().bounds()
+    if per_axis:
+        axes = [lower[i] + (torch.arange(per_axis, dtype=torch.float64) + 0.5) * (upper[i] - lower[i]) / per_axis
+                for i in range(problem.dim)]
+        y = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, problem.dim)
+    else:
+        y = problem.bounding_box().sample(8192, torch.Generator().manual_seed(5))
+    volume = float(torch.prod(upper - lower))
+    return y, torch.full((y.shape[0],), math.log(volume / y.shape[0]), dtype=torch.float64)
+
+
+def initial_log_mass(problem: MFGProblem, y: torch.Tensor, logw: torch.Tensor) -> torch.Tensor:
+    """log Σ_k m0(y_k) w_k over the last axis of quadrature points y (..., k, d), log weights (..., k)."""
+    m0 = problem.initial_density(y.reshape(-1, y.shape[-1])).reshape(y.shape[:-1])
+    return torch.logsumexp(torch.log(m0.clamp_min(torch.finfo(y.dtype).tiny)) + logw, dim=-1)
+
+
+def safe_log(m: torch.Tensor) -> torch.Tensor:
+    """log m with m floored at tiny^0.4 through ``where`` (not clamp): where m0 vanishes (on a face
+    for 6x(1 - x)) the first and second derivatives stay finite (1/floor² < the largest float)."""
+    floor = torch.finfo(m.dtype).tiny ** 0.4
+    return torch.log(torch.where(m > floor, m, torch.full_like(m, floor)))

@@ -114,6 +114,7 @@ def mfg_residuals(
     conv: torch.Tensor | None = None,
     probes: torch.Tensor | None = None,
     fp_relative: bool = True,
+    dlog_mass_dt: torch.Tensor | None = None,
 ) -> FieldResiduals:
     """HJB and FP residuals of a (u, m) pair given by a value field and a density *field* w.
 
@@ -138,6 +139,7 @@ def mfg_residuals(
         conv (n, c): ∫K(x, y) m(t, y) dy for nonlocal couplings.
         probes (k, n, d): Hutchinson probes for Δ and div; ``None`` = exact.
         fp_relative: return FP / m instead of FP.
+        dlog_mass_dt (n,): d/dt of a time-dependent log_mass (a per-time renormalisation of m).
     """
     from mfgnet.problems.hamiltonians import QuadraticHamiltonian
 
@@ -166,6 +168,8 @@ def mfg_residuals(
         fp = -nu * (lap_w + (grad_w * grad_w).sum(-1)) - (grad_w * drift).sum(-1) - div_drift
         if time_dependent:
             fp = fp + dw[0][:, 0]
+        if dlog_mass_dt is not None:
+            fp = fp - dlog_mass_dt
         if not fp_relative:
             fp = fp * m
     else:
@@ -177,6 +181,8 @@ def mfg_residuals(
         fp = -nu * lap_m - (grad_m * drift).sum(-1) - m * div_drift
         if time_dependent:
             fp = fp + scale * sig * dw[0][:, 0]
+        if dlog_mass_dt is not None:
+            fp = fp - m * dlog_mass_dt
         if fp_relative:
             fp = fp / m
 

@@ -26,6 +26,8 @@ import torch
 from mfgnet.neural.config import SamplerConfig
 from mfgnet.problems import Box, Euclidean, MFGProblem, Torus
 
+_TIME_BINS = 32  # resolution of the residual-in-time score (time_adaptive)
+
 
 @dataclass
 class Batch:
@@ -47,7 +49,7 @@ class Batch:
 
 class CollocationSampler:
     def __init__(self, problem: MFGProblem, cfg: SamplerConfig, dtype: torch.dtype, device: torch.device,
-                 generator: torch.Generator, need_quadrature: bool) -> None:
+                 generator: torch.Generator, need_quadrature: bool, slice_points: int | None = None) -> None:
         self.problem, self.cfg = problem, cfg
         self.dtype, self.device, self.gen = dtype, device, generator
         self.d = problem.dim
@@ -59,15 +61,52 @@ class CollocationSampler:
         self.lower, self.upper = lower, upper
         self.volume = float(torch.prod(upper - lower))
         self.need_quadrature = need_quadrature
+        # Quadrature points per time slice: n_conv, or fewer when only the mass needs them.
+        self.slice_points = slice_points or cfg.n_conv
         self.pool: torch.Tensor | None = None      # (P, 1 + d) adaptive points (t, x)
         self.cloud: torch.Tensor | None = None     # (K + 1, P, d) particle positions at times k T / K
+        self.time_score: torch.Tensor | None = None  # (bins,) running mean squared residual over time
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict:
-        return {"pool": self.pool, "cloud": self.cloud}
+        return {"pool": self.pool, "cloud": self.cloud, "time_score": self.time_score}
 
     def load_state_dict(self, state: dict) -> None:
         self.pool, self.cloud = state["pool"], state["cloud"]
+        self.time_score = state.get("time_score")
+
+    # ------------------------------------------------------------ time slices
+    def slice_times(self, S: int) -> torch.Tensor:
+        """S stratified slice times in [0, T), increasing: uniform, or (``time_adaptive`` = a > 0)
+        from the density (1 - a)/T + a · (binned residual score), by the inverse CDF of
+        stratified uniforms, so every stratum of probability keeps one slice."""
+        r = (torch.arange(S, dtype=torch.float64) + self._rand(S)) / S
+        a = self.cfg.time_adaptive
+        if a == 0 or self.time_score is None:
+            return self.T * r
+        B = self.time_score.shape[0]
+        score = self.time_score / self.time_score.sum().clamp_min(1e-300)
+        prob = (1 - a) / B + a * score
+        cdf = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(prob, 0)])
+        cdf = cdf / cdf[-1]
+        k = torch.searchsorted(cdf, r, right=True).clamp(1, B) - 1
+        frac = (r - cdf[k]) / (cdf[k + 1] - cdf[k]).clamp_min(1e-300)
+        return self.T * (k + frac.clamp(0, 1)) / B
+
+    def update_time_score(self, slice_t: torch.Tensor, loss: torch.Tensor) -> None:
+        """Fold this step's mean squared residual per slice (S,) at times slice_t (S,) into the
+        binned score (exponential average with weight 0.1; unvisited bins keep their value)."""
+        if self.cfg.time_adaptive == 0 or self.T is None:
+            return
+        B = _TIME_BINS
+        if self.time_score is None:
+            self.time_score = torch.full((B,), float(loss.mean()), dtype=torch.float64)
+        bins = (slice_t.to(torch.float64).cpu() / self.T * B).long().clamp(0, B - 1)
+        loss = torch.nan_to_num(loss.detach().to(torch.float64).cpu(), nan=0.0, posinf=0.0)
+        total = torch.zeros(B, dtype=torch.float64).index_add_(0, bins, loss)
+        count = torch.zeros(B, dtype=torch.float64).index_add_(0, bins, torch.ones_like(loss))
+        seen = count > 0
+        self.time_score[seen] = 0.9 * self.time_score[seen] + 0.1 * total[seen] / count[seen]
 
     # ------------------------------------------------------------ primitives
     def _rand(self, *shape: int) -> torch.Tensor:
@@ -179,7 +218,7 @@ class CollocationSampler:
         cfg, T, d = self.cfg, self.T, self.d
         S = cfg.time_slices
         per = max(1, math.ceil(cfg.n_interior / S))
-        slice_t = T * (torch.arange(S, dtype=torch.float64) + self._rand(S)) / S
+        slice_t = self.slice_times(S)
         if self.euclidean:
             x = self._mix_box(self._kde_sample(slice_t, per))
         else:
@@ -195,7 +234,7 @@ class CollocationSampler:
             if self.euclidean:
                 quad_y, quad_logw = self._gaussian_proposal(quad_t, cfg.n_conv)
             else:
-                grids = [self.shifted_grid(cfg.n_conv) for _ in range(S + 1)]
+                grids = [self.shifted_grid(self.slice_points) for _ in range(S + 1)]
                 quad_y = torch.stack([g[0] for g in grids])
                 quad_logw = torch.stack([g[1] for g in grids])
 

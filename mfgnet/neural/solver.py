@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torch
 
 from mfgnet.neural.config import NeuralSolverConfig
 from mfgnet.neural.distributed import init_from_env
-from mfgnet.neural.losses import compute_losses
+from mfgnet.neural.losses import compute_losses, fp_relative
 from mfgnet.neural.residuals import mfg_residuals
 from mfgnet.neural.sampling import CollocationSampler
 from mfgnet.neural.solution import NeuralSolution
@@ -40,6 +41,12 @@ def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None =
     slice of the collocation points, gradients averaged, the same loss curve as one process;
     only rank 0 writes checkpoints and calls ``callback`` (see :mod:`mfgnet.neural.distributed`).
 
+    ``diagnostics.residual`` is the solver's own check: the root of the summed mean squares, on
+    fresh points, of the HJB and FP residuals and of every condition that is not exact by
+    construction; ``converged`` is True exactly when it is finite and <= ``tolerance`` (and no
+    NaN stopped the run).  A run that misses gets ``extra["diagnosis"]`` (dominant term, where
+    the residuals peak, mass drift, advice) and one RuntimeWarning.
+
     ``diagnostics.extra`` holds final_loss, hjb_residual, fp_residual (RMS on fresh points),
     steps, lbfgs_steps, history (per-step lists: loss, each term, lambda, lr, ...), weights,
     device, dtype, stopped_reason and checkpoint.
@@ -67,34 +74,104 @@ def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None =
         trainer = Trainer(problem, config, logger=callback, monitor=monitor)
         trainer.run()
         trainer._finalise_normalisation(fine=True)
-        hjb_rms, fp_rms, lam = _evaluate(trainer)
+        check = _evaluate(trainer)
+        mass_drift = _mass_drift(trainer)
     finally:
         torch.set_num_threads(threads)
     steps_done = trainer.step
     history = trainer.history
     final_loss = history["loss"][-1] if history.get("loss") else float("nan")
-    residual = math.sqrt(hjb_rms ** 2 + fp_rms ** 2)
+    hjb_rms, fp_rms, lam = check["hjb"], check["fp"], check["lambda"]
+    # The solver's own check: the RMS of every equation it solves on fresh points, the PDEs and the
+    # conditions that are not exact by construction (terminal, initial, no-flux, mass) alike.
+    residual = math.sqrt(sum(v ** 2 for v in check["terms"].values()))
+    converged = trainer.stopped_reason is None and math.isfinite(residual) and residual <= config.tolerance
+    extra = {"final_loss": final_loss, "hjb_residual": hjb_rms, "fp_residual": fp_rms,
+             "check_terms": dict(check["terms"]), "steps": steps_done,
+             "lbfgs_steps": trainer.lbfgs_done, "history": history, "weights": dict(trainer.weights),
+             "device": str(trainer.device), "dtype": config.dtype, "stopped_reason": trainer.stopped_reason,
+             "checkpoint": trainer.checkpoint_path, "hutchinson": trainer.hutchinson,
+             "fp_form": "relative" if fp_relative(problem, config.loss) else "density", "kind": "neural",
+             "world_size": trainer.dp.world,
+             "mass_drift": mass_drift, "hard_terminal": trainer.nets.hard_terminal,
+             "hard_initial": trainer.nets.hard_initial, "renormalise": trainer.nets.renormalise,
+             "warm_start": trainer.warm_start_info}
+    if not converged:
+        extra["diagnosis"] = diagnose(trainer, check, mass_drift, residual)
+        warnings.warn(f"neural solver on {problem.name!r}: {extra['diagnosis']['summary']}", RuntimeWarning,
+                      stacklevel=2)
     diagnostics = Diagnostics(
-        converged=trainer.stopped_reason is None and math.isfinite(residual) and residual <= config.tolerance,
-        iterations=steps_done, residual=residual, residual_history=list(trainer.residual_history),
-        wall_time_s=trainer.elapsed,
-        extra={"final_loss": final_loss, "hjb_residual": hjb_rms, "fp_residual": fp_rms, "steps": steps_done,
-               "lbfgs_steps": trainer.lbfgs_done, "history": history, "weights": dict(trainer.weights),
-               "device": str(trainer.device), "dtype": config.dtype, "stopped_reason": trainer.stopped_reason,
-               "checkpoint": trainer.checkpoint_path, "hutchinson": trainer.hutchinson,
-               "fp_form": config.loss.fp_form, "kind": "neural", "world_size": trainer.dp.world,
-               "warm_start": trainer.warm_start_info})
+        converged=converged, iterations=steps_done, residual=residual,
+        residual_history=list(trainer.residual_history), wall_time_s=trainer.elapsed, extra=extra)
     trainer.nets.eval()
     return NeuralSolution(problem, trainer.nets, diagnostics, ergodic_constant=lam)
 
 
-def _evaluate(trainer: Trainer) -> tuple[float, float, float | None]:
-    """RMS of the HJB and FP residuals on fresh points (own generator), and λ."""
+_ADVICE = {
+    "hjb": "the HJB residual dominates: train longer (steps), add optim.lbfgs_steps, or widen the network "
+           "(model.width)",
+    "fp": "the Fokker-Planck residual dominates: if it peaks near t = 0 or where m0 is narrow, use "
+          "sampler.kind=density or residual and more sampler.time_slices; else more steps or optim.lbfgs_steps",
+    "terminal": "u(T) misses G: G depends on m so it is a loss term; raise loss.terminal or use "
+                "loss.adaptive=grad_norm",
+    "initial": "m(0) misses m0: set model.hard_initial=auto (exact by construction) or raise loss.initial",
+    "boundary_u": "the no-flux condition on u is violated: raise loss.boundary and sampler.n_boundary",
+    "boundary_m": "mass flows through the faces: raise loss.boundary and sampler.n_boundary, keep "
+                  "model.renormalise=true",
+    "mass": "the mass penalty is not met: model.renormalise=true (bounded domains) or raise loss.mass",
+}
+
+
+def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: float) -> dict:
+    """Why the run missed its tolerance: the dominant term, where the PDE residual peaks in (t, x),
+    whether the mass drifted, and what to try."""
+    terms = check["terms"]
+    finite = {k: v for k, v in terms.items() if math.isfinite(v)}
+    dominant = max(finite, key=finite.get) if finite else "hjb"
+    shares = {k: (v ** 2 / residual ** 2 if residual > 0 and math.isfinite(residual) else float("nan"))
+              for k, v in terms.items()}
+    worst = check["worst"]
+    advice = [_ADVICE.get(dominant, "train longer")]
+    drifted = mass_drift is not None and mass_drift > 1e-3
+    if drifted:
+        advice.append(f"the mass drifted by {mass_drift:.1e}: " + _ADVICE["mass"])
+    if trainer.stopped_reason:
+        advice.insert(0, "training stopped early (" + trainer.stopped_reason.split(";")[0] + "): lower optim.lr")
+    where = ", ".join(f"|{k}| max {w['value']:.2e} at t={w['t']}, x={w['x']}" for k, w in worst.items())
+    summary = (f"residual {residual:.2e} > tolerance {trainer.cfg.tolerance:.1e}; dominant term {dominant} "
+               f"({100 * shares.get(dominant, float('nan')):.0f} % of the squared residual); {where}; "
+               f"mass drift {'n/a' if mass_drift is None else f'{mass_drift:.1e}'}; try: " + "; ".join(advice))
+    return {"dominant": dominant, "shares": shares, "worst": worst, "mass_drift": mass_drift,
+            "mass_drifted": drifted, "advice": advice, "summary": summary}
+
+
+@torch.no_grad()
+def _mass_drift(trainer: Trainer) -> float | None:
+    """max over 11 times of |∫m(t) - 1| by midpoint quadrature (bounded time-dependent problems;
+    None elsewhere)."""
+    problem = trainer.problem
+    if problem.is_ergodic or not problem.domain.bounded or problem.dim > 3:
+        return None
+    from mfgnet.neural.networks import fixed_quadrature
+
+    y, logw = fixed_quadrature(problem)
+    y = y.to(dtype=trainer.dtype, device=trainer.device)
+    w = torch.exp(logw).to(dtype=trainer.dtype, device=trainer.device)
+    drift = 0.0
+    for t in torch.linspace(0.0, problem.horizon, 11).tolist():
+        tt = torch.full((y.shape[0], 1), t, dtype=trainer.dtype, device=trainer.device)
+        drift = max(drift, abs(float((w * trainer.nets.density(tt, y)).sum()) - 1.0))
+    return drift
+
+
+def _evaluate(trainer: Trainer) -> dict:
+    """The residual check on fresh points (own generator): RMS of the HJB and FP residuals and of
+    every condition term present ("terms"), where |HJB| and |FP| peak ("worst"), and λ."""
     cfg = trainer.cfg
     gen = torch.Generator().manual_seed(cfg.seed + 7919)
     scfg = dataclasses.replace(cfg.sampler, kind="uniform", n_interior=cfg.n_eval, box_fraction=0.0)
     sampler = CollocationSampler(trainer.problem, scfg, trainer.dtype, trainer.device, gen,
-                                 trainer.sampler.need_quadrature)
+                                 trainer.sampler.need_quadrature, slice_points=trainer.slice_points())
     sampler.cloud = trainer.sampler.cloud
     nets = trainer.nets
     if trainer.problem.is_ergodic and cfg.loss.normalization == "hard":
@@ -104,6 +181,14 @@ def _evaluate(trainer: Trainer) -> tuple[float, float, float | None]:
     out = compute_losses(trainer.problem, nets, batch, cfg, probes)
     hjb = float(out.residuals.hjb.detach().pow(2).mean().sqrt())
     fp = float(out.residuals.fp.detach().pow(2).mean().sqrt())
+    terms = {"hjb": hjb, "fp": fp}
+    terms.update({k: math.sqrt(max(float(v.detach()), 0.0)) for k, v in out.terms.items() if k not in terms})
+    worst = {}
+    for key, values in (("hjb", out.residuals.hjb), ("fp", out.residuals.fp)):
+        values = torch.nan_to_num(values.detach().abs(), nan=float("inf"))
+        i = int(values.argmax())
+        worst[key] = {"value": float(values[i]), "x": [round(v, 4) for v in batch.x[i].tolist()],
+                      "t": None if trainer.problem.is_ergodic else round(float(batch.t[i, 0]), 4)}
     lam = None
     if trainer.problem.is_ergodic:
         if cfg.loss.normalization == "hard":
@@ -114,7 +199,7 @@ def _evaluate(trainer: Trainer) -> tuple[float, float, float | None]:
             lam = float(nets.lam.detach())
         with torch.no_grad():
             nets.lam.copy_(torch.as_tensor(lam))
-    return hjb, fp, lam
+    return {"hjb": hjb, "fp": fp, "terms": terms, "worst": worst, "lambda": lam}
 
 
 def _ergodic_constant(trainer: Trainer, sampler: CollocationSampler) -> float:

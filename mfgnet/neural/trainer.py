@@ -24,7 +24,7 @@ from mfgnet.neural import checkpoint
 from mfgnet.neural.checkpoint import CHECKPOINT_NAME
 from mfgnet.neural.config import NeuralSolverConfig
 from mfgnet.neural.distributed import DataParallel
-from mfgnet.neural.losses import M_TERMS, U_TERMS, compute_losses, log_mass_of
+from mfgnet.neural.losses import M_TERMS, U_TERMS, compute_losses, fp_relative, log_mass_of
 from mfgnet.neural.networks import MFGNetworks
 from mfgnet.neural.residuals import mfg_residuals, rademacher
 from mfgnet.neural.sampling import CollocationSampler
@@ -65,14 +65,18 @@ class Trainer:
         self.nets = MFGNetworks(problem, cfg.model, self.gen).to(dtype=self.dtype, device=self.device)
         # Data-parallel ranks (torchrun): disabled, and every use below a no-op, in one process.
         self.dp = DataParallel()
+        if self.dp.enabled and cfg.sampler.time_adaptive > 0:
+            raise ProblemError("sampler.time_adaptive > 0 is not supported under data parallelism "
+                               "(each rank would score its own slices); use 0")
         self.dp.broadcast_module(self.nets)
         lcfg = cfg.loss
         if problem.is_ergodic and lcfg.normalization == "penalty" and lcfg.mass == 0:
             raise ProblemError("loss.mass must be > 0 with loss.normalization='penalty' on an ergodic problem: "
                                "only the mass term pins the scale of m (m -> c m, λ -> λ + ln c)")
-        need_quadrature = (problem.is_ergodic or (lcfg.mass > 0 and problem.domain.bounded)
+        need_quadrature = (problem.is_ergodic or (lcfg.mass > 0 and problem.domain.bounded) or self.nets.renormalise
                            or problem.coupling_needs_density_integral())
-        self.sampler = CollocationSampler(problem, cfg.sampler, self.dtype, self.device, self.gen, need_quadrature)
+        self.sampler = CollocationSampler(problem, cfg.sampler, self.dtype, self.device, self.gen, need_quadrature,
+                                          slice_points=self.slice_points())
         d = problem.dim
         self.hutchinson = lcfg.laplacian == "hutchinson" or (lcfg.laplacian == "auto" and d > lcfg.hutchinson_above_dim)
         self.trainable_lambda = problem.is_ergodic and lcfg.lambda_mode == "trainable"
@@ -95,6 +99,12 @@ class Trainer:
                                 unit="step")
         self._fingerprint: dict | None = None
         self.warm_start_info: dict | None = None
+
+    def slice_points(self) -> int | None:
+        """Quadrature points per time slice when only the mass renormalisation needs them."""
+        if not self.nets.renormalise or self.problem.coupling_needs_density_integral():
+            return None
+        return self.cfg.sampler.n_mass or {1: 64, 2: 24 ** 2, 3: 12 ** 3}.get(self.problem.dim, 4096)
 
     # ------------------------------------------------------------ optimisers
     def _build_optimisers(self) -> None:
@@ -311,6 +321,8 @@ class Trainer:
             self.sampler.refresh_pool(self._residual_score, self.nets, self.step)
         out = self.compute(batch, probes)
         terms = out.terms
+        if batch.slice_id is not None and cfg.sampler.time_adaptive > 0:
+            self._score_time(batch, out.residuals)
         if cfg.loss.adaptive == "grad_norm" and self.step % cfg.loss.adapt_every == 0:
             self._adapt_weights(terms)
         # Rank-means of the terms = full-batch terms: logged, and the NaN guard decides on them so
@@ -348,6 +360,14 @@ class Trainer:
         self.bar.update(1)
         return True
 
+    def _score_time(self, batch, res) -> None:
+        """Per-slice mean of HJB² + FP² into the sampler's residual-over-time score."""
+        S = batch.quad_t.shape[0] - 1
+        sq = (res.hjb.detach() ** 2 + res.fp.detach() ** 2)
+        count = torch.zeros(S, dtype=sq.dtype, device=sq.device).index_add_(0, batch.slice_id, torch.ones_like(sq))
+        per = torch.zeros(S, dtype=sq.dtype, device=sq.device).index_add_(0, batch.slice_id, sq) / count.clamp_min(1)
+        self.sampler.update_time_score(batch.quad_t[:S], per)
+
     def _residual_score(self, t, x):
         """|HJB|² + |FP|² at candidate points, for the residual-following sampler."""
         if not self.problem.coupling.is_local:
@@ -357,7 +377,7 @@ class Trainer:
         res = mfg_residuals(self.problem, self.nets.raw_value, self.nets.density_field, t, x,
                             density_output=self.nets.density_output, log_mass=self.nets.log_mass,
                             ergodic_constant=self.nets.lam.detach() if self.problem.is_ergodic else None,
-                            probes=self._probes(x.shape[0]), fp_relative=self.cfg.loss.fp_form == "relative")
+                            probes=self._probes(x.shape[0]), fp_relative=fp_relative(self.problem, self.cfg.loss))
         return (res.hjb ** 2 + res.fp ** 2).detach()
 
     # ----------------------------------------------------------------- L-BFGS
@@ -370,6 +390,10 @@ class Trainer:
         n_iter = self.cfg.optim.lbfgs_steps
         if n_iter == 0 or self.stopped_reason:
             return
+        if self.cfg.optim.lbfgs_dtype == "float64" and self.dtype != torch.float64:
+            self.dtype = torch.float64
+            self.nets.to(dtype=torch.float64)
+            self.sampler.dtype = torch.float64
         batch, probes = self._draw()
         params = self._params()
         opt = torch.optim.LBFGS(params, lr=self.cfg.optim.lbfgs_lr, max_iter=n_iter, history_size=50,

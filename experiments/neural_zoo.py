@@ -1,0 +1,201 @@
+"""The neural solver on the problem zoo (issue 11): every problem with default settings.
+
+    python experiments/neural_zoo.py                              # all problems, default config
+    python experiments/neural_zoo.py --problems box_bump_1d readme_box_1d --steps 500
+    python experiments/neural_zoo.py --references-only            # compute / check the cache
+    python experiments/neural_zoo.py --config '{"optim": {"lbfgs_steps": 0}}' --tag variant
+
+References (grid solver, or the closed form) are computed once and cached as small .npz
+files under results/neural_zoo/references/: u and m on a fixed evaluation grid (21 times ×
+200 nodes in 1D, 21 × 40² in 2D; ergodic: the nodes only).  The neural solution is evaluated
+on the same points.  rel L2(u) removes the mean for ergodic problems and is weighted by the
+reference m on R^d (as :func:`mfgnet.evaluation.compare`); the mass error is
+:func:`mfgnet.evaluation.metrics.mass_error` over 21 times.  Each finished problem is stored
+as JSON under results/neural_zoo/runs/<tag>/ and the table (zoo.md / zoo.csv, or
+zoo_<tag>.* for another tag) is rebuilt from all stored rows, so a subset run updates it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(ROOT))
+
+from mfgnet.evaluation.metrics import mass_error, relative_l2  # noqa: E402
+from mfgnet.grid import solve_grid  # noqa: E402
+from mfgnet.neural import solve_neural  # noqa: E402
+from mfgnet.problems.zoo import REFERENCE, ZOO, exact_solution  # noqa: E402
+
+OUT = ROOT / "results" / "neural_zoo"
+TARGETS = {"rel_l2_m": 3e-2, "rel_l2_u": 5e-2, "mass_error": 1e-3, "wall_s": 300.0}
+EVAL_TIMES = 21
+
+
+def evaluation_grid(problem) -> tuple[np.ndarray | None, np.ndarray]:
+    """Fixed evaluation points: times (k,) or None, nodes (n, d) (cell centres of the box)."""
+    per_axis = {1: 200, 2: 40}[problem.dim]
+    lower, upper = problem.bounding_box().bounds()
+    axes = [lower[i] + (torch.arange(per_axis, dtype=torch.float64) + 0.5) * (upper[i] - lower[i]) / per_axis
+            for i in range(problem.dim)]
+    x = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, problem.dim)
+    times = None if problem.is_ergodic else np.linspace(0.0, problem.horizon, EVAL_TIMES)
+    return times, x.numpy()
+
+
+def on_grid(solution, times, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """u and m of any Solution at every (time, node): (k, n) arrays, or (n,) for ergodic."""
+    xt = torch.from_numpy(x)
+    with torch.no_grad():
+        if times is None:
+            return solution.value(None, xt).double().numpy(), solution.density(None, xt).double().numpy()
+        u = np.stack([solution.value(float(t), xt).double().numpy() for t in times])
+        m = np.stack([solution.density(float(t), xt).double().numpy() for t in times])
+    return u, m
+
+
+def reference(name: str) -> dict:
+    """The cached reference of ``name`` (computed and written on first use)."""
+    path = OUT / "references" / f"{name}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    problem = ZOO[name]()
+    times, x = evaluation_grid(problem)
+    spec = REFERENCE[name]
+    start = time.perf_counter()
+    if spec["kind"] == "exact":
+        sol = exact_solution(name)
+        info = {"converged": True, "mass_error": 0.0, "residual": 0.0}
+    else:
+        settings = {k: v for k, v in spec.items() if k != "kind"}
+        sol = solve_grid(problem, **settings)
+        d = sol.diagnostics
+        info = {"converged": d.converged, "mass_error": d.extra["mass_error"], "residual": d.residual}
+    wall = time.perf_counter() - start
+    u, m = on_grid(sol, times, x)
+    lam = np.nan if sol.ergodic_constant is None else float(sol.ergodic_constant)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"x": x, "times": np.array([]) if times is None else times, "u": u, "m": m, "lam": np.array(lam),
+            "wall_s": np.array(wall), "converged": np.array(info["converged"]),
+            "mass_error": np.array(info["mass_error"]), "residual": np.array(info["residual"]),
+            "spec": np.array(json.dumps(spec))}
+    np.savez_compressed(path, **data)
+    print(f"[reference] {name}: {spec} in {wall:.1f} s, converged {info['converged']}, "
+          f"mass error {info['mass_error']:.1e}", flush=True)
+    return data
+
+
+def evaluate(name: str, solution, ref: dict) -> dict:
+    """Errors of ``solution`` against the cached reference."""
+    problem = solution.problem
+    times = None if problem.is_ergodic else ref["times"]
+    u, m = on_grid(solution, times, ref["x"])
+    weights = None if problem.domain.bounded else ref["m"]
+    out = {"rel_l2_m": relative_l2(m, ref["m"]),
+           "rel_l2_u": relative_l2(u, ref["u"], weights, center=problem.is_ergodic),
+           "mass_error": mass_error(solution, n_times=EVAL_TIMES)}
+    if problem.is_ergodic:
+        out["abs_err_lambda"] = abs(float(solution.ergodic_constant) - float(ref["lam"]))
+    return out
+
+
+def run(name: str, config: dict, steps: int | None) -> dict:
+    ref = reference(name)
+    problem = ZOO[name]()
+    cfg = dict(config)
+    if steps is not None:
+        cfg["steps"] = steps
+    start = time.perf_counter()
+    sol = solve_neural(problem, cfg)
+    total = time.perf_counter() - start
+    d = sol.diagnostics
+    row = {"problem": name, **evaluate(name, sol, ref), "wall_s": d.wall_time_s, "total_s": total,
+           "converged": bool(d.converged), "residual": d.residual, "steps": d.iterations,
+           "lbfgs_steps": d.extra.get("lbfgs_steps", 0), "hjb_residual": d.extra["hjb_residual"],
+           "fp_residual": d.extra["fp_residual"], "diagnosis": d.extra.get("diagnosis", {}).get("summary", "")}
+    row["met"] = all(row[k] <= v for k, v in TARGETS.items())
+    return row
+
+
+def fmt(v) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.2e}" if math.isfinite(v) else "n/a"
+    return str(v)
+
+
+COLUMNS = ("problem", "rel_l2_m", "rel_l2_u", "mass_error", "abs_err_lambda", "wall_s", "steps", "lbfgs_steps",
+           "converged", "residual", "met", "diagnosis")
+
+
+def write_tables(tag: str, command: str, config: dict) -> None:
+    rows = []
+    run_dir = OUT / "runs" / tag
+    for name in ZOO:
+        path = run_dir / f"{name}.json"
+        if path.exists():
+            rows.append(json.loads(path.read_text()))
+    suffix = "" if tag == "default" else f"_{tag}"
+    with open(OUT / f"zoo{suffix}.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(COLUMNS) + ["uptime"], extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow(r)
+    met = sum(r["met"] for r in rows)
+    lines = [f"# Neural solver on the problem zoo ({tag})", "",
+             f"Command: `{command}`  ",
+             f"Config overrides: `{json.dumps(config)}` (empty = the defaults of mfgnet.neural.NeuralSolverConfig)  ",
+             f"Machine: {platform.machine()}, 2-core CPU shared with other jobs (load per row below), "
+             f"1 torch thread; torch {torch.__version__}.  ",
+             f"Targets: rel L2(m) ≤ {TARGETS['rel_l2_m']:g}, rel L2(u) ≤ {TARGETS['rel_l2_u']:g}, mass error ≤ "
+             f"{TARGETS['mass_error']:g}, wall ≤ {TARGETS['wall_s']:g} s.  Met: {met} of {len(rows)}.", "",
+             "Errors on the fixed evaluation grid against the cached reference (grid solver or exact); "
+             "u centred for ergodic problems, weighted by the reference m on R^d; mass error = max over 21 "
+             "times of |∫m − 1|. 'converged' is the solver's own residual check.", "",
+             "| " + " | ".join(COLUMNS) + " | load (1 min) |", "|" + "---|" * (len(COLUMNS) + 1)]
+    for r in rows:
+        lines.append("| " + " | ".join(fmt(r.get(c, "")) for c in COLUMNS) + f" | {r.get('load', '')} |")
+    (OUT / f"zoo{suffix}.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--problems", nargs="+", choices=sorted(ZOO), default=list(ZOO))
+    parser.add_argument("--steps", type=int, default=None, help="Adam steps (default: the config's)")
+    parser.add_argument("--config", default="{}", help="JSON dict of neural config overrides")
+    parser.add_argument("--tag", default="default", help="run label; 'default' writes zoo.md / zoo.csv")
+    parser.add_argument("--references-only", action="store_true")
+    args = parser.parse_args(argv)
+    config = json.loads(args.config)
+    command = "python experiments/neural_zoo.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    for name in args.problems:
+        if args.references_only:
+            reference(name)
+            continue
+        load = os.getloadavg()[0]
+        row = run(name, config, args.steps)
+        row["load"] = f"{load:.1f}–{os.getloadavg()[0]:.1f}"
+        run_dir = OUT / "runs" / args.tag
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / f"{name}.json").write_text(json.dumps(row, indent=1))
+        print(f"[zoo] {name}: m {row['rel_l2_m']:.2e} u {row['rel_l2_u']:.2e} mass {row['mass_error']:.1e} "
+              f"wall {row['wall_s']:.0f} s converged {row['converged']} met {row['met']}", flush=True)
+        write_tables(args.tag, command, config)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""A zoo of problems a user of the field would bring, for testing solvers on problems
+nobody tuned them for (issue 11).
+
+Every builder is a plain function returning an :class:`MFGProblem`; ``ZOO`` maps a name
+to its builder.  The zoo spans 1D and 2D; no-flux box, torus and R^d; time-dependent and
+ergodic; initial densities from smooth to narrow (width 5 % of the domain), off-centre and
+bimodal; local and nonlocal couplings from F = 0.2 m to F = 5 m; quadratic, congestion and
+power Hamiltonians; ν from 0.2 down to 0.01; horizons 0.5 to 2; terminal costs that pull
+the crowd across the domain.
+
+``REFERENCE`` says how each problem's reference solution is obtained: the grid solver
+(``{"kind": "grid", ...}`` with its settings, fine enough that its error is well below the
+targets) or a closed form (``{"kind": "exact"}``, see :func:`exact_solution`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+
+from mfgnet.problems.couplings import NonlocalCoupling
+from mfgnet.problems.domains import Box, Torus
+from mfgnet.problems.hamiltonians import CongestionHamiltonian, PowerHamiltonian
+from mfgnet.problems.problem import MFGProblem
+
+
+def _box_bumps(centres: Sequence[Sequence[float]], width: float, weights: Sequence[float] | None = None
+               ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Mixture of isotropic Gaussian bumps restricted to [0, 1]^d, each normalised exactly
+    (erf per axis), so ∫ m0 = 1.  ``centres``: k points of dimension d."""
+    weights = list(weights) if weights is not None else [1.0 / len(centres)] * len(centres)
+    z = math.sqrt(2) * width
+    masses = [math.prod(0.5 * (math.erf((1 - c) / z) + math.erf(c / z)) * math.sqrt(2 * math.pi) * width
+                        for c in centre) for centre in centres]
+
+    def m0(x: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        for centre, w, mass in zip(centres, weights, masses):  # a few bumps, vectorised over points
+            c = torch.as_tensor(centre, dtype=x.dtype, device=x.device)
+            out = out + w / mass * torch.exp(-((x - c) ** 2).sum(-1) / (2 * width**2))
+        return out
+
+    return m0
+
+
+def _torus_bumps(centres: Sequence[float], widths: Sequence[float], weights: Sequence[float]
+                 ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """1D wrapped Gaussians on [0, 1) (images -3..3: mass 1 to round-off for widths ≤ 0.2)."""
+    shifts = torch.arange(-3, 4, dtype=torch.float64)
+
+    def m0(x: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        for c, s, w in zip(centres, widths, weights):
+            d = x[:, :1] - c - shifts.to(x)  # (n, 7)
+            out = out + w * torch.exp(-d**2 / (2 * s**2)).sum(-1) / (math.sqrt(2 * math.pi) * s)
+        return out
+
+    return m0
+
+
+def box_bump_1d() -> MFGProblem:
+    """The issue's failing case: no-flux [0, 1], T = 1, ν = 0.05, F = m, a bump of width 0.1 at
+    0.25 pulled by G = (x − 0.75)² to the other side."""
+    return MFGProblem(Box([0.0], [1.0]), horizon=1.0, viscosity=0.05, coupling=lambda t, x, m: m,
+                      terminal_cost=lambda x, m: (x[:, 0] - 0.75) ** 2,
+                      initial_density=_box_bumps([[0.25]], 0.1), name="box_bump_1d")
+
+
+def readme_box_1d() -> MFGProblem:
+    """The README's custom example: m0 = 6x(1 − x) (vanishes on the faces), F = m,
+    G = (x − 0.75)², ν = 0.05, T = 1."""
+    return MFGProblem(Box([0.0], [1.0]), horizon=1.0, viscosity=0.05, coupling=lambda t, x, m: m,
+                      terminal_cost=lambda x, m: (x[:, 0] - 0.75) ** 2,
+                      initial_density=lambda x: 6 * x[:, 0] * (1 - x[:, 0]), name="readme_box_1d")
+
+
+def box_narrow_far_1d() -> MFGProblem:
+    """A narrow bump (width 0.05 = 5 % of the box) near the left face at 0.15, low noise
+    ν = 0.02, pulled across the box by G = 2 (x − 0.85)²; F = m."""
+    return MFGProblem(Box([0.0], [1.0]), horizon=1.0, viscosity=0.02, coupling=lambda t, x, m: m,
+                      terminal_cost=lambda x, m: 2 * (x[:, 0] - 0.85) ** 2,
+                      initial_density=_box_bumps([[0.15]], 0.05), name="box_narrow_far_1d")
+
+
+def box_noisy_long_1d() -> MFGProblem:
+    """Strong noise ν = 0.2 over a long horizon T = 2: a bump at 0.8 (width 0.1) pulled to 0.2
+    by G = 2 (x − 0.2)², F = m."""
+    return MFGProblem(Box([0.0], [1.0]), horizon=2.0, viscosity=0.2, coupling=lambda t, x, m: m,
+                      terminal_cost=lambda x, m: 2 * (x[:, 0] - 0.2) ** 2,
+                      initial_density=_box_bumps([[0.8]], 0.1), name="box_noisy_long_1d")
+
+
+def box_congestion_1d() -> MFGProblem:
+    """Congestion Hamiltonian H = ½ c(x)|p|², c(x) = 1 / (1 + 2 sin²(πx)) (slow in the middle):
+    a bump at 0.2 (width 0.08) pulled to 0.8 by G = (x − 0.8)², F = m, ν = 0.05, T = 1."""
+    def speed(x):
+        return 1.0 / (1.0 + 2.0 * torch.sin(math.pi * x[:, 0]) ** 2)
+
+    return MFGProblem(Box([0.0], [1.0]), horizon=1.0, viscosity=0.05, hamiltonian=CongestionHamiltonian(speed),
+                      coupling=lambda t, x, m: m, terminal_cost=lambda x, m: (x[:, 0] - 0.8) ** 2,
+                      initial_density=_box_bumps([[0.2]], 0.08), name="box_congestion_1d")
+
+
+def torus_bimodal_1d() -> MFGProblem:
+    """Bimodal m0 on the torus (bumps at 0.2 and 0.65, widths 0.05 and 0.1, weights 0.6 / 0.4)
+    gathered towards 0.5 by G = sin²(π(x − 0.5)), F = m, ν = 0.1, T = 1."""
+    return MFGProblem(Torus(1), horizon=1.0, viscosity=0.1, coupling=lambda t, x, m: m,
+                      terminal_cost=lambda x, m: torch.sin(math.pi * (x[:, 0] - 0.5)) ** 2,
+                      initial_density=_torus_bumps([0.2, 0.65], [0.05, 0.1], [0.6, 0.4]),
+                      name="torus_bimodal_1d")
+
+
+def torus_low_noise_1d() -> MFGProblem:
+    """Low noise ν = 0.01, weak coupling F = 0.2 m, short horizon T = 0.5: the smooth
+    m0 = 1 + 0.5 cos(2πx) (crowd at 0) is pulled to 0.5 by G = 0.5 cos(2πx)."""
+    return MFGProblem(Torus(1), horizon=0.5, viscosity=0.01, coupling=lambda t, x, m: 0.2 * m,
+                      terminal_cost=lambda x, m: 0.5 * torch.cos(2 * math.pi * x[:, 0]),
+                      initial_density=lambda x: 1 + 0.5 * torch.cos(2 * math.pi * x[:, 0]),
+                      name="torus_low_noise_1d")
+
+
+def _periodic_gaussian_kernel(width: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """K(x, y) = exp(−dist²/(2 w²)) / (√(2π) w) with the periodic distance on [0, 1); (n, k, 1)."""
+
+    def kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        diff = x[:, None, 0] - y[None, :, 0]
+        diff = diff - torch.round(diff)
+        return (torch.exp(-diff**2 / (2 * width**2)) / (math.sqrt(2 * math.pi) * width)).unsqueeze(-1)
+
+    return kernel
+
+
+def torus_nonlocal_1d() -> MFGProblem:
+    """Nonlocal crowd aversion F = 2 (K ∗ m) with a periodic Gaussian kernel (width 0.1): a bump at
+    0.5 (width 0.07) spreads while G = 0.3 cos(2πx) pulls it to 0.5; ν = 0.05, T = 1."""
+    return MFGProblem(Torus(1), horizon=1.0, viscosity=0.05,
+                      coupling=NonlocalCoupling(lambda t, x, m, conv: 2.0 * conv[:, 0],
+                                                _periodic_gaussian_kernel(0.1)),
+                      terminal_cost=lambda x, m: 0.3 * torch.cos(2 * math.pi * x[:, 0]),
+                      initial_density=_torus_bumps([0.5], [0.07], [1.0]), name="torus_nonlocal_1d")
+
+
+def torus_power_1d() -> MFGProblem:
+    """Non-quadratic H = |p|³/3 (q = 3; q < 2 makes div ∂pH singular where ∇u = 0), F = m,
+    a bump at 0.3 (width 0.1) pulled to 0.7 by G = −0.5 cos(2π(x − 0.7)), ν = 0.1, T = 1."""
+    return MFGProblem(Torus(1), horizon=1.0, viscosity=0.1, hamiltonian=PowerHamiltonian(3.0),
+                      coupling=lambda t, x, m: m,
+                      terminal_cost=lambda x, m: -0.5 * torch.cos(2 * math.pi * (x[:, 0] - 0.7)),
+                      initial_density=_torus_bumps([0.3], [0.1], [1.0]), name="torus_power_1d")
+
+
+def ergodic_box_strong_1d() -> MFGProblem:
+    """Ergodic, no-flux box, strong crowd aversion F = 5 m + cos(2πx) (the potential favours the
+    middle, the crowd repels itself), ν = 0.1."""
+    return MFGProblem(Box([0.0], [1.0]), horizon=None, viscosity=0.1,
+                      coupling=lambda t, x, m: 5.0 * m + torch.cos(2 * math.pi * x[:, 0]),
+                      name="ergodic_box_strong_1d")
+
+
+def box_bump_2d() -> MFGProblem:
+    """2D no-flux square: a bump at (0.3, 0.3) (width 0.1) pulled to the far corner region
+    by G = |x − (0.75, 0.7)|², F = m, ν = 0.05, T = 1."""
+    target = torch.tensor([0.75, 0.7], dtype=torch.float64)
+    return MFGProblem(Box([0.0, 0.0], [1.0, 1.0]), horizon=1.0, viscosity=0.05, coupling=lambda t, x, m: m,
+                      terminal_cost=lambda x, m: ((x - target.to(x)) ** 2).sum(-1),
+                      initial_density=_box_bumps([[0.3, 0.3]], 0.1), name="box_bump_2d")
+
+
+def ergodic_torus_2d() -> MFGProblem:
+    """Ergodic 2D torus: F = m + 0.5 (cos 2πx₁ + sin 2πx₂ cos 2πx₁) (no closed form), ν = 0.1."""
+    def coupling(t, x, m):
+        c1, s2 = torch.cos(2 * math.pi * x[:, 0]), torch.sin(2 * math.pi * x[:, 1])
+        return m + 0.5 * (c1 + s2 * c1)
+
+    return MFGProblem(Torus(2), horizon=None, viscosity=0.1, coupling=coupling, name="ergodic_torus_2d")
+
+
+# The B2 parameters of the R^d entries: not the benchmark's defaults (T = 2, stronger pull,
+# a narrower m0 far from the origin, less noise).
+LQ_PARAMS = {"horizon": 2.0, "kappa": 2.0, "terminal_weight": 1.0, "rho": 0.3, "viscosity": 0.05,
+             "mean0": 2.0, "var0": 0.05}
+
+
+def lq_offset_1d() -> MFGProblem:
+    """B2 (linear-quadratic, exact Gaussian solution) on R with non-default parameters
+    (``LQ_PARAMS``): nonlocal coupling through the mean, m0 = N(2, 0.05), T = 2, ν = 0.05."""
+    from mfgnet.benchmarks import lq_gaussian  # the benchmark layer owns the closed form
+
+    return lq_gaussian(1, **LQ_PARAMS).problem
+
+
+def lq_offset_2d() -> MFGProblem:
+    """As :func:`lq_offset_1d` on R²."""
+    from mfgnet.benchmarks import lq_gaussian
+
+    return lq_gaussian(2, **LQ_PARAMS).problem
+
+
+ZOO: dict[str, Callable[[], MFGProblem]] = {
+    "box_bump_1d": box_bump_1d,
+    "readme_box_1d": readme_box_1d,
+    "box_narrow_far_1d": box_narrow_far_1d,
+    "box_noisy_long_1d": box_noisy_long_1d,
+    "box_congestion_1d": box_congestion_1d,
+    "torus_bimodal_1d": torus_bimodal_1d,
+    "torus_low_noise_1d": torus_low_noise_1d,
+    "torus_nonlocal_1d": torus_nonlocal_1d,
+    "torus_power_1d": torus_power_1d,
+    "ergodic_box_strong_1d": ergodic_box_strong_1d,
+    "box_bump_2d": box_bump_2d,
+    "ergodic_torus_2d": ergodic_torus_2d,
+    "lq_offset_1d": lq_offset_1d,
+    "lq_offset_2d": lq_offset_2d,
+}
+
+# How each reference is obtained.  Grid: first-order upwind on ``cells`` per axis and
+# ``time_steps`` steps, Richardson-extrapolated (order 2) in 1D.
+REFERENCE: dict[str, dict] = {
+    "box_bump_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
+    "readme_box_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
+    "box_narrow_far_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
+    "box_noisy_long_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
+    "box_congestion_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
+    "torus_bimodal_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
+    "torus_low_noise_1d": {"kind": "grid", "cells": 512, "time_steps": 256, "order": 2},
+    "torus_nonlocal_1d": {"kind": "grid", "cells": 256, "time_steps": 256, "order": 2},
+    "torus_power_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
+    "ergodic_box_strong_1d": {"kind": "grid", "cells": 1024, "order": 2},
+    "box_bump_2d": {"kind": "grid", "cells": 48, "time_steps": 48, "order": 2},
+    "ergodic_torus_2d": {"kind": "grid", "cells": 128, "order": 2},
+    "lq_offset_1d": {"kind": "exact"},
+    "lq_offset_2d": {"kind": "exact"},
+}
+
+
+def exact_solution(name: str):
+    """The closed-form solution of a zoo entry whose ``REFERENCE`` kind is ``"exact"``, else None."""
+    if REFERENCE[name]["kind"] != "exact":
+        return None
+    from mfgnet.benchmarks import lq_gaussian
+
+    dim = {"lq_offset_1d": 1, "lq_offset_2d": 2}[name]
+    return lq_gaussian(dim, **LQ_PARAMS).exact
