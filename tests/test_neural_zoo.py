@@ -19,12 +19,7 @@ TINY = {"dtype": "float64", "log_every": 50, "n_eval": 256,
                     "particles": 256, "particle_steps": 8}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_zoo_entries_are_valid_problems():
