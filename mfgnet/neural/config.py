@@ -45,9 +45,9 @@ class ModelConfig(Settings):
     hard_terminal: bool = flag(True)
     # m(0, x) = m0(x) by the form (time-dependent, exp output): "log": log m = log m0 + t̂ net
     # (m0 > 0 everywhere); "blend": m = (1 - s) m0 + s exp(net), s = 1 - exp(-t / (τ T)), also
-    # for m0 that vanishes somewhere (6x(1 - x)); "auto": log on R^d when min m0 > 0 (a Gaussian
-    # m0 and the quadratic skip evolve exactly), else blend (on box_bump_1d blend reached 33 %
-    # where log stalled at 73 %, relative FP form); "off": the initial loss.
+    # for m0 that vanishes somewhere (6x(1 - x)); "auto": blend on a box or torus (on box_bump_1d
+    # blend reached 33 % where log stalled at 73 %, relative FP form), the initial loss on R^d
+    # (there the log form left B2 d = 1 at rel L2 u 6.9e-2, the loss 2.4e-2); "off": the loss.
     hard_initial: str = choice("auto", "log", "blend", "off")
     # τ of the blend as a fraction of T: small enough that m0 + τT ∂t m(0) > 0 for narrow bumps.
     initial_blend_time: float = number(0.05, 0.0, 1.0, lo_open=True)

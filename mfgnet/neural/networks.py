@@ -218,9 +218,10 @@ class MFGNetworks(nn.Module):
                               and terminal_is_fixed(problem))
         self.hard_initial = "off"
         if cfg.hard_initial != "off" and not problem.is_ergodic and cfg.density_output == "exp":
+            # "auto": the blend on bounded domains; on R^d the initial loss (the log form left B2
+            # d = 1 at rel L2 u 6.9e-2 where the loss form gives 2.4e-2, same 2000 float32 steps).
             self.hard_initial = (cfg.hard_initial if cfg.hard_initial != "auto"
-                                 else ("log" if isinstance(problem.domain, Euclidean)
-                                       and initial_is_positive(problem) else "blend"))
+                                 else ("off" if isinstance(problem.domain, Euclidean) else "blend"))
         self.blend_time = cfg.initial_blend_time * (problem.horizon or 1.0)
         self.register_buffer("free_log_mass", log_mass.clone() if self.hard_initial != "off"
                              else torch.zeros((), dtype=torch.float64))
@@ -322,20 +323,6 @@ def fixed_terminal(problem: MFGProblem, x: torch.Tensor) -> torch.Tensor:
     """G(x) for a terminal cost that :func:`terminal_is_fixed`, shape (n,)."""
     t = torch.full((x.shape[0], 1), float(problem.horizon), dtype=x.dtype, device=x.device)
     return problem.terminal_cost(t, x, torch.ones(x.shape[0], dtype=x.dtype, device=x.device))
-
-
-def initial_is_positive(problem: MFGProblem) -> bool:
-    """min m0 > 0 on a fine check grid of the bounding box (else m0 vanishes somewhere)."""
-    lower, upper = problem.bounding_box().bounds()
-    k = {1: 2049, 2: 129}.get(problem.dim, 0)
-    if k == 0:
-        x = problem.bounding_box().sample(20000, torch.Generator().manual_seed(4))
-    else:
-        axes = [torch.linspace(float(lower[i]), float(upper[i]), k, dtype=torch.float64) for i in range(problem.dim)]
-        x = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, problem.dim)
-    with torch.no_grad():
-        m0 = problem.initial_density(x)
-    return bool((m0 > 0).all())
 
 
 def fixed_quadrature(problem: MFGProblem) -> tuple[torch.Tensor, torch.Tensor]:
