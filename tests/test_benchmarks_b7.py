@@ -6,15 +6,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from mfgnet.benchmarks import lq_gaussian, separable_crowd, separable_crowd_2d
 from mfgnet.benchmarks.separable_crowd import SeparableSolution, separable_problem
-from mfgnet.configs import CONFIG_DIR, register_configs
 from mfgnet.neural.residuals import pde_residuals
 from mfgnet.problems import ProblemError
-from mfgnet.runner import run_experiment
 from mfgnet.solution import time_column
 
 # The extra coordinates of BENCHMARKS.md B7: κ_i = 1, c_T = 0.5, x̄0 = 0.5, s0 = 0.1.
@@ -127,16 +123,9 @@ def test_builder_checks_and_lazy_reference():
     assert float((m - m0).norm() / m0.norm()) < 0.1  # linear interpolation of the planar m0 on 32 cells
 
 
-def run_in_process(overrides, run_dir):
-    """What ``python -m mfgnet <overrides>`` does, in this interpreter (as in test_cli.py)."""
-    register_configs()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=list(overrides))
-    return run_experiment(OmegaConf.to_container(cfg, resolve=True), run_dir)
 
-
-def test_cli_runs_the_planar_problem_on_the_grid(tmp_path):
-    run_in_process(["problem=separable_crowd_2d", "solver=grid", "solver.cells=16"], tmp_path)
+def test_cli_runs_the_planar_problem_on_the_grid(tmp_path, run_mfgnet):
+    run_mfgnet(["problem=separable_crowd_2d", "solver=grid", "solver.cells=16"], tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["converged"] is True
     assert metrics["edge_mass"] < 1e-4

@@ -12,17 +12,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from mfgnet.agents.tasks import action_names, actions_figure, exploitability_figure
 from mfgnet.benchmarks import ergodic_torus, hopf_cole, lq_gaussian
-from mfgnet.configs import CONFIG_DIR, register_configs
 from mfgnet.evaluation.comparison import densities_figure
 from mfgnet.evaluation.plots import history_figure, solution_figure
 from mfgnet.evaluation.style import DPI
 from mfgnet.evaluation.sweep import histories_figure, metric_vs_figure
-from mfgnet.runner import run_experiment
 from mfgnet.solution import ExactSolution
 
 
@@ -210,15 +206,9 @@ def test_agents_figures_have_colour_bars_and_action_names():
     assert_labelled(fig)
 
 
-def run_in_process(overrides, run_dir):
-    register_configs()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=list(overrides))
-    return run_experiment(OmegaConf.to_container(cfg, resolve=True), run_dir)
 
-
-def test_grid_history_json_has_residual_and_phases(tmp_path):
-    run_in_process(["solver=grid", "solver.cells=32"], tmp_path)
+def test_grid_history_json_has_residual_and_phases(tmp_path, run_mfgnet):
+    run_mfgnet(["solver=grid", "solver.cells=32"], tmp_path)
     history = json.loads((tmp_path / "history.json").read_text())
     assert set(history) == {"residual", "phase", "tolerance"}
     assert len(history["phase"]) == len(history["residual"])
@@ -230,9 +220,9 @@ def test_grid_history_json_has_residual_and_phases(tmp_path):
     assert (tmp_path / "history.png").exists()
 
 
-def test_neural_history_json_has_every_term_per_step(tmp_path):
+def test_neural_history_json_has_every_term_per_step(tmp_path, run_mfgnet):
     torch.set_num_threads(1)
-    run_in_process(["problem=hopf_cole", "solver=neural", "solver.steps=3", "optim=adam_lbfgs",
+    run_mfgnet(["problem=hopf_cole", "solver=neural", "solver.steps=3", "optim=adam_lbfgs",
                     "optim.lbfgs_steps=2", "solver.log_every=1", "solver.checkpoint_every=1000000",
                     "solver.n_eval=64", "model.hard_terminal=false", "model.hard_initial=off"], tmp_path)
     history = json.loads((tmp_path / "history.json").read_text())
@@ -245,9 +235,9 @@ def test_neural_history_json_has_every_term_per_step(tmp_path):
     assert (tmp_path / "history.png").exists()
 
 
-def test_neural_ergodic_history_json_has_lambda_and_mass(tmp_path):
+def test_neural_ergodic_history_json_has_lambda_and_mass(tmp_path, run_mfgnet):
     torch.set_num_threads(1)
-    run_in_process(["problem=ergodic_torus", "solver=neural", "solver.steps=3", "solver.checkpoint_every=1000000",
+    run_mfgnet(["problem=ergodic_torus", "solver=neural", "solver.steps=3", "solver.checkpoint_every=1000000",
                     "solver.n_eval=64"], tmp_path)
     history = json.loads((tmp_path / "history.json").read_text())
     assert {"loss", "hjb", "fp", "lambda", "lr", "residual", "phase"} <= set(history)
