@@ -96,6 +96,9 @@ def test_command_line_run_and_clear_error(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "ok" / "config_resolved.yaml").exists()
     assert "[mfgnet] ergodic_torus_1d / grid" in result.stdout
+    assert f"run directory {tmp_path / 'ok'}" in result.stdout  # logged at the start
+    assert f"outputs written to {tmp_path / 'ok'}" in result.stdout  # and at the end
+    assert "run directory" in (tmp_path / "ok" / "__main__.log").read_text()  # Hydra's log file
     result = run_cli("solver=grid", "solver.cells=4", f"hydra.run.dir={tmp_path / 'bad'}")
     assert result.returncode == 2
     assert "grid too coarse" in result.stderr and "Traceback" not in result.stderr
