@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mfgnet.registry import get_solver
-from mfgnet.resources import check_solver_memory
 
 
 def solve(problem, solver: str = "grid", config=None, *, callback: Callable[[int, dict], None] | None = None,
@@ -61,5 +60,4 @@ def solve(problem, solver: str = "grid", config=None, *, callback: Callable[[int
         config = settings_class.from_dict(config or {})
     if fields:
         config = config.replace(**fields)
-    check_solver_memory(problem, config)  # refuse a run that cannot fit before it allocates
     return spec.solve_function(problem, config, callback=callback, workdir=workdir)

@@ -18,6 +18,7 @@ from mfgnet.neural.sampling import CollocationSampler
 from mfgnet.neural.solution import NeuralSolution
 from mfgnet.neural.trainer import Trainer
 from mfgnet.problems import MFGProblem, ProblemError
+from mfgnet.resources import check_solver_memory
 from mfgnet.solution import Diagnostics
 
 
@@ -64,6 +65,9 @@ def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None =
     if config.checkpoint_dir is None and workdir is not None:
         config = config.replace(checkpoint_dir=str(Path(workdir) / "checkpoints"))
 
+    # Refuse a run whose collocation points cannot fit before anything is allocated (the grid
+    # solver checks its own system likewise in solve_grid).
+    check_solver_memory(problem, config)
     # Under torchrun (WORLD_SIZE > 1) join the process group: data-parallel training
     # (mfgnet.neural.distributed); a no-op in a single process.
     init_from_env(config.device)
