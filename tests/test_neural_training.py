@@ -106,7 +106,9 @@ def test_resume_continues_a_killed_run_exactly(tmp_path):
     assert h1["loss"] == h2["loss"]
 
 
-def _poisoned_problem(bad_from_call):
+def _poisoned_problem(bad_from_call, bad_until_call=None, factor=float("nan")):
+    """Ergodic torus whose coupling is multiplied by ``factor`` from training step
+    ``bad_from_call`` (1-based) on, or only up to ``bad_until_call`` (a spike)."""
     calls = {"n": 0}
     base = ergodic_torus(1).problem
 
@@ -115,7 +117,8 @@ def _poisoned_problem(bad_from_call):
         # fingerprint probe, which evaluates F at fixed points.
         calls["n"] += m.requires_grad
         out = base.coupling(t, x, m)
-        return out * float("nan") if calls["n"] >= bad_from_call else out
+        bad = calls["n"] >= bad_from_call and (bad_until_call is None or calls["n"] <= bad_until_call)
+        return out * factor if bad else out
 
     return MFGProblem(Torus(1), horizon=None, viscosity=0.5, coupling=coupling, name="poisoned")
 
@@ -144,7 +147,7 @@ def test_divergence_guard_stops_and_restores_the_best_state():
     problem, exact = lq_gaussian()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sol = solve_neural(problem, _config(steps=50, **{"optim.lr": 10.0}))
+        sol = solve_neural(problem, _config(steps=50, divergence_patience=1, **{"optim.lr": 10.0}))
     messages = [str(w.message) for w in caught if "diverging loss" in str(w.message)]
     assert messages and "restored to the best state seen (step 0" in messages[0], messages
     assert not sol.diagnostics.converged and "diverging" in sol.diagnostics.extra["stopped_reason"]
@@ -152,6 +155,21 @@ def test_divergence_guard_stops_and_restores_the_best_state():
     assert all(math.isfinite(v) for v in errors.values()), errors
     # The restored networks are those of step 0: their loss is the first one recorded.
     assert sol.diagnostics.extra["history"]["loss"] == [sol.diagnostics.extra["history"]["loss"][0]]
+
+
+def test_a_short_loss_spike_does_not_stop_training():
+    """A coupling 1e6 times too large for three steps (the loss jumps far above 1e3 × the best)
+    passes under the default patience, and stops the run when the patience is shorter."""
+    cfg = _config(steps=30, **{"optim.grad_clip": 1e-3})  # the spike must not wreck the weights
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sol = solve_neural(_poisoned_problem(10, bad_until_call=12, factor=1e6), cfg)
+        assert sol.diagnostics.extra["stopped_reason"] is None and sol.diagnostics.iterations == 30
+        losses = sol.diagnostics.extra["history"]["loss"]
+        assert max(losses[9:12]) > 1e3 * min(losses[:9])  # the spike really was above the threshold
+        short = solve_neural(_poisoned_problem(10, bad_until_call=12, factor=1e6), cfg.replace(divergence_patience=2))
+    assert "diverging" in short.diagnostics.extra["stopped_reason"] and short.diagnostics.iterations == 10
+    assert not [w for w in caught if "diverging" in str(w.message) and "for 2 steps" not in str(w.message)]
 
 
 def test_a_healthy_run_is_not_stopped_by_the_divergence_guard():

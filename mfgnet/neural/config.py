@@ -63,7 +63,10 @@ class SamplerConfig(Settings):
 
     section = "sampler"
 
-    kind: str = choice("uniform", "density", "residual")
+    # "density": adaptive_fraction of the interior points resampled ∝ the current m; "residual":
+    # from a pool of large-residual points; "auto": density on time-dependent 1D box/torus problems,
+    # uniform elsewhere (see mfgnet.neural.sampling.resolve_kind for the measurements).
+    kind: str = choice("auto", "uniform", "density", "residual")
     n_interior: int = number(512, 1, 10**7, integer=True)
     n_initial: int = number(256, 1, 10**7, integer=True)
     n_terminal: int = number(256, 1, 10**7, integer=True)
@@ -190,6 +193,9 @@ class NeuralSolverConfig(Settings):
     # networks at the lowest loss seen and warns, "raise" raises NonFiniteLossError.
     on_nonfinite: str = choice("stop", "raise")
     divergence_factor: float = number(1e3, 1.0, lo_open=True)
+    # Consecutive steps above divergence_factor × the best before "diverging" stops the run
+    # (single-batch spikes pass; see Trainer._diverged).
+    divergence_patience: int = number(50, 1, 10**9, integer=True)
     # CPU intra-op threads during the solve (restored after); 0 leaves torch's setting.  The
     # default 1 is deliberate: PINN-sized ops are too small to split, and on a shared machine
     # two spinning threads per op made a step 15x slower in our measurement.

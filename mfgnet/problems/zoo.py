@@ -103,6 +103,16 @@ def box_congestion_1d() -> MFGProblem:
                       initial_density=_box_bumps([[0.2]], 0.08), name="box_congestion_1d")
 
 
+def box_two_crowds_1d() -> MFGProblem:
+    """A harder neighbour of :func:`box_bump_1d` (added when the density-following sampler
+    fixed part of that one): two narrow crowds (width 0.06, at 0.15 and 0.85, weights 0.6 / 0.4)
+    walk into each other, pulled to the middle by G = 1.5 (x − 0.5)² against stronger
+    congestion F = 2 m, with less noise ν = 0.03; no-flux [0, 1], T = 1."""
+    return MFGProblem(Box([0.0], [1.0]), horizon=1.0, viscosity=0.03, coupling=lambda t, x, m: 2.0 * m,
+                      terminal_cost=lambda x, m: 1.5 * (x[:, 0] - 0.5) ** 2,
+                      initial_density=_box_bumps([[0.15], [0.85]], 0.06, [0.6, 0.4]), name="box_two_crowds_1d")
+
+
 def torus_bimodal_1d() -> MFGProblem:
     """Bimodal m0 on the torus (bumps at 0.2 and 0.65, widths 0.05 and 0.1, weights 0.6 / 0.4)
     gathered towards 0.5 by G = sin²(π(x − 0.5)), F = m, ν = 0.1, T = 1."""
@@ -204,6 +214,7 @@ ZOO: dict[str, Callable[[], MFGProblem]] = {
     "box_narrow_far_1d": box_narrow_far_1d,
     "box_noisy_long_1d": box_noisy_long_1d,
     "box_congestion_1d": box_congestion_1d,
+    "box_two_crowds_1d": box_two_crowds_1d,
     "torus_bimodal_1d": torus_bimodal_1d,
     "torus_low_noise_1d": torus_low_noise_1d,
     "torus_nonlocal_1d": torus_nonlocal_1d,
@@ -223,6 +234,7 @@ REFERENCE: dict[str, dict] = {
     "box_narrow_far_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_noisy_long_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_congestion_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
+    "box_two_crowds_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "torus_bimodal_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "torus_low_noise_1d": {"kind": "grid", "cells": 512, "time_steps": 256, "order": 2},
     "torus_nonlocal_1d": {"kind": "grid", "cells": 256, "time_steps": 256, "order": 2},
