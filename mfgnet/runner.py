@@ -128,6 +128,8 @@ def collect_metrics(solution: Solution, exact: Solution | None, wall_time_s: flo
         "wall_time_s": float(wall_time_s),
         "mass_error": mass_error(solution),
     }
+    if diag.iterations > 0:  # cost per iteration (Adam step, Newton step, ...), e.g. against the dimension
+        metrics["seconds_per_step"] = float(wall_time_s) / int(diag.iterations)
     if solution.ergodic_constant is not None:
         metrics["lambda"] = float(solution.ergodic_constant)
     for key, value in diag.extra.items():

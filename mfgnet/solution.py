@@ -108,10 +108,13 @@ class ExactSolution(Solution):
     with t of shape (n, 1) (zeros for ergodic problems)."""
 
     def __init__(self, problem, value_fn: Callable, density_fn: Callable,
-                 ergodic_constant: float | None = None) -> None:
+                 ergodic_constant: float | None = None, sampler_fn: Callable | None = None) -> None:
         self.problem = problem
         self._value = value_fn
         self._density = density_fn
+        # sampler_fn(t (n,), generator) -> (n, d): one point drawn from m(t_i) per time t_i;
+        # lets evaluations on R^d measure errors where the exact m has its mass.
+        self._sampler = sampler_fn
         self.ergodic_constant = ergodic_constant
         self.diagnostics = Diagnostics(converged=True, iterations=0, residual=0.0,
                                        extra={"kind": "exact"})
@@ -123,3 +126,14 @@ class ExactSolution(Solution):
     def density(self, t, x):
         """m(t, x) from ``density_fn``, shape (n,)."""
         return self._density(time_column(t, x), x)
+
+    @property
+    def can_sample(self) -> bool:
+        """Whether :meth:`sample` is available (the benchmark gave a sampler of m(t))."""
+        return self._sampler is not None
+
+    def sample(self, t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One point from m(t_i, ·) for each time of ``t`` (n,) (zeros for ergodic): (n, d)."""
+        if self._sampler is None:
+            raise ValueError(f"the exact solution of {self.problem.name!r} has no sampler of m")
+        return self._sampler(torch.as_tensor(t, dtype=torch.float64).reshape(-1), generator)

@@ -79,6 +79,7 @@ def log_congestion(dim: int = 1, viscosity: float = 0.2, aversion: float = 1.0, 
         Euclidean(dim), horizon=T, viscosity=nu, coupling=coupling,
         terminal_cost=lambda x, m: 0.5 * alpha * (x * x).sum(-1) - ell * T,
         initial_density=lambda x: density(None, x), initial_sampler=sampler, name=f"log_congestion_{dim}d")
-    exact = ExactSolution(problem, value, density)
+    # m0 is the stationary Gaussian, so m(t) = m0 at every t.
+    exact = ExactSolution(problem, value, density, sampler_fn=lambda t, gen: sampler(t.shape[0], gen))
     exact.alpha, exact.ell = alpha, ell
     return Benchmark(problem, exact)

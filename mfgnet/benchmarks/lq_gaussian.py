@@ -160,6 +160,10 @@ def lq_gaussian(dim: int = 1, horizon: float = 1.0, kappa: float = 1.0, terminal
         terminal_cost=NonlocalCoupling(terminal, mean_kernel),
         initial_density=lambda x: gaussian(x, torch.full((dim,), float(mean0), dtype=x.dtype, device=x.device), var0),
         initial_sampler=sampler, name=f"lq_gaussian_{dim}d")
-    exact = ExactSolution(problem, value, density)
+    def sample_exact(t, generator=None):
+        z = torch.randn(t.shape[0], dim, generator=generator, dtype=torch.float64)
+        return coef.mean(t) + torch.sqrt(coef.variance(t, var0)).unsqueeze(-1) * z
+
+    exact = ExactSolution(problem, value, density, sampler_fn=sample_exact)
     exact.coefficients = coef
     return Benchmark(problem, exact)

@@ -64,7 +64,7 @@ class SamplerConfig(Settings):
     section = "sampler"
 
     # "density": adaptive_fraction of the interior points resampled ∝ the current m; "residual":
-    # from a pool of large-residual points; "auto": density on time-dependent 1D box/torus problems,
+    # from a pool of large-residual points; "auto": density on time-dependent 1D box problems,
     # uniform elsewhere (see mfgnet.neural.sampling.resolve_kind for the measurements).
     kind: str = choice("auto", "uniform", "density", "residual")
     n_interior: int = number(512, 1, 10**7, integer=True)

@@ -48,18 +48,20 @@ class Batch:
 
 
 def resolve_kind(kind: str, problem: MFGProblem) -> str:
-    """The sampler kind that ``"auto"`` stands for: ``"density"`` on a time-dependent 1D problem on
-    a box or torus, ``"uniform"`` elsewhere (R^d points already follow simulated particles).
+    """The sampler kind that ``"auto"`` stands for: ``"density"`` on a time-dependent problem on a
+    1D box, ``"uniform"`` elsewhere (R^d points already follow simulated particles).
 
-    Why (results/neural_zoo/means.md, zoo.md): on box_bump_1d (1000 float64 steps)
-    density-following points gave rel L2(m) 16 % against 26 % for uniform ones; with 2000 steps
-    the 1D zoo moved 0.200 → 0.165 (box_bump), 0.043 → 0.036 (readme_box), 0.448 → 0.415
-    (box_narrow_far), 0.335 → 0.305 (torus_low_noise), 0.110 → 0.110 (torus_bimodal).  On
-    box_bump_2d it was worse (m 0.357 / u 0.268 against 0.295 / 0.142: half of 512 points left
-    for the rest of the square), and the ergodic benchmarks were tuned with uniform points."""
+    Why (results/neural_zoo/means.md): with 2000 float64 steps, density-following points against
+    uniform ones moved rel L2 m / u on the 1D boxes to 0.165 / 0.074 from 0.200 / 0.118
+    (box_bump), 0.036 / 0.011 from 0.043 / 0.0085 (readme_box), 0.415 / 0.219 from 0.448 / 0.233
+    (box_narrow_far), 0.137 / 0.115 from 0.244 / 0.188 (box_congestion), but 0.147 / 0.111 from
+    0.089 / 0.045 (box_noisy_long, the widely spread crowd).  On the 1D tori m did not improve
+    and u got worse (torus_power u 0.259 vs 0.085, torus_low_noise 0.252 vs 0.128, torus_nonlocal
+    0.056 vs 0.021); on box_bump_2d m 0.357 / u 0.268 vs 0.295 / 0.142.  The ergodic benchmarks
+    were tuned with uniform points."""
     if kind != "auto":
         return kind
-    use_density = not problem.is_ergodic and problem.domain.bounded and problem.dim == 1
+    use_density = not problem.is_ergodic and isinstance(problem.domain, Box) and problem.dim == 1
     return "density" if use_density else "uniform"
 
 
