@@ -204,3 +204,17 @@ def test_box_problem_uses_no_flux_boundary_terms():
     assert h["loss"][-1] < h["loss"][0]
     pol = sol.policy(None, torch.rand(8, 1, dtype=torch.float64))
     assert pol.shape == (8, 1) and torch.isfinite(pol).all()
+
+
+def test_residual_check_uses_the_exact_laplacian_where_training_estimates_it():
+    """B5 at d = 8 trains with Hutchinson probes (d > 6) but is checked with the exact Laplacian:
+    the same (untrained) networks give the same check whatever the number of probes."""
+    from mfgnet.benchmarks import log_congestion
+
+    problem, _ = log_congestion(8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        one, many = (solve_neural(problem, _config(steps=0, **{"loss.hutchinson_probes": k})) for k in (1, 16))
+    for sol in (one, many):
+        assert sol.diagnostics.extra["hutchinson"] is True and sol.diagnostics.extra["check_laplacian"] == "exact"
+    assert one.diagnostics.residual == many.diagnostics.residual
