@@ -26,6 +26,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout without install
     sys.path.insert(0, str(ROOT))
 
 from mfgnet.benchmarks import ergodic_torus, hopf_cole, lq_gaussian  # noqa: E402
+from mfgnet.evaluation.metrics import exact_samples  # noqa: E402
 from mfgnet.neural import solve_neural  # noqa: E402
 
 
@@ -56,15 +57,6 @@ def uniform_time_points(problem, n: int, seed: int = 1):
     return problem.horizon * torch.rand(n, generator=gen, dtype=torch.float64), problem.bounding_box().sample(n, gen)
 
 
-def mass_points(bench, n: int, seed: int = 1):
-    """t uniform, x drawn from the exact m(t): the errors are measured where m has mass."""
-    gen = torch.Generator().manual_seed(seed)
-    coef = bench.exact.coefficients
-    t = bench.problem.horizon * torch.rand(n, generator=gen, dtype=torch.float64)
-    std = coef.variance(t, bench.exact.var0).sqrt().unsqueeze(-1)
-    return t, coef.mean(t) + std * torch.randn(n, bench.problem.dim, generator=gen, dtype=torch.float64)
-
-
 def errors(bench, sol, t, x) -> dict:
     u, ue = sol.value(t, x), bench.exact.value(t, x)
     if bench.problem.is_ergodic:  # u is defined up to a constant
@@ -73,12 +65,6 @@ def errors(bench, sol, t, x) -> dict:
     if bench.problem.is_ergodic:
         out["lambda"] = abs(sol.ergodic_constant - bench.exact.ergodic_constant)
     return out
-
-
-def lq(dim: int):
-    bench = lq_gaussian(dim)
-    bench.exact.var0 = 0.1  # the default initial variance of lq_gaussian
-    return bench
 
 
 B1_CONFIG = {"dtype": "float64", "log_every": 25}
@@ -91,12 +77,12 @@ CASES = {
                         {**B1_CONFIG, "steps": 200, "optim": {"lbfgs_steps": 300}},
                         {"m": 1e-2, "lambda": 1e-2}, 180.0, "Adam 200 + L-BFGS 300"),
     "b3": Case("B3 Hopf-Cole d=1", hopf_cole, {**TIME_CONFIG, "steps": 2000}, {"m": 1e-2}, None),
-    "b2_1d": Case("B2 LQ Gaussian d=1", lambda: lq(1), {**TIME_CONFIG, "steps": 2000},
+    "b2_1d": Case("B2 LQ Gaussian d=1", lambda: lq_gaussian(1), {**TIME_CONFIG, "steps": 2000},
                   {"u": 3e-2, "m": 3e-2}, None),
-    "b2_10d": Case("B2 LQ Gaussian d=10", lambda: lq(10),
+    "b2_10d": Case("B2 LQ Gaussian d=10", lambda: lq_gaussian(10),
                    {**TIME_CONFIG, "steps": 2000, "sampler": {"n_conv": 1024}},
                    {"u": 3e-2, "m": 3e-2}, None, "Hutchinson (4 probes), 1024 IS points per slice"),
-    "b2_10d_exact": Case("B2 LQ Gaussian d=10", lambda: lq(10),
+    "b2_10d_exact": Case("B2 LQ Gaussian d=10", lambda: lq_gaussian(10),
                          {**TIME_CONFIG, "steps": 1500, "sampler": {"n_conv": 1024}, "loss": {"laplacian": "exact"}},
                          {"u": 3e-2, "m": 3e-2}, None, "exact Laplacian, 1024 IS points per slice"),
     "b1_2d": Case("B1 ergodic torus d=2", lambda: ergodic_torus(2),
@@ -111,7 +97,8 @@ def eval_points(key: str, bench):
         return ergodic_points(bench.problem, 2048 if bench.problem.dim == 1 else 128)
     if key.startswith("b3"):
         return uniform_time_points(bench.problem, 4000)
-    return mass_points(bench, 4000)
+    # t uniform, x drawn from the exact m(t): the errors are measured where m has mass.
+    return exact_samples(bench.exact, 4000, seed=1)
 
 
 def run_case(key: str, case: Case) -> dict:

@@ -324,7 +324,7 @@ class CollocationSampler:
             cand_t = slice_t[torch.randint(0, slice_t.shape[0], (4 * k,), generator=self.gen)].unsqueeze(-1)
         cand_x = self._kde_sample(cand_t[:, 0], 1)[:, 0] if self.euclidean else self.uniform(4 * k)
         with torch.no_grad():
-            if getattr(nets, "renormalise", False):
+            if nets.renormalise:
                 # The unnormalised density: the per-time normaliser (≈ 1, a quadrature per
                 # distinct time) only reweights whole slices and would cost more than the step.
                 m = torch.exp(nets.density_field(self._out(cand_t), self._out(cand_x))).to(torch.float64).cpu()
