@@ -121,3 +121,64 @@ def check_mfq_memory(n_agents: int, n_bins: int, n_actions: int, shared: bool, e
     setting = "task.n_agents" if shared else "task.n_agents (or share one table: task.shared=true)"
     check_memory(mfq_bytes(n_agents, n_bins, n_actions, shared, egreedy, chunk),
                  f"tabular MF-Q with {n_agents} agents", setting, available)
+
+
+class PeakMemory:
+    """The peak memory of one run, as a context manager: ``peak_rss_mb`` (the process's resident
+    set high-water mark, reset at entry where Linux allows it through /proc/self/clear_refs;
+    elsewhere the process-wide peak since start, so an upper bound in a sweep run in one
+    process) and, on CUDA, ``peak_gpu_mb`` (torch's allocator peak since entry)."""
+
+    def __enter__(self) -> PeakMemory:
+        self.reset = _reset_rss_peak()
+        self.cuda = _cuda_ready()
+        if self.cuda:
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+        self.metrics: dict[str, float | bool] = {}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        rss = _rss_peak_bytes()
+        if rss is not None:
+            self.metrics["peak_rss_mb"] = rss / 2**20
+            self.metrics["peak_rss_since_start"] = not self.reset
+        if self.cuda:
+            import torch
+
+            self.metrics["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+
+
+def _cuda_ready() -> bool:
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_initialized()
+
+
+def _reset_rss_peak() -> bool:
+    """Reset VmHWM (Linux >= 4.0: writing 5 to /proc/self/clear_refs); False where not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _rss_peak_bytes() -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, kB on Linux
+    except (ImportError, OSError):
+        return None

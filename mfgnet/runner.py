@@ -26,7 +26,7 @@ from mfgnet.evaluation.plots import plot_histories, plot_solution
 from mfgnet.loggers import make_logger
 from mfgnet.problems import MFGProblem, cell_centre_points, cell_centres
 from mfgnet.registry import SolverSpec, get_solver
-from mfgnet.resources import check_solver_memory
+from mfgnet.resources import PeakMemory, check_solver_memory
 from mfgnet.solution import Solution
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,10 @@ def execute_run(cfg: dict, run_dir: str | Path) -> RunResult:
     logger = make_logger(dict(cfg.get("logger") or {"name": "none"}) if main else {"name": "none"}, run_dir, cfg)
     started = time.perf_counter()
     try:
-        solution = spec.solve_function(problem, solver_config, callback=logger, workdir=run_dir)
+        with PeakMemory() as peak:
+            solution = spec.solve_function(problem, solver_config, callback=logger, workdir=run_dir)
         metrics = collect_metrics(solution, exact, time.perf_counter() - started)
+        metrics.update(peak.metrics)
         if not main:
             return RunResult(problem, exact, solution, metrics)
         write_metrics(metrics, run_dir / "metrics.json")

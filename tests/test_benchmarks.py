@@ -19,6 +19,8 @@ CASES = {
     "B2 5d": lambda: lq_gaussian(5, rho=-0.5, viscosity=0.3, mean0=-0.5),
     "B5 1d": lambda: log_congestion(1),
     "B5 10d other data": lambda: log_congestion(10, viscosity=0.05, aversion=0.3, pull=5.0, horizon=0.5),
+    "B5 ergodic 3d": lambda: log_congestion(3, ergodic=True),
+    "B5 ergodic 10d other data": lambda: log_congestion(10, viscosity=0.05, aversion=0.3, pull=5.0, ergodic=True),
 }
 
 
@@ -26,6 +28,8 @@ def _residuals(bench, n=256, seed=0, probes=None):
     problem, exact = bench
     gen = torch.Generator().manual_seed(seed)
     x = problem.bounding_box().sample(n, gen)
+    if problem.is_ergodic and not problem.domain.bounded:  # the guess's box: m underflows at its corners
+        x = exact.sample(torch.zeros(n, dtype=torch.float64), gen)
     t = torch.zeros(n, 1, dtype=torch.float64) if problem.is_ergodic else \
         torch.rand(n, 1, generator=gen, dtype=torch.float64) * problem.horizon
     conv = None if problem.coupling.is_local else exact.coefficients.mean(t[:, 0])
@@ -152,3 +156,17 @@ def test_hundred_agent_best_response_reaches_nash_split():
     shares = TwoRoadTraffic().best_response_dynamics(n_agents=100, rounds=200, seed=3)
     assert shares[0] < 0.7
     assert shares[-1] == pytest.approx(1.0, abs=0.011)
+
+
+def test_ergodic_log_congestion_is_the_stationary_time_dependent_one():
+    """Ergodic B5: λ = ℓ (the time-dependent u decreases by ℓ per unit time), the same m, and
+    its problem's sampler is a guess (N(0, I)), not the answer N(0, ν/α)."""
+    problem, exact = log_congestion(3, ergodic=True)
+    _, td = log_congestion(3)
+    assert problem.is_ergodic and exact.ergodic_constant == pytest.approx(-1.6014481348, abs=1e-9)
+    x = torch.randn(64, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    torch.testing.assert_close(exact.density(None, x), td.density(0.5, x), atol=1e-14, rtol=0)
+    guess = problem.sample_initial(20000, torch.Generator().manual_seed(1))
+    assert float(guess.var(0).mean()) == pytest.approx(1.0, abs=0.05)
+    assert float(exact.sample(torch.zeros(20000, dtype=torch.float64), torch.Generator().manual_seed(1))
+                 .var(0).mean()) == pytest.approx(0.2 / exact.alpha, rel=0.05)

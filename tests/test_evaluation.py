@@ -77,3 +77,26 @@ def test_compare_on_high_dimensional_rd_measures_where_the_exact_mass_is():
     assert math.isclose(errors["mass_error"], 0.1, rel_tol=1e-9)
     assert 0 < errors["rel_l2_u"] < 1
     assert math.isnan(mass_error(exact))
+
+
+def test_moment_errors_measure_a_shifted_and_a_widened_gaussian():
+    """B5 (m = N(0, v I), d = 3): a fake m = N(δ, s² v I) has mean error δ√d / √(d v) and covariance
+    error |s² − 1| (Frobenius, relative), recovered by importance weights at exact samples."""
+    import math
+
+    from mfgnet.benchmarks import log_congestion
+    from mfgnet.evaluation.metrics import moment_errors
+    from mfgnet.solution import ExactSolution
+
+    problem, exact = log_congestion(3, ergodic=True)
+    v = 0.2 / exact.alpha
+    assert max(moment_errors(exact, exact).values()) < 1e-12
+    for delta, s in ((0.1, 1.0), (0.0, 1.1)):
+        def density(t, x, delta=delta, s=s):
+            z2 = ((x - delta) ** 2).sum(-1) / (s * s * v)
+            return torch.exp(-0.5 * z2) / (2 * math.pi * s * s * v) ** 1.5
+
+        fake = ExactSolution(problem, exact._value, density, ergodic_constant=exact.ergodic_constant)
+        err = moment_errors(fake, exact)
+        assert err["mean_error_T"] == pytest.approx(delta / math.sqrt(v), abs=0.01)
+        assert err["cov_error_T"] == pytest.approx(s * s - 1, abs=0.02)

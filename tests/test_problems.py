@@ -58,7 +58,7 @@ def test_domain_validation():
         Box([0, 0], [1, 0])
     with pytest.raises(ProblemError, match="same length"):
         Box([0, 0], [1])
-    with pytest.raises(ProblemError, match="bounded"):
+    with pytest.raises(ProblemError, match="on R\\^d needs initial_sampler"):
         MFGProblem(Euclidean(1), None, 0.1)
     with pytest.raises(ProblemError, match="initial_density"):
         MFGProblem(Torus(1), 1.0, 0.1)
@@ -167,3 +167,14 @@ def test_euclidean_bounding_box_holds_initial_mass():
                          initial_sampler=lambda n, g: 3 + 0.2 * torch.randn(n, 1, generator=g, dtype=torch.float64))
     lower, upper = problem.bounding_box().bounds()
     assert float(lower) < 3 - 1.0 and float(upper) > 3 + 1.0
+
+
+def test_ergodic_problem_on_rd_needs_a_guess_of_the_crowd():
+    from mfgnet.problems import Euclidean
+
+    with pytest.raises(ProblemError, match="initial_sampler"):
+        MFGProblem(Euclidean(2), horizon=None, viscosity=0.1)
+    problem = MFGProblem(Euclidean(2), horizon=None, viscosity=0.1,
+                         initial_sampler=lambda n, g=None: torch.randn(n, 2, generator=g, dtype=torch.float64))
+    lower, upper = problem.bounding_box().bounds()
+    assert problem.is_ergodic and bool((lower < -5).all() and (upper > 5).all())

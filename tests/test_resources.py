@@ -92,3 +92,18 @@ def test_mfq_chunks_give_the_same_run(env, params, n, cfg):
         chunked = train_tabular(game, n, MFQConfig(steps=40, record_every=5, chunk_size=chunk, **cfg))
         for key in ("action_dist", "mean_reward", "mean_action", "q", "actions"):
             assert np.array_equal(getattr(one, key), getattr(chunked, key)), (key, chunk)
+
+
+def test_peak_memory_sees_an_allocation_and_forgets_it_after_a_reset():
+    import numpy as np
+
+    from mfgnet.resources import PeakMemory
+
+    with PeakMemory() as big:
+        block = np.ones(40_000_000)  # 305 MiB, touched
+        del block
+    with PeakMemory() as small:
+        np.ones(1000)
+    assert big.metrics["peak_rss_mb"] > 300
+    if not small.metrics["peak_rss_since_start"]:  # Linux: the high-water mark was reset
+        assert small.metrics["peak_rss_mb"] < big.metrics["peak_rss_mb"] - 250

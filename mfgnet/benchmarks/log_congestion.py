@@ -6,8 +6,8 @@ noise ν.  With α = (−c + √(c² + 4ν²β)) / (2ν) and ℓ = dαν + (cd/2
     m(t, x) = (α / (2πν))^{d/2} exp(−α|x|² / (2ν))      stationary: N(0, (ν/α) I)
     u(t, x) = α|x|²/2 − ℓ t                              G = u(T, ·), m0 = m
 
-(The ergodic form, u = α|x|²/2 and λ = ℓ, needs ergodic problems on ℝ^d, which
-``MFGProblem`` does not declare yet: only the time-dependent form is built here.)
+Ergodic form (``ergodic=True``): u = α|x|²/2, λ = ℓ, the same m.  Its problem's
+initial_sampler is only the rough guess N(0, I) of where the crowd lives (not the answer).
 
 (shared BENCHMARKS.md, checked symbolically there; tests/test_benchmarks.py checks the
 residuals by autograd).  Everything is per coordinate except ln m's normalising constant,
@@ -28,8 +28,8 @@ from mfgnet.solution import ExactSolution
 
 @finite_parameters
 def log_congestion(dim: int = 1, viscosity: float = 0.2, aversion: float = 1.0, pull: float = 2.0,
-                   horizon: float = 1.0) -> Benchmark:
-    """B5: Gaussian log-congestion on ℝ^d (time-dependent form) and its exact solution.
+                   horizon: float = 1.0, ergodic: bool = False) -> Benchmark:
+    """B5: Gaussian log-congestion on ℝ^d (time-dependent or ergodic form) and its exact solution.
 
     Parameters
     ----------
@@ -42,7 +42,9 @@ def log_congestion(dim: int = 1, viscosity: float = 0.2, aversion: float = 1.0, 
     pull : float
         β > 0, the pull to the origin.
     horizon : float
-        T > 0.
+        T > 0 (ignored when ``ergodic``).
+    ergodic : bool
+        The ergodic form: horizon None, λ = ℓ exact, u = α|x|²/2.
 
     Returns
     -------
@@ -75,6 +77,16 @@ def log_congestion(dim: int = 1, viscosity: float = 0.2, aversion: float = 1.0, 
     def sampler(n, generator=None):
         return math.sqrt(variance) * torch.randn(n, dim, generator=generator, dtype=torch.float64)
 
+    if ergodic:
+        def guess(n, generator=None):  # a rough guess of the crowd, deliberately not N(0, ν/α)
+            return torch.randn(n, dim, generator=generator, dtype=torch.float64)
+
+        problem = MFGProblem(Euclidean(dim), horizon=None, viscosity=nu, coupling=coupling,
+                             initial_sampler=guess, name=f"log_congestion_ergodic_{dim}d")
+        exact = ExactSolution(problem, lambda t, x: 0.5 * alpha * (x * x).sum(-1), density, ergodic_constant=ell,
+                              sampler_fn=lambda t, gen: sampler(t.shape[0], gen))
+        exact.alpha, exact.ell = alpha, ell
+        return Benchmark(problem, exact)
     problem = MFGProblem(
         Euclidean(dim), horizon=T, viscosity=nu, coupling=coupling,
         terminal_cost=lambda x, m: 0.5 * alpha * (x * x).sum(-1) - ell * T,

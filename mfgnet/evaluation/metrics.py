@@ -92,6 +92,28 @@ def exact_samples(reference, n: int = 4096, seed: int = 0) -> tuple[torch.Tensor
     return t.unsqueeze(-1), reference.sample(t, gen)
 
 
+def moment_errors(solution: Solution, reference, n: int = 20000, seed: int = 2) -> dict[str, float]:
+    """Errors of the mean and covariance of m(T) (the stationary m if ergodic) against the
+    reference's, both estimated at the same n samples of the reference m(T), the solution's by
+    self-normalised importance weights m / m_ref (so an exact solution scores 0 exactly):
+    ``mean_error_T`` = |μ − μ_ref| / √tr Σ_ref and ``cov_error_T`` = ‖Σ − Σ_ref‖_F / ‖Σ_ref‖_F."""
+    gen = torch.Generator().manual_seed(seed)
+    problem = reference.problem
+    t = None if problem.is_ergodic else problem.horizon
+    x = reference.sample(torch.full((n,), 0.0 if t is None else t, dtype=torch.float64), gen)
+    with torch.no_grad():
+        log_r = torch.log(solution.density(t, x).double()) - torch.log(reference.density(t, x).double())
+    w = torch.softmax(torch.nan_to_num(log_r, nan=-math.inf), 0)
+    if not torch.isfinite(w).all():
+        return {"mean_error_T": float("inf"), "cov_error_T": float("inf")}
+    mean_ref, mean = x.mean(0), (w.unsqueeze(-1) * x).sum(0)
+    cov_ref = torch.cov(x.T, correction=0).reshape(problem.dim, problem.dim)
+    centred = x - mean
+    cov = (w.unsqueeze(-1) * centred).T @ centred
+    return {"mean_error_T": float((mean - mean_ref).norm() / torch.sqrt(torch.trace(cov_ref))),
+            "cov_error_T": float((cov - cov_ref).norm() / cov_ref.norm())}
+
+
 def sampled_mass_error(solution: Solution, reference, n: int = 20000, n_times: int = 5, seed: int = 1) -> float:
     """max over n_times times of |∫ m − 1| by importance sampling from the reference m:
     ∫ m = E_{x ~ m_ref(t)}[m(t, x) / m_ref(t, x)] (exact for m = m_ref, low variance near it)."""
@@ -128,8 +150,8 @@ def compare(solution: Solution, reference: Solution, points=None) -> dict[str, f
     Returns
     -------
     dict
-        ``rel_l2_u``, ``rel_l2_m`` and, for ergodic problems, ``abs_err_lambda``.  On R^d with
-        an exact reference that can sample its m (B2, B5), the points are drawn from the exact
+        ``rel_l2_u``, ``rel_l2_m`` and, for ergodic problems, ``abs_err_lambda`` (and
+        ``rel_err_lambda`` = |Δλ| / |λ| when λ ≠ 0).  On R^d with an exact reference that can sample its m (B2, B5), the points are drawn from the exact
         m(t) at uniform times (as experiments/neural_benchmark.py does) and both errors are
         plain relative L2 there; for d > 3 also ``mass_error`` by importance sampling.
     """
@@ -148,12 +170,17 @@ def compare(solution: Solution, reference: Solution, points=None) -> dict[str, f
     weights = None if (problem.domain.bounded or sampled) else m_ref
     out = {"rel_l2_u": relative_l2(u, u_ref, weights), "rel_l2_m": relative_l2(m, m_ref)}
     own = solution.diagnostics.extra if solution.diagnostics else {}
+    if sampled:
+        out.update(moment_errors(solution, reference))
     if sampled and problem.dim > QUADRATURE_MAX_DIM and "mass_error" not in own:
         # Where mass_error() has no quadrature (it says NaN); a solver's own discrete mass
         # error, or the quadrature in d <= 3, stays the measure elsewhere.
         out["mass_error"] = sampled_mass_error(solution, reference)
     if problem.is_ergodic:
-        out["abs_err_lambda"] = abs(float(solution.ergodic_constant) - float(reference.ergodic_constant))
+        lam_ref = float(reference.ergodic_constant)
+        out["abs_err_lambda"] = abs(float(solution.ergodic_constant) - lam_ref)
+        if lam_ref != 0:
+            out["rel_err_lambda"] = out["abs_err_lambda"] / abs(lam_ref)
     return out
 
 

@@ -130,7 +130,8 @@ class FieldNet(nn.Module):
     polynomial in t̂ is added, Σ_i a_i(t̂) x̂_i² + b_i(t̂) x̂_i of degree ``quadratic_time_degree``
     (1 = affine; zero at the start):
     value functions and log-densities grow quadratically at infinity, which bounded tanh
-    features only mimic on a finite region.
+    features only mimic on a finite region.  The coefficients are a gain times the parameters
+    (``quadratic_gain``, ``quadratic_gain_ergodic``): the quadratic's own learning-rate factor.
     """
 
     def __init__(self, problem: MFGProblem, cfg: ModelConfig, generator: torch.Generator) -> None:
@@ -143,6 +144,7 @@ class FieldNet(nn.Module):
         if cfg.quadratic_skip and isinstance(problem.domain, Euclidean):
             self.quadratic = nn.Parameter(torch.zeros(cfg.quadratic_time_degree + 1, 2, problem.dim,
                                                       dtype=torch.float64))
+        self.quadratic_gain = cfg.quadratic_gain_ergodic if problem.is_ergodic else cfg.quadratic_gain
 
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         out = self.core(self.embed(t, x))
@@ -150,7 +152,8 @@ class FieldNet(nn.Module):
             xs = (x - self.embed.center) / self.embed.scale
             t_hat = 2.0 * t / self.embed.horizon - 1.0 if self.embed.time_dependent else torch.zeros_like(t)
             powers = t_hat.unsqueeze(-1) ** torch.arange(self.quadratic.shape[0], device=t.device, dtype=t.dtype)
-            coef = torch.einsum("nk,kcd->ncd", powers.reshape(t.shape[0], -1), self.quadratic.to(t.dtype))
+            coef = self.quadratic_gain * torch.einsum("nk,kcd->ncd", powers.reshape(t.shape[0], -1),
+                                                      self.quadratic.to(t.dtype))
             out = out + (coef[:, 0] * xs * xs + coef[:, 1] * xs).sum(-1)
         return out
 

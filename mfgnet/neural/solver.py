@@ -187,7 +187,7 @@ def _evaluate(trainer: Trainer) -> dict:
     scfg = dataclasses.replace(cfg.sampler, kind="uniform", n_interior=cfg.n_eval, box_fraction=0.0)
     sampler = CollocationSampler(trainer.problem, scfg, trainer.dtype, trainer.device, gen,
                                  trainer.sampler.need_quadrature, slice_points=trainer.slice_points())
-    sampler.cloud = trainer.sampler.cloud
+    sampler.cloud, sampler.proposal = trainer.sampler.cloud, trainer.sampler.proposal
     nets = trainer.nets
     if trainer.problem.is_ergodic and cfg.loss.normalization == "hard":
         saved_log_mass = nets.log_mass.clone()
@@ -224,16 +224,31 @@ def _evaluate(trainer: Trainer) -> dict:
 
 def _ergodic_constant(trainer: Trainer, sampler: CollocationSampler) -> float:
     """λ = ∫(F - H + νΔu) / |Ω| on the periodic (shifted) grid rather than at random points:
-    on the grid ∫Δu vanishes exactly, so λ carries no Monte Carlo noise of Δu."""
-    n = {1: 4096, 2: 128 ** 2, 3: 32 ** 3}.get(trainer.problem.dim, 16384)
-    y, _ = sampler.shifted_grid(n)
+    on the grid ∫Δu vanishes exactly, so λ carries no Monte Carlo noise of Δu.  On R^d, the mean
+    of F - H + νΔu under m (importance samples of the proposal, self-normalised weights)."""
+    problem = trainer.problem
+    n = {1: 4096, 2: 128 ** 2, 3: 32 ** 3}.get(problem.dim, 16384)
+    y, logw = sampler.quadrature(n, grid=True)
     y = y.to(dtype=trainer.dtype, device=trainer.device)
     t = torch.zeros(y.shape[0], 1, dtype=trainer.dtype, device=trainer.device)
     nets = trainer.nets
-    probes = trainer._probes(y.shape[0])
+    probes = trainer._probes(y.shape[0]) if problem.dim > EXACT_CHECK_MAX_DIM else None
     conv = None
-    if not trainer.problem.coupling.is_local:
+    if not problem.coupling.is_local:
         return float(nets.lam.detach())  # the last training estimate (needs ∫K m per point otherwise)
-    res = mfg_residuals(trainer.problem, nets.raw_value, nets.density_field, t, y,
-                        density_output=nets.density_output, log_mass=nets.log_mass, conv=conv, probes=probes)
-    return float(res.ergodic_constant)
+    if problem.domain.bounded:
+        res = mfg_residuals(problem, nets.raw_value, nets.density_field, t, y,
+                            density_output=nets.density_output, log_mass=nets.log_mass, conv=conv, probes=probes)
+        return float(res.ergodic_constant)
+    # λ = 0 in the call gives the HJB residual without λ as is (subtracting a mean over far-out
+    # grid points, where ln m is huge, and adding it back lost every digit in float32).
+    zero = torch.zeros((), dtype=trainer.dtype, device=trainer.device)
+    res = mfg_residuals(problem, nets.raw_value, nets.density_field, t, y, density_output=nets.density_output,
+                        log_mass=nets.log_mass, ergodic_constant=zero, conv=conv, probes=probes)
+    w = torch.softmax(logw.to(res.hjb) + nets.density_field(t, y).detach(), 0)
+    hjb = res.hjb.detach()
+    finite = torch.isfinite(hjb)
+    if float(w[~finite].sum()) > 1e-9:  # non-finite where m has mass: no trustworthy λ here
+        return float("nan")
+    # Far out (ln m below the float's range) the residual can be ±inf, where m's weight is 0.
+    return float(-(w * torch.where(finite, hjb, torch.zeros_like(hjb))).sum())

@@ -509,16 +509,20 @@ class Trainer:
     # ---------------------------------------------------------- normalisation
     @torch.no_grad()
     def _finalise_normalisation(self, fine: bool = False) -> None:
-        """Ergodic: ∫u = 0 and (hard mode) ∫m = 1 on a periodic grid, stored in the networks."""
+        """Ergodic: ∫u = 0 and (hard mode) ∫m = 1 on a periodic grid, stored in the networks; on
+        R^d (where ∫u dx diverges) the mean of u under m is 0 and the grid is importance samples."""
         if not self.problem.is_ergodic:
             return
         n = {1: 4096, 2: 256 ** 2, 3: 48 ** 3}.get(self.problem.dim, 65536) if fine else self.cfg.sampler.n_quadrature
         gen_state = self.gen.get_state()
-        y, logw = self.sampler.shifted_grid(n)
+        y, logw = self.sampler.quadrature(n, grid=fine)
         self.gen.set_state(gen_state)  # normalising must not move the training RNG
         y, logw = y.to(self.dtype).to(self.device), logw.to(self.dtype).to(self.device)
         t = torch.zeros(y.shape[0], 1, dtype=self.dtype, device=self.device)
-        w = torch.exp(logw)
+        if self.problem.domain.bounded:
+            w = torch.exp(logw)
+        else:
+            w = torch.softmax(logw + self.nets.density_field(t, y), 0)
         self.nets.u_shift.copy_((w * self.nets.raw_value(t, y)).sum() / w.sum())
         if self.cfg.loss.normalization == "hard":
             self.nets.log_mass.copy_(log_mass_of(self.nets, t, y, logw))

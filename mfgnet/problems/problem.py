@@ -56,7 +56,9 @@ class MFGProblem:
     initial_sampler : callable or None
         ``sampler(n, generator) -> (n, d)`` drawing from m0; default rejection sampling on
         the problem's box.  On R^d it also defines the box (see
-        [`bounding_box`][mfgnet.problems.problem.MFGProblem.bounding_box]).
+        [`bounding_box`][mfgnet.problems.problem.MFGProblem.bounding_box]).  An ergodic
+        problem on R^d needs one too: there it is only a rough guess of the stationary crowd
+        (it places the box and the neural solver's first points; no condition is imposed).
     name : str
         A label for logs and tables.
 
@@ -110,8 +112,10 @@ class MFGProblem:
         self.terminal_cost = as_coupling(terminal_cost, "terminal_cost", arity=2)
 
         if self.is_ergodic:
-            if not domain.bounded:
-                raise ProblemError("an ergodic problem (horizon=None) needs a bounded domain (Torus or Box)")
+            if not domain.bounded and initial_sampler is None:
+                raise ProblemError(
+                    "an ergodic problem (horizon=None) on R^d needs initial_sampler: a rough guess of the "
+                    "stationary crowd that places the solvers' points and box (it imposes no condition)")
             if terminal_cost is not None:
                 raise ProblemError("terminal_cost is meaningless for an ergodic problem (horizon=None)")
         elif initial_density is None:
