@@ -129,3 +129,24 @@ def test_cli_runs_the_planar_problem_on_the_grid(tmp_path, run_mfgnet):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["converged"] is True
     assert metrics["edge_mass"] < 1e-4
+
+
+def test_reference_samples_follow_m0_and_the_exact_factor():
+    """The reference samples m(t): at t = 0 the planar grid factor N((-1, 0), 0.1 I) (cell-centred
+    histogram + uniform jitter) and at every t the extra coordinates' exact Gaussian."""
+    fine = planar(COARSE)
+    rest = lq_gaussian(3, kappa=EXTRA["confinement"], terminal_weight=EXTRA["terminal_weight"], rho=0.0,
+                       mean0=EXTRA["mean0"], var0=EXTRA["var0"]).exact
+    reference = SeparableSolution(separable_crowd(5, cells=COARSE).problem, fine, rest)
+    assert reference.can_sample
+    gen = torch.Generator().manual_seed(0)
+    x0 = reference.sample(torch.zeros(40000, dtype=torch.float64), gen)
+    torch.testing.assert_close(x0.mean(0), torch.tensor([-1.0, 0.0, 0.5, 0.5, 0.5], dtype=torch.float64),
+                               atol=0.01, rtol=0)
+    h2 = float(fine.grid.h[0]) ** 2 / 12  # the histogram's extra variance per planar axis
+    torch.testing.assert_close(x0.var(0), torch.tensor([0.1 + h2, 0.1 + h2, 0.1, 0.1, 0.1], dtype=torch.float64),
+                               atol=0.006, rtol=0)
+    x1 = reference.sample(torch.ones(40000, dtype=torch.float64), gen)
+    exact_rest = rest.sample(torch.ones(40000, dtype=torch.float64), torch.Generator().manual_seed(1))
+    torch.testing.assert_close(x1[:, 2:].mean(0), exact_rest.mean(0), atol=0.01, rtol=0)
+    assert float(x1[:, 0].mean()) > -0.5  # the crowd has crossed toward (1, 0)

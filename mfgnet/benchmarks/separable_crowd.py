@@ -202,6 +202,17 @@ class SeparableSolution(Solution):
         m = self.planar.density(tt, x[:, :PLANAR])
         return m if self.rest is None else m * self.rest.density(tt, x[:, PLANAR:])
 
+    @property
+    def can_sample(self) -> bool:
+        """True: the planar grid density and the exact LQ factor can both be sampled."""
+        return True
+
+    def sample(self, t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One point from m(t_i) per time of ``t`` (n,): the planar factor from the grid
+        density (cell by mass, uniform inside), the other coordinates from the exact Gaussian."""
+        planar = self.planar.sample(t, generator)
+        return planar if self.rest is None else torch.cat([planar, self.rest.sample(t, generator)], dim=-1)
+
 
 @functools.cache
 def planar_grid_solution(cells: int, time_steps: int | None, **params) -> Solution:

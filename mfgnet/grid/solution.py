@@ -125,3 +125,30 @@ class GridSolution(Solution):
 
     def density(self, t, x: torch.Tensor) -> torch.Tensor:
         return interpolate(self.grid, self.m, t, x)
+
+    @property
+    def can_sample(self) -> bool:
+        """Grid densities can always be sampled (see :meth:`sample`)."""
+        return True
+
+    def sample(self, t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One point per time of ``t`` (n,) drawn from the grid density: the nearest time level,
+        a cell with probability m · cell volume, uniform inside the cell; (n, d) float64.  It is
+        the piecewise-constant density of the nodal values, a sample where m has its mass for
+        evaluating other solutions there, not an exact draw from the interpolant."""
+        t = torch.as_tensor(t, dtype=torch.float64).reshape(-1)
+        m = torch.as_tensor(self.m, dtype=torch.float64).clamp_min(0)
+        if self.grid.times is None:
+            levels = torch.zeros(t.shape[0], dtype=torch.long)
+            m = m.reshape(1, -1)
+        else:
+            dt = float(self.grid.times[1] - self.grid.times[0])
+            levels = torch.round(t / dt).long().clamp(0, len(self.grid.times) - 1)
+            m = m.reshape(m.shape[0], -1)
+        cells = torch.empty(t.shape[0], dtype=torch.long)
+        for level in torch.unique(levels).tolist():  # one categorical draw per time level
+            rows = (levels == level).nonzero()[:, 0]
+            cells[rows] = torch.multinomial(m[level], rows.shape[0], replacement=True, generator=generator)
+        h = torch.as_tensor(self.grid.h, dtype=torch.float64)
+        jitter = (torch.rand(t.shape[0], self.grid.dim, generator=generator, dtype=torch.float64) - 0.5) * h
+        return self.grid.nodes.to(torch.float64)[cells] + jitter
