@@ -12,6 +12,7 @@ def test_high_dimension_script_smoke(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     rows = json.loads((tmp_path / "high_dimension.json").read_text())["rows"]
-    assert [r["task"] for r in rows] == ["solve", "simulate/exact", "simulate/neural", "solve"]
-    assert [r["d"] for r in rows] == [3, 3, 3, 8]
+    assert [r["task"] for r in rows] == ["solve", "simulate/exact", "simulate/neural", "solve", "solve/b7"]
+    assert [r["d"] for r in rows] == [3, 3, 3, 8, 3]
+    assert all(r["rel_l2_m"] > 0 for r in rows if r["task"].startswith("solve"))
     assert "| task |" in out.stdout and (tmp_path / "high_dimension.md").exists()

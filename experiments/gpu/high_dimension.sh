@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# B2 (linear-quadratic, Gaussian) in high dimension on one GPU, in under 5 minutes of device time:
-#   neural solves at d = 50 and d = 100 (float32, solver.device=cuda, Hutchinson Laplacian),
-#   a d = 10 solve and the simulation of 10^6 agents under its policy and under the exact one.
+# B2 (linear-quadratic, Gaussian) and B7 (separable crowd) in high dimension on one GPU:
+#   B2 neural solves at d = 50 and d = 100 (float32, solver.device=cuda, Hutchinson Laplacian),
+#   a d = 10 solve and the simulation of 10^6 agents under its policy and under the exact one,
+#   then B7 at d = 50 and 100 against (2D grid) ⊗ (exact LQ), last, so that a cut keeps B2.
 # Prints a table; writes high_dimension.{json,md} under the folder given as argument, else
 # under $OUT if set, else results/gpu/high_dimension.
 #
@@ -15,8 +16,9 @@
 # grow).  A step is ~1 GFLOP on 64-wide MLPs: microseconds of H200 arithmetic, so the GPU step
 # is bound by kernel launches (~1-2 thousand at 5-10 us: 10-20 ms); even at 100 ms/step,
 # 1000 steps take 100 s.  The simulation adds 50 policy calls on 2^20 agents (about a second).
-# The python run is capped by `timeout` at 280 s and writes its table after every row, so an
-# estimate gone wrong costs at most that and keeps what ran.
+# B7 adds its 2D grid reference (64 cells: 94 s on this project's loaded 2-core CPU, once for
+# both d) and two 1000-step solves.  The python run is capped by `timeout` at 420 s and writes
+# its table after every row, so an estimate gone wrong costs at most that and keeps what ran.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -37,13 +39,14 @@ cd "$ROOT"
 if [[ "$SMOKE" == 1 ]]; then
     # d = 8 > 6 so that the Hutchinson path runs; sizes for seconds, not for accuracy.
     python experiments/gpu/high_dimension.py --device cpu --solve-dims 8 --solve-steps 3 --n-interior 64 \
-        --sim-dim 3 --sim-solve-steps 3 --n-agents 2000 --sim-steps 5 --out "$DIR"
+        --sim-dim 3 --sim-solve-steps 3 --n-agents 2000 --sim-steps 5 --b7-dims 3 --b7-steps 3 --b7-cells 16 --out "$DIR"
 else
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
     start=$(date +%s)
     rc=0
-    timeout 280 python experiments/gpu/high_dimension.py --device cuda --solve-dims 50 100 --solve-steps 1000 \
-        --n-interior 2048 --sim-dim 10 --sim-solve-steps 300 --n-agents 1000000 --sim-steps 50 --out "$DIR" || rc=$?
+    timeout 420 python experiments/gpu/high_dimension.py --device cuda --solve-dims 50 100 --solve-steps 1000 \
+        --n-interior 2048 --sim-dim 10 --sim-solve-steps 300 --n-agents 1000000 --sim-steps 50 \
+        --b7-dims 50 100 --b7-steps 1000 --out "$DIR" || rc=$?
     echo "total wall time: $(( $(date +%s) - start )) s"
     if [[ "$rc" != 0 ]]; then
         # Cut (124: the time cap) or failed: show what ran, then fail.
