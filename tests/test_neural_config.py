@@ -38,7 +38,7 @@ def test_nested_dict_and_replace():
     ({"steps": -1}, "solver.steps", "[0, "),
     ({"steps": 2.5}, "solver.steps", "integer"),
     ({"steps": True}, "solver.steps", "integer"),
-    ({"dtype": "float16"}, "solver.dtype", "['float64', 'float32']"),
+    ({"dtype": "float16"}, "solver.dtype", "['float32', 'float64']"),
     ({"device": "tpu"}, "solver.device", "['auto', 'cpu', 'cuda']"),
     ({"model": {"activation": "relu6"}}, "model.activation", "tanh"),
     ({"sampler": {"adaptive_fraction": 1.5}}, "sampler.adaptive_fraction", "[0.0, 1.0]"),
