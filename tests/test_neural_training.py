@@ -235,3 +235,27 @@ def test_ergodic_b5_on_rd_finds_m_lambda_and_u_from_a_wrong_guess():
     assert err["rel_l2_u"] < 5e-2 and err["rel_l2_m"] < 5e-2
     # The check agrees with itself: converged exactly when the residual passes the tolerance.
     assert sol.diagnostics.converged == (sol.diagnostics.residual <= NeuralSolverConfig().tolerance)
+
+
+@pytest.mark.parametrize("case", ["B5", "B7"])
+def test_tiny_d5_run_falls_well_below_the_untrained_networks(case):
+    """Issue 13's tiny runs at d = 5: B5 (exact) and B7 (2D grid ⊗ exact LQ, coarse reference),
+    errors at samples of the reference m, against the untrained networks without the exact
+    terminal/initial constructions (with them u ≈ G is already close on B7).  Measured: B5 u
+    0.997 → 0.002, m 0.287 → 0.002; B7 u 0.965 → 0.27, mean of m(T) 0.945 → 0.35, but m only
+    0.81 → 0.62 in 400 tiny steps (B7's m is the slow part, as in results/neural_dimension)."""
+    from mfgnet.benchmarks import log_congestion, separable_crowd
+    from mfgnet.evaluation import compare
+
+    problem, reference = log_congestion(5) if case == "B5" else separable_crowd(5, cells=32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        untrained = solve_neural(problem, _config(steps=0, **{"model.hard_terminal": False,
+                                                              "model.hard_initial": "off"}))
+        sol = solve_neural(problem, _config(steps=400))
+    before, after = compare(untrained, reference), compare(sol, reference)
+    falls = {"B5": {"rel_l2_u": 0.1, "rel_l2_m": 0.1},
+             "B7": {"rel_l2_u": 0.5, "mean_error_T": 0.5, "rel_l2_m": 0.9}}[case]
+    for key, factor in falls.items():
+        assert after[key] < factor * before[key], (key, before[key], after[key])
+    assert sol.diagnostics.residual < 0.5 * untrained.diagnostics.residual
