@@ -118,3 +118,4 @@ def test_tiny_multirun_and_report(tmp_path):
     errors = [float(r.split(",")[rows[0].split(",").index("rel_l2_m")]) for r in rows[1:]]
     assert errors[1] < errors[0]  # the finer grid is more accurate
     assert (out / "error_vs_solver.cells.png").exists()
+    assert (out / "cost_vs_solver.cells.png").exists()  # wall time against the swept key

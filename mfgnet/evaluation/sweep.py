@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from mfgnet.evaluation.style import styled
+from mfgnet.evaluation.style import save, styled
 
 DEFAULT_METRICS = ("rel_l2_u", "rel_l2_m", "abs_err_lambda", "mass_error", "converged", "iterations",
                    "final_loss", "wall_time_s")
@@ -81,7 +81,7 @@ def write_report(multirun_dir: str | Path, out_dir: str | Path, metrics: tuple[s
     lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
     error_metric = next((m for m in ("rel_l2_m", "rel_l2_u", "final_loss") if m in present), None)
     for param in params:
-        for metric in ("rel_l2_u", "rel_l2_m", "abs_err_lambda"):
+        for metric in ("rel_l2_u", "rel_l2_m", "abs_err_lambda", *COST_METRICS):
             slope = fitted_slope(runs, param, metric)
             if slope is not None:
                 lines.append(f"\nFitted slope of log {metric} against log {param}: {slope:.2f}")
@@ -91,6 +91,11 @@ def write_report(multirun_dir: str | Path, out_dir: str | Path, metrics: tuple[s
             break
         paths[f"error_vs_{param}"] = _plot_metric_vs(runs, param, error_metric, params,
                                                      out / f"error_vs_{param.replace('/', '_')}.png")
+    for param in params:  # cost against each swept key (e.g. seconds per step against d)
+        costs = [m for m in COST_METRICS if m in present]
+        if costs and all(_positive(r["overrides"].get(param)) for r in runs):
+            paths[f"cost_vs_{param}"] = save(metric_vs_figure(runs, param, params, costs[:1], kind="cost"),
+                                            out / f"cost_vs_{param.replace('/', '_')}.png")
     if any(r["history"] for r in runs):
         paths["histories"] = _plot_histories(runs, params, out / "histories.png")
     return paths
@@ -118,7 +123,10 @@ def _label(run: dict, params: list[str], skip: str | None = None) -> str:
 
 
 METRIC_LABELS = {"rel_l2_u": "relative L2 error of u", "rel_l2_m": "relative L2 error of m",
-                 "abs_err_lambda": "|λ − λ_exact|", "final_loss": "final loss", "mass_error": "|∫m − 1|"}
+                 "abs_err_lambda": "|λ − λ_exact|", "final_loss": "final loss", "mass_error": "|∫m − 1|",
+                 "seconds_per_step": "seconds per step", "wall_time_s": "wall time (s)"}
+# Plotted as cost against a swept key when present (the first one found).
+COST_METRICS = ("seconds_per_step", "wall_time_s")
 
 
 def _slope(points: list[tuple]) -> float | None:
@@ -134,8 +142,8 @@ def _positive(value) -> bool:
 
 
 @styled
-def metric_vs_figure(runs: list[dict], param: str, params: list[str], metrics: list[str]):
-    """Error against the swept ``param`` (never against job numbers).
+def metric_vs_figure(runs: list[dict], param: str, params: list[str], metrics: list[str], kind: str = "error"):
+    """Error (or, ``kind="cost"``, cost) against the swept ``param`` (never against job numbers).
 
     One swept key: one curve per metric in ``metrics``, each with its fitted slope in the legend.
     Several: one curve per combination of the other swept keys, for the first metric present.
@@ -164,6 +172,12 @@ def metric_vs_figure(runs: list[dict], param: str, params: list[str], metrics: l
         label = name if slope is None else f"{name}, slope {slope:.2f}"
         ax.plot(xs, [p[1] for p in points], marker="os^Dv<>"[n % 7], label=label)
     ax.set_yscale("log")
+    if kind == "cost":  # costs often span less than a decade: label 1, 1.5, 2, 3, 5, 7 × 10^k
+        from matplotlib import ticker
+
+        ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
+        ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
     if numeric:
         ax.set_xscale("log")
         values = sorted({r["overrides"].get(param) for r in runs})
@@ -171,15 +185,13 @@ def metric_vs_figure(runs: list[dict], param: str, params: list[str], metrics: l
             ax.set_xticks(values, [f"{v:g}" for v in values])
             ax.minorticks_off()
     ax.set_xlabel(param)
-    ax.set_ylabel(METRIC_LABELS.get(shown[0], shown[0]) if others or len(shown) == 1 else "error")
-    ax.set_title(f"error against {param}")
+    ax.set_ylabel(METRIC_LABELS.get(shown[0], shown[0]) if others or len(shown) == 1 else kind)
+    ax.set_title(f"{kind} against {param}")
     ax.legend(title=None if not others else ", ".join(others))
     return fig
 
 
 def _plot_metric_vs(runs, param, metric, params, path):
-    from mfgnet.evaluation.style import save
-
     metrics = [metric] + [m for m in ("rel_l2_u", "rel_l2_m", "abs_err_lambda") if m != metric]
     if metric == "final_loss":
         metrics = [metric]
