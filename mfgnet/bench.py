@@ -4,7 +4,7 @@ Measures, in well under two minutes on an idle 2-core CPU:
 
 * grid solver ([`solve_grid`][mfgnet.grid.solver.solve_grid]): wall time and Newton iterations on B1 1D (512
   cells), B1 2D (64²) and B3 Hopf–Cole (128 cells × 128 steps);
-* neural solver ([`solve_neural`][mfgnet.neural.solver.solve_neural], default config, float64): wall time per
+* neural solver ([`solve_neural`][mfgnet.neural.solver.solve_neural], default config, float32): wall time per
   Adam step on B1 d = 1 and d = 2;
 * N-agent simulation ([`simulate`][mfgnet.agents.simulation.simulate.simulate]): agent-steps/s in 1D under a
   policy tabulated on 512 nodes;
@@ -102,7 +102,7 @@ def bench_grid(quick: bool, repeat: int) -> list[Row]:
 
 
 def bench_neural(quick: bool, repeat: int) -> list[Row]:
-    """Wall time per Adam step of the default neural config (1 torch thread, float64)."""
+    """Wall time per Adam step of the default neural config (1 torch thread, its float32)."""
     from mfgnet.benchmarks import ergodic_torus
     from mfgnet.neural import solve_neural
 
