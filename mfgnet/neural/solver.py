@@ -228,7 +228,7 @@ def _ergodic_constant(trainer: Trainer, sampler: CollocationSampler) -> float:
     of F - H + νΔu under m (importance samples of the proposal, self-normalised weights)."""
     problem = trainer.problem
     n = {1: 4096, 2: 128 ** 2, 3: 32 ** 3}.get(problem.dim, 16384)
-    y, logw = sampler.quadrature(n, grid=True)
+    y, logw = sampler.quadrature(n, final=True)
     y = y.to(dtype=trainer.dtype, device=trainer.device)
     t = torch.zeros(y.shape[0], 1, dtype=trainer.dtype, device=trainer.device)
     nets = trainer.nets

@@ -515,7 +515,7 @@ class Trainer:
             return
         n = {1: 4096, 2: 256 ** 2, 3: 48 ** 3}.get(self.problem.dim, 65536) if fine else self.cfg.sampler.n_quadrature
         gen_state = self.gen.get_state()
-        y, logw = self.sampler.quadrature(n, grid=fine)
+        y, logw = self.sampler.quadrature(n, final=fine)
         self.gen.set_state(gen_state)  # normalising must not move the training RNG
         y, logw = y.to(self.dtype).to(self.device), logw.to(self.dtype).to(self.device)
         t = torch.zeros(y.shape[0], 1, dtype=self.dtype, device=self.device)
