@@ -30,13 +30,26 @@ from mfgnet.evaluation import compare
 VAR0 = 0.1  # lq_gaussian's default s0
 
 
-def train(d: int, steps: int, device: str, n_interior: int, sim_dims: set) -> tuple:
-    """A neural solve of B2 in d dimensions; returns (solution, row)."""
-    bench = lq_gaussian(d)
+def solve_row(task: str, bench, steps: int, device: str, n_interior: int) -> tuple:
+    """A float32 neural solve of ``bench`` and its row: cost, residual and the errors of u and m at
+    samples of the reference m (mfgnet.evaluation.compare); returns (solution, row)."""
+    d = bench.problem.dim
     start = time.perf_counter()
     solution = mfgnet.solve(bench.problem, "neural", steps=steps, dtype="float32", device=device,
                             progress=False, sampler={"n_interior": n_interior})
     wall = time.perf_counter() - start
+    errors = compare(solution, bench.exact)
+    return solution, {"task": task, "d": d, "device": device, "steps": steps, "n_interior": n_interior,
+                      "wall_s": wall, "s_per_step": wall / max(steps, 1),
+                      "residual": float(solution.diagnostics.residual),
+                      "hutchinson": bool(solution.diagnostics.extra.get("hutchinson")),
+                      "rel_l2_u": errors["rel_l2_u"], "rel_l2_m": errors["rel_l2_m"]}
+
+
+def train(d: int, steps: int, device: str, n_interior: int, sim_dims: set) -> tuple:
+    """A neural solve of B2 in d dimensions, with its policy error; returns (solution, bench, row)."""
+    bench = lq_gaussian(d)
+    solution, row = solve_row("solve", bench, steps, device, n_interior)
     coef = bench.exact.coefficients
     gen = torch.Generator().manual_seed(1)
     t = torch.rand(4096, generator=gen, dtype=torch.float64)
@@ -45,29 +58,16 @@ def train(d: int, steps: int, device: str, n_interior: int, sim_dims: set) -> tu
     # The policy error where the population lives: the part of the solution that moves agents.
     a_net = solution.policy(t[:256], x[:256])
     a_ex = -(coef.a(t[:256]).unsqueeze(-1) * x[:256] + coef.beta(t[:256]))
-    rel_policy = float((a_net - a_ex).norm() / a_ex.norm())
-    errors = compare(solution, bench.exact)
-    row = {"task": "solve", "d": d, "device": device, "steps": steps, "n_interior": n_interior,
-           "wall_s": wall, "s_per_step": wall / max(steps, 1), "residual": float(solution.diagnostics.residual),
-           "hutchinson": bool(solution.diagnostics.extra.get("hutchinson")),
-           "policy_rel_l2": rel_policy, "rel_l2_u": errors["rel_l2_u"], "rel_l2_m": errors["rel_l2_m"]}
+    row["policy_rel_l2"] = float((a_net - a_ex).norm() / a_ex.norm())
     return (solution if d in sim_dims else None), bench, row
 
 
 def train_b7(d: int, steps: int, device: str, n_interior: int, cells: int) -> dict:
-    """A neural solve of B7 in d dimensions against (2D grid) ⊗ (exact LQ), measured at samples of
-    the reference m (mfgnet.evaluation.compare); the 2D grid reference is solved once per process."""
+    """A neural solve of B7 in d dimensions against (2D grid) ⊗ (exact LQ); the 2D grid reference
+    is solved once per process, before the clock starts."""
     bench = separable_crowd(d, cells=cells)
     bench.exact.planar  # the reference's grid solve, not counted in the neural wall time
-    start = time.perf_counter()
-    solution = mfgnet.solve(bench.problem, "neural", steps=steps, dtype="float32", device=device,
-                            progress=False, sampler={"n_interior": n_interior})
-    wall = time.perf_counter() - start
-    errors = compare(solution, bench.exact)
-    return {"task": "solve/b7", "d": d, "device": device, "steps": steps, "n_interior": n_interior,
-            "wall_s": wall, "s_per_step": wall / max(steps, 1), "residual": float(solution.diagnostics.residual),
-            "hutchinson": bool(solution.diagnostics.extra.get("hutchinson")),
-            "rel_l2_u": errors["rel_l2_u"], "rel_l2_m": errors["rel_l2_m"]}
+    return solve_row("solve/b7", bench, steps, device, n_interior)[1]
 
 
 def simulate_rows(d: int, bench, solution, n_agents: int, n_steps: int, device: str, chunk: int | None) -> list:

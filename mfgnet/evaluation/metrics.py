@@ -151,9 +151,11 @@ def compare(solution: Solution, reference: Solution, points=None) -> dict[str, f
     -------
     dict
         ``rel_l2_u``, ``rel_l2_m`` and, for ergodic problems, ``abs_err_lambda`` (and
-        ``rel_err_lambda`` = |Δλ| / |λ| when λ ≠ 0).  On R^d with an exact reference that can sample its m (B2, B5), the points are drawn from the exact
-        m(t) at uniform times (as experiments/neural_benchmark.py does) and both errors are
-        plain relative L2 there; for d > 3 also ``mass_error`` by importance sampling.
+        ``rel_err_lambda`` = |Δλ| / |λ| when λ ≠ 0).  On R^d with a reference that can sample
+        its m (B2, B5, B7), the points are drawn from the reference m(t) at uniform times (as
+        experiments/neural_benchmark.py does), both errors are plain relative L2 there, and
+        ``mean_error_T`` / ``cov_error_T`` (:func:`moment_errors`) are added; for d > 3 also
+        ``mass_error`` by importance sampling.
     """
     problem = reference.problem
     sampled = points is None and not problem.domain.bounded and getattr(reference, "can_sample", False)

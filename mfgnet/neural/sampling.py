@@ -215,22 +215,26 @@ class CollocationSampler:
     def _gaussian_proposal(self, t: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """k points per time from N(mean, (widen std)²) of the cloud at t (S,): (S, k, d), log weights."""
         pos, _ = self._cloud_at(t)
-        mean = pos.mean(1, keepdim=True)
-        std = self.cfg.widen * pos.std(1, keepdim=True).clamp_min(1e-8)
-        z = self._randn(pos.shape[0], k, self.d)
-        y = mean + std * z
-        log_q = (-0.5 * z * z - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)
+        y, log_q = self._gaussian(pos.mean(1, keepdim=True),
+                                  self.cfg.widen * pos.std(1, keepdim=True).clamp_min(1e-8), pos.shape[0], k)
         # Weights 1 / (k q(y)): Σ w f estimates ∫ f like the grid weights do.
         return y, -log_q - math.log(k)
+
+    def _gaussian(self, mean: torch.Tensor, std: torch.Tensor, *shape: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Points (*shape, d) from N(mean, std²) per coordinate (mean, std broadcast against them)
+        and their log density (*shape)."""
+        z = self._randn(*shape, self.d)
+        log_q = (-0.5 * z * z - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return mean + std * z, log_q
 
     # ------------------------------------------------------------------ draw
     def draw(self, nets, step: int) -> Batch:
         cfg = self.cfg
-        if self.euclidean and (step % cfg.refresh_every == 0 or (self.cloud is None and self.proposal is None)):
-            if self.problem.is_ergodic:
-                self.refresh_proposal(nets)
-            else:
-                self.refresh_cloud(nets)
+        if self.euclidean:
+            # Ergodic: the Gaussian proposal fitted to m; time-dependent: the simulated particle cloud.
+            ergodic = self.problem.is_ergodic
+            if step % cfg.refresh_every == 0 or (self.proposal if ergodic else self.cloud) is None:
+                self.refresh_proposal(nets) if ergodic else self.refresh_cloud(nets)
         if self.problem.is_ergodic:
             return self._draw_ergodic(nets)
         return self._draw_time_dependent(nets)
@@ -262,9 +266,7 @@ class CollocationSampler:
         if not self.euclidean:
             return self.shifted_grid(n)
         if final and self.d <= 3:
-            if self.proposal is None:
-                self.proposal = initial_moments(self.problem)
-            mean, std = self.proposal
+            mean, std = self._proposal()
             half = 8.0 * self.cfg.widen * std
             return self.shifted_grid(n, mean - half, mean + half)
         y, log_q = self.proposal_sample(n, widen=1.0 if final else None)
@@ -273,14 +275,14 @@ class CollocationSampler:
     def proposal_sample(self, n: int, widen: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """n points from N(mean, (widen · std)²) of the current proposal (widen: sampler.widen unless
         given) and their log density."""
+        mean, std = self._proposal()
+        return self._gaussian(mean, (self.cfg.widen if widen is None else widen) * std, n)
+
+    def _proposal(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The current proposal (mean, std), (d,) each; m0's moments (the problem's guess) at first."""
         if self.proposal is None:
-            mean, std = initial_moments(self.problem)
-            self.proposal = (mean, std)
-        mean, std = self.proposal
-        std = (self.cfg.widen if widen is None else widen) * std
-        z = self._randn(n, self.d)
-        log_q = (-0.5 * z * z - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)
-        return mean + std * z, log_q
+            self.proposal = initial_moments(self.problem)
+        return self.proposal
 
     @torch.no_grad()
     def refresh_proposal(self, nets) -> None:

@@ -236,17 +236,15 @@ def _ergodic_constant(trainer: Trainer, sampler: CollocationSampler) -> float:
     conv = None
     if not problem.coupling.is_local:
         return float(nets.lam.detach())  # the last training estimate (needs ∫K m per point otherwise)
-    if problem.domain.bounded:
-        res = mfg_residuals(problem, nets.raw_value, nets.density_field, t, y,
-                            density_output=nets.density_output, log_mass=nets.log_mass, conv=conv, probes=probes)
-        return float(res.ergodic_constant)
     # λ = 0 in the call gives the HJB residual without λ as is (subtracting a mean over far-out
-    # grid points, where ln m is huge, and adding it back lost every digit in float32).
+    # R^d points, where ln m is huge, and adding it back lost every digit in float32).
     zero = torch.zeros((), dtype=trainer.dtype, device=trainer.device)
     res = mfg_residuals(problem, nets.raw_value, nets.density_field, t, y, density_output=nets.density_output,
                         log_mass=nets.log_mass, ergodic_constant=zero, conv=conv, probes=probes)
-    w = torch.softmax(logw.to(res.hjb) + nets.density_field(t, y).detach(), 0)
     hjb = res.hjb.detach()
+    logw = logw.to(hjb)
+    # The (equal) grid weights on a bounded domain; the weights of m among the importance samples on R^d.
+    w = torch.softmax(logw if problem.domain.bounded else logw + nets.density_field(t, y).detach(), 0)
     finite = torch.isfinite(hjb)
     if float(w[~finite].sum()) > 1e-9:  # non-finite where m has mass: no trustworthy λ here
         return float("nan")
