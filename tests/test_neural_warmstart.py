@@ -53,14 +53,37 @@ def test_warm_start_alone_is_close_to_the_coarse_grid(problem, steps):
         assert abs(sol.ergodic_constant - coarse.ergodic_constant) < 0.1
 
 
-def test_warm_start_is_off_by_default_and_validated():
-    assert NeuralSolverConfig().warm_start == "off"
+def test_warm_start_default_and_validation():
+    """"auto" fits m0 where the blend form holds m(0) = m0 and does nothing elsewhere."""
+    assert NeuralSolverConfig().warm_start == "auto"
     with pytest.raises(ProblemError, match="warm_start"):
         NeuralSolverConfig.from_dict({"warm_start": "fine_grid"})
     with pytest.raises(ProblemError, match="warm_start_cells"):
         NeuralSolverConfig.from_dict({"warm_start_cells": 4})
     sol = solve_neural(crowd_aversion(1), dict(SMALL, steps=1))
+    assert sol.diagnostics.extra["warm_start"]["source"] == "initial"
+    assert sol.diagnostics.extra["warm_start"]["steps"] == 500
+    sol = solve_neural(crowd_aversion(1), dict(SMALL, steps=1, warm_start="off"))
     assert sol.diagnostics.extra["warm_start"] is None
+    ergodic = ergodic_torus(1).problem
+    assert solve_neural(ergodic, dict(SMALL, steps=1)).diagnostics.extra["warm_start"] is None
+    with pytest.raises(ProblemError, match="warm_start='initial'.*hard_initial"):
+        solve_neural(ergodic, dict(SMALL, steps=1, warm_start="initial"))
+
+
+def test_initial_fit_makes_m_equal_m0_at_every_time():
+    """After the initial fit (no residual step) m(t) is m0 at every t, up to the fit's error,
+    where the untrained blend is far from it; m(0) = m0 holds exactly either way."""
+    problem = crowd_aversion(1)
+    x = torch.linspace(0.0, 1.0, 201, dtype=torch.float64)[:, None]
+    m0 = problem.initial_density(x).numpy()
+    errors = {}
+    for mode in ("off", "initial"):
+        sol = solve_neural(problem, dict(SMALL, model={}, steps=0, warm_start=mode))
+        with torch.no_grad():
+            np.testing.assert_allclose(sol.density(0.0, x).numpy(), m0, rtol=1e-10)
+            errors[mode] = max(relative_l2(sol.density(t, x).numpy(), m0) for t in (0.3, 0.7, 1.0))
+    assert errors["initial"] < 2e-2 < 0.2 < errors["off"], errors
 
 
 def test_warm_start_refuses_three_dimensions():

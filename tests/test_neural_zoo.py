@@ -90,11 +90,15 @@ def _errors(sol, ref, problem):
     return relative_l2(m, m_ref), relative_l2(u, u_ref, weights, center=problem.is_ergodic)
 
 
-@pytest.mark.parametrize("name, steps", [("readme_box_1d", 150), ("box_noisy_long_1d", 200),
-                                         ("ergodic_box_strong_1d", 150)])
-def test_fast_zoo_subset_trains_well_below_untrained_and_keeps_mass(name, steps):
+# box_noisy_long_1d runs without the initial fit (warm_start="auto" fits m(t) = m0 first): its crowd
+# spreads over the box by T = 2, so the fitted start is as far from the answer as the untrained one
+# (rel L2 m 0.46) and these tiny networks need more than 400 steps to leave it (0.33 after 400; the
+# default networks and steps end at 0.136 with the fit, 0.152 without; results/neural_zoo/means.md).
+@pytest.mark.parametrize("name, steps, warm_start", [("readme_box_1d", 150, "auto"), ("box_noisy_long_1d", 200, "off"),
+                                                     ("ergodic_box_strong_1d", 150, "auto")])
+def test_fast_zoo_subset_trains_well_below_untrained_and_keeps_mass(name, steps, warm_start):
     problem, ref = _reference(name)
-    cfg = NeuralSolverConfig.from_dict(TINY)
+    cfg = NeuralSolverConfig.from_dict(dict(TINY, warm_start=warm_start))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the tiny runs miss the tolerance: diagnosed
         # Untrained networks as the solver had them before the exact m(0), u(T) (which already
@@ -125,3 +129,32 @@ def test_converged_is_exactly_the_residual_check():
     assert any("dominant term" in str(w.message) for w in caught)
     loose = solve_neural(problem, cfg.replace(tolerance=1e6))
     assert loose.diagnostics.converged and "diagnosis" not in loose.diagnostics.extra
+
+
+def test_moving_base_keeps_mass_one_and_starts_at_m0():
+    """model.moving_base: with the network part zeroed, exp(free field) is the moving Gaussian,
+    of the base's mass at every t and equal to the fixed base at t = 0."""
+    problem = ZOO["lq_offset_2d"]()
+    cfg = NeuralSolverConfig().model.replace(moving_base=True)
+    nets = MFGNetworks(problem, cfg, torch.Generator().manual_seed(0)).double()
+    fixed = MFGNetworks(problem, cfg.replace(moving_base=False), torch.Generator().manual_seed(0)).double()
+    with torch.no_grad():
+        for net in (nets, fixed):
+            last = [m for m in net.density_net.core.modules() if isinstance(m, torch.nn.Linear)][-1]
+            last.weight.zero_()
+            last.bias.zero_()
+        nets.base_motion.copy_(0.3 * torch.randn(nets.base_motion.shape, generator=torch.Generator().manual_seed(1),
+                                                 dtype=torch.float64))
+    axis = torch.linspace(-4.0, 6.0, 401, dtype=torch.float64)
+    x = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
+    cell = float(axis[1] - axis[0]) ** 2
+    with torch.no_grad():
+        masses = [float(torch.exp(nets.free_field(torch.full((x.shape[0], 1), t), x)).sum() * cell)
+                  for t in (0.0, 0.7, 2.0)]
+        at_zero = nets.free_field(torch.zeros(x.shape[0], 1, dtype=torch.float64), x)
+        base = fixed.free_field(torch.zeros(x.shape[0], 1, dtype=torch.float64), x)
+        moved = nets.free_field(torch.full((x.shape[0], 1), 2.0, dtype=torch.float64), x)
+    expected = 2 * math.pi * float(nets.base_std.prod())
+    assert masses == pytest.approx([expected] * 3, rel=1e-6)
+    torch.testing.assert_close(at_zero, base, rtol=0, atol=1e-12)
+    assert float((moved - base).abs().max()) > 1.0  # it did move

@@ -46,6 +46,14 @@ class ModelConfig(Settings):
     # 600 float32 steps, guess N(0, I) for N(0, 0.54 I): m 0.197 with gain 1, 0.018 with 10,
     # 1.4e-3 with 30 (u 3.7e-4, |Δλ|/|λ| 3.5e-4).
     quadratic_gain_ergodic: float = number(30.0, 0.0, 1e4, lo_open=True)
+    # Time-dependent R^d: the Gaussian fitted to m0 that the log-density is built on moves and
+    # widens with t (learnable mean and log-width, polynomial in t/T of quadratic_time_degree).
+    # Off by default: measured without -> with, one seed each: B2 d = 1, 2000 steps, rel L2 m
+    # 0.0118 -> 0.0041, u 0.023 -> 0.013; B5 d = 10 (time-dependent), 600 steps, m 1.0e-3 ->
+    # 7.2e-4; lq_offset_1d (the crowd travels 8 m0-widths), 2000 steps, m 1.25 -> 0.98, u 0.86 ->
+    # 0.26, and 0.102 / 0.013 after 12000 steps; but B2 d = 10, 2000 steps, m 0.043 -> 0.083 and
+    # lq_offset_2d, 4000 steps, m 1.08 -> 183 (the widened base lets m grow where no point is).
+    moving_base: bool = flag(False)
     # Density positive by construction: m = exp(net) or softplus(net).
     density_output: str = choice("exp", "softplus")
     # u(T, x) = G(x) by the network's form, u = G(x) + (T - t)/T · net, when G is local and does
@@ -191,7 +199,9 @@ class NeuralSolverConfig(Settings):
     # converged (results/neural_zoo/means.md).  float64 remains a choice (e.g. for tests to
     # round-off); L-BFGS runs in float64 anyway (optim.lbfgs_dtype).
     dtype: str = choice("float32", "float64")
-    steps: int = number(4000, 0, 10**9, integer=True)
+    # Adam steps; None: default_steps(problem), 12000 for a time-dependent 1D problem and 4000
+    # otherwise (see there for the measurements).
+    steps: int | None = number(None, 0, 10**9, integer=True, optional=True)
     checkpoint_every: int = number(500, 1, 10**9, integer=True)
     checkpoint_dir: str | None = path(None)
     resume: bool = flag(False)
@@ -220,10 +230,36 @@ class NeuralSolverConfig(Settings):
     # None = 128 in 1D, 32 in 2D.  Off by default: on four hard 1D zoo problems the fit alone
     # (~25 s) was 2-7 % off the fine reference in m, but 500 residual steps after it drifted to
     # 12-89 % (the residual loss does not hold the fitted state; results/neural_warmstart.md).
-    warm_start: str = choice("off", "grid")
+    # "initial": the density network is fitted to m(t, ·) = m0 at every t (no grid, 2-4 s), so that
+    # the blend form of m(0) = m0 cannot move mass faster than the dynamics (initial_fit).
+    # "auto": "initial" where the blend form is used (time-dependent box or torus), else off.
+    # Measured on the zoo (results/neural_zoo/means.md), rel L2 m without -> with the fit:
+    # 4000 steps box_narrow_far 0.468 -> 0.209, box_bump 0.100 -> 0.049, box_two_crowds 0.093 ->
+    # 0.104, torus_power 0.100 -> 0.098, torus_bimodal 0.107 -> 0.106; 12000 steps narrow_far
+    # 0.461 -> 0.120, readme_box 0.024 -> 0.012, torus_nonlocal 0.033 -> 0.019, noisy_long 0.152 ->
+    # 0.136, congestion 0.026 -> 0.031, low_noise 0.032 -> 0.037 (one seed each).
+    warm_start: str = choice("auto", "off", "grid", "initial")
     warm_start_cells: int | None = number(None, 8, 4096, integer=True, optional=True)
-    warm_start_steps: int = number(1000, 0, 10**7, integer=True)
+    # None: 1000 steps for the grid fit, 500 for the initial fit (warmstart.WARM_START_STEPS).
+    warm_start_steps: int | None = number(None, 0, 10**7, integer=True, optional=True)
     model: ModelConfig = field(default_factory=ModelConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+
+
+# Adam steps of a time-dependent 1D problem when ``steps`` is None.  A 1D step costs ~20 ms on one
+# torch thread of an unloaded core (B1-B3-sized networks; 50 ms with three jobs on two cores), so
+# 12000 steps take about 4 minutes there; on the zoo (with the initial fit) they took rel L2(m)
+# from 0.05-0.21 at 4000 steps to 0.012-0.037 on 7 of 10 time-dependent 1D problems, 0.05-0.14
+# on the other three (results/neural_zoo/means.md).  In 2D and above a step costs 3-10x more and
+# 4000 stays the default.
+STEPS_1D_TIME_DEPENDENT = 12000
+STEPS_OTHERWISE = 4000
+
+
+def default_steps(problem) -> int:
+    """The number of Adam steps used when ``NeuralSolverConfig.steps`` is None."""
+    if problem.dim == 1 and not problem.is_ergodic:
+        return STEPS_1D_TIME_DEPENDENT
+    return STEPS_OTHERWISE

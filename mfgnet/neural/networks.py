@@ -184,7 +184,8 @@ class MFGNetworks(nn.Module):
 
     The density is ``m = exp(log_density)`` with ``log_density = density_field - log_mass``
     (``density_output = "exp"``) or ``m = softplus(density_field) / exp(log_mass)``.  The free
-    field is ``net + base(x) - free_log_mass`` (base: a Gaussian fitted to m0 on R^d, else 0).
+    field is ``net + base(t, x) - free_log_mass`` (base: a Gaussian fitted to m0 on R^d, which with
+    ``model.moving_base`` moves and widens with t at constant mass; else 0).
     With a hard initial condition (time-dependent, exp output) ``density_field`` is log m itself
     (``log_mass = 0``) and equals log m0 at t = 0 exactly:
 
@@ -210,6 +211,14 @@ class MFGNetworks(nn.Module):
             mean, std = initial_moments(problem)
             self.register_buffer("base_mean", mean)
             self.register_buffer("base_std", std)
+        # Time-dependent R^d: the base Gaussian moves, mean(t) = mean0 + scale Σ_k c_k s^k and
+        # log std(t) = log std0 + Σ_k e_k s^k (s = t/T, k = 1..degree; zero at t = 0), normalised
+        # so that it keeps mass 1: a crowd that travels many m0-widths is a few parameter units
+        # away instead of tens of units of the quadratic's coefficients.
+        self.base_motion = None
+        if self.gaussian_base and cfg.moving_base and not problem.is_ergodic:
+            self.base_motion = nn.Parameter(torch.zeros(max(1, cfg.quadratic_time_degree), 2, problem.dim,
+                                                        dtype=torch.float64))
             # Normaliser of the base Gaussian, so that m ≈ m0-shaped with mass ≈ 1 at the start.
             log_mass = torch.log(std * math.sqrt(2 * math.pi)).sum()
         else:
@@ -250,7 +259,14 @@ class MFGNetworks(nn.Module):
     def free_field(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The network part of the density field (net + base), shape (n,)."""
         out = self.density_net(t, x)
-        if self.gaussian_base:
+        if self.base_motion is not None:
+            s = (t / self.horizon) ** torch.arange(1, self.base_motion.shape[0] + 1, device=t.device, dtype=t.dtype)
+            motion = torch.einsum("nk,kcd->ncd", s, self.base_motion.to(t.dtype))  # (n, 2, d)
+            mean = self.base_mean + self.density_net.embed.scale * motion[:, 0]
+            log_ratio = motion[:, 1]
+            z = (x - mean) * torch.exp(-log_ratio) / self.base_std
+            out = out - 0.5 * (z * z).sum(-1) - log_ratio.sum(-1)
+        elif self.gaussian_base:
             z = (x - self.base_mean) / self.base_std
             out = out - 0.5 * (z * z).sum(-1)
         return out
@@ -304,7 +320,8 @@ class MFGNetworks(nn.Module):
         return list(self.value_net.parameters())
 
     def density_parameters(self) -> list[nn.Parameter]:
-        return list(self.density_net.parameters())
+        motion = [] if self.base_motion is None else [self.base_motion]
+        return list(self.density_net.parameters()) + motion
 
 
 def terminal_is_fixed(problem: MFGProblem) -> bool:

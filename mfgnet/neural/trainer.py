@@ -22,13 +22,13 @@ import torch
 
 from mfgnet.neural import checkpoint
 from mfgnet.neural.checkpoint import CHECKPOINT_NAME
-from mfgnet.neural.config import NeuralSolverConfig
+from mfgnet.neural.config import NeuralSolverConfig, default_steps
 from mfgnet.neural.distributed import DataParallel
 from mfgnet.neural.losses import M_TERMS, U_TERMS, compute_losses, fp_relative, log_mass_of
 from mfgnet.neural.networks import MFGNetworks
 from mfgnet.neural.residuals import mfg_residuals, rademacher
 from mfgnet.neural.sampling import CollocationSampler
-from mfgnet.neural.warmstart import warm_start
+from mfgnet.neural.warmstart import WARM_START_STEPS, initial_fit, warm_start
 from mfgnet.problems import ProblemError
 from mfgnet.progress import progress_bar
 
@@ -57,6 +57,8 @@ class Trainer:
                  monitor: Callable | None = None) -> None:
         if cfg.seed is None:  # no run-level seed given (a call from Python): seed 0
             cfg = cfg.replace(seed=0)
+        if cfg.steps is None:
+            cfg = cfg.replace(steps=default_steps(problem))
         self.problem, self.cfg = problem, cfg
         self.logger, self.monitor = logger, monitor
         self.device = resolve_device(cfg.device)
@@ -449,16 +451,32 @@ class Trainer:
             if ran < chunk:  # converged to its tolerances
                 return
 
+    def warm_start_mode(self) -> str:
+        """``cfg.warm_start`` with "auto" resolved: "initial" where m(0) = m0 holds by the blend
+        form (time-dependent box or torus; see :func:`~mfgnet.neural.warmstart.initial_fit`),
+        else "off"."""
+        mode = self.cfg.warm_start
+        if mode == "auto":
+            return "initial" if self.nets.hard_initial == "blend" else "off"
+        if mode == "initial" and self.nets.hard_initial == "off":
+            raise ProblemError("warm_start='initial' fits the free part of the blended initial density, but "
+                               "this run has no hard initial condition (model.hard_initial resolved to 'off': an "
+                               "ergodic or R^d problem, or density_output='softplus'); use warm_start='auto' or 'off'")
+        return mode
+
     # ------------------------------------------------------------------- run
     def run(self) -> None:
         cfg = self.cfg
         self.maybe_resume()
         start = time.perf_counter() - self.elapsed
         excluded = [0.0]
-        if cfg.warm_start != "off" and self.checkpoint_step is None:  # not on resume: it stays bit-exact
-            self.warm_start_info = warm_start(self.problem, self.nets, cells=cfg.warm_start_cells,
-                                              steps=cfg.warm_start_steps, seed=cfg.seed, dtype=self.dtype,
-                                              device=self.device)
+        mode = self.warm_start_mode()
+        if mode != "off" and self.checkpoint_step is None:  # not on resume: it stays bit-exact
+            fit = warm_start if mode == "grid" else initial_fit
+            options = {"cells": cfg.warm_start_cells} if mode == "grid" else {}
+            steps = cfg.warm_start_steps if cfg.warm_start_steps is not None else WARM_START_STEPS[mode]
+            self.warm_start_info = fit(self.problem, self.nets, steps=steps, seed=cfg.seed, dtype=self.dtype,
+                                       device=self.device, **options)
 
         def clock(log: bool = False) -> float:
             now = time.perf_counter() - start - excluded[0]
