@@ -51,7 +51,8 @@ class ModelConfig(Settings):
     # Off by default: measured without -> with, one seed each: B2 d = 1, 2000 steps, rel L2 m
     # 0.0118 -> 0.0041, u 0.023 -> 0.013; B5 d = 10 (time-dependent), 600 steps, m 1.0e-3 ->
     # 7.2e-4; lq_offset_1d (the crowd travels 8 m0-widths), 2000 steps, m 1.25 -> 0.98, u 0.86 ->
-    # 0.26, and 0.102 / 0.013 after 12000 steps; but B2 d = 10, 2000 steps, m 0.043 -> 0.083 and
+    # 0.26, but after 12000 steps 0.045 -> 0.102 (u 0.008 -> 0.013); B2 d = 10, 2000 steps, m
+    # 0.043 -> 0.083; and
     # lq_offset_2d, 4000 steps, m 1.08 -> 183 (the widened base lets m grow where no point is).
     moving_base: bool = flag(False)
     # Density positive by construction: m = exp(net) or softplus(net).
@@ -252,8 +253,9 @@ class NeuralSolverConfig(Settings):
 # torch thread of an unloaded core (B1-B3-sized networks; 50 ms with three jobs on two cores), so
 # 12000 steps take about 4 minutes there; on the zoo (with the initial fit) they took rel L2(m)
 # from 0.05-0.21 at 4000 steps to 0.012-0.037 on 7 of 10 time-dependent 1D problems, 0.05-0.14
-# on the other three (results/neural_zoo/means.md).  In 2D and above a step costs 3-10x more and
-# 4000 stays the default.
+# on the other three, and on R lq_offset_1d from 0.751 to 0.045 (396 s)
+# (results/neural_zoo/means.md).  In 2D and above a step costs 3-10x more and 4000 stays the
+# default.
 STEPS_1D_TIME_DEPENDENT = 12000
 STEPS_OTHERWISE = 4000
 
