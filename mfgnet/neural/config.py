@@ -249,9 +249,10 @@ class NeuralSolverConfig(Settings):
     loss: LossConfig = field(default_factory=LossConfig)
 
 
-# Adam steps of a time-dependent 1D problem when ``steps`` is None.  A 1D step costs ~20 ms on one
-# torch thread of an unloaded core (B1-B3-sized networks; 50 ms with three jobs on two cores), so
-# 12000 steps take about 4 minutes there; on the zoo (with the initial fit) they took rel L2(m)
+# Adam steps of a time-dependent 1D problem when ``steps`` is None.  A 1D step costs 18-27 ms on one
+# torch thread (box_bump_1d: 12000 steps in 267 s beside another job, 323 s alone in a repeat on the
+# shared machine; 50 ms with three jobs on two cores), so 12000 steps are at the edge of a
+# 5-minute budget; on the zoo (with the initial fit) they took rel L2(m)
 # from 0.05-0.21 at 4000 steps to 0.012-0.037 on 7 of 10 time-dependent 1D problems, 0.05-0.14
 # on the other three, and on R lq_offset_1d from 0.751 to 0.045 (396 s)
 # (results/neural_zoo/means.md).  In 2D and above a step costs 3-10x more and 4000 stays the
