@@ -132,23 +132,17 @@ def warm_start(problem: MFGProblem, nets, *, cells: int | None = None, steps: in
         y = torch.exp(scaled)
         return y + torch.log(-torch.expm1(-y))  # softplus⁻¹(y), stable for small and large y
 
-    params = nets.value_parameters() + nets.density_parameters()
-    opt = torch.optim.Adam(params, lr=LR)
-    fit_start = time.perf_counter()
-    for k in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = LR * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * k / max(1, steps))))
+    def batch_loss() -> torch.Tensor:
         t, x = draw(BATCH)
         u_ref, m_ref = targets(t, x)
         t, x = t.to(dtype=dtype, device=device), x.to(dtype=dtype, device=device)
         u = nets.raw_value(t, x)
         field = nets.density_field(t, x)
         # u relative to its spread (its scale is the problem's), log m in absolute terms.
-        loss = ((u - u_ref) ** 2).mean() / u_ref.var().clamp_min(1e-12) + ((field - field_target(m_ref)) ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        return ((u - u_ref) ** 2).mean() / u_ref.var().clamp_min(1e-12) + ((field - field_target(m_ref)) ** 2).mean()
+
+    fit_start = time.perf_counter()
+    _adam_fit(nets.value_parameters() + nets.density_parameters(), steps, batch_loss)
     fit_time = time.perf_counter() - fit_start
 
     lam = None
@@ -177,7 +171,6 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b).clamp_min(1e-300))
 
 
-
 def initial_fit(problem: MFGProblem, nets, *, steps: int, seed: int, dtype: torch.dtype = torch.float64,
                 device: torch.device | str = "cpu") -> dict:
     """Fit the density network so that m(t, ·) = m0 at every t before the residual training.
@@ -200,22 +193,31 @@ def initial_fit(problem: MFGProblem, nets, *, steps: int, seed: int, dtype: torc
     box = problem.bounding_box()
     lower, upper = box.bounds()
     floor = DENSITY_FLOOR / box.volume()
-    params = nets.density_parameters()
-    opt = torch.optim.Adam(params, lr=LR)
-    start = time.perf_counter()
-    misfit = torch.zeros(())
-    for k in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = LR * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * k / max(1, steps))))
+
+    def batch_misfit() -> torch.Tensor:
         x = lower + (upper - lower) * torch.rand(BATCH, problem.dim, generator=gen, dtype=torch.float64)
         t = problem.horizon * torch.rand(BATCH, 1, generator=gen, dtype=torch.float64)
         target = torch.log(problem.initial_density(x).clamp_min(floor)).to(dtype=dtype, device=device)
         t, x = t.to(dtype=dtype, device=device), x.to(dtype=dtype, device=device)
-        misfit = nets.free_field(t, x) - nets.free_log_mass.to(dtype) - target
-        loss = (misfit ** 2).mean()
+        return nets.free_field(t, x) - nets.free_log_mass.to(dtype) - target
+
+    start = time.perf_counter()
+    loss = _adam_fit(nets.density_parameters(), steps, lambda: (batch_misfit() ** 2).mean())
+    return {"source": "initial", "steps": steps, "fit_time_s": time.perf_counter() - start,
+            "fit_rms": math.sqrt(loss)}
+
+
+def _adam_fit(params: list[torch.nn.Parameter], steps: int, batch_loss) -> float:
+    """``steps`` Adam steps on ``batch_loss()`` (a fresh batch each call) at rate LR with a cosine
+    decay to 5 % and gradients clipped to norm 1; returns the last batch's loss (nan if none)."""
+    opt = torch.optim.Adam(params, lr=LR)
+    loss = torch.tensor(float("nan"))
+    for k in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = LR * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * k / max(1, steps))))
+        loss = batch_loss()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-    return {"source": "initial", "steps": steps, "fit_time_s": time.perf_counter() - start,
-            "fit_rms": float(misfit.detach().pow(2).mean().sqrt())}
+    return float(loss.detach())
