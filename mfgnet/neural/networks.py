@@ -211,6 +211,13 @@ class MFGNetworks(nn.Module):
             mean, std = initial_moments(problem)
             self.register_buffer("base_mean", mean)
             self.register_buffer("base_std", std)
+            # Normaliser of the base Gaussian, so that m ≈ m0-shaped with mass ≈ 1 at the start.
+            log_mass = torch.log(std * math.sqrt(2 * math.pi)).sum()
+        else:
+            # Start near a uniform density of mass 1.
+            volume = problem.bounding_box().volume()
+            log_mass = torch.tensor(math.log(volume) if cfg.density_output == "exp" else
+                                    math.log(volume * math.log(2.0)), dtype=torch.float64)
         # Time-dependent R^d: the base Gaussian moves, mean(t) = mean0 + scale Σ_k c_k s^k and
         # log std(t) = log std0 + Σ_k e_k s^k (s = t/T, k = 1..degree; zero at t = 0), normalised
         # so that it keeps mass 1: a crowd that travels many m0-widths is a few parameter units
@@ -219,13 +226,6 @@ class MFGNetworks(nn.Module):
         if self.gaussian_base and cfg.moving_base and not problem.is_ergodic:
             self.base_motion = nn.Parameter(torch.zeros(max(1, cfg.quadratic_time_degree), 2, problem.dim,
                                                         dtype=torch.float64))
-            # Normaliser of the base Gaussian, so that m ≈ m0-shaped with mass ≈ 1 at the start.
-            log_mass = torch.log(std * math.sqrt(2 * math.pi)).sum()
-        else:
-            # Start near a uniform density of mass 1.
-            volume = problem.bounding_box().volume()
-            log_mass = torch.tensor(math.log(volume) if cfg.density_output == "exp" else
-                                    math.log(volume * math.log(2.0)), dtype=torch.float64)
         self.hard_terminal = (cfg.hard_terminal and not problem.is_ergodic
                               and terminal_is_fixed(problem))
         self.hard_initial = "off"
