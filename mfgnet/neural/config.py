@@ -49,10 +49,10 @@ class ModelConfig(Settings):
     # Time-dependent R^d: the Gaussian fitted to m0 that the log-density is built on moves and
     # widens with t (learnable mean and log-width, polynomial in t/T of quadratic_time_degree).
     # Off by default: measured without -> with, one seed each: B2 d = 1, 2000 steps, rel L2 m
-    # 0.0118 -> 0.0041, u 0.023 -> 0.013; B5 d = 10 (time-dependent), 600 steps, m 1.0e-3 ->
+    # 0.0111 -> 0.0041, u 0.024 -> 0.013; B5 d = 10 (time-dependent), 600 steps, m 1.0e-3 ->
     # 7.2e-4; lq_offset_1d (the crowd travels 8 m0-widths), 2000 steps, m 1.25 -> 0.98, u 0.86 ->
-    # 0.26, but after 12000 steps 0.045 -> 0.102 (u 0.008 -> 0.013); B2 d = 10, 2000 steps, m
-    # 0.043 -> 0.083; and
+    # 0.26, and 0.102 / 0.013 after 12000 steps (without it: m 2.1e3, blown up); B2 d = 10,
+    # 2000 steps, m 0.025 -> 0.083; and
     # lq_offset_2d, 4000 steps, m 1.08 -> 183 (the widened base lets m grow where no point is).
     moving_base: bool = flag(False)
     # Density positive by construction: m = exp(net) or softplus(net).
@@ -200,8 +200,8 @@ class NeuralSolverConfig(Settings):
     # converged (results/neural_zoo/means.md).  float64 remains a choice (e.g. for tests to
     # round-off); L-BFGS runs in float64 anyway (optim.lbfgs_dtype).
     dtype: str = choice("float32", "float64")
-    # Adam steps; None: default_steps(problem), 12000 for a time-dependent 1D problem and 4000
-    # otherwise (see there for the measurements).
+    # Adam steps; None: default_steps(problem), 12000 for a time-dependent problem on a 1D box or
+    # circle and 4000 otherwise (see there for the measurements).
     steps: int | None = number(None, 0, 10**9, integer=True, optional=True)
     checkpoint_every: int = number(500, 1, 10**9, integer=True)
     checkpoint_dir: str | None = path(None)
@@ -249,20 +249,20 @@ class NeuralSolverConfig(Settings):
     loss: LossConfig = field(default_factory=LossConfig)
 
 
-# Adam steps of a time-dependent 1D problem when ``steps`` is None.  A 1D step costs 18-27 ms on one
+# Adam steps of a time-dependent problem on a 1D box or circle when ``steps`` is None.  A 1D step costs 18-27 ms on one
 # torch thread (box_bump_1d: 12000 steps in 267 s beside another job, 323 s alone in a repeat on the
 # shared machine; 50 ms with three jobs on two cores), so 12000 steps are at the edge of a
 # 5-minute budget; on the zoo (with the initial fit) they took rel L2(m)
 # from 0.05-0.21 at 4000 steps to 0.012-0.037 on 7 of 10 time-dependent 1D problems, 0.05-0.14
-# on the other three, and on R lq_offset_1d from 0.751 to 0.045 (396 s)
-# (results/neural_zoo/means.md).  In 2D and above a step costs 3-10x more and 4000 stays the
-# default.
+# on the other three (results/neural_zoo/means.md).  Not on R: lq_offset_1d, 0.751 at 4000
+# steps, blew up at 12000 (m 2.1e3, mass 1e4 on the evaluation grid).  In 2D and above a step
+# costs 3-10x more.  4000 stays the default there.
 STEPS_1D_TIME_DEPENDENT = 12000
 STEPS_OTHERWISE = 4000
 
 
 def default_steps(problem) -> int:
     """The number of Adam steps used when ``NeuralSolverConfig.steps`` is None."""
-    if problem.dim == 1 and not problem.is_ergodic:
+    if problem.dim == 1 and not problem.is_ergodic and problem.domain.bounded:
         return STEPS_1D_TIME_DEPENDENT
     return STEPS_OTHERWISE
