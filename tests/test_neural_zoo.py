@@ -32,7 +32,7 @@ def test_zoo_entries_are_valid_problems():
 
 
 @pytest.mark.parametrize("name, form", [("box_bump_1d", "blend"), ("readme_box_1d", "blend"),
-                                        ("box_bump_2d", "blend"), ("torus_bimodal_1d", "blend"),
+                                        ("box_bump_2d", "blend"), ("torus_bimodal_1d", "heat"), ("torus_power_1d", "heat"),
                                         ("lq_offset_1d", "log")])
 def test_initial_and_terminal_conditions_hold_to_round_off(name, form):
     """m(0, x) == m0(x) and (G independent of m) u(T, x) == G(x), for random weights, float64."""

@@ -63,10 +63,15 @@ class ModelConfig(Settings):
     hard_terminal: bool = flag(True)
     # m(0, x) = m0(x) by the form (time-dependent, exp output): "log": log m = log m0 + t̂ net
     # (m0 > 0 everywhere); "blend": m = (1 - s) m0 + s exp(net), s = 1 - exp(-t / (τ T)), also
-    # for m0 that vanishes somewhere (6x(1 - x)); "auto": blend on a box or torus (on box_bump_1d
-    # blend reached 33 % where log stalled at 73 %, relative FP form), the initial loss on R^d
-    # (there the log form left B2 d = 1 at rel L2 u 6.9e-2, the loss 2.4e-2); "off": the loss.
-    hard_initial: str = choice("auto", "log", "blend", "off")
+    # for m0 that vanishes somewhere (6x(1 - x)); "heat": the blend with m0 replaced by its heat
+    # flow e^{tνΔ} m0 (a spectral series, mfgnet.neural.heat: 1D/2D torus, or box where m0 has zero
+    # slope at the faces); "auto": heat where that series converges, else blend, on a box or torus
+    # (on box_bump_1d blend reached 33 % where log stalled at 73 %, relative FP form), the initial
+    # loss on R^d (there the log form left B2 d = 1 at rel L2 u 6.9e-2, the loss 2.4e-2); "off":
+    # the loss.  Heat against blend, 4000 steps with the initial fit, rel L2 m: torus_bimodal
+    # 0.039 vs 0.106, torus_nonlocal 0.046 vs 0.061, torus_low_noise 0.076 vs 0.083, torus_power
+    # 0.102 vs 0.098 (results/neural_zoo/means.md).
+    hard_initial: str = choice("auto", "log", "blend", "heat", "off")
     # τ of the blend as a fraction of T: small enough that m0 + τT ∂t m(0) > 0 for narrow bumps.
     initial_blend_time: float = number(0.05, 0.0, 1.0, lo_open=True)
     # Bounded time-dependent problems: m(t) divided by its quadrature mass at each t (times the
@@ -233,7 +238,8 @@ class NeuralSolverConfig(Settings):
     # 12-89 % (the residual loss does not hold the fitted state; results/neural_warmstart.md).
     # "initial": the density network is fitted to m(t, ·) = m0 at every t (no grid, 2-4 s), so that
     # the blend form of m(0) = m0 cannot move mass faster than the dynamics (initial_fit).
-    # "auto": "initial" where the blend form is used (time-dependent box or torus), else off.
+    # "auto": "initial" where a blend form is used (model.hard_initial "blend" or "heat": time-
+    # dependent box or torus), else off.
     # Measured on the zoo (results/neural_zoo/means.md), rel L2 m without -> with the fit:
     # 4000 steps box_narrow_far 0.468 -> 0.209, box_bump 0.100 -> 0.049, box_two_crowds 0.093 ->
     # 0.104, torus_power 0.100 -> 0.098, torus_bimodal 0.107 -> 0.106; 12000 steps narrow_far

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from mfgnet.neural.config import ModelConfig
-from mfgnet.problems import Euclidean, MFGProblem, Torus
+from mfgnet.neural.heat import MAX_MODES, HeatFlow
+from mfgnet.problems import Euclidean, MFGProblem, ProblemError, Torus
 
 
 class Sine(nn.Module):
@@ -190,7 +191,9 @@ class MFGNetworks(nn.Module):
     (``log_mass = 0``) and equals log m0 at t = 0 exactly:
 
     * ``"log"``:   log m = log m0(x) + t̂ · free(t, x),  t̂ = t / T;
-    * ``"blend"``: m = (1 - s) m0(x) + s · exp(free(t, x)),  s = 1 - exp(-t / (τ T)).
+    * ``"blend"``: m = (1 - s) m0(x) + s · exp(free(t, x)),  s = 1 - exp(-t / (τ T));
+    * ``"heat"``:  m = (1 - s) (m0(x) + h(t, x) - h(0, x)) + s · exp(free(t, x)), h the heat flow of m0
+      (:class:`mfgnet.neural.heat.HeatFlow`; a converged series on a 1D/2D torus or box).
 
     With ``renormalise`` (bounded time-dependent problems) m(t) is further divided by
     ``exp(mass_shift(t))``, the quadrature mass of m(t) over that of m0 on a fixed grid
@@ -229,11 +232,23 @@ class MFGNetworks(nn.Module):
         self.hard_terminal = (cfg.hard_terminal and not problem.is_ergodic
                               and terminal_is_fixed(problem))
         self.hard_initial = "off"
+        self.heat = None
         if cfg.hard_initial != "off" and not problem.is_ergodic and cfg.density_output == "exp":
-            # "auto": the blend on bounded domains; on R^d the initial loss (the log form left B2
-            # d = 1 at rel L2 u 6.9e-2 where the loss form gives 2.4e-2, same 2000 float32 steps).
-            self.hard_initial = (cfg.hard_initial if cfg.hard_initial != "auto"
-                                 else ("off" if isinstance(problem.domain, Euclidean) else "blend"))
+            self.heat = HeatFlow.build(problem) if cfg.hard_initial in ("auto", "heat") else None
+            # "auto": on R^d the initial loss (the log form left B2 d = 1 at rel L2 u 6.9e-2 where
+            # the loss form gives 2.4e-2, same 2000 float32 steps); on a box or torus the heat
+            # blend where the heat flow's series converges, else the blend.
+            if cfg.hard_initial == "auto":
+                self.hard_initial = ("off" if isinstance(problem.domain, Euclidean)
+                                     else "heat" if self.heat is not None else "blend")
+            else:
+                self.hard_initial = cfg.hard_initial
+            if self.hard_initial == "heat" and self.heat is None:
+                raise ProblemError(
+                    "model.hard_initial='heat' needs the heat flow of m0 as a converged spectral series: a "
+                    "time-dependent problem on a 1D/2D torus, or box where m0 has zero slope at the faces, with "
+                    f"at most {MAX_MODES.get(problem.dim, 0)} modes per axis (mfgnet.neural.heat); use 'auto' "
+                    "or 'blend'")
         self.blend_time = cfg.initial_blend_time * (problem.horizon or 1.0)
         self.register_buffer("free_log_mass", log_mass.clone() if self.hard_initial != "off"
                              else torch.zeros((), dtype=torch.float64))
@@ -276,7 +291,10 @@ class MFGNetworks(nn.Module):
         out = self.free_field(t, x)
         if self.hard_initial == "off":
             return out
-        log_m0 = safe_log(self.problem.initial_density(x))
+        m0 = self.problem.initial_density(x)
+        if self.heat is not None:  # the fading part spreads as m0 would under diffusion alone
+            m0 = m0 + self.heat(t, x)
+        log_m0 = safe_log(m0)
         tt = t[:, 0]
         if self.hard_initial == "log":
             return log_m0 + (tt / self.horizon) * (out - self.free_log_mass)

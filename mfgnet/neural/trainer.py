@@ -457,7 +457,7 @@ class Trainer:
         else "off"."""
         mode = self.cfg.warm_start
         if mode == "auto":
-            return "initial" if self.nets.hard_initial == "blend" else "off"
+            return "initial" if self.nets.hard_initial in ("blend", "heat") else "off"
         if mode == "initial" and self.nets.hard_initial == "off":
             raise ProblemError("warm_start='initial' fits the free part of the blended initial density, but "
                                "this run has no hard initial condition (model.hard_initial resolved to 'off': an "

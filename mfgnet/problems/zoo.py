@@ -122,6 +122,17 @@ def torus_bimodal_1d() -> MFGProblem:
                       name="torus_bimodal_1d")
 
 
+def torus_three_crowds_1d() -> MFGProblem:
+    """A harder neighbour of :func:`torus_bimodal_1d` (added when the heat blend fixed that one):
+    three narrow crowds (widths 0.05, 0.05, 0.06 at 0.1, 0.4 and 0.75; weights 0.3 / 0.3 / 0.4),
+    half the noise ν = 0.05, three times the aversion F = 3 m, all pulled towards 0.3 by
+    G = 0.5 sin²(π(x − 0.3)); T = 1."""
+    return MFGProblem(Torus(1), horizon=1.0, viscosity=0.05, coupling=lambda t, x, m: 3.0 * m,
+                      terminal_cost=lambda x, m: 0.5 * torch.sin(math.pi * (x[:, 0] - 0.3)) ** 2,
+                      initial_density=_torus_bumps([0.1, 0.4, 0.75], [0.05, 0.05, 0.06], [0.3, 0.3, 0.4]),
+                      name="torus_three_crowds_1d")
+
+
 def torus_low_noise_1d() -> MFGProblem:
     """Low noise ν = 0.01, weak coupling F = 0.2 m, short horizon T = 0.5: the smooth
     m0 = 1 + 0.5 cos(2πx) (crowd at 0) is pulled to 0.5 by G = 0.5 cos(2πx)."""
@@ -216,6 +227,7 @@ ZOO: dict[str, Callable[[], MFGProblem]] = {
     "box_congestion_1d": box_congestion_1d,
     "box_two_crowds_1d": box_two_crowds_1d,
     "torus_bimodal_1d": torus_bimodal_1d,
+    "torus_three_crowds_1d": torus_three_crowds_1d,
     "torus_low_noise_1d": torus_low_noise_1d,
     "torus_nonlocal_1d": torus_nonlocal_1d,
     "torus_power_1d": torus_power_1d,
@@ -236,6 +248,7 @@ REFERENCE: dict[str, dict] = {
     "box_congestion_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_two_crowds_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "torus_bimodal_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
+    "torus_three_crowds_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "torus_low_noise_1d": {"kind": "grid", "cells": 512, "time_steps": 256, "order": 2},
     "torus_nonlocal_1d": {"kind": "grid", "cells": 256, "time_steps": 256, "order": 2},
     "torus_power_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
