@@ -89,21 +89,22 @@ def test_autograd_sees_the_analytic_derivatives(dim):
 
 
 def test_heat_needs_a_converged_series():
-    """A bump whose slope at a face is not zero (box_bump_1d) has no converged cosine series:
-    "auto" falls back to the blend, an explicit "heat" says why it cannot be used."""
+    """A bump whose slope at a face is not zero (box_bump_1d) has no converged cosine series: an
+    explicit "heat" says why it cannot be used; on a torus it builds; "auto" stays the blend."""
     problem = ZOO["box_bump_1d"]()
     assert HeatFlow.build(problem) is None
     cfg = NeuralSolverConfig().model
-    assert MFGNetworks(problem, cfg, torch.Generator().manual_seed(0)).hard_initial == "blend"
     with pytest.raises(ProblemError, match="hard_initial='heat'.*zero slope"):
         MFGNetworks(problem, cfg.replace(hard_initial="heat"), torch.Generator().manual_seed(0))
     torus = ZOO["torus_bimodal_1d"]()
-    assert MFGNetworks(torus, cfg, torch.Generator().manual_seed(0)).hard_initial == "heat"
+    assert MFGNetworks(torus, cfg.replace(hard_initial="heat"), torch.Generator().manual_seed(0)).heat is not None
+    assert MFGNetworks(torus, cfg, torch.Generator().manual_seed(0)).hard_initial == "blend"
 
 
 def test_heat_blend_trains_with_exact_m0_and_mass():
-    """A short float64 run in the heat blend (the default on a torus): the residual falls, m(0)
-    stays m0 exactly and ∫m(t) = 1.  (Accuracy is the zoo's business: results/neural_zoo.)"""
+    """A short float64 run in the heat blend: the residual falls, m(0) stays m0 exactly and
+    ∫m(t) = 1, and the initial fit runs as with the blend.  (Accuracy is the zoo's business:
+    results/neural_zoo.)"""
     import warnings
 
     from mfgnet.evaluation.metrics import mass_error
@@ -111,12 +112,13 @@ def test_heat_blend_trains_with_exact_m0_and_mass():
 
     problem = ZOO["torus_bimodal_1d"]()
     cfg = {"dtype": "float64", "steps": 150, "progress": False, "n_eval": 256,
-           "model": {"width": 24, "depth": 2},
+           "model": {"width": 24, "depth": 2, "hard_initial": "heat"},
            "sampler": {"n_interior": 128, "n_quadrature": 64, "time_slices": 8}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a tiny run misses the tolerance: diagnosed
         sol = solve_neural(problem, cfg)
     assert sol.diagnostics.extra["hard_initial"] == "heat"
+    assert sol.diagnostics.extra["warm_start"]["source"] == "initial"
     history = sol.diagnostics.residual_history
     assert all(math.isfinite(r) for r in history) and history[-1] < 0.5 * history[0]
     x = torch.linspace(0, 1, 201, dtype=torch.float64)[:-1].unsqueeze(-1)
@@ -124,3 +126,20 @@ def test_heat_blend_trains_with_exact_m0_and_mass():
         m_start = sol.density(torch.zeros(200, dtype=torch.float64), x)
     assert torch.allclose(m_start, problem.initial_density(x), rtol=1e-12, atol=1e-12)
     assert mass_error(sol, n_times=11) < 1e-6
+
+
+def test_diagnosis_suggests_the_heat_blend_only_where_it_applies():
+    """A missed run whose Fokker-Planck residual dominates gets the hint on a torus (the series
+    exists), not on box_bump_1d (it does not)."""
+    import warnings
+
+    from mfgnet.neural import solve_neural
+
+    cfg = {"steps": 30, "progress": False, "warm_start": "off", "n_eval": 128, "model": {"width": 16, "depth": 2}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        torus = solve_neural(ZOO["torus_bimodal_1d"](), cfg).diagnostics.extra["diagnosis"]
+        box = solve_neural(ZOO["box_bump_1d"](), cfg).diagnostics.extra["diagnosis"]
+    assert torus["dominant"] == "fp"
+    assert any("hard_initial=heat" in a for a in torus["advice"])
+    assert not any("hard_initial=heat" in a for a in box["advice"])

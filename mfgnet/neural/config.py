@@ -65,12 +65,16 @@ class ModelConfig(Settings):
     # (m0 > 0 everywhere); "blend": m = (1 - s) m0 + s exp(net), s = 1 - exp(-t / (τ T)), also
     # for m0 that vanishes somewhere (6x(1 - x)); "heat": the blend with m0 replaced by its heat
     # flow e^{tνΔ} m0 (a spectral series, mfgnet.neural.heat: 1D/2D torus, or box where m0 has zero
-    # slope at the faces); "auto": heat where that series converges, else blend, on a box or torus
-    # (on box_bump_1d blend reached 33 % where log stalled at 73 %, relative FP form), the initial
-    # loss on R^d (there the log form left B2 d = 1 at rel L2 u 6.9e-2, the loss 2.4e-2); "off":
-    # the loss.  Heat against blend, 4000 steps with the initial fit, rel L2 m: torus_bimodal
-    # 0.039 vs 0.106, torus_nonlocal 0.046 vs 0.061, torus_low_noise 0.076 vs 0.083, torus_power
-    # 0.102 vs 0.098 (results/neural_zoo/means.md).
+    # slope at the faces); "auto": blend on a box or torus (on box_bump_1d blend reached 33 % where
+    # log stalled at 73 %, relative FP form), the initial loss on R^d (there the log form left B2
+    # d = 1 at rel L2 u 6.9e-2, the loss 2.4e-2); "off": the loss.
+    # Heat is an option, not the default: 12000 steps, rel L2 m heat vs blend, torus_bimodal 0.033
+    # vs 0.106 (a narrow crowd that spreads fast; 0.040 vs 0.106 with another seed at 4000 steps),
+    # but torus_power 0.067 vs 0.048 (4000 steps, three seeds: 0.107-0.130 vs 0.093-0.098),
+    # torus_low_noise 0.039 vs 0.037, torus_nonlocal 0.021 vs 0.019, torus_three_crowds 0.033 vs
+    # 0.032, B3 at 4000 steps m 5e-4 vs 3e-4 (median of three seeds); on boxes whose m0 has a slope at
+    # a face (series cut at 1e-3 of max m0, 4000 steps) box_bump 0.064 vs 0.049, box_narrow_far
+    # 0.371 vs 0.209 (results/neural_zoo/means.md).
     hard_initial: str = choice("auto", "log", "blend", "heat", "off")
     # τ of the blend as a fraction of T: small enough that m0 + τT ∂t m(0) > 0 for narrow bumps.
     initial_blend_time: float = number(0.05, 0.0, 1.0, lo_open=True)

@@ -12,6 +12,7 @@ import torch
 
 from mfgnet.neural.config import NeuralSolverConfig
 from mfgnet.neural.distributed import init_from_env
+from mfgnet.neural.heat import HeatFlow
 from mfgnet.neural.losses import compute_losses, fp_relative
 from mfgnet.neural.residuals import mfg_residuals
 from mfgnet.neural.sampling import CollocationSampler
@@ -139,6 +140,10 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
     drifted = mass_drift is not None and mass_drift > 1e-3
     if drifted:
         advice.append(f"the mass drifted by {mass_drift:.1e}: " + _ADVICE["mass"])
+    if trainer.nets.hard_initial == "blend" and dominant == "fp" and HeatFlow.build(trainer.problem) is not None:
+        # On the zoo (12000 steps): torus_bimodal_1d 0.106 -> 0.033 in m, torus_power_1d 0.048 -> 0.067.
+        advice.append("model.hard_initial=heat makes the early spreading of a narrow crowd exact (it fixed "
+                      "one zoo problem and hurt another: results/neural_zoo/means.md)")
     if trainer.problem.dim <= 2:
         # Measured on the zoo: a 2 % fit to a coarse grid solve drifts to 9-12 % under the residual
         # loss, and cold training stays at 10-30 % on narrow or fast-moving crowds; in 1D/2D the
