@@ -243,8 +243,8 @@ class MFGNetworks(nn.Module):
                 raise ProblemError(
                     "model.hard_initial='heat' needs the heat flow of m0 as a converged spectral series: a "
                     "time-dependent problem on a 1D/2D torus, or box where m0 has zero slope at the faces, with "
-                    f"at most {MAX_MODES.get(problem.dim, 0)} modes per axis (mfgnet.neural.heat); use 'auto' "
-                    "or 'blend'")
+                    f"at most {MAX_MODES[1]} (1D) / {MAX_MODES[2]} (2D) modes per axis (mfgnet.neural.heat); use "
+                    "'auto' or 'blend'")
         self.blend_time = cfg.initial_blend_time * (problem.horizon or 1.0)
         self.register_buffer("free_log_mass", log_mass.clone() if self.hard_initial != "off"
                              else torch.zeros((), dtype=torch.float64))
