@@ -82,7 +82,7 @@ def test_autograd_sees_the_analytic_derivatives(dim):
     assert float(wt.detach().abs().max()) > 1.0  # the check is not trivial: the crowd does spread
     # Where m is above 1e-4 of its peak to 1e-5; in density form (m times it, the Fokker-Planck
     # form of bounded problems) everywhere, including the far tails where the series' absolute
-    # accuracy (1e-13 of the peak) is all there is.
+    # accuracy (heat.TOLERANCE = 1e-12 of the peak) is all there is.
     bulk = m > 1e-4 * m.max()
     assert float(residual[bulk].abs().max()) < 1e-5
     assert float((m * residual).abs().max()) < 1e-8 * float(m.max())

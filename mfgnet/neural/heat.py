@@ -149,17 +149,11 @@ class HeatFlow:
                                   (along * val1 * curv[1]).sum(-1)], -1)
         return h, self.viscosity * second.sum(-1), grad, second  # ∂t h = νΔh
 
-    def jet(self, t: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """h at t (n, 1), x (n, d) in float64, with its ∂t (n,), ∇ (n, d) and second
-        derivatives ∂²/∂x_i² (n, d)."""
-        decayed, _, curv = self._axes(t, x)
-        return self._jet(decayed, curv)
-
     def __call__(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """h(t, x) - h(0, x) at t (n, 1), x (n, d): shape (n,), in x's dtype; zero at t = 0.
 
         m0 + h(t) - h(0) is m0 at t = 0 exactly and the heat flow to the series' accuracy
-        (1e-13 of max m0) after; unlike m0 h(t)/h(0) it stays right where m0 is below any
+        (``TOLERANCE`` × max m0) after; unlike m0 h(t)/h(0) it stays right where m0 is below any
         floor (the far side of a narrow crowd, which diffusion reaches).  The value is exact;
         its derivatives reach autograd through a polynomial in (t, x) about the points
         themselves (whose added terms vanish there) with the analytic ∂t, ∇ and ∂²/∂x_i²:

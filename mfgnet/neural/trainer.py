@@ -452,9 +452,9 @@ class Trainer:
                 return
 
     def warm_start_mode(self) -> str:
-        """``cfg.warm_start`` with "auto" resolved: "initial" where m(0) = m0 holds by the blend
-        form (time-dependent box or torus; see :func:`~mfgnet.neural.warmstart.initial_fit`),
-        else "off"."""
+        """``cfg.warm_start`` with "auto" resolved: "initial" where m(0) = m0 holds by a blend
+        form, "blend" or "heat" (time-dependent box or torus; see
+        :func:`~mfgnet.neural.warmstart.initial_fit`), else "off"."""
         mode = self.cfg.warm_start
         if mode == "auto":
             return "initial" if self.nets.hard_initial in ("blend", "heat") else "off"
