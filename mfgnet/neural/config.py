@@ -242,16 +242,23 @@ class NeuralSolverConfig(Settings):
     # 12-89 % (the residual loss does not hold the fitted state; results/neural_warmstart.md).
     # "initial": the density network is fitted to m(t, ·) = m0 at every t (no grid, 2-4 s), so that
     # the blend form of m(0) = m0 cannot move mass faster than the dynamics (initial_fit).
+    # "gaussian" (time-dependent R^d): the game among Gaussian crowds first, u_θ trained on HJB while
+    # the base Gaussian follows particles simulated under u (mfgnet.neural.gaussian_start).
     # "auto": "initial" where a blend form is used (model.hard_initial "blend" or "heat": time-
-    # dependent box or torus), else off.
+    # dependent box or torus), "gaussian" on time-dependent R^d, else off.
+    # Gaussian start (2000 steps, then the default 4000 residual steps), rel L2 m / u without -> with:
+    # lq_offset_1d 0.751 / 0.128 -> 0.027 / 0.006 (mass 9e-4, 194 s: all targets met),
+    # r_two_crowds_1d (bimodal m0, local congestion) 0.689 / 0.092 -> 0.033 / 0.010 (one seed each;
+    # results/neural_zoo/means.md, sixth session).
     # Measured on the zoo (results/neural_zoo/means.md), rel L2 m without -> with the fit:
     # 4000 steps box_narrow_far 0.468 -> 0.209, box_bump 0.100 -> 0.049, box_two_crowds 0.093 ->
     # 0.104, torus_power 0.100 -> 0.098, torus_bimodal 0.107 -> 0.106; 12000 steps narrow_far
     # 0.461 -> 0.120, readme_box 0.024 -> 0.012, torus_nonlocal 0.033 -> 0.019, noisy_long 0.152 ->
     # 0.136, congestion 0.026 -> 0.031, low_noise 0.032 -> 0.037 (one seed each).
-    warm_start: str = choice("auto", "off", "grid", "initial")
+    warm_start: str = choice("auto", "off", "grid", "initial", "gaussian")
     warm_start_cells: int | None = number(None, 8, 4096, integer=True, optional=True)
-    # None: 1000 steps for the grid fit, 500 for the initial fit (warmstart.WARM_START_STEPS).
+    # None: 1000 steps for the grid fit, 500 for the initial fit, 2000 for the Gaussian start but at
+    # most steps // 2 (warmstart.default_warm_start_steps).
     warm_start_steps: int | None = number(None, 0, 10**7, integer=True, optional=True)
     model: ModelConfig = field(default_factory=ModelConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)

@@ -185,8 +185,9 @@ class MFGNetworks(nn.Module):
 
     The density is ``m = exp(log_density)`` with ``log_density = density_field - log_mass``
     (``density_output = "exp"``) or ``m = softplus(density_field) / exp(log_mass)``.  The free
-    field is ``net + base(t, x) - free_log_mass`` (base: a Gaussian fitted to m0 on R^d, which with
-    ``model.moving_base`` moves and widens with t at constant mass; else 0).
+    field is ``net + base(t, x) - free_log_mass`` (base: a Gaussian fitted to m0 on R^d, which moves and
+    widens with t at constant mass: learnt with ``model.moving_base``, else set by the Gaussian warm
+    start or left fixed; 0 on bounded domains).
     With a hard initial condition (time-dependent, exp output) ``density_field`` is log m itself
     (``log_mass = 0``) and equals log m0 at t = 0 exactly:
 
@@ -225,10 +226,20 @@ class MFGNetworks(nn.Module):
         # log std(t) = log std0 + Σ_k e_k s^k (s = t/T, k = 1..degree; zero at t = 0), normalised
         # so that it keeps mass 1: a crowd that travels many m0-widths is a few parameter units
         # away instead of tens of units of the quadratic's coefficients.
-        self.base_motion = None
-        if self.gaussian_base and cfg.moving_base and not problem.is_ergodic:
-            self.base_motion = nn.Parameter(torch.zeros(max(1, cfg.quadratic_time_degree), 2, problem.dim,
-                                                        dtype=torch.float64))
+        # Without moving_base the motion is a buffer of zeros (the fixed base) that the Gaussian warm
+        # start (mfgnet.neural.gaussian_start) may set; with it, a parameter that training moves.
+        if self.gaussian_base and not problem.is_ergodic:
+            motion = torch.zeros(max(1, cfg.quadratic_time_degree), 2, problem.dim, dtype=torch.float64)
+            if cfg.moving_base:
+                self.base_motion = nn.Parameter(motion)
+            else:
+                self.register_buffer("base_motion", motion)
+        else:
+            self.base_motion = None
+        # False only during the Gaussian start (mfgnet.neural.gaussian_start): the network part of
+        # the density field is left out (not zeroed: from a zeroed output layer the shape fit after
+        # the start stalled at RMS 3.6 where the initialised network reached 0.16-0.23).
+        self.density_net_enabled = True
         self.hard_terminal = (cfg.hard_terminal and not problem.is_ergodic
                               and terminal_is_fixed(problem))
         self.hard_initial = "off"
@@ -269,7 +280,10 @@ class MFGNetworks(nn.Module):
 
     def free_field(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The network part of the density field (net + base), shape (n,)."""
-        out = self.density_net(t, x)
+        if self.density_net_enabled:
+            out = self.density_net(t, x)
+        else:  # the Gaussian start: m is the base alone
+            out = torch.zeros(t.shape[0], dtype=t.dtype, device=t.device)
         if self.base_motion is not None:
             s = (t / self.horizon) ** torch.arange(1, self.base_motion.shape[0] + 1, device=t.device, dtype=t.dtype)
             motion = torch.einsum("nk,kcd->ncd", s, self.base_motion.to(t.dtype))  # (n, 2, d)
@@ -277,10 +291,17 @@ class MFGNetworks(nn.Module):
             log_ratio = motion[:, 1]
             z = (x - mean) * torch.exp(-log_ratio) / self.base_std
             out = out - 0.5 * (z * z).sum(-1) - log_ratio.sum(-1)
-        elif self.gaussian_base:
+        elif self.gaussian_base:  # ergodic: the fixed base
             z = (x - self.base_mean) / self.base_std
             out = out - 0.5 * (z * z).sum(-1)
         return out
+
+    def base_moments(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and per-coordinate std of the (moving) Gaussian base at times t (n, 1): (n, d) each."""
+        s = (t / self.horizon) ** torch.arange(1, self.base_motion.shape[0] + 1, device=t.device, dtype=t.dtype)
+        motion = torch.einsum("nk,kcd->ncd", s, self.base_motion.to(t.dtype))
+        return (self.base_mean + self.density_net.embed.scale * motion[:, 0],
+                self.base_std * torch.exp(motion[:, 1]))
 
     def density_field(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The unnormalised density field: log m + log_mass (exp) or softplus input."""
@@ -334,7 +355,7 @@ class MFGNetworks(nn.Module):
         return list(self.value_net.parameters())
 
     def density_parameters(self) -> list[nn.Parameter]:
-        motion = [] if self.base_motion is None else [self.base_motion]
+        motion = [self.base_motion] if isinstance(self.base_motion, nn.Parameter) else []
         return list(self.density_net.parameters()) + motion
 
 

@@ -166,9 +166,10 @@ class CollocationSampler:
         return y, logw
 
     # -------------------------------------------------------------- particles
-    def refresh_cloud(self, nets) -> None:
-        """Simulate the particle cloud under the current policy (Euclidean, time-dependent)."""
-        cfg, K = self.cfg, self.cfg.particle_steps
+    def refresh_cloud(self, nets, particle_steps: int | None = None) -> None:
+        """Simulate the particle cloud under the current policy (Euclidean, time-dependent) with
+        ``particle_steps`` Euler-Maruyama steps (None: ``sampler.particle_steps``)."""
+        cfg, K = self.cfg, particle_steps or self.cfg.particle_steps
         dt = self.T / K
         x = self.problem.sample_initial(cfg.particles, self.gen).to(torch.float64)
         path = [x]
@@ -228,12 +229,15 @@ class CollocationSampler:
         return mean + std * z, log_q
 
     # ------------------------------------------------------------------ draw
-    def draw(self, nets, step: int) -> Batch:
+    def draw(self, nets, step: int, refresh: bool = True) -> Batch:
+        """This step's points; on R^d the proposal or particle cloud is refreshed every
+        ``refresh_every`` steps (``refresh=False``: only when there is none yet)."""
         cfg = self.cfg
         if self.euclidean:
             # Ergodic: the Gaussian proposal fitted to m; time-dependent: the simulated particle cloud.
             ergodic = self.problem.is_ergodic
-            if step % cfg.refresh_every == 0 or (self.proposal if ergodic else self.cloud) is None:
+            due = refresh and step % cfg.refresh_every == 0
+            if due or (self.proposal if ergodic else self.cloud) is None:
                 self.refresh_proposal(nets) if ergodic else self.refresh_cloud(nets)
         if self.problem.is_ergodic:
             return self._draw_ergodic(nets)

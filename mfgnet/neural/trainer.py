@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import torch
 
-from mfgnet.neural import checkpoint
+from mfgnet.neural import checkpoint, gaussian_start
 from mfgnet.neural.checkpoint import CHECKPOINT_NAME
 from mfgnet.neural.config import NeuralSolverConfig, default_steps
 from mfgnet.neural.distributed import DataParallel
@@ -28,7 +28,7 @@ from mfgnet.neural.losses import M_TERMS, U_TERMS, compute_losses, fp_relative, 
 from mfgnet.neural.networks import MFGNetworks
 from mfgnet.neural.residuals import mfg_residuals, rademacher
 from mfgnet.neural.sampling import CollocationSampler
-from mfgnet.neural.warmstart import WARM_START_STEPS, initial_fit, warm_start
+from mfgnet.neural.warmstart import default_warm_start_steps, initial_fit, warm_start
 from mfgnet.problems import ProblemError
 from mfgnet.progress import progress_bar
 
@@ -213,9 +213,9 @@ class Trainer:
             return None
         return rademacher(self.cfg.loss.hutchinson_probes, n, self.problem.dim, self.nets.log_mass, self.gen)
 
-    def _draw(self):
+    def _draw(self, refresh: bool = True):
         """This step's points and probes, drawn whole on every rank (identical RNG use), then sliced."""
-        batch = self.sampler.draw(self.nets, self.step)
+        batch = self.sampler.draw(self.nets, self.step, refresh=refresh)
         probes = self._probes(batch.x.shape[0])
         if not self.dp.enabled:
             return batch, probes
@@ -457,7 +457,13 @@ class Trainer:
         :func:`~mfgnet.neural.warmstart.initial_fit`), else "off"."""
         mode = self.cfg.warm_start
         if mode == "auto":
-            return "initial" if self.nets.hard_initial in ("blend", "heat") else "off"
+            if self.nets.hard_initial in ("blend", "heat"):
+                return "initial"
+            return "gaussian" if gaussian_start.applies(self.problem, self.nets) else "off"
+        if mode == "gaussian" and not gaussian_start.applies(self.problem, self.nets):
+            raise ProblemError("warm_start='gaussian' plays the game among Gaussian crowds on R^d: it needs a "
+                               "time-dependent problem on a Euclidean domain with model.density_output='exp'; "
+                               "use warm_start='auto' or 'off'")
         if mode == "initial" and self.nets.hard_initial == "off":
             raise ProblemError("warm_start='initial' fits the free part of the blended initial density, but "
                                "this run has no hard initial condition (model.hard_initial resolved to 'off': an "
@@ -472,11 +478,18 @@ class Trainer:
         excluded = [0.0]
         mode = self.warm_start_mode()
         if mode != "off" and self.checkpoint_step is None:  # not on resume: it stays bit-exact
-            fit = warm_start if mode == "grid" else initial_fit
-            options = {"cells": cfg.warm_start_cells} if mode == "grid" else {}
-            steps = cfg.warm_start_steps if cfg.warm_start_steps is not None else WARM_START_STEPS[mode]
-            self.warm_start_info = fit(self.problem, self.nets, steps=steps, seed=cfg.seed, dtype=self.dtype,
-                                       device=self.device, **options)
+            steps = cfg.warm_start_steps if cfg.warm_start_steps is not None else default_warm_start_steps(mode,
+                                                                                                            cfg.steps)
+            if mode == "gaussian":
+                # 0 steps (e.g. steps=0 to look at the untrained networks): no start at all, not even
+                # its shape fit of m0.
+                self.warm_start_info = gaussian_start.gaussian_start(self, steps) if steps > 0 else None
+            else:
+                fit = warm_start if mode == "grid" else initial_fit
+                options = {"cells": cfg.warm_start_cells} if mode == "grid" else {}
+                self.warm_start_info = fit(self.problem, self.nets, steps=steps, seed=cfg.seed, dtype=self.dtype,
+                                           device=self.device, **options)
+            self.bar.reset()  # its rate and ETA count the residual steps only
 
         def clock(log: bool = False) -> float:
             now = time.perf_counter() - start - excluded[0]
