@@ -151,7 +151,8 @@ def gaussian_start(trainer, steps: int) -> dict:
     info = {"source": "gaussian", "steps": done, "fits": fits,
             "fit_time_s": time.perf_counter() - start, "hjb": hjb, "shape_rms": shape_rms, "stopped": stopped}
     log.info("gaussian start: %d steps, %d particle fits in %.1f s, HJB loss %.3g, shape fit RMS %.3g%s",
-             info["steps"], fits, info["fit_time_s"], hjb, shape_rms, "" if stopped is None else f" (stopped: {stopped})")
+             info["steps"], fits, info["fit_time_s"], hjb, shape_rms,
+             "" if stopped is None else f" (stopped: {stopped})")
     return info
 
 
