@@ -82,8 +82,17 @@ def test_gaussian_start_alone_finds_the_travelling_crowd():
 
 
 def test_gaussian_start_settings():
-    """'auto' picks it on time-dependent R^d only; asking for it elsewhere names the field."""
+    """'auto' picks it on time-dependent R and R² only; asking for it elsewhere names the field."""
+    from mfgnet.benchmarks import log_congestion, lq_gaussian
+
     assert NeuralSolverConfig().warm_start == "auto"
+    modes = {d: Trainer(lq_gaussian(d).problem, NeuralSolverConfig.from_dict(SMALL)).warm_start_mode()
+             for d in (1, 2, 3)}
+    assert modes == {1: "gaussian", 2: "gaussian", 3: "off"}
+    ergodic = Trainer(log_congestion(1, ergodic=True).problem, NeuralSolverConfig.from_dict(SMALL))
+    assert ergodic.warm_start_mode() == "off"
+    forced = Trainer(lq_gaussian(3).problem, NeuralSolverConfig.from_dict(dict(SMALL, warm_start="gaussian")))
+    assert forced.warm_start_mode() == "gaussian"  # allowed in any d when asked for
     with pytest.raises(ProblemError, match="warm_start='gaussian'"):
         solve_neural(ZOO["box_bump_1d"](), dict(SMALL, steps=0, warm_start="gaussian"))
     with pytest.raises(ProblemError, match="warm_start"):

@@ -245,7 +245,8 @@ class NeuralSolverConfig(Settings):
     # "gaussian" (time-dependent R^d): the game among Gaussian crowds first, u_θ trained on HJB while
     # the base Gaussian follows particles simulated under u (mfgnet.neural.gaussian_start).
     # "auto": "initial" where a blend form is used (model.hard_initial "blend" or "heat": time-
-    # dependent box or torus), "gaussian" on time-dependent R^d, else off.
+    # dependent box or torus), "gaussian" on time-dependent R^d up to d = 2 (at d = 10 it made m worse:
+    # gaussian_start.AUTO_MAX_DIM), else off.
     # Gaussian start (2000 steps, then the default 4000 residual steps), rel L2 m / u without -> with:
     # lq_offset_1d 0.751 / 0.128 -> 0.027 / 0.006 (mass 9e-4, 194 s: all targets met),
     # r_two_crowds_1d (bimodal m0, local congestion) 0.689 / 0.092 -> 0.033 / 0.010 (one seed each;

@@ -459,7 +459,9 @@ class Trainer:
         if mode == "auto":
             if self.nets.hard_initial in ("blend", "heat"):
                 return "initial"
-            return "gaussian" if gaussian_start.applies(self.problem, self.nets) else "off"
+            if gaussian_start.applies(self.problem, self.nets) and self.problem.dim <= gaussian_start.AUTO_MAX_DIM:
+                return "gaussian"
+            return "off"
         if mode == "gaussian" and not gaussian_start.applies(self.problem, self.nets):
             raise ProblemError("warm_start='gaussian' plays the game among Gaussian crowds on R^d: it needs a "
                                "time-dependent problem on a Euclidean domain with model.density_output='exp'; "
