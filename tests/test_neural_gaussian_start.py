@@ -38,7 +38,7 @@ def test_projection_recovers_a_polynomial_path_exactly():
         mean = nets.base_mean + nets.density_net.embed.scale * motion[:, 0]
         std = nets.base_std * torch.exp(motion[:, 1])
         cloud = mean.unsqueeze(1) + std.unsqueeze(1) * z
-        torch.testing.assert_close(project_cloud(cloud, nets, problem.horizon), coef, rtol=0, atol=1e-9)
+        torch.testing.assert_close(project_cloud(cloud, nets), coef, rtol=0, atol=1e-9)
         # and the networks' base follows: its moments at t are the cloud's
         with torch.no_grad():
             nets.base_motion.copy_(coef)
