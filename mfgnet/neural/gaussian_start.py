@@ -32,6 +32,7 @@ import warnings
 import torch
 
 from mfgnet.neural.losses import U_TERMS
+from mfgnet.neural.warmstart import _adam_fit, cosine_factor  # the supervised fits' Adam loop and schedule
 from mfgnet.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ def gaussian_start(trainer, steps: int) -> dict:
             with torch.no_grad():
                 nets.base_motion.mul_(1 - weight).add_(weight * fit.to(nets.base_motion))
         for g in opt.param_groups:  # cosine to 5 %, like the fits of mfgnet.neural.warmstart
-            g["lr"] = cfg.optim.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * k / steps)))
+            g["lr"] = cfg.optim.lr * cosine_factor(k, steps)
         batch, probes = trainer._draw(refresh=False)
         terms = trainer.compute(batch, probes).terms
         loss = trainer._weighted(terms, U_TERMS)  # this rank's slice under torchrun
@@ -185,8 +186,6 @@ def carry_initial_shape(trainer, steps: int = SHAPE_STEPS) -> float:
     i.e. m(t, x) = m0(y) (std0 / std(t))^d: exact m(0) = m0 up to the fit, mass 1, and zero for a
     Gaussian m0.  Points: the base at uniform times, widened by 1.5.  Returns the last batch's RMS.
     """
-    from mfgnet.neural.warmstart import _adam_fit  # the supervised fits share one Adam loop
-
     nets, problem, dtype, device = trainer.nets, trainer.problem, trainer.dtype, trainer.device
     gen = torch.Generator().manual_seed(int(trainer.cfg.seed) + 1)
     mean0, std0 = nets.base_mean.double().cpu(), nets.base_std.double().cpu()

@@ -285,10 +285,7 @@ class MFGNetworks(nn.Module):
         else:  # the Gaussian start: m is the base alone
             out = torch.zeros(t.shape[0], dtype=t.dtype, device=t.device)
         if self.base_motion is not None:
-            s = (t / self.horizon) ** torch.arange(1, self.base_motion.shape[0] + 1, device=t.device, dtype=t.dtype)
-            motion = torch.einsum("nk,kcd->ncd", s, self.base_motion.to(t.dtype))  # (n, 2, d)
-            mean = self.base_mean + self.density_net.embed.scale * motion[:, 0]
-            log_ratio = motion[:, 1]
+            mean, log_ratio = self._base_motion_at(t)
             z = (x - mean) * torch.exp(-log_ratio) / self.base_std
             out = out - 0.5 * (z * z).sum(-1) - log_ratio.sum(-1)
         elif self.gaussian_base:  # ergodic: the fixed base
@@ -296,12 +293,16 @@ class MFGNetworks(nn.Module):
             out = out - 0.5 * (z * z).sum(-1)
         return out
 
+    def _base_motion_at(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The moving base's mean and log(std / std0) at times t (n, 1): (n, d) each."""
+        s = (t / self.horizon) ** torch.arange(1, self.base_motion.shape[0] + 1, device=t.device, dtype=t.dtype)
+        motion = torch.einsum("nk,kcd->ncd", s, self.base_motion.to(t.dtype))  # (n, 2, d)
+        return self.base_mean + self.density_net.embed.scale * motion[:, 0], motion[:, 1]
+
     def base_moments(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and per-coordinate std of the (moving) Gaussian base at times t (n, 1): (n, d) each."""
-        s = (t / self.horizon) ** torch.arange(1, self.base_motion.shape[0] + 1, device=t.device, dtype=t.dtype)
-        motion = torch.einsum("nk,kcd->ncd", s, self.base_motion.to(t.dtype))
-        return (self.base_mean + self.density_net.embed.scale * motion[:, 0],
-                self.base_std * torch.exp(motion[:, 1]))
+        mean, log_ratio = self._base_motion_at(t)
+        return mean, self.base_std * torch.exp(log_ratio)
 
     def density_field(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The unnormalised density field: log m + log_mass (exp) or softplus input."""

@@ -219,6 +219,11 @@ def initial_fit(problem: MFGProblem, nets, *, steps: int, seed: int, dtype: torc
             "fit_rms": math.sqrt(loss)}
 
 
+def cosine_factor(k: int, steps: int) -> float:
+    """The supervised fits' learning-rate factor at step k of ``steps``: cosine from 1 to 5 %."""
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * k / max(1, steps)))
+
+
 def _adam_fit(params: list[torch.nn.Parameter], steps: int, batch_loss) -> float:
     """``steps`` Adam steps on ``batch_loss()`` (a fresh batch each call) at rate LR with a cosine
     decay to 5 % and gradients clipped to norm 1; returns the last batch's loss (nan if none)."""
@@ -226,7 +231,7 @@ def _adam_fit(params: list[torch.nn.Parameter], steps: int, batch_loss) -> float
     loss = torch.tensor(float("nan"))
     for k in range(steps):
         for g in opt.param_groups:
-            g["lr"] = LR * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * k / max(1, steps))))
+            g["lr"] = LR * cosine_factor(k, steps)
         loss = batch_loss()
         opt.zero_grad(set_to_none=True)
         loss.backward()
