@@ -71,3 +71,34 @@ def test_ergodic_proposal_on_rd_fits_m_and_integrates_it():
     assert abs(float(log_mass) - 0.3) < 0.02
     batch = sampler.draw(field, step=1)
     assert batch.self_normalised and batch.x.shape == (cfg.n_interior, d)
+
+
+def test_mass_grid_follows_the_initial_crowds_scale():
+    """sampler.n_mass = 0: the coarsest per-axis count whose midpoint grid integrates m0 to 1e-3 —
+    12² on box_bump_2d (a bump of width 0.1 in the unit square), 24² on lq_offset_2d (R², whose
+    bounding box spans ~15 m0-widths), 64 in 1D."""
+    from mfgnet.neural.sampling import MASS_GRID_PER_AXIS, MASS_GRID_TOLERANCE, mass_grid_points
+    from mfgnet.problems.zoo import ZOO
+
+    assert mass_grid_points(ZOO["box_bump_1d"]()) == 64
+    for name, per_axis in (("box_bump_2d", 12), ("lq_offset_2d", 24)):
+        problem = ZOO[name]()
+        assert mass_grid_points(problem) == per_axis ** 2
+        lower, upper = problem.bounding_box().bounds()
+        coarser = MASS_GRID_PER_AXIS[2][MASS_GRID_PER_AXIS[2].index(per_axis) - 1]
+        errors = []
+        for n in (coarser, per_axis):
+            cells = torch.stack(torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij"), -1).reshape(-1, 2)
+            y = lower + (upper - lower) * (cells.double() + 0.5) / n
+            errors.append(abs(float(problem.initial_density(y).sum()) * float(torch.prod(upper - lower)) / n ** 2 - 1))
+        assert errors[0] > MASS_GRID_TOLERANCE >= errors[1], errors
+
+
+def test_auto_kind_follows_the_density_on_time_dependent_boxes_in_1d_and_2d():
+    from mfgnet.neural.sampling import resolve_kind
+    from mfgnet.problems.zoo import ZOO
+
+    kinds = {name: resolve_kind("auto", ZOO[name]()) for name in
+             ("box_bump_1d", "box_bump_2d", "torus_bimodal_1d", "ergodic_box_strong_1d", "lq_offset_2d")}
+    assert kinds == {"box_bump_1d": "density", "box_bump_2d": "density", "torus_bimodal_1d": "uniform",
+                     "ergodic_box_strong_1d": "uniform", "lq_offset_2d": "uniform"}

@@ -158,3 +158,37 @@ def test_moving_base_keeps_mass_one_and_starts_at_m0():
     assert masses == pytest.approx([expected] * 3, rel=1e-6)
     torch.testing.assert_close(at_zero, base, rtol=0, atol=1e-12)
     assert float((moved - base).abs().max()) > 1.0  # it did move
+
+
+@pytest.mark.parametrize("name", ["r_two_crowds_1d", "lq_offset_2d"])
+def test_density_on_low_dimensional_euclidean_space_has_mass_one_by_construction(name):
+    """Time-dependent R^d with d ≤ 2: m(t) is renormalised on a grid over the bounding box, so random
+    weights give ∫m(t) = 1 on another (finer) quadrature, at every t; a short run keeps it."""
+    problem = ZOO[name]()
+    nets = MFGNetworks(problem, NeuralSolverConfig().model, torch.Generator().manual_seed(3)).double()
+    assert nets.renormalise
+    with torch.no_grad():
+        for p in nets.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel()), dtype=p.dtype))
+    lower, upper = problem.bounding_box().bounds()
+    per_axis = 1500 if problem.dim == 1 else 200
+    axes = [torch.linspace(float(lower[i]), float(upper[i]), per_axis + 1, dtype=torch.float64)[:-1]
+            + 0.5 * float(upper[i] - lower[i]) / per_axis for i in range(problem.dim)]
+    x = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, problem.dim)
+    cell = float(torch.prod(upper - lower)) / x.shape[0]
+    with torch.no_grad():
+        masses = [float(nets.density(torch.full((x.shape[0], 1), t, dtype=torch.float64), x).sum()) * cell
+                  for t in (0.0, 0.3 * problem.horizon, problem.horizon)]
+    assert masses == pytest.approx([1.0] * 3, abs=1e-6)
+    if problem.dim == 1:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            sol = solve_neural(problem, NeuralSolverConfig.from_dict(TINY).replace(steps=20, warm_start_steps=10))
+        assert mass_error(sol, n_times=11) < 1e-6
+
+
+def test_density_on_three_dimensional_euclidean_space_is_not_renormalised():
+    from mfgnet.benchmarks import lq_gaussian
+
+    problem = lq_gaussian(3).problem
+    assert not MFGNetworks(problem, NeuralSolverConfig().model, torch.Generator().manual_seed(0)).renormalise

@@ -78,9 +78,11 @@ class ModelConfig(Settings):
     hard_initial: str = choice("auto", "log", "blend", "heat", "off")
     # τ of the blend as a fraction of T: small enough that m0 + τT ∂t m(0) > 0 for narrow bumps.
     initial_blend_time: float = number(0.05, 0.0, 1.0, lo_open=True)
-    # Bounded time-dependent problems: m(t) divided by its quadrature mass at each t (times the
-    # mass of m0), so ∫m(t) = 1 to quadrature accuracy at every t (the FP residual includes the
-    # normaliser's time derivative).  Why: mass leaked 8 % out of the README box otherwise.
+    # Time-dependent problems on a box, torus or R^d with d ≤ 2 (there on a grid over the bounding
+    # box): m(t) divided by its quadrature mass at each t (times the mass of m0), so ∫m(t) = 1 to
+    # quadrature accuracy at every t (the FP residual includes the normaliser's time derivative).
+    # Why: mass leaked 8 % out of the README box otherwise, and on R r_two_crowds_1d ended with a
+    # mass error of 8.9e-3 (2.8e-7 with it; results/neural_zoo/means.md, seventh session).
     renormalise: bool = flag(True)
 
 
@@ -91,7 +93,7 @@ class SamplerConfig(Settings):
     section = "sampler"
 
     # "density": adaptive_fraction of the interior points resampled ∝ the current m; "residual":
-    # from a pool of large-residual points; "auto": density on time-dependent 1D box problems,
+    # from a pool of large-residual points; "auto": density on time-dependent 1D and 2D box problems,
     # uniform elsewhere (see mfgnet.neural.sampling.resolve_kind for the measurements).
     kind: str = choice("auto", "uniform", "density", "residual")
     n_interior: int = number(512, 1, 10**7, integer=True)
@@ -107,11 +109,13 @@ class SamplerConfig(Settings):
     # t = 0 and the layer of an incompatible G near T; off by default: 0.5 on box_bump_1d
     # left rel L2(m) at 54-70 % after 750 steps where uniform times had 14-20 %.
     time_adaptive: float = number(0.0, 0.0, 1.0, )
-    # Monte Carlo points per time slice for nonlocal couplings ∫K(x,y) m(t,y) dy.
+    # Points per time slice for nonlocal couplings ∫K(x,y) m(t,y) dy (a shifted grid on a box or
+    # torus, importance samples of the particle cloud on R^d above d = 2).
     n_conv: int = number(256, 1, 10**7, integer=True)
-    # Grid points per time slice for the mass renormalisation when no nonlocal term needs n_conv
-    # (0 = 64 per axis in 1D, 24² in 2D, 12³ in 3D).  Why: its t-derivative is differentiated
-    # twice; with 256 points per slice a 1D step cost twice as much, 64 are spectrally accurate.
+    # Grid points per time slice for the mass renormalisation when no nonlocal term needs n_conv,
+    # and on R^d (d ≤ 2) for ∫K m too (0 = 64 in 1D, 24² in 2D, 12³ in 3D).  Why: its
+    # t-derivative is differentiated twice; with 256 points per slice a 1D step cost twice as
+    # much, 64 are spectrally accurate.
     n_mass: int = number(0, 0, 10**7, integer=True)
     # Adaptive kinds: fraction of the interior points placed by the adaptive rule.
     adaptive_fraction: float = number(0.5, 0.0, 1.0)
@@ -210,7 +214,7 @@ class NeuralSolverConfig(Settings):
     # round-off); L-BFGS runs in float64 anyway (optim.lbfgs_dtype).
     dtype: str = choice("float32", "float64")
     # Adam steps; None: default_steps(problem), 12000 for a time-dependent problem on a 1D box or
-    # circle and 4000 otherwise (see there for the measurements).
+    # circle, 8000 on a 2D box or torus and 4000 otherwise (see there for the measurements).
     steps: int | None = number(None, 0, 10**9, integer=True, optional=True)
     checkpoint_every: int = number(500, 1, 10**9, integer=True)
     checkpoint_dir: str | None = path(None)
@@ -276,11 +280,16 @@ class NeuralSolverConfig(Settings):
 # steps, blew up at 12000 (m 2.1e3, mass 1e4 on the evaluation grid).  In 2D and above a step
 # costs 3-10x more.  4000 stays the default there.
 STEPS_1D_TIME_DEPENDENT = 12000
+# A time-dependent problem on a 2D box or torus: since the mass grid follows m0's scale (12² points
+# per slice on box_bump_2d instead of 24², sampling.mass_grid_points) a 2D step costs 27-35 ms
+# instead of 66 ms; box_bump_2d with density points went from rel L2 m 0.206 (4000 steps) to 0.108
+# (8000 steps, 378 s with three jobs on two cores; results/neural_zoo/means.md, seventh session).
+STEPS_2D_TIME_DEPENDENT = 8000
 STEPS_OTHERWISE = 4000
 
 
 def default_steps(problem) -> int:
     """The number of Adam steps used when ``NeuralSolverConfig.steps`` is None."""
-    if problem.dim == 1 and not problem.is_ergodic and problem.domain.bounded:
-        return STEPS_1D_TIME_DEPENDENT
+    if not problem.is_ergodic and problem.domain.bounded:
+        return {1: STEPS_1D_TIME_DEPENDENT, 2: STEPS_2D_TIME_DEPENDENT}.get(problem.dim, STEPS_OTHERWISE)
     return STEPS_OTHERWISE

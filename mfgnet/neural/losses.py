@@ -9,9 +9,10 @@
                      normalization="penalty")
     mean_zero        ∫u / |Ω| (ergodic with normalization="penalty")
 
-Bounded time-dependent problems with ``model.renormalise`` get ∫m(t) = 1 per slice by
-construction: log_mass(t_s) is the log of the slice's shifted-grid quadrature of exp(w) over
-m0's on the same grid, and d/dt log_mass (by autograd at the quadrature points) enters FP.
+Time-dependent problems with ``model.renormalise`` (bounded, or R^d with d ≤ 2 on the bounding
+box) get ∫m(t) = 1 per slice by construction: log_mass(t_s) is the log of the slice's
+shifted-grid quadrature of exp(w) over m0's on the same grid, and d/dt log_mass (by autograd at
+the quadrature points) enters FP.
 
 Ergodic problems with normalization="hard" get ∫m = 1 by construction: log_mass is the
 log of the shifted-grid quadrature of exp(w) at this step (differentiable), so neither a

@@ -196,7 +196,8 @@ class MFGNetworks(nn.Module):
     * ``"heat"``:  m = (1 - s) (m0(x) + h(t, x) - h(0, x)) + s · exp(free(t, x)), h the heat flow of m0
       (:class:`mfgnet.neural.heat.HeatFlow`; a converged series on a 1D/2D torus or box).
 
-    With ``renormalise`` (bounded time-dependent problems) m(t) is further divided by
+    With ``renormalise`` (time-dependent problems on a box, torus or R^d with d ≤ 2, there on the
+    bounding box: :func:`renormalises_euclidean`) m(t) is further divided by
     ``exp(mass_shift(t))``, the quadrature mass of m(t) over that of m0 on a fixed grid
     (the training losses use the step's own quadrature instead).
     """
@@ -261,8 +262,8 @@ class MFGNetworks(nn.Module):
                              else torch.zeros((), dtype=torch.float64))
         self.register_buffer("log_mass", torch.zeros((), dtype=torch.float64) if self.hard_initial != "off"
                              else log_mass)
-        self.renormalise = (cfg.renormalise and not problem.is_ergodic and problem.domain.bounded
-                            and cfg.density_output == "exp")
+        self.renormalise = (cfg.renormalise and not problem.is_ergodic and cfg.density_output == "exp"
+                            and (problem.domain.bounded or renormalises_euclidean(problem)))
         if self.renormalise:
             y, logw = fixed_quadrature(problem)
             self.register_buffer("norm_y", y)
@@ -358,6 +359,18 @@ class MFGNetworks(nn.Module):
     def density_parameters(self) -> list[nn.Parameter]:
         motion = [self.base_motion] if isinstance(self.base_motion, nn.Parameter) else []
         return list(self.density_net.parameters()) + motion
+
+
+# Largest dimension of R^d in which m(t) is renormalised on a grid over the bounding box.
+RENORMALISE_MAX_DIM = 2
+
+
+def renormalises_euclidean(problem: MFGProblem) -> bool:
+    """Whether a time-dependent problem on R^d gets ∫m(t) = 1 by construction: d ≤ 2, where a
+    shifted grid over the bounding box (64 / 24² points per slice for the mass, at least n_conv for
+    ∫K m) resolves the crowd; in higher d a grid cannot, and the importance samples of the particle
+    cloud stay."""
+    return isinstance(problem.domain, Euclidean) and problem.dim <= RENORMALISE_MAX_DIM
 
 
 def terminal_is_fixed(problem: MFGProblem) -> bool:

@@ -58,17 +58,50 @@ def resolve_kind(kind: str, problem: MFGProblem) -> str:
     (box_narrow_far), 0.137 / 0.115 from 0.244 / 0.188 (box_congestion), but 0.147 / 0.111 from
     0.089 / 0.045 (box_noisy_long, the widely spread crowd).  On the 1D tori m did not improve
     and u got worse (torus_power u 0.259 vs 0.085, torus_low_noise 0.252 vs 0.128, torus_nonlocal
-    0.056 vs 0.021); on box_bump_2d m 0.357 / u 0.268 vs 0.295 / 0.142.  The ergodic benchmarks
-    were tuned with uniform points."""
+    0.056 vs 0.021).  On box_bump_2d, m 0.357 / u 0.268 vs 0.295 / 0.142 at first (2000 float64
+    steps, no initial fit); with the initial fit and the cheaper mass grid (seventh session, 4000
+    float32 steps) density points won there: 0.206 / 0.103 against 0.336 / 0.162 (2048 uniform
+    points: 0.292 / 0.139), as the uniform points let the crowd spread to the middle of the square
+    by t = 0.1 (mean 0.49 against 0.35); so 2D boxes use them too.  The ergodic benchmarks were tuned
+    with uniform points."""
     if kind != "auto":
         return kind
-    use_density = not problem.is_ergodic and isinstance(problem.domain, Box) and problem.dim == 1
+    use_density = not problem.is_ergodic and isinstance(problem.domain, Box) and problem.dim <= 2
     return "density" if use_density else "uniform"
+
+
+# The mass renormalisation's grid per time slice (trainer.slice_points, when sampler.n_mass = 0): the
+# coarsest per-axis count among these whose midpoint grid integrates m0 to MASS_GRID_TOLERANCE (the
+# issue's mass target; the solution's own normaliser uses the fine fixed grid either way).
+# Why adaptive in 2D: the grid's points dominate a 2D step (box_bump_2d: 66 ms with 24², 27 ms with
+# 12², medians of three interleaved 60-step runs; rel L2 m after 4000 steps 0.329 vs 0.336), but
+# R^d's bounding box spans ~15 m0-widths per axis and needs 24² (lq_offset_2d: 16² integrates m0
+# 3.6e-3 off).  1D keeps 64: there the grid costs little (64 -> 32: 20.9 -> 19.0 ms a step).
+MASS_GRID_PER_AXIS = {1: (64,), 2: (8, 12, 16, 24, 32), 3: (8, 12, 16)}
+MASS_GRID_TOLERANCE = 1e-3
+
+
+def mass_grid_points(problem: MFGProblem) -> int:
+    """Grid points per time slice for the mass renormalisation (see MASS_GRID_PER_AXIS)."""
+    d = problem.dim
+    if d not in MASS_GRID_PER_AXIS:
+        return 4096
+    lower, upper = problem.bounding_box().bounds()
+    volume = float(torch.prod(upper - lower))
+    counts = MASS_GRID_PER_AXIS[d]
+    for n in counts:
+        cells = torch.stack(torch.meshgrid(*([torch.arange(n, dtype=torch.float64)] * d), indexing="ij"), -1)
+        y = lower + (upper - lower) * (cells.reshape(-1, d) + 0.5) / n
+        mass = float(problem.initial_density(y).sum()) * volume / n ** d
+        if abs(mass - 1.0) <= MASS_GRID_TOLERANCE:
+            return n ** d
+    return counts[-1] ** d
 
 
 class CollocationSampler:
     def __init__(self, problem: MFGProblem, cfg: SamplerConfig, dtype: torch.dtype, device: torch.device,
-                 generator: torch.Generator, need_quadrature: bool, slice_points: int | None = None) -> None:
+                 generator: torch.Generator, need_quadrature: bool, slice_points: int | None = None,
+                 grid_quadrature: bool = False) -> None:
         self.problem, self.cfg = problem, cfg
         self.dtype, self.device, self.gen = dtype, device, generator
         self.d = problem.dim
@@ -80,6 +113,10 @@ class CollocationSampler:
         self.lower, self.upper = lower, upper
         self.volume = float(torch.prod(upper - lower))
         self.need_quadrature = need_quadrature
+        # Time-dependent R^d with a renormalised density (networks.renormalises_euclidean): the
+        # per-slice quadrature is the shifted grid on the bounding box, as on a bounded domain,
+        # instead of importance samples around the particle cloud.
+        self.grid_quadrature = grid_quadrature or not self.euclidean
         self.kind = resolve_kind(cfg.kind, problem)
         # Quadrature points per time slice: n_conv, or fewer when only the mass needs them.
         self.slice_points = slice_points or cfg.n_conv
@@ -323,7 +360,7 @@ class CollocationSampler:
         quad_t = torch.cat([slice_t, torch.tensor([T], dtype=torch.float64)])
         quad_y = quad_logw = None
         if self.need_quadrature:
-            if self.euclidean:
+            if self.euclidean and not self.grid_quadrature:
                 quad_y, quad_logw = self._gaussian_proposal(quad_t, cfg.n_conv)
             else:
                 grids = [self.shifted_grid(self.slice_points) for _ in range(S + 1)]

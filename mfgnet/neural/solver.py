@@ -123,7 +123,7 @@ _ADVICE = {
     "boundary_u": "the no-flux condition on u is violated: raise loss.boundary and sampler.n_boundary",
     "boundary_m": "mass flows through the faces: raise loss.boundary and sampler.n_boundary, keep "
                   "model.renormalise=true",
-    "mass": "the mass penalty is not met: model.renormalise=true (bounded domains) or raise loss.mass",
+    "mass": "the mass penalty is not met: model.renormalise=true (bounded domains, R^d with d ≤ 2) or raise loss.mass",
 }
 
 
@@ -166,10 +166,10 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
 
 @torch.no_grad()
 def _mass_drift(trainer: Trainer) -> float | None:
-    """max over 11 times of |∫m(t) - 1| by midpoint quadrature (bounded time-dependent problems;
-    None elsewhere)."""
+    """max over 11 times of |∫m(t) - 1| by midpoint quadrature on the bounding box (time-dependent
+    problems on a bounded domain, or renormalised on R^d; None elsewhere)."""
     problem = trainer.problem
-    if problem.is_ergodic or not problem.domain.bounded or problem.dim > 3:
+    if problem.is_ergodic or not (problem.domain.bounded or trainer.nets.renormalise) or problem.dim > 3:
         return None
     from mfgnet.neural.networks import fixed_quadrature
 
@@ -195,7 +195,8 @@ def _evaluate(trainer: Trainer) -> dict:
     gen = torch.Generator().manual_seed(cfg.seed + 7919)
     scfg = dataclasses.replace(cfg.sampler, kind="uniform", n_interior=cfg.n_eval, box_fraction=0.0)
     sampler = CollocationSampler(trainer.problem, scfg, trainer.dtype, trainer.device, gen,
-                                 trainer.sampler.need_quadrature, slice_points=trainer.slice_points())
+                                 trainer.sampler.need_quadrature, slice_points=trainer.slice_points(),
+                                 grid_quadrature=trainer.sampler.grid_quadrature)
     sampler.cloud, sampler.proposal = trainer.sampler.cloud, trainer.sampler.proposal
     nets = trainer.nets
     if trainer.problem.is_ergodic and cfg.loss.normalization == "hard":

@@ -189,6 +189,16 @@ def box_bump_2d() -> MFGProblem:
                       initial_density=_box_bumps([[0.3, 0.3]], 0.1), name="box_bump_2d")
 
 
+def box_two_crowds_2d() -> MFGProblem:
+    """2D no-flux square: two narrow crowds (width 0.07) at (0.25, 0.7) and (0.7, 0.25) pulled to
+    the centre, where they meet, by G = 2|x − (0.5, 0.5)|², with crowd aversion F = 2m, ν = 0.03,
+    T = 1: box_bump_2d's harder neighbour (narrower, two crowds, stronger aversion, less noise)."""
+    target = torch.tensor([0.5, 0.5], dtype=torch.float64)
+    return MFGProblem(Box([0.0, 0.0], [1.0, 1.0]), horizon=1.0, viscosity=0.03, coupling=lambda t, x, m: 2.0 * m,
+                      terminal_cost=lambda x, m: 2.0 * ((x - target.to(x)) ** 2).sum(-1),
+                      initial_density=_box_bumps([[0.25, 0.7], [0.7, 0.25]], 0.07), name="box_two_crowds_2d")
+
+
 def ergodic_torus_2d() -> MFGProblem:
     """Ergodic 2D torus: F = m + 0.5 (cos 2πx₁ + sin 2πx₂ cos 2πx₁) (no closed form), ν = 0.1."""
     def coupling(t, x, m):
@@ -257,6 +267,7 @@ ZOO: dict[str, Callable[[], MFGProblem]] = {
     "torus_power_1d": torus_power_1d,
     "ergodic_box_strong_1d": ergodic_box_strong_1d,
     "box_bump_2d": box_bump_2d,
+    "box_two_crowds_2d": box_two_crowds_2d,
     "ergodic_torus_2d": ergodic_torus_2d,
     "lq_offset_1d": lq_offset_1d,
     "lq_offset_2d": lq_offset_2d,
@@ -279,6 +290,7 @@ REFERENCE: dict[str, dict] = {
     "torus_power_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "ergodic_box_strong_1d": {"kind": "grid", "cells": 1024, "order": 2},
     "box_bump_2d": {"kind": "grid", "cells": 48, "time_steps": 48, "order": 2},
+    "box_two_crowds_2d": {"kind": "grid", "cells": 64, "time_steps": 64, "order": 2},
     "ergodic_torus_2d": {"kind": "grid", "cells": 128, "order": 2},
     "lq_offset_1d": {"kind": "exact"},
     "lq_offset_2d": {"kind": "exact"},
