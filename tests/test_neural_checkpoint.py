@@ -118,6 +118,19 @@ def test_fingerprint_is_deterministic_and_leaves_out_bookkeeping():
     assert ckpt.fingerprint(ergodic_torus(1).problem, cfg)["problem.ergodic"] is True
 
 
+def test_checkpoint_of_another_network_layout_is_refused_clearly(tmp_path):
+    """Same settings, but networks of another layout (an entry the current version does not have,
+    as a checkpoint of an older mfgnet): one ProblemError naming the entry, not torch's RuntimeError."""
+    problem = hopf_cole().problem
+    solve_neural(problem, _config(tmp_path, steps=4))
+    path = tmp_path / CHECKPOINT_NAME
+    state = torch.load(path, weights_only=True)
+    state["nets"]["stale_buffer"] = torch.zeros(3)
+    torch.save(state, path)
+    with pytest.raises(ProblemError, match="another layout.*stale_buffer.*resume=false"):
+        solve_neural(problem, _config(tmp_path, steps=4, resume=True))
+
+
 # ------------------------------------------------------------------ missing, unusable
 def test_resume_without_a_checkpoint_warns_and_starts_from_scratch(tmp_path):
     folder = tmp_path / "never_written"

@@ -178,8 +178,15 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         checkpoint.check_fingerprint(state, self.fingerprint, self.checkpoint_path)
+        try:
+            self.nets.load_state_dict(state["nets"])
+        except RuntimeError as exc:  # same settings, other networks: written by another mfgnet version
+            missing = sorted(set(self.nets.state_dict()) ^ set(state["nets"]))
+            raise ProblemError(
+                f"checkpoint {self.checkpoint_path} holds networks of another layout (entries that differ: "
+                f"{', '.join(missing) or 'shapes'}); it was written by another mfgnet version: start afresh "
+                "with resume=false or another checkpoint_dir") from exc
         self.step, self.elapsed = state["step"], state["elapsed"]
-        self.nets.load_state_dict(state["nets"])
         for k, o in self.optimisers.items():
             o.load_state_dict(state["optimisers"][k])
         self.weights = state["weights"]
