@@ -94,6 +94,42 @@ def test_mass_grid_follows_the_initial_crowds_scale():
         assert errors[0] > MASS_GRID_TOLERANCE >= errors[1], errors
 
 
+def test_conv_grid_resolves_the_kernel_and_is_what_the_sampler_uses():
+    """sampler.n_conv = 0 on a box or torus: the coarsest grid whose midpoint rule gives ∫K(x, ·) m0
+    within 1e-3 of a grid four times finer — 64 for torus_nonlocal_1d (kernel width 0.1); a kernel
+    33 times narrower needs a finer grid, and on it the coarser one misses (so the check is real)."""
+    import math
+
+    from mfgnet.neural.sampling import CONV_GRID_PER_AXIS, CollocationSampler, conv_grid_points
+    from mfgnet.problems import MFGProblem, NonlocalCoupling, Torus
+    from mfgnet.problems.zoo import ZOO, _periodic_gaussian_kernel
+
+    nonlocal_1d = ZOO["torus_nonlocal_1d"]()
+    assert conv_grid_points(nonlocal_1d) == 64
+    sampler = CollocationSampler(nonlocal_1d, SamplerConfig(), torch.float64, torch.device("cpu"),
+                                 torch.Generator().manual_seed(0), need_quadrature=True)
+    assert sampler.slice_points == 64
+    assert CollocationSampler(nonlocal_1d, SamplerConfig(n_conv=32), torch.float64, torch.device("cpu"),
+                              torch.Generator().manual_seed(0), need_quadrature=True).slice_points == 32
+
+    width = 0.003  # the midpoint rule on a periodic Gaussian is spectral: 64 points still resolve 0.01
+    narrow = MFGProblem(Torus(1), horizon=1.0, viscosity=0.05,
+                        coupling=NonlocalCoupling(lambda t, x, m, conv: conv[:, 0], _periodic_gaussian_kernel(width)),
+                        initial_density=lambda x: 1 + 0.5 * torch.cos(2 * math.pi * x[:, 0]))
+    n = conv_grid_points(narrow)
+    assert n > 64
+    probes = (torch.arange(16, dtype=torch.float64) + 0.5).unsqueeze(-1) / 16
+
+    def conv(points):
+        y = (torch.arange(points, dtype=torch.float64) + 0.5).unsqueeze(-1) / points
+        return (narrow.coupling.kernel(probes, y)[..., 0] * narrow.initial_density(y)).sum(1) / points
+
+    fine = conv(4 * n)
+    coarser = CONV_GRID_PER_AXIS[1][CONV_GRID_PER_AXIS[1].index(n) - 1]
+    assert float((conv(n) - fine).abs().max()) <= 1e-3 * float(fine.abs().max())
+    assert float((conv(coarser) - conv(4 * coarser)).abs().max()) > 1e-3 * float(conv(4 * coarser).abs().max())
+
+
 def test_auto_kind_follows_the_density_on_time_dependent_boxes_in_1d_and_2d():
     from mfgnet.neural.sampling import resolve_kind
     from mfgnet.problems.zoo import ZOO

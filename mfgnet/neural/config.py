@@ -110,8 +110,11 @@ class SamplerConfig(Settings):
     # left rel L2(m) at 54-70 % after 750 steps where uniform times had 14-20 %.
     time_adaptive: float = number(0.0, 0.0, 1.0, )
     # Points per time slice for nonlocal couplings ∫K(x,y) m(t,y) dy (a shifted grid on a box or
-    # torus, importance samples of the particle cloud on R^d above d = 2).
-    n_conv: int = number(256, 1, 10**7, integer=True)
+    # torus, importance samples of the particle cloud on R^d above d = 2).  0: on a box or torus the
+    # coarsest grid that integrates m0 and K m0 to 1e-3 (sampling.conv_grid_points: 64 for
+    # torus_nonlocal_1d, where the former 256 doubled the wall time, 498 -> 243 s, for no gain),
+    # 256 importance samples on R^d.
+    n_conv: int = number(0, 0, 10**7, integer=True)
     # Grid points per time slice for the mass renormalisation when no nonlocal term needs n_conv,
     # and on R^d (d ≤ 2) for ∫K m too (0 = 64 in 1D, 24² in 2D, 12³ in 3D).  Why: its
     # t-derivative is differentiated twice; with 256 points per slice a 1D step cost twice as

@@ -87,13 +87,62 @@ def mass_grid_points(problem: MFGProblem) -> int:
     if d not in MASS_GRID_PER_AXIS:
         return 4096
     lower, upper = problem.bounding_box().bounds()
-    volume = float(torch.prod(upper - lower))
     counts = MASS_GRID_PER_AXIS[d]
     for n in counts:
-        cells = torch.stack(torch.meshgrid(*([torch.arange(n, dtype=torch.float64)] * d), indexing="ij"), -1)
-        y = lower + (upper - lower) * (cells.reshape(-1, d) + 0.5) / n
-        mass = float(problem.initial_density(y).sum()) * volume / n ** d
+        y, cell = _midpoint_grid(lower, upper, n)
+        mass = float(problem.initial_density(y).sum()) * cell
         if abs(mass - 1.0) <= MASS_GRID_TOLERANCE:
+            return n ** d
+    return counts[-1] ** d
+
+
+# The grid per time slice for ∫K(x, y) m(t, y) dy on a bounded domain (sampler.n_conv = 0): the
+# coarsest per-axis count among these whose midpoint grid integrates m0 to MASS_GRID_TOLERANCE and
+# K(x_j, ·) m0 at 16 (3D: 27) grid points x_j to CONV_GRID_TOLERANCE (relative to the largest |∫K m0|) of a grid
+# four times finer.  Why: with the former fixed 256 points per slice torus_nonlocal_1d (kernel width
+# 0.1, m0 width 0.07) took 498 s for rel L2 m 0.019; with 64 it took 243 s for 0.018 (one seed,
+# results/neural_zoo/means.md, eighth session), and 64 is what this rule picks there.
+CONV_GRID_PER_AXIS = {1: (64, 128, 256, 512), 2: (8, 12, 16, 24, 32, 48, 64), 3: (8, 12, 16)}
+CONV_GRID_TOLERANCE = 1e-3
+# Importance samples per slice for ∫K m on R^d above networks.RENORMALISE_MAX_DIM (sampler.n_conv = 0).
+CONV_SAMPLES_EUCLIDEAN = 256
+
+
+def _midpoint_grid(lower: torch.Tensor, upper: torch.Tensor, n: int) -> tuple[torch.Tensor, float]:
+    """Cell centres of an n-per-axis grid on [lower, upper] (n^d, d) and the cell volume."""
+    d = lower.numel()
+    cells = torch.stack(torch.meshgrid(*([torch.arange(n, dtype=torch.float64)] * d), indexing="ij"), -1)
+    return lower + (upper - lower) * (cells.reshape(-1, d) + 0.5) / n, float(torch.prod(upper - lower)) / n**d
+
+
+def _kernels(problem: MFGProblem) -> list:
+    """The kernels of the problem's nonlocal coupling and terminal cost."""
+    return [k for k in (getattr(problem.coupling, "kernel", None), getattr(problem.terminal_cost, "kernel", None))
+            if k is not None]
+
+
+def conv_grid_points(problem: MFGProblem) -> int:
+    """Grid points per time slice for ∫K m on a bounded domain (see CONV_GRID_PER_AXIS)."""
+    d = problem.dim
+    if d not in CONV_GRID_PER_AXIS:
+        return 4096
+    lower, upper = problem.bounding_box().bounds()
+    probes, _ = _midpoint_grid(lower, upper, {1: 16, 2: 4, 3: 3}[d])
+
+    def integrals(n: int) -> tuple[float, torch.Tensor]:
+        y, cell = _midpoint_grid(lower, upper, n)
+        m0 = problem.initial_density(y)
+        with torch.no_grad():
+            conv = [(k(probes, y) * m0[None, :, None]).sum(1) * cell for k in _kernels(problem)]
+        return float(m0.sum()) * cell, torch.cat([c.reshape(-1) for c in conv]) if conv else torch.zeros(0)
+
+    counts = CONV_GRID_PER_AXIS[d]
+    for n in counts:
+        mass, conv = integrals(n)
+        _, fine = integrals(4 * n)
+        scale = float(fine.abs().max()) if fine.numel() else 0.0
+        conv_ok = scale == 0.0 or float((conv - fine).abs().max()) <= CONV_GRID_TOLERANCE * scale
+        if abs(mass - 1.0) <= MASS_GRID_TOLERANCE and conv_ok:
             return n ** d
     return counts[-1] ** d
 
@@ -120,6 +169,8 @@ class CollocationSampler:
         self.kind = resolve_kind(cfg.kind, problem)
         # Quadrature points per time slice: n_conv, or fewer when only the mass needs them.
         self.slice_points = slice_points or cfg.n_conv
+        if not self.slice_points and need_quadrature and self.grid_quadrature and not problem.is_ergodic:
+            self.slice_points = conv_grid_points(problem)
         self.pool: torch.Tensor | None = None      # (P, 1 + d) adaptive points (t, x)
         self.cloud: torch.Tensor | None = None     # (K + 1, P, d) particle positions at times k T / K
         self.time_score: torch.Tensor | None = None  # (bins,) running mean squared residual over time
@@ -361,7 +412,7 @@ class CollocationSampler:
         quad_y = quad_logw = None
         if self.need_quadrature:
             if self.euclidean and not self.grid_quadrature:
-                quad_y, quad_logw = self._gaussian_proposal(quad_t, cfg.n_conv)
+                quad_y, quad_logw = self._gaussian_proposal(quad_t, cfg.n_conv or CONV_SAMPLES_EUCLIDEAN)
             else:
                 grids = [self.shifted_grid(self.slice_points) for _ in range(S + 1)]
                 quad_y = torch.stack([g[0] for g in grids])
