@@ -75,6 +75,41 @@ def test_deepxde_side_runs_and_learns():
     assert h["m"][-1] < h["m"][0]
 
 
+def test_b2_sides_share_points_drawn_from_the_exact_crowd_and_learn(tmp_path):
+    """B2 comparison (issue 13): the evaluation points are draws of the exact m(t) (the crowd's box
+    holds them all, the bounding box too), and 60 mfgnet steps in d = 3 lower rel L2 m."""
+    from deepxde_b2_mfgnet import run_mfgnet as run_b2_side
+    from deepxde_b2_mfgnet import write_evaluation
+
+    path = str(tmp_path / "points.npz")
+    crowd = write_evaluation(path, 3, n=512, crowd_box=True)
+    bounding = write_evaluation(path, 3, n=512)
+    data = np.load(path)
+    assert data["x"].shape == (512, 3) and data["t"].shape == (512, 1) and np.all(data["m"] > 0)
+    assert crowd["params"]["rho"] == 0.5 and crowd["params"]["var0"] == 0.1  # lq_gaussian's defaults
+    for box in (crowd, bounding):
+        lower, upper = np.array(box["lower"]) - 1e-12, np.array(box["upper"]) + 1e-12
+        assert np.all(data["x"] >= lower) and np.all(data["x"] <= upper)
+    assert np.all(np.array(bounding["upper"]) - np.array(bounding["lower"])
+                  > 1.5 * (np.array(crowd["upper"]) - np.array(crowd["lower"])))
+    out = run_b2_side({"eval": path, "dim": 3, "steps": 60, "every": 20, "threads": 1})
+    h = out["history"]
+    assert h["step"] == [20, 40, 60]
+    assert h["m"][-1] < 0.8 * h["m"][0]
+
+
+def test_deepxde_b2_side_runs(tmp_path):
+    _need("deepxde")
+    from deepxde_b2_mfgnet import write_evaluation
+
+    path = str(tmp_path / "points.npz")
+    box = write_evaluation(path, 2, n=256)
+    spec = {"eval": path, "dim": 2, "adam_steps": 40, "every": 20, "stop_at": None, "budget_s": 60, "threads": 1,
+            **box}
+    h = common.run_side(common.peer_python("deepxde"), "deepxde_b2_peer.py", spec, timeout_s=120)["history"]
+    assert h["step"] == [20, 40] and np.isfinite(h["m"]).all() and np.isfinite(h["u"]).all()
+
+
 # ----------------------------------------------------------------------------- plumbing and bench
 def test_side_environment_pins_threads_and_path():
     env = common._env(3)
