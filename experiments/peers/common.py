@@ -83,6 +83,16 @@ def run_side(python: Path | str, script: str, spec: dict, timeout_s: float = 600
     return json.loads(lines[-1])
 
 
+def side_main(run) -> None:
+    """Entry point of an mfgnet side script: the JSON spec from argv, its thread count set before the
+    run, the JSON result on stdout (what :func:`run_side` reads)."""
+    spec = json.loads(sys.argv[1])
+    import torch
+
+    torch.set_num_threads(int(spec.get("threads", 1)))
+    print(json.dumps(run(spec)))
+
+
 def machine_note(threads: int) -> str:
     try:
         load = " ".join(f"{v:.2f}" for v in os.getloadavg())

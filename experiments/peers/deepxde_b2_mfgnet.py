@@ -13,9 +13,10 @@ each (as :func:`mfgnet.evaluation.compare` does on R^d), with the exact u and m 
 from __future__ import annotations
 
 import inspect
-import json
-import sys
-import time
+
+# Run as a script from this folder (or imported with it on sys.path, as run.py and the tests do).
+from common import side_main
+from deepxde_mfgnet import monitored_run
 
 
 def write_evaluation(path: str, dim: int, n: int = 4096, seed: int = 0, crowd_box: bool = False) -> dict:
@@ -46,7 +47,6 @@ def run_mfgnet(spec: dict) -> dict:
     import torch
 
     from mfgnet.benchmarks import lq_gaussian
-    from mfgnet.neural import solve_neural
 
     d = int(spec["dim"])
     bench = lq_gaussian(d)
@@ -60,23 +60,7 @@ def run_mfgnet(spec: dict) -> dict:
 
     config = {"steps": spec.get("steps"), "seed": int(spec.get("seed", 0)), "log_every": int(spec.get("every", 50)),
               "cpu_threads": int(spec.get("threads", 1)), "progress": False}
-    start = time.perf_counter()
-    sol = solve_neural(bench.problem, config, monitor=monitor)
-    h = sol.diagnostics.extra["history"]
-    history = {"step": list(h["monitor_step"]), "time_s": list(h["monitor_time_s"]), "u": list(h["monitor_u"]),
-               "m": list(h["monitor_m"]), "phase": ["adam"] * len(h["monitor_step"])}
-    return {"history": history, "dtype": "float32", "torch": torch.__version__,
-            "threads": int(spec.get("threads", 1)), "wall_s": time.perf_counter() - start,
-            "train_s": sol.diagnostics.wall_time_s}
-
-
-def main() -> None:
-    spec = json.loads(sys.argv[1])
-    import torch
-
-    torch.set_num_threads(int(spec.get("threads", 1)))
-    print(json.dumps(run_mfgnet(spec)))
-
+    return monitored_run(bench.problem, config, monitor, ("u", "m"))
 
 if __name__ == "__main__":
-    main()
+    side_main(run_mfgnet)

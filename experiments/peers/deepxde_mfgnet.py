@@ -11,16 +11,16 @@ Prints the same JSON keys as ``deepxde_peer.py``; ``run_mfgnet(spec)`` is the im
 
 from __future__ import annotations
 
-import json
-import sys
 import time
+
+# Run as a script from this folder (or imported with it on sys.path, as run.py and the tests do).
+from common import side_main
 
 
 def run_mfgnet(spec: dict) -> dict:
     import torch
 
     from mfgnet.benchmarks import ergodic_torus
-    from mfgnet.neural import solve_neural
 
     d = int(spec["dim"])
     bench = ergodic_torus(d)
@@ -44,25 +44,27 @@ def run_mfgnet(spec: dict) -> dict:
               "optim": {"lbfgs_steps": int(spec.get("lbfgs_steps", 0))}}
     if d == 2:
         config["sampler"] = {"n_interior": 1024, "n_quadrature": 1024}
-    start = time.perf_counter()
-    sol = solve_neural(bench.problem, config, monitor=monitor)
-    h = sol.diagnostics.extra["history"]
-    n_adam = int(spec["steps"])
-    history = {"step": list(h["monitor_step"]), "time_s": list(h["monitor_time_s"]), "u": list(h["monitor_u"]),
-               "m": list(h["monitor_m"]), "lambda": list(h["monitor_lambda"]),
-               "phase": ["adam" if s <= n_adam else "lbfgs" for s in h["monitor_step"]]}
-    return {"history": history, "dtype": config["dtype"], "torch": torch.__version__,
-            "threads": int(spec.get("threads", 1)), "wall_s": time.perf_counter() - start,
-            "train_s": sol.diagnostics.wall_time_s}
+    return monitored_run(bench.problem, config, monitor, ("u", "m", "lambda"), adam_steps=int(spec["steps"]))
 
 
-def main() -> None:
-    spec = json.loads(sys.argv[1])
+def monitored_run(problem, config: dict, monitor, keys: tuple[str, ...], adam_steps: int | None = None) -> dict:
+    """Solve with ``monitor`` called every ``config["log_every"]`` steps; the side's JSON: the errors
+    ``keys`` against the training clock (the monitor's time excluded), phases (Adam, then L-BFGS
+    after ``adam_steps``), dtype, threads and walls."""
     import torch
 
-    torch.set_num_threads(int(spec.get("threads", 1)))
-    print(json.dumps(run_mfgnet(spec)))
+    from mfgnet.neural import solve_neural
+
+    start = time.perf_counter()
+    sol = solve_neural(problem, config, monitor=monitor)
+    h = sol.diagnostics.extra["history"]
+    steps = list(h["monitor_step"])
+    history = {"step": steps, "time_s": list(h["monitor_time_s"]), **{k: list(h[f"monitor_{k}"]) for k in keys},
+               "phase": ["adam" if adam_steps is None or s <= adam_steps else "lbfgs" for s in steps]}
+    return {"history": history, "dtype": sol.diagnostics.extra.get("dtype", config.get("dtype", "float32")),
+            "torch": torch.__version__, "threads": int(config.get("cpu_threads", 1)),
+            "wall_s": time.perf_counter() - start, "train_s": sol.diagnostics.wall_time_s}
 
 
 if __name__ == "__main__":
-    main()
+    side_main(run_mfgnet)

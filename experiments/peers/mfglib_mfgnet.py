@@ -7,9 +7,10 @@ Prints the same JSON keys as ``mfglib_peer.py``.  ``run_mfgnet(spec)`` is the im
 
 from __future__ import annotations
 
-import json
-import sys
 import time
+
+# Run as a script from this folder (or imported with it on sys.path, as run.py and the tests do).
+from common import side_main
 
 
 def run_mfgnet(spec: dict) -> dict:
@@ -24,13 +25,5 @@ def run_mfgnet(spec: dict) -> dict:
             "wall_s": wall, "iterations": int(spec["iterations"]), "dtype": "float64"}
 
 
-def main() -> None:
-    spec = json.loads(sys.argv[1])
-    import torch
-
-    torch.set_num_threads(int(spec.get("threads", 1)))
-    print(json.dumps(run_mfgnet(spec)))
-
-
 if __name__ == "__main__":
-    main()
+    side_main(run_mfgnet)
