@@ -4,6 +4,8 @@
     python experiments/peers/run.py deepxde [--threads 1] [--repeats 3] [--dims 1 2] [--budget 180] [--quick]
     python experiments/peers/run.py deepxde --dims 2 --tag d2     # -> results/peers/deepxde_d2.md
     python experiments/peers/run.py deepxde --problem b2 --dims 5 --repeats 1 --budget 1200 --tag b2_d5
+    python experiments/peers/run.py deepxde --problem b2 --dims 5 --repeats 1 --budget 900 --crowd-box \
+        --tag b2_d5_crowdbox                                    # DeepXDE's box: the exact crowd's
 
 On first use it creates ``.peers/<peer>/`` (a separate virtual environment: the peer's pins
 never reach mfgnet's) and installs the peer there.  Both sides run as subprocesses with the same
