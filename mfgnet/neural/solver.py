@@ -123,7 +123,7 @@ _ADVICE = {
     "boundary_u": "the no-flux condition on u is violated: raise loss.boundary and sampler.n_boundary",
     "boundary_m": "the no-flux condition on m is traded against the residuals (mass leaves through a face and "
                   "the renormalisation spreads it over the box): raise loss.boundary (10 instead of 1 took the "
-                  "zoo's box_noisy_long_1d from rel L2 m 0.136 to 0.020) and sampler.n_boundary",
+                  "zoo's box_noisy_long_1d from rel L2 m 0.136 to 0.020; 4x sampler.n_boundary did not help there)",
     "mass": "the mass penalty is not met: model.renormalise=true (bounded domains, R^d with d ≤ 2) or raise loss.mass",
 }
 
