@@ -45,9 +45,10 @@ def _at_time(history: dict, t_max: float) -> dict | None:
     return {k: history[k][i] for k in ("u", "m", "lambda", "time_s", "step")}
 
 
-def _best(history: dict) -> dict:
+def _best(history: dict, keys: tuple[str, ...] = ("u", "m", "lambda", "time_s", "step")) -> dict:
+    """The errors ``keys`` at the check with the lowest rel L2 m."""
     i = int(np.argmin(history["m"]))
-    return {k: history[k][i] for k in ("u", "m", "lambda", "time_s", "step")}
+    return {k: history[k][i] for k in keys}
 
 
 def run(python: Path, out_dir: Path, threads: int, repeats: int, quick: bool, command: str, dims: list[int],

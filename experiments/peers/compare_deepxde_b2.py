@@ -20,25 +20,9 @@ import numpy as np
 
 # run.py puts this folder on sys.path.
 from common import machine_note, median, run_side
+from compare_deepxde import _best, _first, _ms_per_adam_step
 
 TARGET = 3e-2
-
-
-def _first(history: dict) -> tuple[float, int] | None:
-    for t, s, m in zip(history["time_s"], history["step"], history["m"]):
-        if m <= TARGET:
-            return t, s
-    return None
-
-
-def _ms_per_step(history: dict) -> float:
-    s, t = history["step"], history["time_s"]
-    return 1e3 * (t[-1] - t[0]) / (s[-1] - s[0]) if len(s) > 1 else float("nan")
-
-
-def _best(history: dict) -> dict:
-    i = int(np.argmin(history["m"]))
-    return {k: history[k][i] for k in ("time_s", "step", "u", "m")}
 
 
 def run(python, out: Path, threads: int, repeats: int, quick: bool, command: str, dim: int, budget: float,
@@ -59,7 +43,7 @@ def run(python, out: Path, threads: int, repeats: int, quick: bool, command: str
                                                                 "budget_s": budget, "stop_at": TARGET, "every": every,
                                                                 "seed": seed, "threads": threads, **setup},
                                  timeout_s=budget + 600))
-    hits_ours, hits_peer = [_first(r["history"]) for r in ours], [_first(r["history"]) for r in peer]
+    hits_ours, hits_peer = [_first(r["history"], TARGET) for r in ours], [_first(r["history"], TARGET) for r in peer]
 
     def med_time(hits):
         return median([h[0] for h in hits]) if all(hits) else float("inf")
@@ -100,11 +84,11 @@ def run(python, out: Path, threads: int, repeats: int, quick: bool, command: str
     for label, runs, hits, tail in (("mfgnet", ours, hits_ours, f"{ratio} | {'yes' if met else 'no'} |"),
                                     ("DeepXDE (Adam)", peer, hits_peer, "1× | |")):
         best = "; ".join(f"{b['m']:.3g} ({b['u']:.2g}) at {b['time_s']:.0f} s"
-                         for b in (_best(r["history"]) for r in runs))
+                         for b in (_best(r["history"], ("time_s", "step", "u", "m")) for r in runs))
         med = med_time(hits)
         lines.append(f"| {label} | {'; '.join(fmt(h) for h in hits)} | "
                      f"{f'{med:.0f} s' if np.isfinite(med) else 'not reached'} | "
-                     f"{median([_ms_per_step(r['history']) for r in runs]):.0f} | {best} | {tail}")
+                     f"{median([_ms_per_adam_step(r['history']) for r in runs]):.0f} | {best} | {tail}")
     lines += ["", f"![rel L2 of m against wall time]({name}.png)", ""]
     (out / f"{name}.json").write_text(json.dumps({"mfgnet": ours, "deepxde": peer}))
     _plot(ours, peer, dim, out / f"{name}.png")

@@ -62,5 +62,6 @@ def run_mfgnet(spec: dict) -> dict:
               "cpu_threads": int(spec.get("threads", 1)), "progress": False}
     return monitored_run(bench.problem, config, monitor, ("u", "m"))
 
+
 if __name__ == "__main__":
     side_main(run_mfgnet)

@@ -61,7 +61,7 @@ def monitored_run(problem, config: dict, monitor, keys: tuple[str, ...], adam_st
     steps = list(h["monitor_step"])
     history = {"step": steps, "time_s": list(h["monitor_time_s"]), **{k: list(h[f"monitor_{k}"]) for k in keys},
                "phase": ["adam" if adam_steps is None or s <= adam_steps else "lbfgs" for s in steps]}
-    return {"history": history, "dtype": sol.diagnostics.extra.get("dtype", config.get("dtype", "float32")),
+    return {"history": history, "dtype": sol.diagnostics.extra["dtype"],
             "torch": torch.__version__, "threads": int(config.get("cpu_threads", 1)),
             "wall_s": time.perf_counter() - start, "train_s": sol.diagnostics.wall_time_s}
 

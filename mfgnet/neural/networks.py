@@ -367,8 +367,8 @@ RENORMALISE_MAX_DIM = 2
 
 def renormalises_euclidean(problem: MFGProblem) -> bool:
     """Whether a time-dependent problem on R^d gets ∫m(t) = 1 by construction: d ≤ 2, where a
-    shifted grid over the bounding box (64 / 24² points per slice for the mass, at least n_conv for
-    ∫K m) resolves the crowd; in higher d a grid cannot, and the importance samples of the particle
+    shifted grid over the bounding box (sampling.mass_grid_points per slice, for the mass and ∫K m)
+    resolves the crowd; in higher d a grid cannot, and the importance samples of the particle
     cloud stay."""
     return isinstance(problem.domain, Euclidean) and problem.dim <= RENORMALISE_MAX_DIM
 

@@ -108,7 +108,8 @@ class Trainer:
         if not self.nets.renormalise:
             return None
         mass_points = self.cfg.sampler.n_mass or mass_grid_points(self.problem)
-        # On a bounded domain ∫K m takes n_conv points.  On R^d (networks.renormalises_euclidean) the
+        # On a bounded domain ∫K m takes n_conv points (0: the sampler's kernel-resolving grid,
+        # sampling.conv_grid_points).  On R^d (networks.renormalises_euclidean) the
         # grid over the bounding box serves ∫K m as well: 64 points (1D) resolve the crowds of the
         # zoo's R problems (std ≥ 0.15 against spacings of 0.1), and n_conv = 256 made lq_offset_1d's
         # run 1.7x longer (179 -> 301 s) for no gain.  In 2D, 16² points left a Gaussian of std 0.22
