@@ -134,3 +134,21 @@ def test_hutchinson_residuals_exact_for_diagonal_hessians_in_10d():
                         conv=exact.coefficients.mean(t[:, 0]), probes=probes)
     assert float(res.hjb.detach().abs().max()) < 1e-8
     assert float(res.fp.detach().abs().max()) < 1e-8
+
+
+def test_causal_weights_follow_each_equation_in_its_own_direction():
+    """FP slice i weighs exp(-ε Σ_{k<i} L_fp,k) (forward), HJB slice i exp(-ε Σ_{k>i} L_hjb,k) (backward)."""
+    from mfgnet.neural.losses import causal_terms
+
+    slices, eps = 3, 0.5
+    slice_id = torch.tensor([0, 0, 1, 1, 2, 2])
+    hjb = torch.tensor([1.0, 1.0, 2.0, 2.0, 3.0, 3.0], dtype=torch.float64)
+    fp = torch.tensor([0.0, 2.0, 1.0, 1.0, 1.0, 3.0], dtype=torch.float64)
+    l_hjb = torch.tensor([1.0, 4.0, 9.0], dtype=torch.float64)  # per-slice mean squares
+    l_fp = torch.tensor([2.0, 1.0, 5.0], dtype=torch.float64)
+    w_fp = torch.exp(-eps * torch.tensor([0.0, 2.0, 3.0], dtype=torch.float64))
+    w_hjb = torch.exp(-eps * torch.tensor([13.0, 9.0, 0.0], dtype=torch.float64))
+    got_hjb, got_fp = causal_terms(hjb, fp, slice_id, slices, eps)
+    assert math.isclose(float(got_fp), float((w_fp * l_fp).mean()), rel_tol=1e-14)
+    assert math.isclose(float(got_hjb), float((w_hjb * l_hjb).mean()), rel_tol=1e-14)
+
