@@ -151,4 +151,9 @@ def test_causal_weights_follow_each_equation_in_its_own_direction():
     got_hjb, got_fp = causal_terms(hjb, fp, slice_id, slices, eps)
     assert math.isclose(float(got_fp), float((w_fp * l_fp).mean()), rel_tol=1e-14)
     assert math.isclose(float(got_hjb), float((w_hjb * l_hjb).mean()), rel_tol=1e-14)
+    # Unequal slices: each point keeps its slice's weight, so ε -> 0 is the plain mean square.
+    uneven = torch.tensor([0, 0, 0, 0, 1, 2])
+    got_hjb, got_fp = causal_terms(hjb, fp, uneven, slices, 1e-12)
+    assert math.isclose(float(got_fp), float((fp ** 2).mean()), rel_tol=1e-10)
+    assert math.isclose(float(got_hjb), float((hjb ** 2).mean()), rel_tol=1e-10)
 

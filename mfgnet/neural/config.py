@@ -195,7 +195,10 @@ class LossConfig(Settings):
     # Causal weighting of the time slices (after Wang, Sankaran & Perdikaris 2022), in each
     # equation's own direction: FP slice i weighs exp(-ε Σ_{k<i} L_fp(t_k)) (forward from t = 0),
     # HJB slice i weighs exp(-ε Σ_{k>i} L_hjb(t_k)) (backward from T); weights detached.
-    # Off by default: on box_bump_1d (ε = 1) rel L2(m) 18 % against 20 % without, within noise.
+    # Off by default: on box_bump_1d (ε = 1) rel L2(m) 18 % against 20 % without, within noise; with
+    # ε = 0.1 on the zoo (12000 steps) mixed: torus_three_crowds 0.032 -> 0.014, box_congestion 0.031 ->
+    # 0.028, box_narrow_far 0.120 -> 0.111, but box_bump_2d 0.108 -> 0.36, torus_low_noise 0.037 -> 0.047
+    # (results/neural_zoo/means.md, ninth session).
     causal: str = choice("none", "slices")
     causal_epsilon: float = number(1.0, 0.0, _INF, lo_open=True)
 

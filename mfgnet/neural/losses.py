@@ -136,18 +136,23 @@ def causal_terms(hjb: torch.Tensor, fp: torch.Tensor, slice_id: torch.Tensor, sl
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Causally weighted mean squares over time slices (slice index increasing in t).
 
-    FP is solved forward: slice i weighs exp(-ε Σ_{k<i} L_k); HJB backward: exp(-ε Σ_{k>i} L_k).
-    Weights are detached, so a slice is trained once those before it (in its direction) are.
+    FP is solved forward: slice i weighs exp(-ε Σ_{k<i} L_k); HJB backward: exp(-ε Σ_{k>i} L_k),
+    L_k the mean square over slice k.  Each point keeps its slice's weight, so ε → 0 gives the
+    plain means even where slices hold unequal numbers of points (density-placed points crowd
+    the slices where m is concentrated; an average of per-slice means would take that emphasis
+    away).  Weights are detached, so a slice is trained once those before it (in its direction) are.
     """
-    count = torch.zeros(slices, dtype=hjb.dtype, device=hjb.device).index_add_(0, slice_id, torch.ones_like(hjb))
-    count = count.clamp_min(1)
-    per_hjb = torch.zeros(slices, dtype=hjb.dtype, device=hjb.device).index_add_(0, slice_id, hjb * hjb) / count
-    per_fp = torch.zeros(slices, dtype=fp.dtype, device=fp.device).index_add_(0, slice_id, fp * fp) / count
+    zeros = torch.zeros(slices, dtype=hjb.dtype, device=hjb.device)
+    count = zeros.index_add(0, slice_id, torch.ones_like(hjb)).clamp_min(1)
+    sum_hjb = zeros.index_add(0, slice_id, hjb * hjb)
+    sum_fp = zeros.index_add(0, slice_id, fp * fp)
     with torch.no_grad():
+        per_hjb, per_fp = sum_hjb / count, sum_fp / count
         before = torch.cumsum(per_fp, 0) - per_fp
         after = torch.flip(torch.cumsum(torch.flip(per_hjb, [0]), 0), [0]) - per_hjb
         w_fp, w_hjb = torch.exp(-epsilon * before), torch.exp(-epsilon * after)
-    return (w_hjb * per_hjb).mean(), (w_fp * per_fp).mean()
+    n = hjb.shape[0]
+    return (w_hjb * sum_hjb).sum() / n, (w_fp * sum_fp).sum() / n
 
 
 def log_density(nets: MFGNetworks, t: torch.Tensor, x: torch.Tensor, log_mass) -> torch.Tensor:
