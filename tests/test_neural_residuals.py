@@ -156,4 +156,3 @@ def test_causal_weights_follow_each_equation_in_its_own_direction():
     got_hjb, got_fp = causal_terms(hjb, fp, uneven, slices, 1e-12)
     assert math.isclose(float(got_fp), float((fp ** 2).mean()), rel_tol=1e-10)
     assert math.isclose(float(got_hjb), float((hjb ** 2).mean()), rel_tol=1e-10)
-
