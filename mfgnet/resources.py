@@ -157,23 +157,42 @@ def _cuda_ready() -> bool:
 
 
 def _reset_rss_peak() -> bool:
-    """Reset VmHWM (Linux >= 4.0: writing 5 to /proc/self/clear_refs); False where not possible."""
+    """Reset VmHWM (Linux >= 4.0: writing 5 to /proc/self/clear_refs); False where not possible.
+
+    Some kernels and sandboxes accept the write and leave the mark where it was, so the reset
+    counts only when the mark afterwards is back near the current resident set."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
-        return True
     except OSError:
         return False
+    status = _proc_status_kib("VmHWM", "VmRSS")
+    if status is None:
+        return False
+    peak, resident = status
+    return peak <= resident + 16 * 1024  # a little slack: the process may allocate in between
 
 
-def _rss_peak_bytes() -> int | None:
+def _proc_status_kib(*fields: str) -> tuple[int, ...] | None:
+    """The named fields of /proc/self/status in KiB, or None where it cannot be read."""
+    values: dict[str, int] = {}
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+                name = line.split(":", 1)[0]
+                if name in fields:
+                    values[name] = int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    if len(values) != len(fields):
+        return None
+    return tuple(values[name] for name in fields)
+
+
+def _rss_peak_bytes() -> int | None:
+    status = _proc_status_kib("VmHWM")
+    if status is not None:
+        return status[0] * 1024
     try:
         import resource
         import sys

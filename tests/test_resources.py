@@ -107,3 +107,13 @@ def test_peak_memory_sees_an_allocation_and_forgets_it_after_a_reset():
     assert big.metrics["peak_rss_mb"] > 300
     if not small.metrics["peak_rss_since_start"]:  # Linux: the high-water mark was reset
         assert small.metrics["peak_rss_mb"] < big.metrics["peak_rss_mb"] - 250
+
+
+def test_a_reset_that_leaves_the_mark_in_place_is_not_trusted(monkeypatch):
+    # some sandboxes accept the write to clear_refs and keep the old high-water mark: the
+    # peak must then be reported as the process-wide one, not as this run's
+    monkeypatch.setattr(resources, "_proc_status_kib", lambda *fields: (900 * 1024, 600 * 1024))
+    with resources.PeakMemory() as run:
+        pass
+    assert run.reset is False
+    assert run.metrics["peak_rss_since_start"] is True
