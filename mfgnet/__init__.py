@@ -13,7 +13,8 @@ import lazy_loader as _lazy
 __version__ = "0.1.0"
 
 __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
-    "problems": ["Box", "Euclidean", "MFGProblem", "ProblemError", "Torus"],
+    "problems": ["Box", "Euclidean", "MFGProblem", "ProblemError", "Torus", "social_optimum"],
+    "evaluation.social": ["price_of_anarchy", "social_cost"],
     "solution": ["Diagnostics", "ExactSolution", "Solution"],
     "solvers": ["solve"],
     "registry": ["SolverSpec", "get_solver", "register_solver", "solver_names"],

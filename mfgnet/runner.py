@@ -24,7 +24,7 @@ from mfgnet.catalog import build_problem
 from mfgnet.evaluation.metrics import compare, mass_error
 from mfgnet.evaluation.plots import plot_histories, plot_solution
 from mfgnet.loggers import make_logger
-from mfgnet.problems import MFGProblem, cell_centre_points, cell_centres
+from mfgnet.problems import MFGProblem, ProblemError, cell_centre_points, cell_centres
 from mfgnet.registry import SolverSpec, get_solver
 from mfgnet.resources import PeakMemory, check_solver_memory
 from mfgnet.solution import Solution
@@ -61,12 +61,37 @@ def run_experiment(cfg: dict, run_dir: str | Path) -> dict:
     return execute_run(cfg, run_dir).metrics
 
 
+GAMES = ("nash", "social_optimum", "price_of_anarchy")
+"""What a run solves (the config's top-level ``game``): the Nash equilibrium of the problem, its
+social optimum (mean field control, [`social_optimum`][mfgnet.problems.social.social_optimum]),
+or both with the price of anarchy ([`mfgnet.evaluation.social`][mfgnet.evaluation.social])."""
+
+
+def game_of(cfg: dict) -> str:
+    """The run's ``game``, checked (ProblemError naming the allowed values)."""
+    game = cfg.get("game") or "nash"
+    if game not in GAMES:
+        raise ProblemError(f"game must be one of {', '.join(GAMES)}; got {game!r}")
+    return game
+
+
 def execute_run(cfg: dict, run_dir: str | Path) -> RunResult:
-    """[`run_experiment`][mfgnet.runner.run_experiment], returning the problem, exact solution and solution too."""
+    """[`run_experiment`][mfgnet.runner.run_experiment], returning the problem, exact solution and solution too.
+
+    With ``game=social_optimum`` the solution is the social optimum's (no exact comparison;
+    metrics add its ``social_cost`` and ``density_gap``); with ``game=price_of_anarchy`` it is
+    the equilibrium's, the optimum is solved after it (``optimum_solution.npz``,
+    ``optimum_solution.png``, metrics prefixed ``optimum_``) and ``price_of_anarchy.png`` and
+    the metrics of [`price_of_anarchy`][mfgnet.evaluation.social.price_of_anarchy] are added."""
     run_dir = Path(run_dir)
     seed = int(cfg.get("seed", 0))
     seed_everything(seed)
     problem, exact, spec, solver_config = prepare_run(cfg)
+    game = game_of(cfg)
+    if game != "nash":
+        from mfgnet.evaluation.social import check_social_cost
+
+        check_social_cost(problem)
     run_dir.mkdir(parents=True, exist_ok=True)
 
     # Under torchrun every rank runs this; only rank 0 writes files and logs (same numbers on all).
@@ -75,11 +100,40 @@ def execute_run(cfg: dict, run_dir: str | Path) -> RunResult:
         log.info("%s / %s: run directory %s", problem.name, spec.name, run_dir.resolve())
     logger = make_logger(dict(cfg.get("logger") or {"name": "none"}) if main else {"name": "none"}, run_dir, cfg)
     started = time.perf_counter()
+    original = problem  # the game's own costs score every feedback
     try:
         with PeakMemory() as peak:
-            solution = spec.solve_function(problem, solver_config, callback=logger, workdir=run_dir)
+            if game == "price_of_anarchy":
+                from mfgnet.evaluation.social import compare_equilibrium_and_optimum
+
+                solved: list[Solution] = []
+
+                def solve_one(target: MFGProblem) -> Solution:
+                    workdir = run_dir if not solved else run_dir / "optimum"
+                    solved.append(spec.solve_function(target, solver_config, callback=logger, workdir=workdir))
+                    return solved[-1]
+
+                comparison = compare_equilibrium_and_optimum(problem, solve_one)
+                solution = comparison.nash
+            else:
+                if game == "social_optimum":
+                    from mfgnet.problems.social import social_optimum
+
+                    problem, exact = social_optimum(problem), None
+                solution = spec.solve_function(problem, solver_config, callback=logger, workdir=run_dir)
         metrics = collect_metrics(solution, exact, time.perf_counter() - started)
         metrics.update(peak.metrics)
+        if game == "price_of_anarchy":
+            optimum_metrics = collect_metrics(comparison.optimum, None, comparison.optimum.diagnostics.wall_time_s)
+            metrics.update({f"optimum_{k}": v for k, v in optimum_metrics.items() if f"optimum_{k}" not in metrics})
+            metrics.update(comparison.metrics)
+        elif game == "social_optimum":
+            from mfgnet.evaluation.social import density_gap, social_cost
+
+            # Scored with the original costs F and G: the planner's marginal costs only steer.
+            cost = social_cost(original, solution.policy)
+            metrics.update(cost.as_metrics())
+            metrics["density_gap"] = density_gap(solution, cost)
         if not main:
             return RunResult(problem, exact, solution, metrics)
         write_metrics(metrics, run_dir / "metrics.json")
@@ -88,6 +142,14 @@ def execute_run(cfg: dict, run_dir: str | Path) -> RunResult:
         log_every = getattr(solver_config, "log_every", None)
         (run_dir / "history.json").write_text(json.dumps(histories_of(solution, tolerance, log_every)))
         figures = save_figures(solution, exact, run_dir, tolerance, log_every)
+        if game == "price_of_anarchy":
+            from mfgnet.evaluation.social_figures import plot_price_of_anarchy
+
+            save_arrays(comparison.optimum, run_dir / "optimum_solution.npz")
+            figures.append(plot_solution(comparison.optimum, run_dir / "optimum_solution.png",
+                                         title="social optimum"))
+            figures.append(plot_price_of_anarchy(comparison, run_dir / "price_of_anarchy.png",
+                                                 title=f"{problem.name} / {spec.name}"))
         logger.log_summary(metrics)
         for path in figures:
             logger.log_figure(path.stem, path)

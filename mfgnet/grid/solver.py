@@ -18,9 +18,11 @@ from mfgnet.grid.fp import fp_ergodic, fp_time_dependent
 from mfgnet.grid.hjb import hjb_ergodic, hjb_time_dependent
 from mfgnet.grid.mesh import Grid, make_grid
 from mfgnet.grid.newton import newton, residual_norm
+from mfgnet.grid.populations import solve_grid_populations
 from mfgnet.grid.solution import GridSolution
 from mfgnet.grid.system import Discretisation, ErgodicSystem, TimeDependentSystem
 from mfgnet.problems import Euclidean, MFGProblem, ProblemError
+from mfgnet.problems.populations import MultiPopulationProblem
 from mfgnet.progress import progress_bar
 from mfgnet.resources import check_grid_memory
 from mfgnet.solution import Diagnostics
@@ -66,6 +68,13 @@ def solve_grid(problem: MFGProblem, config: GridSolverConfig | None = None, *,
     if overrides:
         config = config.replace(**overrides)
     start = time.perf_counter()
+    if isinstance(problem, MultiPopulationProblem):  # K populations: one coupled Newton solve
+        solution = solve_grid_populations(problem, config)
+        solution.diagnostics.wall_time_s = time.perf_counter() - start
+        if callback is not None:
+            for iteration, residual in enumerate(solution.diagnostics.residual_history):
+                callback(iteration, {"residual": float(residual)})
+        return solution
     if problem.dim >= 3:
         raise ProblemError(
             f"problem.dim = {problem.dim}: the grid solver is for 1D and 2D problems (its cost grows like "

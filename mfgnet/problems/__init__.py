@@ -10,6 +10,8 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
                 "wrap_periodic"],
     "hamiltonians": ["CallableHamiltonian", "CongestionHamiltonian", "Hamiltonian", "PowerHamiltonian",
                      "QuadraticHamiltonian", "RadialHamiltonian"],
+    "populations": ["MultiPopulationProblem", "Population"],
     "problem": ["MFGProblem"],
+    "social": ["marginal_cost", "social_optimum"],
     "validation": ["ProblemError"],
 })

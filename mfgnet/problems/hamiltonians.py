@@ -34,6 +34,13 @@ class Hamiltonian:
             (grad,) = torch.autograd.grad(value, p_, create_graph=torch.is_grad_enabled() and p.requires_grad)
         return grad
 
+    def lagrangian(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """The running cost L(x, a) of the control a (shape (n, d)), the Legendre dual
+        ``L(x, a) = sup_p (−a·p − H(x, p))``; returns (n,).  Known in closed form for the
+        built-in Hamiltonians; a user's Hamiltonian raises ProblemError (social costs need it)."""
+        raise ProblemError(f"{self!r} has no closed-form Lagrangian L(x, a); the social cost and the price of "
+                           "anarchy need one (use a QuadraticHamiltonian, CongestionHamiltonian or PowerHamiltonian)")
+
 
 class RadialHamiltonian(Hamiltonian):
     """``H(x, p) = K(x, s)`` with ``s = |p|^2`` and ``dK/ds >= 0``.
@@ -70,6 +77,9 @@ class QuadraticHamiltonian(RadialHamiltonian):
     def radial_ds(self, x, s):
         return torch.full_like(s, 0.5 * self.scale)
 
+    def lagrangian(self, x, a):
+        return (a * a).sum(-1) / (2.0 * self.scale)
+
     def __repr__(self) -> str:
         return f"QuadraticHamiltonian(scale={self.scale})"
 
@@ -91,6 +101,9 @@ class CongestionHamiltonian(RadialHamiltonian):
     def radial_ds(self, x, s):
         return 0.5 * self.speed(x) * torch.ones_like(s)
 
+    def lagrangian(self, x, a):
+        return (a * a).sum(-1) / (2.0 * self.speed(x))
+
     def __repr__(self) -> str:
         return f"CongestionHamiltonian(speed={self.speed!r})"
 
@@ -109,6 +122,10 @@ class PowerHamiltonian(RadialHamiltonian):
     def radial_ds(self, x, s):
         # dK/ds = s^(q/2-1)/2, singular at s = 0 when q < 2: a tiny floor keeps it finite.
         return 0.5 * s.clamp_min(1e-300 if s.dtype == torch.float64 else 1e-30) ** (0.5 * self.q - 1)
+
+    def lagrangian(self, x, a):
+        dual = self.q / (self.q - 1.0)  # L = |a|^q' / q' with 1/q + 1/q' = 1
+        return (a * a).sum(-1).clamp_min(0) ** (0.5 * dual) / dual
 
     def __repr__(self) -> str:
         return f"PowerHamiltonian(q={self.q})"

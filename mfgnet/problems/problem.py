@@ -157,6 +157,11 @@ class MFGProblem:
             return self._initial_sampler(n, generator).to(dtype)
         return self._rejection_sample(n, generator).to(dtype)
 
+    @property
+    def initial_sampler_function(self) -> Sampler | None:
+        """The ``initial_sampler`` the problem was declared with (None: rejection sampling)."""
+        return self._initial_sampler
+
     def bounding_box(self) -> Box:
         """The box solvers discretise or sample: the domain itself, or for R^d a box that
         holds the mass over [0, T], derived from m0 and the noise: around m0's mean, per axis
