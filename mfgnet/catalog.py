@@ -26,6 +26,8 @@ PROBLEMS: dict[str, str] = {
     "crowd_aversion": "mfgnet.problems.examples:crowd_aversion",
     "separable_crowd": "mfgnet.benchmarks.separable_crowd:separable_crowd",
     "separable_crowd_2d": "mfgnet.benchmarks.separable_crowd:separable_crowd_2d",
+    "two_populations": "mfgnet.benchmarks.two_populations:two_populations",
+    "segregation": "mfgnet.problems.examples:segregation",
 }
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
@@ -94,7 +96,8 @@ def build_problem(name: str, **params):
                            f"allowed: {sorted('problem.' + k for k in known)}")
     built = load_reference(PROBLEMS[name])(**params)
     from mfgnet.benchmarks.base import Benchmark  # imported here: it imports torch
+    from mfgnet.benchmarks.two_populations import PopulationsBenchmark
 
-    if isinstance(built, Benchmark):
+    if isinstance(built, (Benchmark, PopulationsBenchmark)):
         return built.problem, built.exact
     return built, None

@@ -91,6 +91,8 @@ def execute_run(cfg: dict, run_dir: str | Path) -> RunResult:
     if game != "nash":
         from mfgnet.evaluation.social import check_social_cost
 
+        if not isinstance(problem, MFGProblem):
+            raise ProblemError(f"game={game} is implemented for one population; {problem.name!r} has several")
         check_social_cost(problem)
     run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -199,7 +201,15 @@ def collect_metrics(solution: Solution, exact: Solution | None, wall_time_s: flo
     for key, value in diag.extra.items():
         if isinstance(value, (bool, int, float, str)) and key not in metrics:
             metrics[key] = value
-    if exact is not None:
+    populations = getattr(solution, "populations", None)
+    if populations is not None:  # K populations: each one's numbers, suffixed _1 .. _K
+        for k, population in enumerate(populations, start=1):
+            metrics[f"mass_error_{k}"] = mass_error(population)
+            if population.ergodic_constant is not None:
+                metrics[f"lambda_{k}"] = float(population.ergodic_constant)
+            if exact is not None:
+                metrics.update({f"{key}_{k}": value for key, value in compare(population, exact[k - 1]).items()})
+    elif exact is not None:
         metrics.update(compare(solution, exact))
     bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
     if bad:  # strict JSON has no NaN / Infinity: null, and the list of the keys that were not finite
@@ -215,7 +225,20 @@ def write_metrics(metrics: dict, path: Path) -> None:
 
 
 def save_arrays(solution: Solution, path: Path) -> None:
-    """u and m on a grid: the solver's own grid when it has one, else a uniform one."""
+    """u and m on a grid: the solver's own grid when it has one, else a uniform one (K
+    populations: ``u_1``, ``m_1``, ..., ``lambda_1``, ... on the shared grid)."""
+    populations = getattr(solution, "populations", None)
+    if populations is not None:
+        arrays = {}
+        for k, population in enumerate(populations, start=1):
+            arrays.update({f"{key}_{k}" if key in ("u", "m", "lambda") else key: value
+                           for key, value in _arrays_of(population).items()})
+        np.savez_compressed(path, **arrays)
+        return
+    np.savez_compressed(path, **_arrays_of(solution))
+
+
+def _arrays_of(solution: Solution) -> dict:
     if getattr(solution, "u", None) is not None and getattr(solution, "axes", None) is not None:
         arrays = {"u": np.asarray(solution.u), "m": np.asarray(solution.m)}
         for i, axis in enumerate(solution.axes):
@@ -226,7 +249,7 @@ def save_arrays(solution: Solution, path: Path) -> None:
         arrays = _sample_on_grid(solution)
     if solution.ergodic_constant is not None:
         arrays["lambda"] = np.asarray(float(solution.ergodic_constant))
-    np.savez_compressed(path, **arrays)
+    return arrays
 
 
 def _sample_on_grid(solution: Solution) -> dict:
@@ -285,8 +308,19 @@ def histories_of(solution: Solution, tolerance: float | None = None, log_every: 
 
 def save_figures(solution: Solution, exact: Solution | None, run_dir: Path, tolerance: float | None = None,
                  log_every: int | None = None) -> list[Path]:
-    """``solution.png`` (with the error against ``exact``) and ``history.png`` in ``run_dir``."""
-    figures = [plot_solution(solution, run_dir / "solution.png", reference=exact)]
+    """``solution.png`` (with the error against ``exact``) and ``history.png`` in ``run_dir``; for K
+    populations ``solution_1.png`` … (each against its exact solution) and ``populations.png``
+    (the K densities together)."""
+    populations = getattr(solution, "populations", None)
+    if populations is not None:
+        from mfgnet.evaluation.populations_figures import plot_populations
+
+        figures = [plot_solution(population, run_dir / f"solution_{k}.png",
+                                 reference=None if exact is None else exact[k - 1], title=f"population {k}")
+                   for k, population in enumerate(populations, start=1)]
+        figures.append(plot_populations(solution, run_dir / "populations.png"))
+    else:
+        figures = [plot_solution(solution, run_dir / "solution.png", reference=exact)]
     histories = histories_of(solution, tolerance, log_every)
     if histories:
         figures.append(plot_histories(histories, run_dir / "history.png", title="convergence"))

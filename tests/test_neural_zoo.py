@@ -119,7 +119,7 @@ def test_fast_zoo_subset_trains_well_below_untrained_and_keeps_mass(name, steps,
         assert set(diagnosis["worst"]) == {"hjb", "fp"} and diagnosis["advice"]
 
 
-def test_converged_is_exactly_the_residual_check():
+def test_converged_is_exactly_the_residual_and_crowd_checks():
     problem = ZOO["box_noisy_long_1d"]()
     cfg = NeuralSolverConfig.from_dict(TINY).replace(steps=5)
     with warnings.catch_warnings(record=True) as caught:
@@ -127,8 +127,19 @@ def test_converged_is_exactly_the_residual_check():
         sol = solve_neural(problem, cfg)
     assert not sol.diagnostics.converged
     assert any("dominant term" in str(w.message) for w in caught)
-    loose = solve_neural(problem, cfg.replace(tolerance=1e6))
+    gap = sol.diagnostics.extra["crowd_gap"]
+    assert 0.05 < gap < 10  # 5 steps: m is far from the crowd its feedback produces
+    loose = solve_neural(problem, cfg.replace(tolerance=1e6, crowd_gap_tolerance=2 * gap))
     assert loose.diagnostics.converged and "diagnosis" not in loose.diagnostics.extra
+    unchecked = solve_neural(problem, cfg.replace(tolerance=1e6, crowd_gap_tolerance=None))
+    assert unchecked.diagnostics.converged and "crowd_gap" not in unchecked.diagnostics.extra
+    # the residual passes, the crowd check does not: not converged, and the warning says why
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        strict = solve_neural(problem, cfg.replace(tolerance=1e6, crowd_gap_tolerance=gap / 2))
+    assert not strict.diagnostics.converged
+    assert strict.diagnostics.extra["diagnosis"]["dominant"] == "crowd_gap"
+    assert any("off the crowd that u's own feedback produces" in str(w.message) for w in caught)
 
 
 def test_moving_base_keeps_mass_one_and_starts_at_m0():

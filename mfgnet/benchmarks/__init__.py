@@ -10,4 +10,5 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "log_congestion": ["log_congestion"],
     "separable_crowd": ["SeparableSolution", "separable_crowd", "separable_crowd_2d"],
     "traffic": ["TwoRoadTraffic"],
+    "two_populations": ["PopulationsBenchmark", "two_populations"],
 })

@@ -21,24 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 import torch
 
-from mfgnet.problems import MFGProblem, ProblemError, Torus, cell_centre_points, cell_centres
+from mfgnet.grid.crowd import Crowd, Policy, check_crowd_problem, crowd_gap, crowd_of_policy
+from mfgnet.problems import MFGProblem, ProblemError
 from mfgnet.problems.domains import Euclidean
 from mfgnet.problems.social import social_optimum
 from mfgnet.solution import Solution
-
-Policy = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-# Cells per axis and time steps when not given.  Measured on crowd_aversion (aversion 2 in 1D,
-# 5 in 2D) for a fixed grid-solver feedback: 1D 400 cells / 400 steps gives J within 1e-4
-# (relative) of 800 / 800; 2D 64² / 100 steps is 2.3 % below 32² / 50 and 96² / 150 0.45 % below
-# 64² / 100 (about 0.5 s and 3.5 s).
-_DEFAULT_CELLS = {1: 400, 2: 96}
-_DEFAULT_STEPS = {1: 400, 2: 150}
-_CHUNK = 1 << 18  # policy evaluations per call (bounds the memory of a network's autograd)
 
 
 @dataclass
@@ -47,7 +36,7 @@ class SocialCost:
 
     ``total`` = ``running`` (∫∫ m L) + ``crowd`` (∫∫ m F) + ``terminal`` (∫ m(T) G);
     ``times`` (Nt + 1,), ``axes`` (d arrays of cell centres) and ``density`` (Nt + 1, *cells)
-    are the crowd on the scheme's grid; ``mass_error`` is max_t |∫m − 1|."""
+    are the crowd on the scheme's grid (``scheme`` the full `Crowd`); ``mass_error`` is max_t |∫m − 1|."""
 
     total: float
     running: float
@@ -58,6 +47,7 @@ class SocialCost:
     density: np.ndarray
     mass_error: float
     wall_time_s: float
+    scheme: Crowd | None = None
 
     def as_metrics(self, prefix: str = "") -> dict:
         keys = ("total", "running", "crowd", "terminal", "mass_error")
@@ -69,66 +59,13 @@ class SocialCost:
 def check_social_cost(problem: MFGProblem) -> None:
     """Raise ProblemError, naming what is missing, when `social_cost` cannot score ``problem``
     (called before any solve, so that a run fails in seconds, not after it)."""
-    if problem.is_ergodic:
-        raise ProblemError("social_cost: the problem is ergodic (horizon=None); it needs a time-dependent problem")
-    if problem.dim > 2:
-        raise ProblemError(f"social_cost: problem.dim = {problem.dim}; its Fokker-Planck scheme is a grid, "
-                           "for dimension 1 or 2")
+    try:
+        check_crowd_problem(problem)
+    except ProblemError as exc:
+        raise ProblemError(f"social_cost: {exc}") from exc
     if problem.coupling_needs_density_integral():
         raise ProblemError("social_cost: the coupling or terminal cost is nonlocal; only local ones are supported")
     problem.hamiltonian.lagrangian(*(torch.zeros(1, problem.dim, dtype=torch.float64),) * 2)
-
-
-def _faces(shape: tuple[int, ...], periodic: bool) -> list[tuple[np.ndarray, np.ndarray]]:
-    """For each axis, the flat indices of the cells left and right of every face between two
-    cells (on a torus also the face that wraps around)."""
-    index = np.arange(math.prod(shape)).reshape(shape)
-    out = []
-    for axis in range(len(shape)):
-        right = np.roll(index, -1, axis=axis)
-        left = index
-        if not periodic:
-            keep = [slice(None)] * len(shape)
-            keep[axis] = slice(0, shape[axis] - 1)
-            left, right = left[tuple(keep)], right[tuple(keep)]
-        out.append((left.ravel(), right.ravel()))
-    return out
-
-
-def _flux_coefficients(velocity: np.ndarray, nu: float, h: float) -> tuple[np.ndarray, np.ndarray]:
-    """Scharfetter–Gummel fluxes of drift + diffusion through a face: J = a_l m_l − a_r m_r with
-    a_l = (ν/h) B(−P), a_r = (ν/h) B(P), P = v h / ν and B(z) = z / (eᶻ − 1).  Exact for a steady
-    1D flux at constant v, upwind where P is large (so m stays >= 0 and mass is conserved
-    exactly): first-order upwind adds a numerical diffusion |v| h / 2, which at ν = 0.05 and
-    64 cells per axis is 16 % of ν."""
-    if nu == 0.0:
-        return np.maximum(velocity, 0.0), -np.minimum(velocity, 0.0)
-    peclet = velocity * h / nu
-
-    def bernoulli(z):
-        with np.errstate(over="ignore"):
-            small = np.abs(z) < 1e-6
-            return np.where(small, 1.0 - 0.5 * z, z / np.where(small, 1.0, np.expm1(z)))
-
-    return nu / h * bernoulli(-peclet), nu / h * bernoulli(peclet)
-
-
-def _evaluate_policy(policy: Policy, times: np.ndarray, points: torch.Tensor) -> np.ndarray:
-    """α at every (time, point) pair: (len(times), n, d), in chunks of points × times."""
-    n, d = points.shape
-    per_chunk = max(1, _CHUNK // max(n, 1))
-    out = np.empty((len(times), n, d))
-    for start in range(0, len(times), per_chunk):  # chunks of time levels, each one batched call
-        block = times[start:start + per_chunk]
-        t = torch.from_numpy(np.repeat(block, n)[:, None])
-        x = points.repeat(len(block), 1)
-        alpha = policy(t, x)
-        if alpha.shape != (len(block) * n, d):
-            raise ProblemError(f"policy(t, x) returned shape {tuple(alpha.shape)}; expected ({len(block) * n}, {d})")
-        out[start:start + len(block)] = alpha.detach().double().cpu().numpy().reshape(len(block), n, d)
-    if not np.all(np.isfinite(out)):
-        raise ProblemError("the policy has non-finite values on the social cost's grid")
-    return out
 
 
 def social_cost(problem: MFGProblem, policy: Policy, cells: int | None = None,
@@ -144,48 +81,11 @@ def social_cost(problem: MFGProblem, policy: Policy, cells: int | None = None,
     without a closed-form Lagrangian."""
     check_social_cost(problem)
     started = time.perf_counter()
-    d = problem.dim
-    cells = int(cells or _DEFAULT_CELLS[d])
-    time_steps = int(time_steps or _DEFAULT_STEPS[d])
-    if cells < 2 or time_steps < 1:
-        raise ProblemError(f"social_cost: cells must be >= 2 and time_steps >= 1, got {cells} and {time_steps}")
-    lower, upper = (b.double() for b in problem.bounding_box().bounds())
-    h = ((upper - lower) / cells).numpy()
-    shape = (cells,) * d
-    centres = cell_centre_points(lower, upper, cells)
-    volume = float(np.prod(h))
+    scheme = crowd_of_policy(problem, policy, cells, time_steps)
+    m, centres, times, volume = scheme.density, scheme.centres, scheme.times, scheme.cell_volume
+    n, d, time_steps = m.shape[1], problem.dim, len(times) - 1
     dt = problem.horizon / time_steps
-    times = np.linspace(0.0, problem.horizon, time_steps + 1)
-    periodic = isinstance(problem.domain, Torus)
-    faces = _faces(shape, periodic)
-    nu = problem.viscosity
-
-    # Face velocities: α's component normal to each face, at the face's centre.
-    face_points = [centres[left] + torch.from_numpy(np.eye(d)[axis] * h[axis] / 2)
-                   for axis, (left, _) in enumerate(faces)]
-    face_alpha = [_evaluate_policy(policy, times[:-1], pts)[..., axis] for axis, pts in enumerate(face_points)]
-    centre_alpha = _evaluate_policy(policy, times, centres)
-
-    with torch.no_grad():
-        m0 = problem.initial_density(centres).double().numpy()
-    if not m0.sum() > 0:
-        raise ProblemError("social_cost: m0 has no mass on the scheme's grid")
-    m = np.empty((time_steps + 1, m0.size))
-    m[0] = m0 / (m0.sum() * volume)
-
-    n = m0.size
-    identity = sp.identity(n, format="csr") / dt
-    for k in range(time_steps):  # time levels are sequential; each level is one sparse solve
-        rows, cols, vals = [], [], []
-        for axis, (left, right) in enumerate(faces):
-            # flux left -> right per unit area: J = a_left m_left - a_right m_right
-            a_left, a_right = _flux_coefficients(face_alpha[axis][k], nu, h[axis])
-            rows += [left, left, right, right]
-            cols += [left, right, left, right]
-            vals += [a_left / h[axis], -a_right / h[axis], -a_left / h[axis], a_right / h[axis]]
-        operator = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                                 shape=(n, n)).tocsc()
-        m[k + 1] = spla.spsolve(identity + operator, m[k] / dt)
+    centre_alpha = scheme.alpha
 
     x_all = centres.repeat(time_steps + 1, 1)
     t_all = torch.from_numpy(np.repeat(times, n)[:, None])
@@ -203,23 +103,14 @@ def social_cost(problem: MFGProblem, policy: Policy, cells: int | None = None,
     total = running + crowd_cost + terminal_cost
     if not math.isfinite(total):
         raise ProblemError("social_cost: the cost is not finite (does the policy or F blow up?)")
-    mass_error = float(np.max(np.abs(m.sum(1) * volume - 1.0)))
-    return SocialCost(total, running, crowd_cost, terminal_cost, times,
-                      [a.numpy() for a in cell_centres(lower, upper, cells)],
-                      m.reshape(time_steps + 1, *shape), mass_error, time.perf_counter() - started)
+    return SocialCost(total, running, crowd_cost, terminal_cost, times, scheme.axes,
+                      m.reshape(time_steps + 1, *(len(a) for a in scheme.axes)), scheme.mass_error,
+                      time.perf_counter() - started, scheme)
 
 
 def density_gap(solution: Solution, cost: SocialCost, levels: int = 11) -> float:
-    """Relative L2 distance between the solution's own m and the crowd its feedback produces in
-    `social_cost`'s scheme, over ``levels`` evenly spaced times (a self-consistency check)."""
-    index = np.unique(np.linspace(0, len(cost.times) - 1, levels).round().astype(int))
-    points = torch.stack(torch.meshgrid(*[torch.from_numpy(a) for a in cost.axes], indexing="ij"), -1)
-    points = points.reshape(-1, len(cost.axes))
-    with torch.no_grad():
-        own = np.stack([solution.density(float(cost.times[i]), points.to(torch.float64)).double().numpy()
-                        for i in index])
-    scheme = cost.density.reshape(len(cost.times), -1)[index]
-    return float(np.linalg.norm(own - scheme) / max(np.linalg.norm(scheme), 1e-300))
+    """[`crowd_gap`][mfgnet.grid.crowd.crowd_gap] on the crowd that `social_cost` computed."""
+    return crowd_gap(solution, cost.scheme, levels)
 
 
 @dataclass

@@ -15,6 +15,7 @@ the system square, 0 at the solution); time-dependent ``[U_1..U_K, M_1..M_K]`` w
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -336,6 +337,10 @@ def solve_grid_populations(problem: MultiPopulationProblem, config: GridSolverCo
     if not result.converged:
         logger.warning("grid solver on %r (%d populations): Newton stopped (%s) at residual %.2e > tolerance %.1e",
                        problem.name, K, result.stopped_on, result.residual, config.tol)
+    # Each population's solution reports the coupled solve, with its own mass error.
     solutions = [GridSolution(problem.population_problem(k), grid, np.reshape(us[k], shape), np.reshape(ms[k], shape),
-                              lams[k], diagnostics) for k in range(K)]
+                              lams[k], dataclasses.replace(diagnostics, extra={
+                                  **extra, "mass_error": float(np.max(np.abs(grid.mass(np.reshape(ms[k], (-1, n)))
+                                                                             - 1.0)))}))
+                 for k in range(K)]
     return MultiPopulationSolution(problem, solutions, diagnostics)

@@ -232,6 +232,12 @@ class NeuralSolverConfig(Settings):
     log_every: int = number(100, 1, 10**9, integer=True)
     # Final RMS residual under which diagnostics.converged is True.
     tolerance: float = number(1e-2, 0.0, _INF, lo_open=True)
+    # Time-dependent problems in d <= 2: the crowd that u's feedback produces is computed on a
+    # grid (mfgnet.grid.crowd) and converged also needs m within this relative L2 distance of it
+    # (None: no such check).  The residual on fresh points cannot see a crowd that jumps at t ≈ 0:
+    # the neural social optimum of crowd_aversion (F = 4m) ended at residual 0.0037, "converged",
+    # with m uniform from t = 0.05 on and a gap of 0.52 (results/price_of_anarchy/).
+    crowd_gap_tolerance: float | None = number(5e-2, 0.0, _INF, lo_open=True, optional=True)
     # Fresh evaluation points for the final residual.
     n_eval: int = number(2048, 1, 10**8, integer=True)
     # NaN/Inf or a diverging loss (above divergence_factor × the best seen): "stop" restores the

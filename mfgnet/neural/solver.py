@@ -46,14 +46,20 @@ def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None =
     ``diagnostics.residual`` is the solver's own check: the root of the summed mean squares, on
     fresh points, of the HJB and FP residuals and of every condition that is not exact by
     construction; ``converged`` is True exactly when it is finite and <= ``tolerance`` (and no
-    NaN stopped the run).  A run that misses gets ``extra["diagnosis"]`` (dominant term, where
-    the residuals peak, mass drift, advice) and one RuntimeWarning.
+    NaN stopped the run) and, for time-dependent problems in d <= 2, when m is within
+    ``crowd_gap_tolerance`` (relative L2) of the crowd that u's feedback produces, computed on
+    a grid by `mfgnet.grid.crowd` (``extra["crowd_gap"]``).  A run that misses gets
+    ``extra["diagnosis"]`` (dominant term, where the residuals peak, mass drift, advice) and one
+    RuntimeWarning.
 
     ``diagnostics.extra`` holds final_loss, hjb_residual, fp_residual (RMS on fresh points),
     steps, lbfgs_steps, history (per-step lists: loss, each term, lambda, lr, ...), weights,
     device, dtype, stopped_reason and checkpoint.
     """
     if not isinstance(problem, MFGProblem):
+        if type(problem).__name__ == "MultiPopulationProblem":
+            raise ProblemError(f"{problem.name!r} has {problem.size} populations: the neural solver solves one "
+                               "population (an MFGProblem) so far; solver=grid solves several in 1D and 2D")
         raise ProblemError(f"problem must be an MFGProblem, got {type(problem).__name__}")
     if config is None:
         config = NeuralSolverConfig()
@@ -101,15 +107,50 @@ def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None =
              "mass_drift": mass_drift, "hard_terminal": trainer.nets.hard_terminal,
              "hard_initial": trainer.nets.hard_initial, "renormalise": trainer.nets.renormalise,
              "warm_start": trainer.warm_start_info}
-    if not converged:
+    trainer.nets.eval()
+    solution = NeuralSolution(problem, trainer.nets, None, ergodic_constant=lam)
+    gap = _crowd_gap(solution, config)
+    crowd_ok = gap is None or gap <= config.crowd_gap_tolerance
+    if gap is not None:
+        extra["crowd_gap"] = gap
+    if converged and not crowd_ok:
+        converged = False
+        extra["diagnosis"] = {"dominant": "crowd_gap", "advice": [_CROWD_ADVICE], "summary": (
+            f"residual {residual:.2e} <= tolerance {config.tolerance:.1e}, but m is {gap:.1%} (relative L2) off the "
+            f"crowd that u's own feedback produces (tolerance {config.crowd_gap_tolerance:.0%}): the networks settled "
+            f"in a state the residual check does not see; try: {_CROWD_ADVICE}")}
+    elif not converged:
         extra["diagnosis"] = diagnose(trainer, check, mass_drift, residual)
+        if not crowd_ok:
+            extra["diagnosis"]["summary"] += (f"; and m is {gap:.1%} off the crowd that u's own feedback produces "
+                                              f"(tolerance {config.crowd_gap_tolerance:.0%})")
+    if not converged:
         warnings.warn(f"neural solver on {problem.name!r}: {extra['diagnosis']['summary']}", RuntimeWarning,
                       stacklevel=2)
-    diagnostics = Diagnostics(
+    solution.diagnostics = Diagnostics(
         converged=converged, iterations=steps_done, residual=residual,
         residual_history=list(trainer.residual_history), wall_time_s=trainer.elapsed, extra=extra)
-    trainer.nets.eval()
-    return NeuralSolution(problem, trainer.nets, diagnostics, ergodic_constant=lam)
+    return solution
+
+
+# The crowd check's grid: coarser than social_cost's (a check, not a measurement).  Its own error
+# against finer grids is below 1e-2 on crowd_aversion (1D 200 cells / 200 steps against the grid
+# solver's m at 512 cells: 0.7 %).
+_CROWD_CHECK = {1: (200, 200), 2: (64, 80)}
+_CROWD_ADVICE = ("the crowd jumps where few collocation points are (often at t ≈ 0): sampler.kind=density, "
+                 "more sampler.time_slices, warm_start=grid, or the grid solver (solver=grid) in 1D/2D")
+
+
+def _crowd_gap(solution: NeuralSolution, config: NeuralSolverConfig) -> float | None:
+    """`mfgnet.grid.crowd.crowd_gap` of the trained networks, or None where it is not checked
+    (ergodic problems, d > 2, ``crowd_gap_tolerance=None``)."""
+    problem = solution.problem
+    if config.crowd_gap_tolerance is None or problem.is_ergodic or problem.dim > 2:
+        return None
+    from mfgnet.grid.crowd import crowd_gap
+
+    cells, steps = _CROWD_CHECK[problem.dim]
+    return crowd_gap(solution, cells=cells, time_steps=steps)
 
 
 _ADVICE = {
