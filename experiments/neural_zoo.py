@@ -125,12 +125,15 @@ def run(name: str, config: dict, steps: int | None) -> dict:
     row = {"problem": name, **evaluate(name, sol, ref), "wall_s": d.wall_time_s, "total_s": total,
            "converged": bool(d.converged), "residual": d.residual, "steps": d.iterations,
            "lbfgs_steps": d.extra.get("lbfgs_steps", 0), "hjb_residual": d.extra["hjb_residual"],
-           "fp_residual": d.extra["fp_residual"], "diagnosis": d.extra.get("diagnosis", {}).get("summary", "")}
+           "fp_residual": d.extra["fp_residual"], "crowd_gap": d.extra.get("crowd_gap"),
+           "diagnosis": d.extra.get("diagnosis", {}).get("summary", "")}
     row["met"] = all(row[k] <= v for k, v in TARGETS.items())
     return row
 
 
 def fmt(v) -> str:
+    if v is None:
+        return ""
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
@@ -139,7 +142,7 @@ def fmt(v) -> str:
 
 
 COLUMNS = ("problem", "rel_l2_m", "rel_l2_u", "mass_error", "abs_err_lambda", "wall_s", "steps", "lbfgs_steps",
-           "converged", "residual", "met", "diagnosis")
+           "converged", "residual", "crowd_gap", "met", "diagnosis")
 
 
 def write_tables(tag: str, command: str, config: dict) -> None:
