@@ -174,7 +174,9 @@ def compare_equilibrium_and_optimum(problem: MFGProblem, solve_one: Callable[[MF
         gap = density_gap(sol, cost)
         metrics[f"{label}_density_gap"] = gap
         if not sol.diagnostics.converged:
-            reasons.append(f"the {label} solve did not converge (residual {sol.diagnostics.residual:.2e})")
+            why = sol.diagnostics.extra.get("diagnosis", {})
+            why = (why.get("summary", "") if isinstance(why, dict) else str(why)).split("; try:")[0]
+            reasons.append(f"the {label} solve did not converge ({why or f'residual {sol.diagnostics.residual:.2e}'})")
         if gap > 5e-2:
             reasons.append(f"the {label} solution's m is {gap:.1%} off the crowd its own feedback produces")
     if optimum_cost.total > nash_cost.total * (1 + 1e-3) + 1e-12:

@@ -60,7 +60,8 @@ def price_of_anarchy_figure(result, title: str = ""):
         fig.colorbar(image, ax=axes[0][1], shrink=0.8)
         bars = axes[0][2]
     _cost_bars(bars, {"Nash": nash, "optimum": optimum})
-    bars.set_title(f"price of anarchy {result.ratio:.4f}")
+    trusted = result.metrics.get("trusted", True)
+    bars.set_title(f"price of anarchy {result.ratio:.4f}" + ("" if trusted else " (not trusted: see metrics)"))
     if title:
         fig.suptitle(title)
     return fig
