@@ -69,7 +69,7 @@ def segregation_rows(dim: int, cells_list: list[int], lines: list[str], **params
     times = np.linspace(0, problem.horizon, 11)
     lines += [f"### Segregation, d = {dim} (no closed form: differences between successive grids)", "",
               f"`segregation(dim={dim}{''.join(f', {k}={v}' for k, v in params.items())})`", "",
-              "| cells | time steps | Newton its | residual | ‖m_N − m_N/2‖ / ‖m_N‖ (pop. 1 / 2) | order | "
+              "| cells | time steps | Newton its | residual | ‖m − m on the previous grid‖ / ‖m‖ (pop. 1 / 2) | order | "
               "mass error | min m | wall s |", "|---|---|---|---|---|---|---|---|---|"]
     prev, prev_diff, prev_cells = None, None, None
     for cells in cells_list:

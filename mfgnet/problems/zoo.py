@@ -113,6 +113,17 @@ def box_two_crowds_1d() -> MFGProblem:
                       initial_density=_box_bumps([[0.15], [0.85]], 0.06, [0.6, 0.4]), name="box_two_crowds_1d")
 
 
+def box_aversion_strong_1d() -> MFGProblem:
+    """A harder neighbour found by the price-of-anarchy run (the social optimum of crowd aversion
+    a = 2, results/price_of_anarchy/neural_a2): F = 4 m on a bump at 0.3 (width 0.1) pulled to
+    0.75 by G = (x − 0.75)², ν = 0.05, no-flux [0, 1], T = 1.  The neural solver spread the crowd
+    uniformly within the blend time there and reached a small residual (0.0037) with m 52 % off
+    the crowd its feedback produces."""
+    return MFGProblem(Box([0.0], [1.0]), horizon=1.0, viscosity=0.05, coupling=lambda t, x, m: 4.0 * m,
+                      terminal_cost=lambda x, m: (x[:, 0] - 0.75) ** 2,
+                      initial_density=_box_bumps([[0.3]], 0.1), name="box_aversion_strong_1d")
+
+
 def torus_bimodal_1d() -> MFGProblem:
     """Bimodal m0 on the torus (bumps at 0.2 and 0.65, widths 0.05 and 0.1, weights 0.6 / 0.4)
     gathered towards 0.5 by G = sin²(π(x − 0.5)), F = m, ν = 0.1, T = 1."""
@@ -260,6 +271,7 @@ ZOO: dict[str, Callable[[], MFGProblem]] = {
     "box_noisy_long_1d": box_noisy_long_1d,
     "box_congestion_1d": box_congestion_1d,
     "box_two_crowds_1d": box_two_crowds_1d,
+    "box_aversion_strong_1d": box_aversion_strong_1d,
     "torus_bimodal_1d": torus_bimodal_1d,
     "torus_three_crowds_1d": torus_three_crowds_1d,
     "torus_low_noise_1d": torus_low_noise_1d,
@@ -283,6 +295,7 @@ REFERENCE: dict[str, dict] = {
     "box_noisy_long_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_congestion_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_two_crowds_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
+    "box_aversion_strong_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "torus_bimodal_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "torus_three_crowds_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "torus_low_noise_1d": {"kind": "grid", "cells": 512, "time_steps": 256, "order": 2},
