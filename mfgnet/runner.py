@@ -108,12 +108,9 @@ def execute_run(cfg: dict, run_dir: str | Path) -> RunResult:
             if game == "price_of_anarchy":
                 from mfgnet.evaluation.social import compare_equilibrium_and_optimum
 
-                solved: list[Solution] = []
-
-                def solve_one(target: MFGProblem) -> Solution:
-                    workdir = run_dir if not solved else run_dir / "optimum"
-                    solved.append(spec.solve_function(target, solver_config, callback=logger, workdir=workdir))
-                    return solved[-1]
+                def solve_one(target: MFGProblem) -> Solution:  # the optimum keeps its checkpoints apart
+                    workdir = run_dir if target is problem else run_dir / "optimum"
+                    return spec.solve_function(target, solver_config, callback=logger, workdir=workdir)
 
                 comparison = compare_equilibrium_and_optimum(problem, solve_one)
                 solution = comparison.nash

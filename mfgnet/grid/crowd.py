@@ -12,7 +12,6 @@ crowd in the social cost (:mod:`mfgnet.evaluation.social`).  Time-dependent prob
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +20,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
-from mfgnet.problems import MFGProblem, ProblemError, Torus, cell_centre_points, cell_centres
+from mfgnet.grid.mesh import Grid
+from mfgnet.problems import MFGProblem, ProblemError
 
 Policy = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -61,22 +61,6 @@ def check_crowd_problem(problem: MFGProblem) -> None:
     if problem.dim > 2:
         raise ProblemError(f"problem.dim = {problem.dim}; the crowd of a policy is computed on a grid, "
                            "for dimension 1 or 2")
-
-
-def _faces(shape: tuple[int, ...], periodic: bool) -> list[tuple[np.ndarray, np.ndarray]]:
-    """For each axis, the flat indices of the cells left and right of every face between two
-    cells (on a torus also the face that wraps around)."""
-    index = np.arange(math.prod(shape)).reshape(shape)
-    out = []
-    for axis in range(len(shape)):
-        right = np.roll(index, -1, axis=axis)
-        left = index
-        if not periodic:
-            keep = [slice(None)] * len(shape)
-            keep[axis] = slice(0, shape[axis] - 1)
-            left, right = left[tuple(keep)], right[tuple(keep)]
-        out.append((left.ravel(), right.ravel()))
-    return out
 
 
 def _flux_coefficients(velocity: np.ndarray, nu: float, h: float) -> tuple[np.ndarray, np.ndarray]:
@@ -126,14 +110,15 @@ def crowd_of_policy(problem: MFGProblem, policy: Policy, cells: int | None = Non
     time_steps = int(time_steps or DEFAULT_STEPS[d])
     if cells < 2 or time_steps < 1:
         raise ProblemError(f"cells must be >= 2 and time_steps >= 1, got {cells} and {time_steps}")
-    lower, upper = (b.double() for b in problem.bounding_box().bounds())
-    h = ((upper - lower) / cells).numpy()
-    shape = (cells,) * d
-    centres = cell_centre_points(lower, upper, cells)
-    volume = float(np.prod(h))
+    lower, upper = (b.double().numpy() for b in problem.bounding_box().bounds())
+    grid = Grid(lower, upper, (cells,) * d, bool(problem.domain.periodic))
+    h, centres, volume = grid.h, grid.nodes, grid.cell_volume
     dt = problem.horizon / time_steps
     times = np.linspace(0.0, problem.horizon, time_steps + 1)
-    faces = _faces(shape, isinstance(problem.domain, Torus))
+    # Per axis, the cells left and right of every face between two cells (the grid's neighbour
+    # across a box face is the cell itself: no face there; on a torus the wrap-around face counts).
+    index = np.arange(grid.n)
+    faces = [(index[right != index], right[right != index]) for right in grid.plus]
     nu = problem.viscosity
 
     # Face velocities: α's component normal to each face, at the face's centre.
@@ -161,7 +146,7 @@ def crowd_of_policy(problem: MFGProblem, policy: Policy, cells: int | None = Non
         operator = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                                  shape=(n, n)).tocsc()
         m[k + 1] = spla.spsolve(identity + operator, m[k] / dt)
-    return Crowd(times, [a.numpy() for a in cell_centres(lower, upper, cells)], centres, m, centre_alpha, volume)
+    return Crowd(times, list(grid.axes), centres, m, centre_alpha, volume)
 
 
 def crowd_gap(solution, crowd: Crowd | None = None, levels: int = 11, cells: int | None = None,

@@ -26,10 +26,11 @@ import torch
 
 from mfgnet.grid.config import GridSolverConfig
 from mfgnet.grid.hamiltonian import NumericalHamiltonian
+from mfgnet.grid.linalg import DirectSolve
 from mfgnet.grid.mesh import Grid, make_grid
 from mfgnet.grid.newton import newton
 from mfgnet.grid.solution import GridSolution
-from mfgnet.grid.system import initial_density_on
+from mfgnet.grid.system import initial_density_on, residual_floor
 from mfgnet.problems import ProblemError
 from mfgnet.problems.populations import MultiPopulationProblem
 from mfgnet.progress import progress_bar
@@ -111,14 +112,14 @@ class _Populations:
         return values, slopes
 
     def residual_floor(self, x: np.ndarray) -> float:
-        grid = self.grid
-        scale = max(self.nu) * float(np.sum(4.0 / grid.h ** 2)) + (0.0 if grid.dt is None else 1.0 / grid.dt)
-        return 64 * np.finfo(np.float64).eps * scale * max(1.0, float(np.max(np.abs(x))))
+        return residual_floor(self.grid, max(self.nu), x)
 
 
-class _DirectSolve:
-    """SuperLU of an assembled sparse Jacobian; ``solve(rhs)``.  Factored at the first solve
-    only: Newton's line search evaluates Jacobians at trial points it may reject."""
+class _SpaceTimeSolve:
+    """SuperLU (COLAMD ordering) of the assembled space-time Jacobian; ``solve(rhs)``, factored
+    at the first solve only (Newton's line search evaluates Jacobians it may reject).  Not
+    `mfgnet.grid.linalg.DirectSolve`: its node-major nested-dissection ordering, right for the
+    ergodic system, made segregation 1D at 128 cells 84 s instead of 8.7 s."""
 
     def __init__(self, A: sp.spmatrix) -> None:
         self.A, self.lu = A, None
@@ -171,7 +172,7 @@ class ErgodicPopulationsSystem:
             blocks[K + k][3 * K + k] = ones
             blocks[2 * K + k][k] = vol
             blocks[3 * K + k][K + k] = vol
-        return r, _DirectSolve(sp.bmat(blocks, format="csc"))
+        return r, DirectSolve(sp.bmat(blocks, format="csr"), grid, fields=2 * K)
 
 
 class TimeDependentPopulationsSystem:
@@ -231,7 +232,7 @@ class TimeDependentPopulationsSystem:
                     coupling = terminal if coupling is None else coupling + terminal
                 if coupling is not None:
                     blocks[k][K + j] = coupling
-        return r, _DirectSolve(sp.bmat(blocks, format="csc"))
+        return r, _SpaceTimeSolve(sp.bmat(blocks, format="csc"))
 
 
 # Block Gauss-Seidel sweeps before Newton (time-dependent problems): until the densities move by

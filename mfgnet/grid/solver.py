@@ -70,21 +70,17 @@ def solve_grid(problem: MFGProblem, config: GridSolverConfig | None = None, *,
     start = time.perf_counter()
     if isinstance(problem, MultiPopulationProblem):  # K populations: one coupled Newton solve
         solution = solve_grid_populations(problem, config)
-        solution.diagnostics.wall_time_s = time.perf_counter() - start
-        if callback is not None:
-            for iteration, residual in enumerate(solution.diagnostics.residual_history):
-                callback(iteration, {"residual": float(residual)})
-        return solution
-    if problem.dim >= 3:
+    elif problem.dim >= 3:
         raise ProblemError(
             f"problem.dim = {problem.dim}: the grid solver is for 1D and 2D problems (its cost grows like "
             f"cells^d); use solver=neural for dim >= 3")
-    check_grid_memory(problem, config)
-    if config.order == 2:
-        solution = _richardson(problem, config)
     else:
-        grid = make_grid(problem, config.cells, config.time_steps)
-        solution = solve_on_grid(problem, grid, config)
+        check_grid_memory(problem, config)
+        if config.order == 2:
+            solution = _richardson(problem, config)
+        else:
+            grid = make_grid(problem, config.cells, config.time_steps)
+            solution = solve_on_grid(problem, grid, config)
     solution.diagnostics.wall_time_s = time.perf_counter() - start
     if callback is not None:
         for iteration, residual in enumerate(solution.diagnostics.residual_history):

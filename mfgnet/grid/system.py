@@ -47,6 +47,13 @@ def initial_density_on(problem: MFGProblem, grid: Grid) -> np.ndarray:
     return m0 / mass
 
 
+def residual_floor(grid: Grid, nu: float, x: np.ndarray) -> float:
+    """Max-norm residual that round-off alone produces at x: 64 eps |x| times the largest
+    diagonal entry of the linear part (ν Σ 4/h_i² + 1/dt)."""
+    scale = nu * float(np.sum(4.0 / grid.h ** 2)) + (0.0 if grid.dt is None else 1.0 / grid.dt)
+    return 64 * np.finfo(np.float64).eps * scale * max(1.0, float(np.max(np.abs(x))))
+
+
 class Discretisation:
     """The problem evaluated on a grid: numerical Hamiltonian, couplings, m0."""
 
@@ -80,10 +87,8 @@ class Discretisation:
         return factors
 
     def residual_floor(self, x: np.ndarray) -> float:
-        """Max-norm residual that round-off alone produces at x: 64 eps |x| times the largest
-        diagonal entry of the linear part (ν Σ 4/h_i² + 1/dt)."""
-        scale = self.nu * float(np.sum(4.0 / self.grid.h ** 2)) + (0.0 if self.grid.dt is None else 1.0 / self.grid.dt)
-        return 64 * np.finfo(np.float64).eps * scale * max(1.0, float(np.max(np.abs(x))))
+        """Max-norm residual that round-off alone produces at x (`residual_floor`)."""
+        return residual_floor(self.grid, self.nu, x)
 
     def laplacian(self, v: np.ndarray) -> np.ndarray:
         return (self.grid.blocks(v.shape[0])["laplacian"] @ v.ravel()).reshape(v.shape)
