@@ -28,6 +28,7 @@ PROBLEMS: dict[str, str] = {
     "separable_crowd_2d": "mfgnet.benchmarks.separable_crowd:separable_crowd_2d",
     "two_populations": "mfgnet.benchmarks.two_populations:two_populations",
     "segregation": "mfgnet.problems.examples:segregation",
+    "trade_crowding": "mfgnet.benchmarks.trade_crowding:trade_crowding",
 }
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}

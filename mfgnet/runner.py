@@ -246,6 +246,11 @@ def _arrays_of(solution: Solution) -> dict:
         arrays = _sample_on_grid(solution)
     if solution.ergodic_constant is not None:
         arrays["lambda"] = np.asarray(float(solution.ergodic_constant))
+    if getattr(solution.problem, "has_mean_control", False):  # an MFG of controls: ᾱ at the saved times
+        times = arrays.get("t", np.linspace(0.0, solution.problem.horizon, 33))
+        with torch.no_grad():
+            arrays["mean_control"] = np.asarray(solution.mean_control(torch.as_tensor(times, dtype=torch.float64)))
+        arrays.setdefault("t", np.asarray(times))
     return arrays
 
 
@@ -284,7 +289,10 @@ def histories_of(solution: Solution, tolerance: float | None = None, log_every: 
     histories: dict = {k: [float(x) for x in v] for k, v in extra.get("history", {}).items() if isinstance(v, list)}
     if diag.residual_history and "residual" not in histories:
         histories["residual"] = [float(x) for x in diag.residual_history]
-    if "lbfgs_steps" in extra and "steps" in extra and histories:
+    if "mean_control_iterations" in extra and "residual" in histories:  # the fixed point on ᾱ (grid)
+        histories["mean_control_gap"] = histories.pop("residual")
+        histories["phase"] = ["anderson"] * len(histories["mean_control_gap"])
+    elif "lbfgs_steps" in extra and "steps" in extra and histories:
         n = max(len(v) for k, v in histories.items() if not k.startswith("monitor_"))
         adam = min(int(extra["steps"]), n)
         histories["phase"] = ["adam"] * adam + ["lbfgs"] * (n - adam)
@@ -305,7 +313,8 @@ def histories_of(solution: Solution, tolerance: float | None = None, log_every: 
 
 def save_figures(solution: Solution, exact: Solution | None, run_dir: Path, tolerance: float | None = None,
                  log_every: int | None = None) -> list[Path]:
-    """``solution.png`` (with the error against ``exact``) and ``history.png`` in ``run_dir``; for K
+    """``solution.png`` (with the error against ``exact``) and ``history.png`` in ``run_dir`` (and
+    ``mean_control.png`` for an MFG of controls); for K
     populations ``solution_1.png`` … (each against its exact solution) and ``populations.png``
     (the K densities together)."""
     populations = getattr(solution, "populations", None)
@@ -318,6 +327,10 @@ def save_figures(solution: Solution, exact: Solution | None, run_dir: Path, tole
         figures.append(plot_populations(solution, run_dir / "populations.png"))
     else:
         figures = [plot_solution(solution, run_dir / "solution.png", reference=exact)]
+    if getattr(solution.problem, "has_mean_control", False):
+        from mfgnet.evaluation.controls_figures import plot_mean_control
+
+        figures.append(plot_mean_control(solution, run_dir / "mean_control.png", reference=exact))
     histories = histories_of(solution, tolerance, log_every)
     if histories:
         figures.append(plot_histories(histories, run_dir / "history.png", title="convergence"))

@@ -103,6 +103,28 @@ class Solution:
         return -self.problem.hamiltonian.grad_p(x, grad_u).detach()
 
 
+    def mean_control(self, t) -> torch.Tensor:
+        """The crowd's mean control ᾱ(t) = ∫ α(t, x) m(t, x) dx at times ``t`` (n,), shape (n, d), by
+        midpoint quadrature on the problem's box (d <= 3; 1024, 128², 32³ cells).  Meaningful for
+        any time-dependent solution; it is the coupling variable of an MFG of controls."""
+        from mfgnet.problems import cell_centre_points
+
+        problem = self.problem
+        cells = {1: 1024, 2: 128, 3: 32}.get(problem.dim)
+        if cells is None:
+            raise ValueError(f"mean_control: quadrature is implemented for d <= 3, the problem has d = {problem.dim}")
+        lower, upper = problem.bounding_box().bounds()
+        x = cell_centre_points(lower, upper, cells)
+        volume = float(torch.prod(upper - lower)) / x.shape[0]
+        times = torch.as_tensor(t, dtype=torch.float64).reshape(-1)
+        n = x.shape[0]
+        tt, xx = times.repeat_interleave(n), x.repeat(times.numel(), 1)  # every (t, x) pair at once
+        alpha = self.policy(tt, xx).reshape(times.numel(), n, -1)
+        with torch.no_grad():
+            m = self.density(tt, xx).double().reshape(times.numel(), n)
+        return torch.einsum("tnd,tn->td", alpha.double(), m) * volume
+
+
 class ExactSolution(Solution):
     """A solution given by closed-form torch functions ``value_fn(t, x)``, ``density_fn(t, x)``
     with t of shape (n, 1) (zeros for ergodic problems)."""

@@ -178,12 +178,24 @@ def compare(solution: Solution, reference: Solution, points=None) -> dict[str, f
         # Where mass_error() has no quadrature (it says NaN); a solver's own discrete mass
         # error, or the quadrature in d <= 3, stays the measure elsewhere.
         out["mass_error"] = sampled_mass_error(solution, reference)
+    if getattr(problem, "has_mean_control", False):
+        out["rel_err_mean_control"] = mean_control_error(solution, reference)
     if problem.is_ergodic:
         lam_ref = float(reference.ergodic_constant)
         out["abs_err_lambda"] = abs(float(solution.ergodic_constant) - lam_ref)
         if lam_ref != 0:
             out["rel_err_lambda"] = out["abs_err_lambda"] / abs(lam_ref)
     return out
+
+
+def mean_control_error(solution: Solution, reference: Solution, n_times: int = 101) -> float:
+    """max_t |ᾱ(t) − ᾱ_ref(t)| / max_t |ᾱ_ref(t)| over ``n_times`` uniform times of [0, T]: the error of
+    an MFG of controls' mean control (both solutions expose ``mean_control(t) -> (n, d)``)."""
+    t = torch.linspace(0.0, reference.problem.horizon, n_times, dtype=torch.float64)
+    with torch.no_grad():
+        approx = torch.as_tensor(solution.mean_control(t), dtype=torch.float64).reshape(n_times, -1)
+        exact = torch.as_tensor(reference.mean_control(t), dtype=torch.float64).reshape(n_times, -1)
+    return float((approx - exact).abs().max() / exact.abs().max().clamp_min(1e-300))
 
 
 def mass_error(solution: Solution, n_times: int = 5, per_axis: int | None = None) -> float:

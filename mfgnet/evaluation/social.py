@@ -65,6 +65,9 @@ def check_social_cost(problem: MFGProblem) -> None:
         raise ProblemError(f"social_cost: {exc}") from exc
     if problem.coupling_needs_density_integral():
         raise ProblemError("social_cost: the coupling or terminal cost is nonlocal; only local ones are supported")
+    if problem.has_mean_control:
+        raise ProblemError("social_cost: the problem is an MFG of controls (mean_control_cost); its social cost "
+                           "and optimum are not implemented")
     problem.hamiltonian.lagrangian(*(torch.zeros(1, problem.dim, dtype=torch.float64),) * 2)
 
 

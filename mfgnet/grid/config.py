@@ -40,6 +40,11 @@ class GridSolverConfig(Settings):
     order : int
         1 (the monotone first-order scheme) or 2 (Richardson extrapolation of the runs
         on N and 2N cells, see [`solve_grid`][mfgnet.grid.solver.solve_grid]).
+    mean_control_tol : float
+        MFGs of controls only: the equilibrium's mean control ᾱ is a fixed point over frozen-ᾱ
+        games (:mod:`mfgnet.grid.controls`); stop when max |ᾱ_new - ᾱ| <= this (> 0).
+    mean_control_iterations : int
+        MFGs of controls only: Anderson iterations on ᾱ, >= 1 (each one a grid solve).
     verbose : bool
         One log line (INFO) per outer iteration (DEBUG otherwise).
     progress : bool
@@ -56,5 +61,7 @@ class GridSolverConfig(Settings):
     picard_warmup: int = number(3, 0, 10**6, integer=True)
     damping: float = number(0.5, 0.0, 1.0, lo_open=True)
     order: int = number(1, 1, 2, integer=True)
+    mean_control_tol: float = number(1e-8, 0.0, lo_open=True)
+    mean_control_iterations: int = number(60, 1, 10**4, integer=True)
     verbose: bool = flag(False)
     progress: bool = flag(True)

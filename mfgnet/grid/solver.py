@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mfgnet.grid.config import GridSolverConfig
+from mfgnet.grid.controls import solve_grid_mean_control
 from mfgnet.grid.fp import fp_ergodic, fp_time_dependent
 from mfgnet.grid.hjb import hjb_ergodic, hjb_time_dependent
 from mfgnet.grid.mesh import Grid, make_grid
@@ -74,13 +75,14 @@ def solve_grid(problem: MFGProblem, config: GridSolverConfig | None = None, *,
         raise ProblemError(
             f"problem.dim = {problem.dim}: the grid solver is for 1D and 2D problems (its cost grows like "
             f"cells^d); use solver=neural for dim >= 3")
+    elif problem.has_mean_control:  # an MFG of controls: a fixed point on ᾱ over ordinary games
+        check_grid_memory(problem, config)
+        solution = solve_grid_mean_control(problem, config, lambda frozen: _solve_one(frozen, config, quiet=True))
+        if isinstance(problem.domain, Euclidean):  # warned once, for the equilibrium, not per frozen game
+            edge_mass_of(solution.grid, solution.m.reshape(-1, solution.grid.n))
     else:
         check_grid_memory(problem, config)
-        if config.order == 2:
-            solution = _richardson(problem, config)
-        else:
-            grid = make_grid(problem, config.cells, config.time_steps)
-            solution = solve_on_grid(problem, grid, config)
+        solution = _solve_one(problem, config)
     solution.diagnostics.wall_time_s = time.perf_counter() - start
     if callback is not None:
         for iteration, residual in enumerate(solution.diagnostics.residual_history):
@@ -88,8 +90,15 @@ def solve_grid(problem: MFGProblem, config: GridSolverConfig | None = None, *,
     return solution
 
 
-def solve_on_grid(problem: MFGProblem, grid: Grid, config: GridSolverConfig) -> GridSolution:
-    """First-order solve on a given grid (``config.cells`` / ``time_steps`` are not used)."""
+def _solve_one(problem: MFGProblem, config: GridSolverConfig, quiet: bool = False) -> GridSolution:
+    if config.order == 2:
+        return _richardson(problem, config, quiet)
+    return solve_on_grid(problem, make_grid(problem, config.cells, config.time_steps), config, quiet)
+
+
+def solve_on_grid(problem: MFGProblem, grid: Grid, config: GridSolverConfig, quiet: bool = False) -> GridSolution:
+    """First-order solve on a given grid (``config.cells`` / ``time_steps`` are not used); ``quiet``
+    skips the warning about mass at the faces of R^d's box (the caller checks once, at the end)."""
     start = time.perf_counter()
     disc = Discretisation(problem, grid)
     # Outer iterations have no known count (Newton stops at its tolerance): a bar without ETA,
@@ -117,7 +126,7 @@ def solve_on_grid(problem: MFGProblem, grid: Grid, config: GridSolverConfig) -> 
         "stopped_on": info["stopped_on"],
     }
     if isinstance(problem.domain, Euclidean):
-        extra["edge_mass"] = _check_edge_mass(grid, m.reshape(-1, grid.n))
+        extra["edge_mass"] = edge_mass_of(grid, m.reshape(-1, grid.n), warn=not quiet)
     diagnostics = Diagnostics(converged=info["converged"], iterations=info["newton"] + info["picard"],
                               residual=info["history"][-1], residual_history=info["history"],
                               wall_time_s=time.perf_counter() - start, extra=extra)
@@ -125,11 +134,11 @@ def solve_on_grid(problem: MFGProblem, grid: Grid, config: GridSolverConfig) -> 
     return GridSolution(problem, grid, u.reshape(shape), m.reshape(shape), lam, diagnostics)
 
 
-def _check_edge_mass(grid: Grid, m: np.ndarray) -> float:
+def edge_mass_of(grid: Grid, m: np.ndarray, warn: bool = True) -> float:
     """The largest mass, over time levels, in the outer band of R^d's truncation box; warns when it
     is not negligible (the no-flux faces then reflect mass that should have left: a wrong answer)."""
     value = grid.edge_mass(m)
-    if value > EDGE_MASS_WARNING:
+    if warn and value > EDGE_MASS_WARNING:
         logger.warning(
             "grid solver: %.2g of the mass lies in the outer %d%% of the truncation box of R^%d "
             "(box [%s] to [%s]); the box is too small for this problem (its faces reflect mass) and "
@@ -266,13 +275,13 @@ def _restrict(values: np.ndarray, cells: tuple[int, ...], time_dependent: bool) 
     return values.reshape(shape).mean(axis=axes)
 
 
-def _richardson(problem: MFGProblem, config: GridSolverConfig) -> GridSolution:
+def _richardson(problem: MFGProblem, config: GridSolverConfig, quiet: bool = False) -> GridSolution:
     first = config.replace(order=1)
     coarse_grid = make_grid(problem, config.cells, config.time_steps)
     fine_steps = None if coarse_grid.times is None else 2 * coarse_grid.time_steps
     fine_grid = make_grid(problem, 2 * config.cells, fine_steps)
-    coarse = solve_on_grid(problem, coarse_grid, first)
-    fine = solve_on_grid(problem, fine_grid, first)
+    coarse = solve_on_grid(problem, coarse_grid, first, quiet)
+    fine = solve_on_grid(problem, fine_grid, first, quiet)
     td = not problem.is_ergodic
     u = 2 * _restrict(fine.u, coarse_grid.cells, td) - coarse.u
     m_raw = 2 * _restrict(fine.m, coarse_grid.cells, td) - coarse.m

@@ -106,12 +106,17 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
     if problem.coupling_needs_density_integral():
         conv, conv_terminal = nonlocal_integrals(problem, batch, log_m_quad, lcfg.differentiate_conv)
 
+    mean_control = None
+    if problem.has_mean_control:  # an MFG of controls: ᾱ per slice, handed to each point of the slice
+        mean_control = mean_control_on_slices(problem, nets, batch, log_m_quad, lcfg.differentiate_conv)
+        mean_control = mean_control[batch.slice_id]
+
     lam = nets.lam if (ergodic and lcfg.lambda_mode == "trainable") else None
     relative = fp_relative(problem, lcfg)
     res = mfg_residuals(problem, nets.raw_value, nets.density_field, batch.t, batch.x,
                         density_output=nets.density_output, log_mass=log_mass, ergodic_constant=lam,
                         conv=None if problem.coupling.is_local else conv, probes=probes,
-                        fp_relative=relative, dlog_mass_dt=dlog_mass_dt)
+                        fp_relative=relative, dlog_mass_dt=dlog_mass_dt, mean_control=mean_control)
     if lcfg.causal == "slices" and not ergodic:
         terms["hjb"], terms["fp"] = causal_terms(res.hjb, res.fp, batch.slice_id, batch.quad_t.shape[0] - 1,
                                                  lcfg.causal_epsilon)
@@ -190,6 +195,26 @@ def nonlocal_integrals(problem, batch: Batch, log_m_quad: torch.Tensor, differen
     if not problem.terminal_cost.is_local:
         conv_terminal = torch.einsum("nkc,k->nc", problem.terminal_cost.kernel(batch.term_x, batch.quad_y[S]), w[S])
     return conv, conv_terminal
+
+
+def mean_control_on_slices(problem, nets: MFGNetworks, batch: Batch, log_m_quad: torch.Tensor,
+                           differentiate: bool) -> torch.Tensor:
+    """ᾱ(t_s) = ∫ α(t_s, y) m(t_s, y) dy at every slice time, α = -∂pH(y, ∇u), shape (S + 1, d).
+
+    The slice's quadrature (the one that renormalises m and integrates nonlocal couplings) serves
+    here too: one extra pass of u and ∇u over its points.  With ``differentiate`` False the
+    mean control is a constant of the step (a fixed-point view); True lets the loss see how
+    ᾱ moves with the networks, as ``loss.differentiate_conv`` does for ∫K m."""
+    S1, k, d = batch.quad_y.shape
+    tq = batch.quad_t.repeat_interleave(k).unsqueeze(-1)
+    y = batch.quad_y.reshape(-1, d).detach().requires_grad_(True)
+    u = nets.raw_value(tq, y)
+    (grad_u,) = torch.autograd.grad(u.sum(), y, create_graph=differentiate)
+    alpha = -problem.hamiltonian.grad_p(y, grad_u).reshape(S1, k, d)
+    log_w = batch.quad_logw + (log_m_quad if differentiate else log_m_quad.detach())
+    w = torch.softmax(log_w, dim=-1) if batch.self_normalised else torch.exp(log_w)
+    mean_control = torch.einsum("skd,sk->sd", alpha, w)
+    return mean_control if differentiate else mean_control.detach()
 
 
 def terminal_loss(problem, nets: MFGNetworks, batch: Batch, log_mass, conv_terminal) -> torch.Tensor:

@@ -52,6 +52,7 @@ def pde_residuals(
     ergodic_constant: torch.Tensor | float | None = None,
     conv: torch.Tensor | None = None,
     probes: torch.Tensor | None = None,
+    mean_control: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """HJB and FP residuals, each of shape (n,).
 
@@ -61,6 +62,7 @@ def pde_residuals(
         ergodic_constant: λ, required for ergodic problems.
         conv: ``∫ K(x, y) m(t, y) dy`` at the points, shape (n, c), for nonlocal couplings.
         probes: Hutchinson probes (k, n, d) for Δ and div; ``None`` means exact.
+        mean_control: ᾱ (n, d) at the points, for an MFG of controls (required there).
     """
     x = x if x.requires_grad else x.detach().requires_grad_(True)
     t = t if t.requires_grad else t.detach().requires_grad_(True)
@@ -71,7 +73,7 @@ def pde_residuals(
     grad_m = gradient(m, x)
     ham = problem.hamiltonian
     drift = ham.grad_p(x, grad_u)
-    coupling = problem.coupling(t, x, m, conv)
+    coupling = _with_mean_control_cost(problem, problem.coupling(t, x, m, conv), t, x, mean_control)
 
     lap_u = divergence(grad_u, x, probes) if nu > 0 else 0.0
     lap_m = divergence(grad_m, x, probes) if nu > 0 else 0.0
@@ -115,6 +117,7 @@ def mfg_residuals(
     probes: torch.Tensor | None = None,
     fp_relative: bool = True,
     dlog_mass_dt: torch.Tensor | None = None,
+    mean_control: torch.Tensor | None = None,
 ) -> FieldResiduals:
     """HJB and FP residuals of a (u, m) pair given by a value field and a density *field* w.
 
@@ -140,6 +143,8 @@ def mfg_residuals(
         probes (k, n, d): Hutchinson probes for Δ and div; ``None`` = exact.
         fp_relative: return FP / m instead of FP.
         dlog_mass_dt (n,): d/dt of a time-dependent log_mass (a per-time renormalisation of m).
+        mean_control (n, d): the crowd's mean control ᾱ at each point's time, required when the
+            problem is an MFG of controls (its cost f(t, x, ᾱ) is added to F).
     """
     from mfgnet.problems.hamiltonians import QuadraticHamiltonian
 
@@ -186,7 +191,7 @@ def mfg_residuals(
         if fp_relative:
             fp = fp / m
 
-    coupling = problem.coupling(t, x, m, conv)
+    coupling = _with_mean_control_cost(problem, problem.coupling(t, x, m, conv), t, x, mean_control)
     hjb0 = -nu * lap_u + ham(x, grad_u) - coupling
     lam = None
     if time_dependent:
@@ -195,6 +200,15 @@ def mfg_residuals(
         lam = -hjb0.mean().detach() if ergodic_constant is None else ergodic_constant
         hjb = hjb0 + lam
     return FieldResiduals(hjb=hjb, fp=fp, u=u, m=m, grad_u=grad_u, drift=drift, ergodic_constant=lam)
+
+
+def _with_mean_control_cost(problem, coupling: torch.Tensor, t, x, mean_control) -> torch.Tensor:
+    """F plus an MFG of controls' cost f(t, x, ᾱ); the term is never dropped silently."""
+    if not getattr(problem, "has_mean_control", False):
+        return coupling
+    if mean_control is None:
+        raise ValueError(f"problem {problem.name!r} is an MFG of controls: its residuals need mean_control (n, d)")
+    return coupling + problem.mean_control_cost(t, x, mean_control)
 
 
 def nn_softplus(w: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ from mfgnet.neural.sampling import CollocationSampler
 from mfgnet.neural.solution import NeuralSolution
 from mfgnet.neural.trainer import Trainer
 from mfgnet.problems import MFGProblem, ProblemError
+from mfgnet.problems.populations import MultiPopulationProblem
 from mfgnet.resources import check_solver_memory
 from mfgnet.solution import Diagnostics
 
@@ -56,22 +57,13 @@ def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None =
     steps, lbfgs_steps, history (per-step lists: loss, each term, lambda, lr, ...), weights,
     device, dtype, stopped_reason and checkpoint.
     """
-    if not isinstance(problem, MFGProblem):
-        if type(problem).__name__ == "MultiPopulationProblem":
-            raise ProblemError(f"{problem.name!r} has {problem.size} populations: the neural solver solves one "
-                               "population (an MFGProblem) so far; solver=grid solves several in 1D and 2D")
-        raise ProblemError(f"problem must be an MFGProblem, got {type(problem).__name__}")
-    if config is None:
-        config = NeuralSolverConfig()
-    elif isinstance(config, dict):
-        config = NeuralSolverConfig.from_dict(config)
-    elif not isinstance(config, NeuralSolverConfig):
-        raise ProblemError(f"config must be a NeuralSolverConfig or a dict, got {type(config).__name__}")
-    if overrides:
-        config = config.replace(**overrides)
-    if config.checkpoint_dir is None and workdir is not None:
-        config = config.replace(checkpoint_dir=str(Path(workdir) / "checkpoints"))
+    if isinstance(problem, MultiPopulationProblem):
+        from mfgnet.neural.populations import solve_neural_populations
 
+        return solve_neural_populations(problem, _settings(config, overrides, workdir), callback=callback)
+    if not isinstance(problem, MFGProblem):
+        raise ProblemError(f"problem must be an MFGProblem or a MultiPopulationProblem, got {type(problem).__name__}")
+    config = _settings(config, overrides, workdir)
     # Refuse a run whose collocation points cannot fit before anything is allocated (the grid
     # solver checks its own system likewise in solve_grid).
     check_solver_memory(problem, config)
@@ -84,11 +76,32 @@ def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None =
     try:
         trainer = Trainer(problem, config, logger=callback, monitor=monitor)
         trainer.run()
-        trainer._finalise_normalisation(fine=True)
-        check = _evaluate(trainer)
-        mass_drift = _mass_drift(trainer)
+        return finish(trainer)
     finally:
         torch.set_num_threads(threads)
+
+
+def _settings(config, overrides: dict, workdir) -> NeuralSolverConfig:
+    if config is None:
+        config = NeuralSolverConfig()
+    elif isinstance(config, dict):
+        config = NeuralSolverConfig.from_dict(config)
+    elif not isinstance(config, NeuralSolverConfig):
+        raise ProblemError(f"config must be a NeuralSolverConfig or a dict, got {type(config).__name__}")
+    if overrides:
+        config = config.replace(**overrides)
+    if config.checkpoint_dir is None and workdir is not None:
+        config = config.replace(checkpoint_dir=str(Path(workdir) / "checkpoints"))
+    return config
+
+
+def finish(trainer: Trainer) -> NeuralSolution:
+    """The trained networks as a solution, with the solver's own check: residuals on fresh points,
+    the crowd gap, ``converged``, and a diagnosis (and one RuntimeWarning) when it misses."""
+    problem, config = trainer.problem, trainer.cfg
+    trainer._finalise_normalisation(fine=True)
+    check = _evaluate(trainer)
+    mass_drift = _mass_drift(trainer)
     steps_done = trainer.step
     history = trainer.history
     final_loss = history["loss"][-1] if history.get("loss") else float("nan")
@@ -126,7 +139,7 @@ def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None =
                                               f"(tolerance {config.crowd_gap_tolerance:.0%})")
     if not converged:
         warnings.warn(f"neural solver on {problem.name!r}: {extra['diagnosis']['summary']}", RuntimeWarning,
-                      stacklevel=2)
+                      stacklevel=3)
     solution.diagnostics = Diagnostics(
         converged=converged, iterations=steps_done, residual=residual,
         residual_history=list(trainer.residual_history), wall_time_s=trainer.elapsed, extra=extra)

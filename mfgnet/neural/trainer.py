@@ -76,7 +76,7 @@ class Trainer:
             raise ProblemError("loss.mass must be > 0 with loss.normalization='penalty' on an ergodic problem: "
                                "only the mass term pins the scale of m (m -> c m, λ -> λ + ln c)")
         need_quadrature = (problem.is_ergodic or (lcfg.mass > 0 and problem.domain.bounded) or self.nets.renormalise
-                           or problem.coupling_needs_density_integral())
+                           or problem.coupling_needs_density_integral() or problem.has_mean_control)
         self.sampler = CollocationSampler(problem, cfg.sampler, self.dtype, self.device, self.gen, need_quadrature,
                                           slice_points=self.slice_points(), grid_quadrature=self.nets.renormalise)
         d = problem.dim
@@ -397,8 +397,8 @@ class Trainer:
 
     def _residual_score(self, t, x):
         """|HJB|² + |FP|² at candidate points, for the residual-following sampler."""
-        if not self.problem.coupling.is_local:
-            # No per-point ∫K m for scattered candidates: score by the density instead.
+        if not self.problem.coupling.is_local or self.problem.has_mean_control:
+            # No per-point ∫K m or ᾱ for scattered candidates: score by the density instead.
             with torch.no_grad():
                 return self.nets.density(t, x)
         res = mfg_residuals(self.problem, self.nets.raw_value, self.nets.density_field, t, x,
@@ -490,6 +490,17 @@ class Trainer:
 
     # ------------------------------------------------------------------- run
     def run(self) -> None:
+        """Warm start, Adam steps, L-BFGS: :meth:`begin`, :meth:`advance` until done, :meth:`end`
+        (split so that several trainers can step in turn, as the populations of a game do)."""
+        clock = self.begin()
+        while self.step < self.cfg.steps:
+            if not self.advance(clock):
+                break
+        self.end(clock)
+
+    def begin(self) -> Callable[..., float]:
+        """Resume or warm-start; returns the run's clock (``clock(log=False)`` -> seconds of
+        training so far, logging time excluded; ``log=True`` also logs)."""
         cfg = self.cfg
         self.maybe_resume()
         start = time.perf_counter() - self.elapsed
@@ -515,14 +526,22 @@ class Trainer:
                 excluded[0] += self._log(now)
             return now
 
-        while self.step < cfg.steps:
-            if not self.train_step():
-                break
-            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
-                self.elapsed = clock()
-                self.save_checkpoint()
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                clock(log=True)
+        return clock
+
+    def advance(self, clock: Callable[..., float]) -> bool:
+        """One Adam step with its checkpoint and log; False when the NaN guard stopped training."""
+        cfg = self.cfg
+        if not self.train_step():
+            return False
+        if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+            self.elapsed = clock()
+            self.save_checkpoint()
+        if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+            clock(log=True)
+        return True
+
+    def end(self, clock: Callable[..., float]) -> None:
+        """L-BFGS (``optim.lbfgs_steps``), then close the bar and stop the clock."""
         self.lbfgs(clock)
         self.bar.close()
         self.elapsed = clock()

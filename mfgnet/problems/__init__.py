@@ -5,7 +5,7 @@ Imported lazily (``ProblemError`` comes without torch)."""
 import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
-    "couplings": ["Coupling", "LocalCoupling", "NonlocalCoupling", "ZeroCoupling", "mean_kernel"],
+    "couplings": ["Coupling", "LocalCoupling", "NonlocalCoupling", "PlusFixedCost", "ZeroCoupling", "mean_kernel"],
     "domains": ["Box", "Domain", "Euclidean", "Torus", "cell_centre_points", "cell_centres", "reflect_box",
                 "wrap_periodic"],
     "hamiltonians": ["CallableHamiltonian", "CongestionHamiltonian", "Hamiltonian", "PowerHamiltonian",

@@ -82,6 +82,20 @@ class ZeroCoupling(Coupling):
         return torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
 
 
+class PlusFixedCost(Coupling):
+    """``coupling(t, x, m[, conv]) + cost(t, x)``: a coupling with a cost added that does not
+    depend on m (e.g. an MFG of controls' cost of a frozen mean control); local or nonlocal
+    as ``coupling`` is."""
+
+    def __init__(self, coupling: Coupling, cost: Callable) -> None:
+        self.coupling = coupling
+        self.cost = cost
+        self.kernel = coupling.kernel
+
+    def __call__(self, t, x, m, conv=None):
+        return self.coupling(t, x, m, conv) + self.cost(t, x)
+
+
 def as_coupling(value, name: str, arity: int) -> Coupling:
     """Wrap ``None``, a [`Coupling`][mfgnet.problems.couplings.Coupling] or a plain callable.
 

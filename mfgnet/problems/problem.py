@@ -3,6 +3,10 @@
     -∂t u - ν Δu + H(x, ∇u) = F(t, x, m)        u(T, x) = G(x, m(T))
      ∂t m - ν Δm - div(m ∂pH(x, ∇u)) = 0        m(0, x) = m0(x)
 
+An *MFG of controls* adds to F a cost f(t, x, ᾱ(t)) of the crowd's mean control
+ᾱ(t) = ∫ α(t, y) m(t, y) dy, α = -∂pH(y, ∇u) (``mean_control_cost``): agents interact
+through what the others do, not only where they are.
+
 or, when ``horizon is None``, the ergodic problem
 
      λ - ν Δu + H(x, ∇u) = F(x, m),   -ν Δm - div(m ∂pH(x, ∇u)) = 0,   ∫m = 1,  ∫u = 0.
@@ -13,13 +17,14 @@ can evaluate them on its nodes and the neural solver can differentiate through t
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Callable
 
 import torch
 
-from mfgnet.problems.couplings import Coupling, as_coupling
+from mfgnet.problems.couplings import Coupling, PlusFixedCost, as_coupling
 from mfgnet.problems.domains import Box, Domain, Euclidean, cell_centre_points
 from mfgnet.problems.hamiltonians import Hamiltonian, as_hamiltonian
 from mfgnet.problems.validation import ProblemError
@@ -59,6 +64,12 @@ class MFGProblem:
         [`bounding_box`][mfgnet.problems.problem.MFGProblem.bounding_box]).  An ergodic
         problem on R^d needs one too: there it is only a rough guess of the stationary crowd
         (it places the box and the neural solver's first points; no condition is imposed).
+    mean_control_cost : callable or None
+        ``f(t, x, mean_control) -> (n,)`` with mean_control (n, d): a running cost that
+        depends on the crowd's mean control ᾱ(t) = ∫ α m dy (an MFG of controls, e.g. trade
+        crowding, [`trade_crowding`][mfgnet.benchmarks.trade_crowding.trade_crowding]).  Time-dependent
+        problems only.  The grid solver finds ᾱ by a fixed point over frozen-ᾱ games
+        (:mod:`mfgnet.grid.controls`); the neural solver integrates ᾱ per time slice.
     name : str
         A label for logs and tables.
 
@@ -87,6 +98,7 @@ class MFGProblem:
         terminal_cost: Coupling | Callable | None = None,
         initial_density: Callable[[torch.Tensor], torch.Tensor] | None = None,
         initial_sampler: Sampler | None = None,
+        mean_control_cost: Callable | None = None,
         name: str = "custom",
     ) -> None:
         if not isinstance(domain, Domain):
@@ -124,6 +136,7 @@ class MFGProblem:
             raise ProblemError("initial_density must be callable as m0(x) with x of shape (n, d)")
         if initial_sampler is not None and not callable(initial_sampler):
             raise ProblemError("initial_sampler must be callable as sampler(n, generator)")
+        self.mean_control_cost = _checked_mean_control_cost(mean_control_cost, horizon)
         self._initial_density = initial_density
         self._initial_sampler = initial_sampler
         self._box: Box | None = domain.box if isinstance(domain, Euclidean) else None
@@ -136,6 +149,24 @@ class MFGProblem:
     def is_ergodic(self) -> bool:
         """Whether the problem is stationary (``horizon is None``), with an unknown constant λ."""
         return self.horizon is None
+
+    @property
+    def has_mean_control(self) -> bool:
+        """Whether the costs depend on the crowd's mean control ᾱ(t) (an MFG of controls)."""
+        return self.mean_control_cost is not None
+
+    def with_mean_control(self, mean_control: Callable[[torch.Tensor], torch.Tensor]) -> MFGProblem:
+        """The ordinary MFG in which the crowd's mean control is frozen to ``mean_control(t)``
+        (t (n, 1) -> (n, d)): its coupling is F(t, x, m) + f(t, x, ᾱ(t)).  An equilibrium of the
+        MFG of controls is a solution of this game whose own mean control is ᾱ."""
+        if not self.has_mean_control:
+            raise ProblemError(f"problem {self.name!r} has no mean_control_cost to freeze")
+        cost = self.mean_control_cost
+        return MFGProblem(
+            self.domain, horizon=self.horizon, viscosity=self.viscosity, hamiltonian=self.hamiltonian,
+            coupling=PlusFixedCost(self.coupling, lambda t, x: cost(t, x, mean_control(t))),
+            terminal_cost=self.terminal_cost, initial_density=self.initial_density,
+            initial_sampler=self._initial_sampler, name=self.name)
 
     def __repr__(self) -> str:
         kind = "ergodic" if self.is_ergodic else f"T={self.horizon}"
@@ -252,3 +283,21 @@ class MFGProblem:
         """√(2ν dt): the standard deviation, per coordinate, of one time step's noise
         √(2ν) (W_{t+dt} − W_t) in an Euler–Maruyama step of the state equation."""
         return math.sqrt(2 * self.viscosity * dt)
+
+
+def _checked_mean_control_cost(cost: Callable | None, horizon: float | None) -> Callable | None:
+    if cost is None:
+        return None
+    if not callable(cost):
+        raise ProblemError(f"mean_control_cost must be callable as f(t, x, mean_control), got {cost!r}")
+    try:
+        n_args = len(inspect.signature(cost).parameters)
+    except (TypeError, ValueError):
+        n_args = 3
+    if n_args != 3:
+        raise ProblemError(f"mean_control_cost must be callable as f(t, x, mean_control) (3 arguments), "
+                           f"it takes {n_args}")
+    if horizon is None:
+        raise ProblemError("mean_control_cost: an MFG of controls is implemented for time-dependent problems "
+                           "(horizon > 0), not ergodic ones")
+    return cost

@@ -51,6 +51,9 @@ def social_optimum(problem: MFGProblem) -> MFGProblem:
 
     Raises ProblemError for a nonlocal coupling or terminal cost, and for an ergodic problem
     (the long-run average social cost is not implemented)."""
+    if problem.has_mean_control:
+        raise ProblemError("social_optimum: the problem is an MFG of controls (mean_control_cost); its social "
+                           "optimum is not implemented")
     if problem.is_ergodic:
         raise ProblemError("social_optimum: the problem is ergodic (horizon=None); the social optimum is "
                            "implemented for time-dependent problems")
