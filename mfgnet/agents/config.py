@@ -73,7 +73,8 @@ class FiniteTask(Settings):
 class MFQTask(MFQConfig):
     """Mean field Q-learning (Yang et al. 2018), vectorised over agents."""
 
-    env: str = choice("two_road_traffic", "ride_sharing", "ising")
+    env: str = choice("two_road_traffic", "ride_sharing", "ising", "typed_traffic",
+                      doc="typed_traffic: two roads, K types of drivers (tabular only)")
     # add keys with +, e.g. +task.env_params.side=1000 (ising), +task.env_params.n_bins=9
     env_params: dict[str, Any] = field(default_factory=dict)
     variant: str = choice("tabular", "neural")
@@ -88,9 +89,10 @@ class SimulateTask(Settings):
 
     section = "task"
 
-    problem: str = choice("hopf_cole", "ergodic_torus")
+    problem: str = choice("hopf_cole", "ergodic_torus", "two_populations", "segregation",
+                          doc="two_populations (B6) and segregation: one simulated crowd per type")
     problem_params: dict[str, Any] = field(default_factory=dict)  # e.g. ergodic_torus {dim: 1, sigma: 1.0}
-    source: str = choice("exact", "grid", doc="grid: solve with mfgnet.grid first")
+    source: str = choice("exact", "grid", doc="grid: solve with mfgnet.grid first (segregation: grid only)")
     grid_cells: int = number(256, 8, 10**6, integer=True)
     n_agents: int = number(1_000_000, 1, 10**10, integer=True)
     n_steps: int = number(400, 1, 10**7, integer=True)

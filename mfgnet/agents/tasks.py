@@ -46,7 +46,7 @@ def action_names(game) -> list[str]:
     if names:
         return list(names)
     n = int(game.n_actions)
-    if game.name == "two_road_traffic":
+    if game.name in ("two_road_traffic", "typed_traffic"):
         return ["road A", "road B"]
     if game.name == "ride_sharing":
         return [f"price level {k}" + (" (lowest)" if k == 0 else " (highest)" if k == n - 1 else "")
@@ -89,6 +89,9 @@ def _mfq(task: MFQTask, seed: int, verbose: bool, run_dir: Path) -> dict:
     n_agents = game.side ** 2 if task.env == "ising" else task.n_agents
     learning = {f: getattr(task, f) for f in MFQConfig.__dataclass_fields__}
     cfg = MFQConfig(**{**learning, "seed": seed if task.seed is None else task.seed})
+    if task.variant == "neural" and getattr(game, "n_types", 1) > 1:
+        raise ProblemError(f"task.variant=neural: the shared Q-network sees the mean action only, not the "
+                           f"agent's type; use task.variant=tabular for {task.env}")
     if task.variant == "tabular":
         res = train_tabular(game, n_agents, cfg, verbose)
     else:
@@ -105,6 +108,14 @@ def _mfq(task: MFQTask, seed: int, verbose: bool, run_dir: Path) -> dict:
                         "social_cost_optimum": float(tr.social_cost(tr.optimal_share())),
                         "price_of_anarchy": tr.price_of_anarchy(),
                         "price_of_anarchy_learned": float(tr.social_cost(mu_A) / tr.social_cost(tr.optimal_share()))})
+    if task.env == "typed_traffic":  # each type's share on road A against the typed Wardrop equilibrium
+        share, mu = game.equilibrium()
+        learned = game.type_shares(res.actions)
+        metrics.update({"equilibrium_share_a": share, "share_a": float(1.0 - res.actions.mean()),
+                        "exploitability": game.exploitability(res.actions),
+                        "max_type_share_error": float(np.abs(learned - mu).max()),
+                        **{f"type_share_a_{k + 1}": float(v) for k, v in enumerate(learned)},
+                        **{f"equilibrium_type_share_a_{k + 1}": float(v) for k, v in enumerate(mu)}})
     save(actions_figure(res.steps, res.action_dist, action_names(game), f"MF-Q ({task.variant}) on {game.name}"),
          run_dir / "actions.png")
     return metrics
@@ -116,6 +127,8 @@ def _simulate(task: SimulateTask, seed: int, verbose: bool, run_dir: Path) -> di
     from mfgnet.agents.simulation import cell_probabilities, compare_to_solution, simulate
     from mfgnet.benchmarks import ergodic_torus, hopf_cole
 
+    if task.problem in ("two_populations", "segregation"):
+        return _simulate_types(task, seed, verbose, run_dir)
     builders = {"hopf_cole": hopf_cole, "ergodic_torus": ergodic_torus}
     bench = builders[task.problem](**task.problem_params)
     problem = bench.problem
@@ -153,6 +166,75 @@ def _simulate(task: SimulateTask, seed: int, verbose: bool, run_dir: Path) -> di
                               f"{problem.name} at t = {res.times[-1]:.3g}")
         save(fig, run_dir / "density.png")
     return metrics
+
+
+def _simulate_types(task: SimulateTask, seed: int, verbose: bool, run_dir: Path) -> dict:
+    """Several types of agents: each population's crowd simulated under its own feedback (which
+    already answers the other populations' equilibrium densities), its histogram against its own
+    m_k.  Metrics per type carry the suffix ``_k`` (k = 1..K); ``density.png`` shows every type (1D)."""
+    import torch
+
+    from mfgnet.agents.simulation import cell_probabilities, compare_to_solution, simulate
+    from mfgnet.catalog import build_problem
+
+    problem, exact = build_problem(task.problem, **task.problem_params)
+    started = time.perf_counter()
+    if task.source == "grid":
+        from mfgnet.grid import solve_grid
+
+        solved = solve_grid(problem, cells=task.grid_cells, progress=task.progress)
+        solutions = solved.populations
+        reference = exact if exact is not None else solutions
+    elif exact is None:
+        raise ProblemError(f"task.source=exact: {task.problem!r} has no exact solution; use task.source=grid")
+    else:
+        solutions = reference = exact
+    solve_time = time.perf_counter() - started
+    t1 = task.t1 if task.t1 is not None else (0.5 if problem.is_ergodic else None)
+    initial = "solution" if problem.is_ergodic else "problem"
+    metrics: dict = {"problem": problem.name, "source": task.source, "types": problem.size,
+                     "n_agents_per_type": task.n_agents, "n_steps": task.n_steps, "solve_time_s": solve_time}
+    curves = []
+    for k, solution in enumerate(solutions, start=1):  # one crowd per type (K is 2..a few), agents vectorised
+        res = simulate(solution, task.n_agents, task.n_steps, t1=t1, bins=task.bins, n_nodes=task.n_nodes,
+                       interp=task.interp, noise=task.noise, device=task.device, threads=task.threads,
+                       seed=seed + k, initial=initial, verbose=verbose, progress=task.progress)
+        dist = compare_to_solution(res, reference[k - 1], l1_coarsen=max(1, task.bins // 64))[-1]
+        metrics.update({f"l1_64_cells_{k}": dist["l1"], f"agent_steps_per_s_{k}": res.agent_steps_per_s,
+                        f"wall_time_s_{k}": res.wall_time_s})
+        if "w1" in dist:
+            metrics[f"w1_{k}"] = dist["w1"]
+        if problem.dim == 1:  # the figure's histogram on at most 128 cells: visible next to m_k
+            bins = res.histograms.shape[-1]
+            merge = max(1, bins // 128) if bins % max(1, bins // 128) == 0 else 1
+            t_last = None if problem.is_ergodic else res.times[-1]
+            ref = cell_probabilities(reference[k - 1], t_last, res.lower, res.upper, bins)
+            width = float(res.upper[0] - res.lower[0]) * merge / bins
+            curves.append((res.histograms[-1].reshape(-1, merge).sum(1) / width,
+                           ref.reshape(-1, merge).sum(1) / width, res))
+    metrics["wall_time_s"] = sum(metrics[f"wall_time_s_{k}"] for k in range(1, problem.size + 1))
+    if curves:
+        res = curves[0][2]
+        edges = torch.linspace(float(res.lower[0]), float(res.upper[0]), len(curves[0][0]) + 1)
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        save(types_density_figure(centres, [(h, r) for h, r, _ in curves], task.n_agents,
+                                  f"{problem.name}: {problem.size} types at t = {res.times[-1]:.3g}"),
+             run_dir / "density.png")
+    return metrics
+
+
+@styled
+def types_density_figure(centres, curves, n_agents: int, title: str):
+    """Each type's histogram (thin) over its equilibrium density (dashed), one colour per type."""
+    fig, axes = panels(1, 1)
+    ax = axes[0][0]
+    for k, (hist, _) in enumerate(curves):
+        ax.plot(centres, hist, lw=0.8, color=f"C{k}", alpha=0.7, label=f"type {k + 1}: {n_agents:.0e} agents")
+    for k, (_, density) in enumerate(curves):
+        ax.plot(centres, density, "k--" if k == 0 else "k:", lw=1.0, label=f"m_{k + 1} (solution)")
+    ax.set(xlabel="x", ylabel="density", title=title)
+    ax.legend(frameon=False, fontsize=7)
+    return fig
 
 
 @styled

@@ -82,13 +82,13 @@ def solve_neural_populations(problem: MultiPopulationProblem, config: NeuralSolv
     # Warm starts one after the other: each sees the others' networks as they are then.
     clocks = [trainer.begin() for trainer in trainers]
     running = [True] * problem.size
-    bar = progress_bar(config.steps * problem.size, f"neural, {problem.size} populations",
-                       enabled=config.progress, unit="step")
+    steps = [trainer.cfg.steps for trainer in trainers]  # resolved per population (steps=None: its default)
+    bar = progress_bar(sum(steps), f"neural, {problem.size} populations", enabled=config.progress, unit="step")
     with bar:
         while any(running):
             for k, trainer in enumerate(trainers):
                 if running[k]:
-                    running[k] = trainer.step < config.steps and trainer.advance(clocks[k])
+                    running[k] = trainer.step < steps[k] and trainer.advance(clocks[k])
                     bar.update(1)
     for trainer, clock in zip(trainers, clocks):
         trainer.end(clock)
@@ -98,7 +98,7 @@ def solve_neural_populations(problem: MultiPopulationProblem, config: NeuralSolv
     converged = all(d.converged for d in checks) and math.isfinite(residual)
     from mfgnet.evaluation.metrics import mass_error
 
-    extra = {"kind": "neural", "populations": problem.size, "steps": config.steps,
+    extra = {"kind": "neural", "populations": problem.size, "steps": max(steps),
              "mass_error": max(mass_error(s) for s in solutions),
              "residual_per_population": [float(d.residual) for d in checks],
              "converged_per_population": [bool(d.converged) for d in checks]}
@@ -106,7 +106,7 @@ def solve_neural_populations(problem: MultiPopulationProblem, config: NeuralSolv
               if not d.converged and isinstance(d.extra.get("diagnosis"), dict)]
     if missed:
         extra["diagnosis"] = "; ".join(missed)
-    diagnostics = Diagnostics(converged=converged, iterations=config.steps, residual=residual,
+    diagnostics = Diagnostics(converged=converged, iterations=max(steps), residual=residual,
                               residual_history=list(checks[0].residual_history),
                               wall_time_s=time.perf_counter() - start, extra=extra)
     for k, solution in enumerate(solutions):  # metrics per population need the view's own problem

@@ -32,7 +32,10 @@ class MeanActionGame:
     def bin(self, abar) -> np.ndarray | int:
         raise NotImplementedError
 
-    def reward(self, actions: np.ndarray, abar) -> np.ndarray:
+    def reward(self, actions: np.ndarray, abar, agents: slice = slice(None)) -> np.ndarray:
+        """Rewards of the agents ``agents`` (a slice of the population, in agent order) for their
+        ``actions`` and mean actions ``abar``; games whose agents differ by type read the types of
+        that slice."""
         raise NotImplementedError
 
 
@@ -61,7 +64,7 @@ class TwoRoadGame(MeanActionGame):
     def bin(self, abar):
         return _uniform_bin(abar, 0.0, 1.0, self.n_bins)
 
-    def reward(self, actions, abar):
+    def reward(self, actions, abar, agents=slice(None)):
         times = self._a + self._b * np.array([abar, 1.0 - abar])
         return (-times).astype(np.float32).take(actions)
 
@@ -88,7 +91,7 @@ class RideSharingGame(MeanActionGame):
     def bin(self, abar):
         return _uniform_bin(abar, 0.0, self.n_actions - 1.0, self.n_bins)
 
-    def reward(self, actions, abar):
+    def reward(self, actions, abar, agents=slice(None)):
         # ā is one number: tabulate the K rewards, then one gather (float32) per agent
         table = np.abs(np.arange(self.n_actions) - abar) / (self.n_actions - 1)
         return table.astype(np.float32).take(actions)
@@ -127,9 +130,110 @@ class IsingGame(MeanActionGame):
     def bin(self, abar):
         return np.rint((np.asarray(abar) + 1) * 2).astype(np.int64)
 
-    def reward(self, actions, abar):
+    def reward(self, actions, abar, agents=slice(None)):
         s = (2 * actions - 1).astype(np.float32)
         return s * (np.float32(self.coupling) * abar + np.float32(self.field))
 
 
-GAMES = {"two_road_traffic": TwoRoadGame, "ride_sharing": RideSharingGame, "ising": IsingGame}
+class TypedTrafficGame(MeanActionGame):
+    """Two roads and K types of drivers (MF-Q with types): type k, a fraction ``shares[k]`` of the
+    population, has its own free-flow times (a_A^k, a_B^k); congestion is shared, so a type-k
+    driver on road r takes a_r^k + b_r × (the share of all drivers on r).  Action 0 = road A;
+    ā = the share on A (everyone sees the same); reward = −travel time.  Agents are typed in
+    agent order (the first round(shares[0] N) are type 0, ...).
+
+    The typed Wardrop equilibrium is exact (:meth:`equilibrium`): type k is indifferent at the
+    share s_k = (b_B − a_A^k + a_B^k) / (b_A + b_B) on A; at the equilibrium share s every type
+    with s_k > s drives on A, every type with s_k < s on B, and at most one type (s_k = s) splits.
+    """
+
+    n_actions = 2
+    name = "typed_traffic"
+
+    def __init__(self, shares=(0.8, 0.2), free_flow_a=(1.0, 2.0), free_flow_b=(2.0, 1.0),
+                 slope_a: float = 2.0, slope_b: float = 2.0, n_bins: int = 20) -> None:
+        self.shares = np.asarray(shares, dtype=np.float64)
+        self.free_flow = np.stack([np.asarray(free_flow_a, dtype=np.float64),
+                                   np.asarray(free_flow_b, dtype=np.float64)], -1)  # (K, 2)
+        k = len(self.shares)
+        if k < 2 or self.free_flow.shape != (k, 2):
+            raise ProblemError(f"typed_traffic: shares, free_flow_a and free_flow_b need one entry per type "
+                               f"(K >= 2), got {len(self.shares)}, {len(free_flow_a)}, {len(free_flow_b)}")
+        if (self.shares <= 0).any() or abs(self.shares.sum() - 1) > 1e-9:
+            raise ProblemError(f"typed_traffic: shares must be > 0 and sum to 1, got {list(shares)}")
+        if not (slope_a > 0 and slope_b > 0):
+            raise ProblemError(f"typed_traffic: slope_a and slope_b must be > 0, got {slope_a}, {slope_b}")
+        self.slopes = np.array([slope_a, slope_b], dtype=np.float64)
+        self.n_bins = int(n_bins)
+        self._types: dict[int, np.ndarray] = {}
+        self._n: int | None = None  # the population size, learnt from the first mean_action
+
+    @property
+    def n_types(self) -> int:
+        return len(self.shares)
+
+    def types(self, n_agents: int) -> np.ndarray:
+        """The type of every agent, (N,) int, in agent order (cached per N)."""
+        if n_agents not in self._types:
+            edges = np.rint(np.cumsum(self.shares) * n_agents).astype(np.int64)
+            self._types[n_agents] = np.repeat(np.arange(self.n_types), np.diff(np.concatenate([[0], edges])))
+        return self._types[n_agents]
+
+    def mean_action(self, actions):
+        self._n = actions.size
+        return 1.0 - int(actions.sum()) / actions.size
+
+    def bin(self, abar):
+        return _uniform_bin(abar, 0.0, 1.0, self.n_bins)
+
+    def travel_times(self, share_a: float) -> np.ndarray:
+        """(K, 2): each type's time on road A and on road B when ``share_a`` of all drivers are on A."""
+        return self.free_flow + self.slopes * np.array([share_a, 1.0 - share_a])
+
+    def reward(self, actions, abar, agents=slice(None)):
+        if self._n is None:
+            raise ProblemError("typed_traffic: mean_action(actions of all agents) must come before reward")
+        types = self.types(self._n)[agents]
+        return (-self.travel_times(float(abar))).astype(np.float32)[types, actions]
+
+    def thresholds(self) -> np.ndarray:
+        """s_k: the share on A at which type k is indifferent between the roads."""
+        a, b = self.free_flow, self.slopes
+        return (b[1] - a[:, 0] + a[:, 1]) / (b[0] + b[1])
+
+    def equilibrium(self) -> tuple[float, np.ndarray]:
+        """(s, μ): the equilibrium share on A and each type's share on A (μ_k), exact."""
+        s_k, w = self.thresholds(), self.shares
+        lo, hi = 0.0, 1.0
+        for _ in range(100):  # s - Σ_k w_k 1[s_k > s] is increasing in s: bisection for its sign change
+            mid = 0.5 * (lo + hi)
+            if mid - w[s_k > mid].sum() < 0:
+                lo = mid
+            else:
+                hi = mid
+        s = 0.5 * (lo + hi)
+        tie = np.abs(s_k - s) < 1e-9
+        above = w[(s_k > s) & ~tie].sum()
+        mu = np.where(s_k > s, 1.0, 0.0)
+        if tie.any():  # the splitting type carries the rest of the share on A
+            k = int(np.flatnonzero(tie)[0])
+            mu[k] = min(max((s - above) / w[k], 0.0), 1.0)
+        return float((w * mu).sum()), mu
+
+    def type_shares(self, actions: np.ndarray) -> np.ndarray:
+        """μ_k: the share of type k's agents on road A, for an action profile (N,)."""
+        types = self.types(actions.size)
+        return np.bincount(types, weights=(actions == 0), minlength=self.n_types) / np.bincount(
+            types, minlength=self.n_types)
+
+    def exploitability(self, actions: np.ndarray) -> float:
+        """Σ_k w_k (the mean time of type k − the faster road's time): what the drivers lose against
+        best-responding to the realised share; 0 exactly at an equilibrium."""
+        mu = self.type_shares(actions)
+        times = self.travel_times(1.0 - float(actions.sum()) / actions.size)
+        mean = mu * times[:, 0] + (1 - mu) * times[:, 1]
+        return float((self.shares * (mean - times.min(1))).sum())
+
+
+GAMES = {"two_road_traffic": TwoRoadGame, "ride_sharing": RideSharingGame, "ising": IsingGame,
+         "typed_traffic": TypedTrafficGame}

@@ -210,7 +210,7 @@ def train_tabular(game: MeanActionGame, n_agents: int, cfg: MFQConfig | None = N
                 q_acted = row[flat]
             else:
                 q_acted = Q[c, a, idx]
-            r = game.reward(a, _part(abar_next, lo, hi))
+            r = game.reward(a, _part(abar_next, lo, hi), agents=slice(lo, hi))
             rewards[lo:hi] = r
             target = r
             if cfg.gamma > 0:
