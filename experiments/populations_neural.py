@@ -22,7 +22,6 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import mfgnet  # noqa: E402
@@ -74,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         started = time.perf_counter()
         grid = mfgnet.solve(problem, "grid", cells=args.cells, progress=False)
         grid_wall = time.perf_counter() - started
-        reference, reference_label = grid.populations, f"grid {args.cells} cells (converged: {grid.diagnostics.converged})"
+        reference = grid.populations
+        reference_label = f"grid {args.cells} cells (converged: {grid.diagnostics.converged})"
     load = os.getloadavg()[0]
     started = time.perf_counter()
     neural = mfgnet.solve(problem, "neural", **settings)
