@@ -108,4 +108,22 @@ class SimulateTask(Settings):
     progress: bool = flag(True, doc="a progress bar over the chunks of agents")
 
 
-TASKS: dict[str, type[Settings]] = {"finite": FiniteTask, "mfq": MFQTask, "simulate": SimulateTask}
+@dataclass(frozen=True)
+class EpidemicTask(Settings):
+    """The SIR vaccination game: equilibrium (fictitious play or mirror descent, exact
+    exploitability), social optimum and price of anarchy, and N-agent simulations against the
+    mean field."""
+
+    section = "task"
+
+    # sir_vaccination keywords, added with +: +task.env_params.vaccination_cost=1.0
+    env_params: dict[str, Any] = field(default_factory=dict)
+    algorithm: str = choice("omd", "fp")
+    iterations: int = number(300, 1, 10**7, integer=True)
+    step: float = number(1.0, 0.0, lo_open=True, doc="omd step size")
+    sizes: list[int] = field(default_factory=lambda: [100, 1000, 10000, 100000])  # N of the N-agent runs
+    seeds: int = number(5, 1, 10**6, integer=True, doc="N-agent runs per N (averaged)")
+
+
+TASKS: dict[str, type[Settings]] = {"finite": FiniteTask, "mfq": MFQTask, "simulate": SimulateTask,
+                                    "epidemic": EpidemicTask}

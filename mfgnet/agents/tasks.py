@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mfgnet.agents.config import TASKS, FiniteTask, MFQConfig, MFQTask, SimulateTask
+from mfgnet.agents.config import TASKS, EpidemicTask, FiniteTask, MFQConfig, MFQTask, SimulateTask
 from mfgnet.evaluation.style import panels, save, styled
 from mfgnet.problems import ProblemError
 
@@ -29,7 +29,8 @@ def run_task(cfg: dict, run_dir: str | Path) -> dict:
     if not cfg.get("progress", True) and "progress" in task.__dataclass_fields__:
         task = task.replace(progress=False)  # one flag turns every progress bar off
     log.info("task %s: run directory %s", name, run_dir.resolve())
-    metrics = {"finite": _finite, "mfq": _mfq, "simulate": _simulate}[name](task, seed, verbose, run_dir)
+    metrics = {"finite": _finite, "mfq": _mfq, "simulate": _simulate, "epidemic": _epidemic}[name](
+        task, seed, verbose, run_dir)
     metrics["task"] = name
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     summary = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items())
@@ -77,6 +78,57 @@ def _finite(task: FiniteTask, seed: int, verbose: bool, run_dir: Path) -> dict:
     save(exploitability_figure(expl, res.mu.reshape((res.mu.shape[0],) + tuple(game.state_shape)), game.name,
                                res.algorithm), run_dir / "exploitability.png")
     return metrics
+
+
+def _epidemic(task: EpidemicTask, seed: int, verbose: bool, run_dir: Path) -> dict:
+    from mfgnet.agents.epidemic import n_agent_gap, social_cost, social_optimum
+    from mfgnet.agents.finite import fictitious_play, make_env, online_mirror_descent
+    from mfgnet.agents.finite.dynamics import mean_field
+
+    if not task.sizes or min(task.sizes) < 1:
+        raise ProblemError(f"task.sizes must be a non-empty list of agent counts >= 1, got {task.sizes!r}")
+    game = make_env("sir_vaccination", **task.env_params)
+    if task.algorithm == "fp":
+        res = fictitious_play(game, task.iterations, verbose=verbose)
+    else:
+        res = online_mirror_descent(game, task.iterations, step=task.step, verbose=verbose)
+    optimum = social_optimum(game, seed=seed)
+    nash_cost = social_cost(game, res.pi)
+    optimum_mu = mean_field(game, optimum.policy)[0].sum(-1)
+    gap = n_agent_gap(game, res.pi, task.sizes, seeds=task.seeds)
+    metrics = {"env": game.name, "algorithm": res.algorithm, "iterations": len(res.exploitability) - 1,
+               "exploitability": float(res.exploitability[-1]), "wall_time_s": float(res.wall_time[-1]),
+               "nash_cost": nash_cost, "optimum_cost": optimum.cost, "price_of_anarchy": nash_cost / optimum.cost,
+               "nash_vaccinated": float(res.mu[-1, 3]), "optimum_vaccinated": float(optimum_mu[-1, 3]),
+               "nash_peak_infected": float(res.mu[:, 1].max()), "optimum_peak_infected": float(optimum_mu[:, 1].max()),
+               "n_agent_sizes": gap["sizes"], "n_agent_gaps": gap["gaps"], "n_agent_slope": gap["slope"]}
+    save(epidemic_figure(res.mu, optimum_mu, res.pi[:, 0, 1], optimum.q, gap), run_dir / "epidemic.png")
+    return metrics
+
+
+@styled
+def epidemic_figure(mu_nash, mu_opt, q_nash, q_opt, gap):
+    """S/I/R/V fractions (equilibrium solid, social optimum dashed), the susceptibles' vaccination
+    probability over time, and the N-agent distance to the mean field against N."""
+    fig, axes = panels(1, 3)
+    t = np.arange(mu_nash.shape[0])
+    for k, name in enumerate(("S", "I", "R", "V")):
+        axes[0][0].plot(t, mu_nash[:, k], color=f"C{k}", label=name)
+        axes[0][0].plot(t, mu_opt[:, k], color=f"C{k}", ls="--")
+    axes[0][0].plot([], [], "k-", label="equilibrium")
+    axes[0][0].plot([], [], "k--", label="social optimum")
+    axes[0][0].set(xlabel="t", ylabel="fraction of the population")
+    axes[0][0].legend(frameon=False, fontsize=7, ncol=2)
+    axes[0][1].plot(t[:-1], q_nash[:-1], label="equilibrium")
+    axes[0][1].plot(t[:-1], q_opt[:-1], "--", label="social optimum")
+    axes[0][1].set(xlabel="t", ylabel="P(seek vaccination | S)")
+    axes[0][1].legend(frameon=False, fontsize=7)
+    sizes = np.asarray(gap["sizes"], dtype=float)
+    axes[0][2].loglog(sizes, gap["gaps"], "o-", label=f"N agents (slope {gap['slope']:.2f})")
+    axes[0][2].loglog(sizes, gap["gaps"][0] * np.sqrt(sizes[0] / sizes), "k:", label="N^-1/2")
+    axes[0][2].set(xlabel="N", ylabel="max_t,s |fraction − μ|")
+    axes[0][2].legend(frameon=False, fontsize=7)
+    return fig
 
 
 def _mfq(task: MFQTask, seed: int, verbose: bool, run_dir: Path) -> dict:

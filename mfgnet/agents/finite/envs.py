@@ -86,6 +86,54 @@ def susceptible_infected(horizon: int = 50, mu0=(0.4, 0.6)) -> FiniteMFG:
                      name="susceptible_infected")
 
 
+SIRV_STATES = ("S", "I", "R", "V")
+
+
+def sir_vaccination(horizon: int = 80, infection: float = 0.3, recovery: float = 0.1, vaccination: float = 0.2,
+                    vaccination_cost: float = 0.4, infection_cost: float = 1.0, infected0: float = 0.01) -> FiniteMFG:
+    """SIR with individual vaccination (in the spirit of Doncel, Gast and Gaujal's vaccination
+    game): states S, I, R, V; a susceptible agent chooses each step whether to seek vaccination
+    (action 1, cost ``vaccination_cost`` per step of effort, success with probability
+    ``vaccination``, then V for good) or not (action 0).  A susceptible agent is infected with
+    probability ``infection`` × (fraction infected) per step, whatever it does (the shot takes
+    effect once it succeeds); an infected one recovers with probability ``recovery`` and pays
+    ``infection_cost`` per step ill.  R and V are absorbing; the action matters in S only.
+    Rewards are the negated costs (agents maximise).  Vaccinating protects the others too, which
+    a selfish agent does not count: the equilibrium vaccinates less than the social optimum
+    (:mod:`mfgnet.agents.epidemic`)."""
+    for name, value in (("infection", infection), ("recovery", recovery), ("vaccination", vaccination)):
+        if not 0 <= value <= 1:
+            raise ProblemError(f"sir_vaccination: {name} must be a probability in [0, 1], got {value!r}")
+    if infection + vaccination > 1:
+        raise ProblemError(f"sir_vaccination: infection + vaccination must be <= 1 (one step's probabilities), "
+                           f"got {infection} + {vaccination}")
+    if not 0 < infected0 < 1:
+        raise ProblemError(f"sir_vaccination: infected0 must lie in (0, 1), got {infected0!r}")
+    r = np.zeros((4, 2))
+    r[0, 1] = -vaccination_cost
+    r[1, :] = -infection_cost
+
+    def transition(t, L):
+        infected = L[1].sum()
+        P = np.zeros((4, 2, 4))
+        p_inf = infection * infected
+        P[0, 0, 1], P[0, 0, 0] = p_inf, 1 - p_inf
+        P[0, 1, 3], P[0, 1, 1], P[0, 1, 0] = vaccination, p_inf, 1 - vaccination - p_inf
+        P[1, :, 2], P[1, :, 1] = recovery, 1 - recovery
+        P[2, :, 2] = 1.0
+        P[3, :, 3] = 1.0
+        return P
+
+    def reward(t, L):
+        return r if t < horizon else np.zeros_like(r)  # no decision is paid for after the horizon
+
+    game = FiniteMFG(horizon, np.array([1 - infected0, infected0, 0.0, 0.0]), 2, reward, transition,
+                     name="sir_vaccination")
+    game.info.update(states=SIRV_STATES, infection=infection, recovery=recovery, vaccination=vaccination,
+                     vaccination_cost=vaccination_cost, infection_cost=infection_cost)
+    return game
+
+
 def linear_quadratic(horizon: int = 3, el: int = 5, m: int = 2, sigma: float = 3.0, delta: float = 0.1,
                      k: float = 1.0, q: float = 0.01, kappa: float = 0.5, c_term: float = 1.0,
                      mfglib_noise: bool = True) -> FiniteMFG:
@@ -195,6 +243,7 @@ def two_road_traffic(traffic: TwoRoadTraffic | None = None) -> FiniteMFG:
 
 
 ENVS = {"beach_bar": beach_bar, "left_right": left_right, "susceptible_infected": susceptible_infected,
+        "sir_vaccination": sir_vaccination,
         "linear_quadratic": linear_quadratic, "crowd_motion": crowd_motion, "crowd_modelling": crowd_modelling,
         "two_road_traffic": two_road_traffic}
 
@@ -206,7 +255,8 @@ def make_env(name: str, **kwargs) -> FiniteMFG:
     ----------
     name : str
         One of ``ENVS``: ``beach_bar``, ``crowd_modelling``, ``crowd_motion``,
-        ``left_right``, ``linear_quadratic``, ``susceptible_infected``, ``two_road_traffic``.
+        ``left_right``, ``linear_quadratic``, ``sir_vaccination``, ``susceptible_infected``,
+        ``two_road_traffic``.
     **kwargs
         The builder's parameters (e.g. sizes, horizon).
 
