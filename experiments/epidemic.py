@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> None:
         opt = social_optimum(g)
         nash = social_cost(g, res.pi)
         mu_opt = mean_field(g, opt.policy)[0].sum(-1)
+        peaks = f"{res.mu[:, 1].max():.3f} / {mu_opt[:, 1].max():.3f}"
         lines.append(f"| {cost:g} | {res.exploitability[-1]:.1e} | {nash:.4f} | {opt.cost:.4f} | {nash / opt.cost:.4f} "
-                     f"| {res.mu[-1, 3]:.3f} / {mu_opt[-1, 3]:.3f} | {res.mu[:, 1].max():.3f} / {mu_opt[:, 1].max():.3f} "
-                     f"| {time.perf_counter() - started:.1f} |")
+                     f"| {res.mu[-1, 3]:.3f} / {mu_opt[-1, 3]:.3f} | {peaks} | {time.perf_counter() - started:.1f} |")
         if cost == 1.0:
             keep = (g, res, opt, mu_opt)
     lines += ["", "Selfish agents stop vaccinating once the risk left to them is worth less than the shot; the "

@@ -36,6 +36,8 @@ OUT = ROOT / "results" / "populations"
 
 
 def figure(problem, neural, reference, path: Path) -> None:
+    if problem.dim != 1:  # 2D: each population's m at the last time, neural beside reference
+        return figure_2d(problem, neural, reference, path)
     lower, upper = problem.bounding_box().bounds()
     x = cell_centre_points(lower, upper, 400)
     times = [None] if problem.is_ergodic else [0.0, 0.5 * problem.horizon, problem.horizon]
@@ -53,23 +55,41 @@ def figure(problem, neural, reference, path: Path) -> None:
     save(fig, path)
 
 
+def figure_2d(problem, neural, reference, path: Path) -> None:
+    lower, upper = problem.bounding_box().bounds()
+    cells = 96
+    x = cell_centre_points(lower, upper, cells)
+    t = None if problem.is_ergodic else problem.horizon
+    fig, axes = panels(problem.size, 2)
+    extent = [float(lower[0]), float(upper[0]), float(lower[1]), float(upper[1])]
+    for k in range(problem.size):
+        with torch.no_grad():
+            pair = [neural.populations[k].density(t, x), reference[k].density(t, x)]
+        top = max(float(p.max()) for p in pair)
+        for j, (values, name) in enumerate(zip(pair, ("neural", "reference"))):
+            axes[k][j].imshow(values.reshape(cells, cells).T.numpy(), origin="lower", extent=extent, vmin=0, vmax=top)
+            axes[k][j].set_title(f"population {k + 1}: {name}")
+    save(fig, path)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problem", choices=["two_populations", "segregation"], required=True)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--cells", type=int, default=256)
+    parser.add_argument("--dim", type=int, default=1)
     parser.add_argument("--config", default="{}")
     parser.add_argument("--tag", default=None)
     args = parser.parse_args(argv)
-    tag = args.tag or args.problem
+    tag = args.tag or (args.problem if args.dim == 1 else f"{args.problem}_{args.dim}d")
     settings = dict(json.loads(args.config), progress=False)
     if args.steps is not None:
         settings["steps"] = args.steps
     if args.problem == "two_populations":
-        problem, reference = two_populations(dim=1)
+        problem, reference = two_populations(dim=args.dim)
         reference_label, grid_wall = "exact", 0.0
     else:
-        problem = segregation(dim=1)
+        problem = segregation(dim=args.dim)
         started = time.perf_counter()
         grid = mfgnet.solve(problem, "grid", cells=args.cells, progress=False)
         grid_wall = time.perf_counter() - started

@@ -125,5 +125,20 @@ class EpidemicTask(Settings):
     seeds: int = number(5, 1, 10**6, integer=True, doc="N-agent runs per N (averaged)")
 
 
+@dataclass(frozen=True)
+class IsingTask(Settings):
+    """MF-Q's order parameter against temperature on the Ising lattice, next to Metropolis Monte
+    Carlo of the same model, with the critical temperature each gives (mfgnet.agents.ising)."""
+
+    section = "task"
+
+    side: int = number(48, 4, 10**5, integer=True, doc="lattice side L (N = L² agents)")
+    temperatures: list[float] = field(default_factory=lambda: [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9])
+    mfq_steps: int = number(1000, 2, 10**7, integer=True)
+    revise_probs: list[float] = field(default_factory=lambda: [0.5, 0.1])  # one MF-Q curve per revision probability
+    sweeps: int = number(1000, 1, 10**7, integer=True, doc="Metropolis sweeps measured (after burn_in)")
+    burn_in: int = number(500, 0, 10**7, integer=True)
+
+
 TASKS: dict[str, type[Settings]] = {"finite": FiniteTask, "mfq": MFQTask, "simulate": SimulateTask,
-                                    "epidemic": EpidemicTask}
+                                    "epidemic": EpidemicTask, "ising": IsingTask}

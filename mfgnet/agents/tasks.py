@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mfgnet.agents.config import TASKS, EpidemicTask, FiniteTask, MFQConfig, MFQTask, SimulateTask
+from mfgnet.agents.config import TASKS, EpidemicTask, FiniteTask, IsingTask, MFQConfig, MFQTask, SimulateTask
 from mfgnet.evaluation.style import panels, save, styled
 from mfgnet.problems import ProblemError
 
@@ -29,7 +29,7 @@ def run_task(cfg: dict, run_dir: str | Path) -> dict:
     if not cfg.get("progress", True) and "progress" in task.__dataclass_fields__:
         task = task.replace(progress=False)  # one flag turns every progress bar off
     log.info("task %s: run directory %s", name, run_dir.resolve())
-    metrics = {"finite": _finite, "mfq": _mfq, "simulate": _simulate, "epidemic": _epidemic}[name](
+    metrics = {"finite": _finite, "mfq": _mfq, "simulate": _simulate, "epidemic": _epidemic, "ising": _ising}[name](
         task, seed, verbose, run_dir)
     metrics["task"] = name
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
@@ -128,6 +128,45 @@ def epidemic_figure(mu_nash, mu_opt, q_nash, q_opt, gap):
     axes[0][2].loglog(sizes, gap["gaps"][0] * np.sqrt(sizes[0] / sizes), "k:", label="N^-1/2")
     axes[0][2].set(xlabel="N", ylabel="max_t,s |fraction − μ|")
     axes[0][2].legend(frameon=False, fontsize=7)
+    return fig
+
+
+def _ising(task: IsingTask, seed: int, verbose: bool, run_dir: Path) -> dict:
+    from mfgnet.agents.ising import ONSAGER_TC, critical_temperature, metropolis_curve, mfq_curve
+
+    temps = sorted(float(t) for t in task.temperatures)
+    if len(temps) < 3 or temps[0] <= 0:
+        raise ProblemError(f"task.temperatures needs at least 3 temperatures > 0, got {task.temperatures!r}")
+    if not task.revise_probs or not all(0 < p <= 1 for p in task.revise_probs):
+        raise ProblemError(f"task.revise_probs must be probabilities in (0, 1], got {task.revise_probs!r}")
+    started = time.perf_counter()
+    mcmc = metropolis_curve(task.side, temps, sweeps=task.sweeps, burn_in=task.burn_in, seed=seed)
+    curves = {p: mfq_curve(task.side, temps, steps=task.mfq_steps, revise_prob=p, seed=seed) for p in task.revise_probs}
+    metrics = {"side": task.side, "temperatures": temps, "mcmc_order": mcmc.tolist(),
+               "tc_exact": ONSAGER_TC, "tc_mean_field": 1.0, "tc_mcmc": critical_temperature(temps, mcmc),
+               "wall_time_s": time.perf_counter() - started}
+    for p, curve in curves.items():
+        metrics[f"mfq_order_revise_{p:g}"] = curve.tolist()
+        metrics[f"tc_mfq_revise_{p:g}"] = critical_temperature(temps, curve)
+    save(ising_figure(temps, mcmc, curves, task.side), run_dir / "ising_curve.png")
+    return metrics
+
+
+@styled
+def ising_figure(temps, mcmc, curves: dict, side: int):
+    """Order parameter |⟨σ⟩| against τ: Metropolis (black), MF-Q per revision probability, the
+    exact (Onsager) and physics-mean-field critical temperatures."""
+    from mfgnet.agents.ising import ONSAGER_TC
+
+    fig, axes = panels(1, 1)
+    ax = axes[0][0]
+    ax.plot(temps, mcmc, "ko-", label="Metropolis MCMC")
+    for k, (p, curve) in enumerate(curves.items()):
+        ax.plot(temps, curve, "s--", color=f"C{k}", label=f"MF-Q, revise_prob {p:g}")
+    ax.axvline(ONSAGER_TC, color="0.4", ls=":", label=f"exact τ_c = {ONSAGER_TC:.3f} J")
+    ax.axvline(1.0, color="0.7", ls="-.", label="mean field τ_c = J")
+    ax.set(xlabel="temperature τ (units of J)", ylabel="order parameter |⟨σ⟩|", title=f"Ising {side}×{side}")
+    ax.legend(frameon=False, fontsize=7)
     return fig
 
 

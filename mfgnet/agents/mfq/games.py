@@ -26,6 +26,10 @@ class MeanActionGame:
     n_bins: int
     name: str = "game"
 
+    def initial_actions(self, n_agents: int, rng: np.random.Generator) -> np.ndarray:
+        """The actions before the first step: uniform at random (a game may start elsewhere)."""
+        return rng.integers(0, self.n_actions, n_agents)
+
     def mean_action(self, actions: np.ndarray):
         raise NotImplementedError
 
@@ -115,12 +119,21 @@ class IsingGame(MeanActionGame):
     n_bins = 5
     name = "ising"
 
-    def __init__(self, side: int, coupling: float = 1.0, field: float = 0.0) -> None:
+    def __init__(self, side: int, coupling: float = 1.0, field: float = 0.0, ordered_start: bool = False) -> None:
         if side < 2:
             raise ProblemError(f"lattice side must be >= 2, got {side}")
         self.side = int(side)
         self.coupling = float(coupling)
         self.field = float(field)
+        # All spins up at the start (as a Monte Carlo run of the ordered phase starts): a random
+        # start coarsens into domains that take far longer than the learning to disappear.
+        self.ordered_start = bool(ordered_start)
+
+    def initial_actions(self, n_agents, rng):
+        if self.ordered_start:
+            rng.integers(0, 2, n_agents)  # the same draws as a random start: the rest of the run keeps its stream
+            return np.ones(n_agents, dtype=np.int64)
+        return super().initial_actions(n_agents, rng)
 
     def mean_action(self, actions):
         s = (2 * actions - 1).reshape(self.side, self.side).astype(np.float32)

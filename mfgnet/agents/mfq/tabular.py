@@ -177,7 +177,7 @@ def train_tabular(game: MeanActionGame, n_agents: int, cfg: MFQConfig | None = N
     chunks = [(lo, min(lo + cfg.chunk_size, n_agents)) for lo in range(0, n_agents, cfg.chunk_size)]
     lr = np.float32(cfg.lr)
     agent_idx = np.arange(n_agents)
-    actions = rng.integers(0, game.n_actions, n_agents)
+    actions = game.initial_actions(n_agents, rng)
     abar = game.mean_action(actions)
     record = LearningRecord(cfg, game.n_actions)
     jitter = (rng.random((game.n_actions, n_agents), dtype=np.float32) * np.float32(1e-6)
