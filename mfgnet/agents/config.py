@@ -140,5 +140,21 @@ class IsingTask(Settings):
     burn_in: int = number(500, 0, 10**7, integer=True)
 
 
+@dataclass(frozen=True)
+class PartialTask(Settings):
+    """Partial observation: agents see K sampled others.  MF-Q's distance to the full-information
+    equilibrium and a finite MFG's exact exploitability against K (mfgnet.agents.partial)."""
+
+    section = "task"
+
+    ks: list[int] = field(default_factory=lambda: [1, 3, 10, 30, 100])  # plus full information, always
+    mfq_env: str = choice("ride_sharing", "typed_traffic", "two_road_traffic")
+    n_agents: int = number(10000, 1, 10**8, integer=True)
+    mfq_steps: int = number(500, 1, 10**7, integer=True)
+    finite_env: str = choice("sir_vaccination", "beach_bar")
+    iterations: int = number(60, 1, 10**6, integer=True, doc="fictitious-play iterations")
+    views: int = number(16, 1, 10**5, integer=True, doc="sampled agents' views averaged per best response")
+
+
 TASKS: dict[str, type[Settings]] = {"finite": FiniteTask, "mfq": MFQTask, "simulate": SimulateTask,
-                                    "epidemic": EpidemicTask, "ising": IsingTask}
+                                    "epidemic": EpidemicTask, "ising": IsingTask, "partial": PartialTask}

@@ -9,7 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-from mfgnet.agents.config import TASKS, EpidemicTask, FiniteTask, IsingTask, MFQConfig, MFQTask, SimulateTask
+from mfgnet.agents.config import (
+    TASKS,
+    EpidemicTask,
+    FiniteTask,
+    IsingTask,
+    MFQConfig,
+    MFQTask,
+    PartialTask,
+    SimulateTask,
+)
 from mfgnet.evaluation.style import panels, save, styled
 from mfgnet.problems import ProblemError
 
@@ -29,7 +38,8 @@ def run_task(cfg: dict, run_dir: str | Path) -> dict:
     if not cfg.get("progress", True) and "progress" in task.__dataclass_fields__:
         task = task.replace(progress=False)  # one flag turns every progress bar off
     log.info("task %s: run directory %s", name, run_dir.resolve())
-    metrics = {"finite": _finite, "mfq": _mfq, "simulate": _simulate, "epidemic": _epidemic, "ising": _ising}[name](
+    metrics = {"finite": _finite, "mfq": _mfq, "simulate": _simulate, "epidemic": _epidemic, "ising": _ising,
+               "partial": _partial}[name](
         task, seed, verbose, run_dir)
     metrics["task"] = name
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
@@ -128,6 +138,51 @@ def epidemic_figure(mu_nash, mu_opt, q_nash, q_opt, gap):
     axes[0][2].loglog(sizes, gap["gaps"][0] * np.sqrt(sizes[0] / sizes), "k:", label="N^-1/2")
     axes[0][2].set(xlabel="N", ylabel="max_t,s |fraction − μ|")
     axes[0][2].legend(frameon=False, fontsize=7)
+    return fig
+
+
+def _partial(task: PartialTask, seed: int, verbose: bool, run_dir: Path) -> dict:
+    from mfgnet.agents.finite import make_env
+    from mfgnet.agents.mfq import GAMES
+    from mfgnet.agents.partial import finite_partial_curve, mfq_partial_curve
+
+    ks = sorted({int(k) for k in task.ks})
+    if not ks or ks[0] < 1:
+        raise ProblemError(f"task.ks must be agent counts >= 1, got {task.ks!r}")
+    started = time.perf_counter()
+    cfg = MFQConfig(steps=task.mfq_steps, policy="egreedy", seed=seed, progress=False)
+    distances = mfq_partial_curve(GAMES[task.mfq_env], _equilibrium_distance, [*ks, None], task.n_agents, cfg)
+    game = make_env(task.finite_env, **({"n": 10, "horizon": 10} if task.finite_env == "beach_bar" else {}))
+    exploitabilities = finite_partial_curve(game, [*ks, None], task.iterations, task.views, seed)
+    metrics = {"ks": ks, "mfq_env": task.mfq_env, "finite_env": game.name,
+               "mfq_distance": distances[:-1], "mfq_distance_full": distances[-1],
+               "finite_exploitability": exploitabilities[:-1], "finite_exploitability_full": exploitabilities[-1],
+               "wall_time_s": time.perf_counter() - started}
+    save(partial_figure(ks, metrics), run_dir / "partial_observation.png")
+    return metrics
+
+
+def _equilibrium_distance(game, result) -> float:
+    """How far MF-Q's last action profile is from the game's full-information equilibrium: total
+    variation of the action shares (ride sharing), |μ_A − μ_A Nash| (two roads), max per-type share
+    error (typed traffic)."""
+    if game.name == "typed_traffic":
+        return float(np.abs(game.type_shares(result.actions) - game.equilibrium()[1]).max())
+    if game.name == "two_road_traffic":
+        return abs(float(result.action_dist[-1, 0]) - game.traffic.nash_share())
+    return float(0.5 * np.abs(result.action_dist[-1] - game.equilibrium()).sum())
+
+
+@styled
+def partial_figure(ks, metrics: dict):
+    """Distance to equilibrium (MF-Q) and exploitability (finite MFG) against K, full information dashed."""
+    fig, axes = panels(1, 2)
+    for ax, key, label in ((axes[0][0], "mfq_distance", f"MF-Q on {metrics['mfq_env']}: distance to equilibrium"),
+                           (axes[0][1], "finite_exploitability", f"{metrics['finite_env']}: exploitability")):
+        ax.loglog(ks, metrics[key], "o-", label="K sampled agents")
+        ax.axhline(metrics[key + "_full"], color="k", ls="--", label="full information")
+        ax.set(xlabel="K (agents observed)", title=label)
+        ax.legend(frameon=False, fontsize=7)
     return fig
 
 
