@@ -156,5 +156,21 @@ class PartialTask(Settings):
     views: int = number(16, 1, 10**5, integer=True, doc="sampled agents' views averaged per best response")
 
 
+@dataclass(frozen=True)
+class NPlayerTask(Settings):
+    """The N-player gap ε_N of a finite MFG's equilibrium (mfgnet.agents.nplayer) against N."""
+
+    section = "task"
+
+    env: str = choice("beach_bar", "left_right", "sir_vaccination", "crowd_modelling")
+    # builder keywords, added with +: +task.env_params.n=10
+    env_params: dict[str, Any] = field(default_factory=lambda: {"n": 4, "horizon": 2})
+    iterations: int = number(500, 1, 10**7, integer=True, doc="mirror-descent iterations for the equilibrium")
+    sizes: list[int] = field(default_factory=lambda: [5, 10, 20, 50, 100, 200])
+    samples: int = number(2000, 2, 10**7, integer=True, doc="simulated N-player populations per N")
+    seeds: int = number(3, 1, 1000, integer=True, doc="independent estimates per N (averaged; spread reported)")
+
+
 TASKS: dict[str, type[Settings]] = {"finite": FiniteTask, "mfq": MFQTask, "simulate": SimulateTask,
-                                    "epidemic": EpidemicTask, "ising": IsingTask, "partial": PartialTask}
+                                    "epidemic": EpidemicTask, "ising": IsingTask, "partial": PartialTask,
+                                    "nplayer": NPlayerTask}

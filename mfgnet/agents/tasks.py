@@ -16,6 +16,7 @@ from mfgnet.agents.config import (
     IsingTask,
     MFQConfig,
     MFQTask,
+    NPlayerTask,
     PartialTask,
     SimulateTask,
 )
@@ -39,7 +40,7 @@ def run_task(cfg: dict, run_dir: str | Path) -> dict:
         task = task.replace(progress=False)  # one flag turns every progress bar off
     log.info("task %s: run directory %s", name, run_dir.resolve())
     metrics = {"finite": _finite, "mfq": _mfq, "simulate": _simulate, "epidemic": _epidemic, "ising": _ising,
-               "partial": _partial}[name](
+               "partial": _partial, "nplayer": _nplayer}[name](
         task, seed, verbose, run_dir)
     metrics["task"] = name
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
@@ -138,6 +139,46 @@ def epidemic_figure(mu_nash, mu_opt, q_nash, q_opt, gap):
     axes[0][2].loglog(sizes, gap["gaps"][0] * np.sqrt(sizes[0] / sizes), "k:", label="N^-1/2")
     axes[0][2].set(xlabel="N", ylabel="max_t,s |fraction − μ|")
     axes[0][2].legend(frameon=False, fontsize=7)
+    return fig
+
+
+def _nplayer(task: NPlayerTask, seed: int, verbose: bool, run_dir: Path) -> dict:
+    from mfgnet.agents.finite import make_env, online_mirror_descent
+    from mfgnet.agents.nplayer import n_player_gap
+
+    sizes = sorted({int(n) for n in task.sizes})
+    if len(sizes) < 2 or sizes[0] < 2:
+        raise ProblemError(f"task.sizes needs at least two player counts >= 2, got {task.sizes!r}")
+    env_params = task.env_params if task.env == "beach_bar" else {k: v for k, v in task.env_params.items()
+                                                                    if k not in ("n", "horizon")}
+    game = make_env(task.env, **env_params)
+    started = time.perf_counter()
+    eq = online_mirror_descent(game, task.iterations)
+    runs = np.array([[n_player_gap(game, eq.pi, n, task.samples, seed + s)["epsilon"] for s in range(task.seeds)]
+                     for n in sizes])
+    eps = runs.mean(1)
+    usable = eps > 0
+    slope = float(np.polyfit(np.log(np.asarray(sizes, dtype=float)[usable]), np.log(eps[usable]), 1)[0]) \
+        if usable.sum() >= 2 else float("nan")
+    metrics = {"env": game.name, "equilibrium_exploitability": float(eq.exploitability[-1]), "sizes": sizes,
+               "epsilon": eps.tolist(), "epsilon_spread": (runs.max(1) - runs.min(1)).tolist(), "slope": slope,
+               "samples": task.samples, "seeds": task.seeds, "wall_time_s": time.perf_counter() - started}
+    save(nplayer_figure(sizes, eps, runs, slope, game.name), run_dir / "nplayer_gap.png")
+    return metrics
+
+
+@styled
+def nplayer_figure(sizes, eps, runs, slope: float, name: str):
+    """ε_N against N (mean and spread of the estimates) with N^-1/2 and N^-1 guides."""
+    fig, axes = panels(1, 1)
+    ax = axes[0][0]
+    n = np.asarray(sizes, dtype=float)
+    ax.loglog(n, eps, "o-", label=f"ε_N (fitted slope {slope:.2f})")
+    ax.fill_between(n, np.maximum(runs.min(1), 1e-12), runs.max(1), alpha=0.2)
+    ax.loglog(n, eps[0] * np.sqrt(n[0] / n), "k:", label="N^-1/2")
+    ax.loglog(n, eps[0] * n[0] / n, "k--", label="N^-1")
+    ax.set(xlabel="players N", ylabel="gain of one deviating player ε_N", title=name)
+    ax.legend(frameon=False, fontsize=7)
     return fig
 
 
