@@ -18,6 +18,15 @@ import numpy as np
 from mfgnet.agents.tasks import run_task
 
 ROOT = Path(__file__).resolve().parents[1]
+READING = ("Reading: on the SIR game the exploitability falls like K^-0.48, the rate of the sampling error of "
+           "the estimated distribution.  The beach bar is not monotone in K: its crowd cost −ln μ(s) makes every"
+           " site that a K-sample estimate leaves empty (K below the 10 sites, and often above) look far better "
+           "than it is, so small samples send agents to the wrong places; only K = 100 comes near the full-"
+           "information value.  MF-Q is not monotone either: on typed traffic K = 1 (a context that carries "
+           "almost no information, so each agent learns one action against the realised mean) lands closer than "
+           "K = 3..100, whose noisy contexts split the learning over bins that are visited at random; on ride "
+           "sharing the distance falls from about 0.3 to 0.19 at K = 100, against 0.10 with the population mean."
+           "  The number of agents observed is a setting whose effect depends on the game.")
 RUNS = {
     "ride_sharing__sir_vaccination": {"mfq_env": "ride_sharing", "mfq_steps": 500, "finite_env": "sir_vaccination"},
     "typed_traffic__beach_bar": {"mfq_env": "typed_traffic", "mfq_steps": 1000, "finite_env": "beach_bar"},
@@ -46,6 +55,7 @@ def main() -> None:
         lines += [f"| full | {m['mfq_distance_full']:.4f} | {m['finite_exploitability_full']:.4f} |", "",
                   f"Fitted slope of log exploitability against log K: {slope:.2f}.", "",
                   f"![{name}](partial_observation/{name}/partial_observation.png)", ""]
+    lines += [READING, ""]
     (ROOT / "results" / "agents" / "partial_observation.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
