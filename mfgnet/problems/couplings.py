@@ -15,12 +15,11 @@ For ergodic problems t is passed as zeros.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 
 import torch
 
-from mfgnet.problems.validation import ProblemError
+from mfgnet.problems.validation import ProblemError, argument_count
 
 
 class Coupling:
@@ -108,10 +107,7 @@ def as_coupling(value, name: str, arity: int) -> Coupling:
         return value
     if not callable(value):
         raise ProblemError(f"{name} must be a Coupling or a callable, got {value!r}")
-    try:
-        n_args = len(inspect.signature(value).parameters)
-    except (TypeError, ValueError):
-        n_args = arity
+    n_args = argument_count(value, arity)
     if arity == 2:
         if n_args != 2:
             raise ProblemError(f"{name} must be callable as G(x, m) (2 arguments), it takes {n_args}")

@@ -15,7 +15,6 @@ how solvers reuse their single-population pieces (Hamiltonian discretisation, m0
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,7 +23,7 @@ import torch
 from mfgnet.problems.domains import Domain
 from mfgnet.problems.hamiltonians import Hamiltonian, as_hamiltonian
 from mfgnet.problems.problem import MFGProblem
-from mfgnet.problems.validation import ProblemError
+from mfgnet.problems.validation import ProblemError, argument_count
 
 
 @dataclass(frozen=True)
@@ -61,10 +60,7 @@ def _check_arity(fn, field: str, arity: int) -> None:
         return
     if not callable(fn):
         raise ProblemError(f"{field} must be callable")
-    try:
-        n_args = len(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):
-        return
+    n_args = argument_count(fn, arity)
     if n_args != arity:
         call = "F(t, x, m)" if arity == 3 else "G(x, m)"
         raise ProblemError(f"{field} must be callable as {call} with m of shape (n, K); it takes {n_args} arguments")

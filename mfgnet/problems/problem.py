@@ -17,7 +17,6 @@ can evaluate them on its nodes and the neural solver can differentiate through t
 
 from __future__ import annotations
 
-import inspect
 import math
 import warnings
 from collections.abc import Callable
@@ -27,7 +26,7 @@ import torch
 from mfgnet.problems.couplings import Coupling, PlusFixedCost, as_coupling
 from mfgnet.problems.domains import Box, Domain, Euclidean, cell_centre_points
 from mfgnet.problems.hamiltonians import Hamiltonian, as_hamiltonian
-from mfgnet.problems.validation import ProblemError
+from mfgnet.problems.validation import ProblemError, argument_count
 
 Sampler = Callable[[int, torch.Generator | None], torch.Tensor]
 
@@ -290,10 +289,7 @@ def _checked_mean_control_cost(cost: Callable | None, horizon: float | None) -> 
         return None
     if not callable(cost):
         raise ProblemError(f"mean_control_cost must be callable as f(t, x, mean_control), got {cost!r}")
-    try:
-        n_args = len(inspect.signature(cost).parameters)
-    except (TypeError, ValueError):
-        n_args = 3
+    n_args = argument_count(cost, 3)
     if n_args != 3:
         raise ProblemError(f"mean_control_cost must be callable as f(t, x, mean_control) (3 arguments), "
                            f"it takes {n_args}")

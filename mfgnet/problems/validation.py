@@ -19,6 +19,14 @@ def require(condition: bool, message: str) -> None:
         raise ProblemError(message)
 
 
+def argument_count(fn: Callable, default: int) -> int:
+    """How many parameters ``fn`` declares (``default`` when Python cannot tell, e.g. a builtin)."""
+    try:
+        return len(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return default
+
+
 def finite_parameters(builder: Callable) -> Callable:
     """Decorate a problem builder: every float argument must be finite.
 
