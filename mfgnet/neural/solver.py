@@ -57,16 +57,13 @@ def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None =
     steps, lbfgs_steps, history (per-step lists: loss, each term, lambda, lr, ...), weights,
     device, dtype, stopped_reason and checkpoint.
     """
-    if isinstance(problem, MultiPopulationProblem):
-        from mfgnet.neural.populations import solve_neural_populations
-
-        return solve_neural_populations(problem, _settings(config, overrides, workdir), callback=callback)
-    if not isinstance(problem, MFGProblem):
+    if not isinstance(problem, (MFGProblem, MultiPopulationProblem)):
         raise ProblemError(f"problem must be an MFGProblem or a MultiPopulationProblem, got {type(problem).__name__}")
     config = _settings(config, overrides, workdir)
-    # Refuse a run whose collocation points cannot fit before anything is allocated (the grid
-    # solver checks its own system likewise in solve_grid).
-    check_solver_memory(problem, config)
+    if not isinstance(problem, MultiPopulationProblem):
+        # Refuse a run whose collocation points cannot fit before anything is allocated (the grid
+        # solver checks its own system likewise in solve_grid; populations check each one's).
+        check_solver_memory(problem, config)
     # Under torchrun (WORLD_SIZE > 1) join the process group: data-parallel training
     # (mfgnet.neural.distributed); a no-op in a single process.
     init_from_env(config.device)
@@ -74,6 +71,10 @@ def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None =
     if config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)
     try:
+        if isinstance(problem, MultiPopulationProblem):
+            from mfgnet.neural.populations import solve_neural_populations
+
+            return solve_neural_populations(problem, config, callback=callback)
         trainer = Trainer(problem, config, logger=callback, monitor=monitor)
         trainer.run()
         return finish(trainer)
