@@ -167,6 +167,14 @@ def log_density(nets: MFGNetworks, t: torch.Tensor, x: torch.Tensor, log_mass) -
     return torch.log(nets.density(t, x, log_mass) + torch.finfo(x.dtype).tiny)
 
 
+def density_weights(batch: Batch, log_m_quad: torch.Tensor, differentiate: bool) -> torch.Tensor:
+    """Weights w with ∫ f m dy ≈ Σ_k w_k f(y_k) on the quadrature points of each slice (or of the
+    ergodic problem): the quadrature weights times m, in log space (self-normalised for importance
+    samples); m detached unless ``differentiate``."""
+    log_w = batch.quad_logw + (log_m_quad if differentiate else log_m_quad.detach())
+    return torch.softmax(log_w, dim=-1) if batch.self_normalised else torch.exp(log_w)
+
+
 def nonlocal_integrals(problem, batch: Batch, log_m_quad: torch.Tensor, differentiate: bool):
     """conv(x) = ∫K(x, y) m(t, y) dy at the interior points (n, c) and at the terminal points.
 
@@ -174,8 +182,7 @@ def nonlocal_integrals(problem, batch: Batch, log_m_quad: torch.Tensor, differen
     Weights are formed in log space (softmax for self-normalised importance sampling).
     """
     kernel = problem.coupling.kernel or problem.terminal_cost.kernel
-    log_w = batch.quad_logw + (log_m_quad if differentiate else log_m_quad.detach())
-    w = torch.softmax(log_w, dim=-1) if batch.self_normalised else torch.exp(log_w)
+    w = density_weights(batch, log_m_quad, differentiate)
     if problem.is_ergodic:
         return torch.einsum("nkc,k->nc", kernel(batch.x, batch.quad_y), w), None
     S = batch.quad_t.shape[0] - 1
@@ -211,9 +218,7 @@ def mean_control_on_slices(problem, nets: MFGNetworks, batch: Batch, log_m_quad:
     u = nets.raw_value(tq, y)
     (grad_u,) = torch.autograd.grad(u.sum(), y, create_graph=differentiate)
     alpha = -problem.hamiltonian.grad_p(y, grad_u).reshape(S1, k, d)
-    log_w = batch.quad_logw + (log_m_quad if differentiate else log_m_quad.detach())
-    w = torch.softmax(log_w, dim=-1) if batch.self_normalised else torch.exp(log_w)
-    mean_control = torch.einsum("skd,sk->sd", alpha, w)
+    mean_control = torch.einsum("skd,sk->sd", alpha, density_weights(batch, log_m_quad, differentiate))
     return mean_control if differentiate else mean_control.detach()
 
 
