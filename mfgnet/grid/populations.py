@@ -248,20 +248,12 @@ def _frozen_population(problem: MultiPopulationProblem, k: int, densities: np.nd
     ``densities`` (K, Nt + 1, n): the grid solver evaluates couplings on all nodes of the last
     L levels at once (L = Nt for F at t_1..t_Nt, L = 1 for G at T), so the frozen values are
     the last L levels in the same node order."""
-    from mfgnet.problems import LocalCoupling, MFGProblem
 
-    def full_density(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    def density_of(j: int, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         levels = x.shape[0] // n
-        others = torch.from_numpy(np.ascontiguousarray(densities[:, -levels:].reshape(problem.size, -1).T))
-        columns = [m if j == k else others[:, j].to(m.dtype) for j in range(problem.size)]
-        return torch.stack(columns, -1)
+        return torch.from_numpy(np.ascontiguousarray(densities[j, -levels:].reshape(-1)))
 
-    view = problem.population_problem(k)
-    return MFGProblem(
-        problem.domain, problem.horizon, view.viscosity, hamiltonian=view.hamiltonian,
-        coupling=LocalCoupling(lambda t, x, m: problem.coupling(k, t, x, full_density(x, m))),
-        terminal_cost=LocalCoupling(lambda t, x, m: problem.terminal_cost(k, x, full_density(x, m))),
-        initial_density=view.initial_density, name=view.name)
+    return problem.coupled_problem(k, density_of)
 
 
 def _block_gauss_seidel(problem: MultiPopulationProblem, grid: Grid, config: GridSolverConfig, disc: _Populations):

@@ -1,6 +1,7 @@
 """The neural solver on K populations: one (u_k, m_k) pair of networks per population, trained in turn.
 
-Population k is trained as an ordinary [`MFGProblem`][mfgnet.problems.problem.MFGProblem] whose
+Population k is trained as an ordinary [`MFGProblem`][mfgnet.problems.problem.MFGProblem]
+(`MultiPopulationProblem.coupled_problem`) whose
 coupling F_k(t, x, m_1, …, m_K) reads its own density from its networks (differentiated, as for
 one population) and the others' from their networks as they are at that step (not differentiated:
 each pair of networks answers the others' current state, like a best response taken one Adam step
@@ -26,34 +27,12 @@ import torch
 
 from mfgnet.neural.config import NeuralSolverConfig
 from mfgnet.neural.trainer import Trainer
-from mfgnet.problems import LocalCoupling, MFGProblem
 from mfgnet.problems.populations import MultiPopulationProblem
 from mfgnet.progress import progress_bar
 from mfgnet.resources import check_solver_memory
 from mfgnet.solution import Diagnostics
 
 log = logging.getLogger(__name__)
-
-
-def coupled_view(problem: MultiPopulationProblem, k: int, density_of) -> MFGProblem:
-    """Population k as an MFGProblem whose coupling and terminal cost see the other populations'
-    densities ``density_of(j, t, x) -> (n,)`` (evaluated without gradients) and its own m."""
-    view = problem.population_problem(k)
-
-    def densities(t: torch.Tensor, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            others = {j: density_of(j, t.detach(), x.detach()).to(m) for j in range(problem.size) if j != k}
-        return torch.stack([m if j == k else others[j] for j in range(problem.size)], -1)
-
-    def terminal(t: torch.Tensor, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        return problem.terminal_cost(k, x, densities(t, x, m))
-
-    return MFGProblem(
-        problem.domain, problem.horizon, view.viscosity, hamiltonian=view.hamiltonian,
-        coupling=LocalCoupling(lambda t, x, m: problem.coupling(k, t, x, densities(t, x, m))),
-        terminal_cost=None if problem.is_ergodic else LocalCoupling(terminal),
-        initial_density=None if problem.is_ergodic else view.initial_density,
-        initial_sampler=view.initial_sampler_function, name=view.name)
 
 
 def solve_neural_populations(problem: MultiPopulationProblem, config: NeuralSolverConfig, *, callback=None):
@@ -76,7 +55,7 @@ def solve_neural_populations(problem: MultiPopulationProblem, config: NeuralSolv
         settings = config.replace(seed=(config.seed or 0) + k, progress=False)  # one bar for all, below
         if config.checkpoint_dir is not None:
             settings = settings.replace(checkpoint_dir=str(Path(config.checkpoint_dir) / f"population_{k}"))
-        view = coupled_view(problem, k, density_of)
+        view = problem.coupled_problem(k, density_of)
         check_solver_memory(view, settings)
         trainers.append(Trainer(view, settings, logger=_prefixed(callback, k)))
     # Warm starts one after the other: each sees the others' networks as they are then.

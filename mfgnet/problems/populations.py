@@ -123,6 +123,29 @@ class MultiPopulationProblem:
         solvers use to discretise its Hamiltonian and draw its initial crowd."""
         return self._views[k]
 
+    def coupled_problem(self, k: int, density_of: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
+                        ) -> MFGProblem:
+        """Population k as an MFGProblem whose F_k and G_k see its own density m (differentiable, as
+        solvers need) and every other population j's from ``density_of(j, t, x) -> (n,)``, evaluated
+        without gradients: how solvers train or solve one population against the others' current
+        state (the grid's Gauss–Seidel sweeps, the neural solver's turn-by-turn training)."""
+        from mfgnet.problems.couplings import LocalCoupling
+
+        view = self._views[k]
+
+        def densities(t: torch.Tensor, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                others = {j: density_of(j, t.detach(), x.detach()).to(m) for j in range(self.size) if j != k}
+            return torch.stack([m if j == k else others[j] for j in range(self.size)], -1)
+
+        return MFGProblem(
+            self.domain, self.horizon, view.viscosity, hamiltonian=view.hamiltonian,
+            coupling=LocalCoupling(lambda t, x, m: self.coupling(k, t, x, densities(t, x, m))),
+            terminal_cost=None if self.is_ergodic else LocalCoupling(
+                lambda t, x, m: self.terminal_cost(k, x, densities(t, x, m))),
+            initial_density=None if self.is_ergodic else view.initial_density,
+            initial_sampler=view.initial_sampler_function, name=view.name)
+
     def coupling(self, k: int, t: torch.Tensor, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         """F_k(t, x, m) with m (n, K); (n,) (zeros without a coupling)."""
         fn = self.populations[k].coupling
