@@ -86,12 +86,18 @@ def n_player_gap(game: FiniteMFG, pi: np.ndarray, n_players: int, samples: int =
     return {"n_players": int(n_players), "epsilon": epsilon, "reward_stderr": r_err, "best_response": best}
 
 
-def n_player_curve(game: FiniteMFG, pi: np.ndarray, sizes, samples: int = 400, seed: int = 0) -> dict:
-    """ε_N for each N in ``sizes`` and the fitted slope of log ε against log N."""
-    rows = [n_player_gap(game, pi, int(n), samples, seed) for n in sizes]
-    eps = np.array([r["epsilon"] for r in rows])
+def n_player_curve(game: FiniteMFG, pi: np.ndarray, sizes, samples: int = 400, seed: int = 0,
+                   seeds: int = 1) -> dict:
+    """ε_N for each N in ``sizes``: the mean of ``seeds`` independent estimates (seeds seed, seed + 1, …),
+    their spread (max − min) and every estimate (``epsilon_runs``, one row per N), the largest Monte
+    Carlo error of the deviator's rewards, and the fitted slope of log ε against log N (over the
+    positive means)."""
+    rows = [[n_player_gap(game, pi, int(n), samples, seed + s) for s in range(seeds)] for n in sizes]
+    runs = np.array([[r["epsilon"] for r in row] for row in rows])
+    eps = runs.mean(1)
     positive = eps > 0
     slope = float(np.polyfit(np.log(np.asarray(sizes, dtype=float)[positive]), np.log(eps[positive]), 1)[0]) \
         if positive.sum() >= 2 else float("nan")
-    return {"sizes": [int(n) for n in sizes], "epsilon": eps.tolist(),
-            "reward_stderr": [r["reward_stderr"] for r in rows], "slope": slope}
+    return {"sizes": [int(n) for n in sizes], "epsilon": eps.tolist(), "epsilon_runs": runs.tolist(),
+            "epsilon_spread": (runs.max(1) - runs.min(1)).tolist(),
+            "reward_stderr": [max(r["reward_stderr"] for r in row) for row in rows], "slope": slope}

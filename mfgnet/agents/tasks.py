@@ -144,7 +144,7 @@ def epidemic_figure(mu_nash, mu_opt, q_nash, q_opt, gap):
 
 def _nplayer(task: NPlayerTask, seed: int, verbose: bool, run_dir: Path) -> dict:
     from mfgnet.agents.finite import make_env, online_mirror_descent
-    from mfgnet.agents.nplayer import n_player_gap
+    from mfgnet.agents.nplayer import n_player_curve
 
     sizes = sorted({int(n) for n in task.sizes})
     if len(sizes) < 2 or sizes[0] < 2:
@@ -154,16 +154,12 @@ def _nplayer(task: NPlayerTask, seed: int, verbose: bool, run_dir: Path) -> dict
     game = make_env(task.env, **env_params)
     started = time.perf_counter()
     eq = online_mirror_descent(game, task.iterations)
-    runs = np.array([[n_player_gap(game, eq.pi, n, task.samples, seed + s)["epsilon"] for s in range(task.seeds)]
-                     for n in sizes])
-    eps = runs.mean(1)
-    usable = eps > 0
-    slope = float(np.polyfit(np.log(np.asarray(sizes, dtype=float)[usable]), np.log(eps[usable]), 1)[0]) \
-        if usable.sum() >= 2 else float("nan")
+    curve = n_player_curve(game, eq.pi, sizes, task.samples, seed, seeds=task.seeds)
     metrics = {"env": game.name, "equilibrium_exploitability": float(eq.exploitability[-1]), "sizes": sizes,
-               "epsilon": eps.tolist(), "epsilon_spread": (runs.max(1) - runs.min(1)).tolist(), "slope": slope,
+               "epsilon": curve["epsilon"], "epsilon_spread": curve["epsilon_spread"], "slope": curve["slope"],
                "samples": task.samples, "seeds": task.seeds, "wall_time_s": time.perf_counter() - started}
-    save(nplayer_figure(sizes, eps, runs, slope, game.name), run_dir / "nplayer_gap.png")
+    save(nplayer_figure(sizes, np.asarray(curve["epsilon"]), np.asarray(curve["epsilon_runs"]), curve["slope"],
+                        game.name), run_dir / "nplayer_gap.png")
     return metrics
 
 
