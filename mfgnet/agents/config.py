@@ -171,6 +171,21 @@ class NPlayerTask(Settings):
     seeds: int = number(3, 1, 1000, integer=True, doc="independent estimates per N (averaged; spread reported)")
 
 
+@dataclass(frozen=True)
+class NPlayerGridTask(Settings):
+    """The N-player gap of a continuous 1D MFG's grid equilibrium (mfgnet.agents.nplayer_grid) against N."""
+
+    section = "task"
+
+    problem: str = choice("hopf_cole", "crowd_aversion", "log_congestion",
+                          doc="catalog problem (1D, time-dependent, local couplings)")
+    # builder keywords, added with +: +task.problem_params.kappa=2
+    problem_params: dict[str, Any] = field(default_factory=dict)
+    cells: int = number(128, 8, 4096, integer=True, doc="grid cells of the equilibrium (the game's states)")
+    sizes: list[int] = field(default_factory=lambda: [10, 30, 100, 300, 1000, 3000, 10000, 100000])
+    realisations: int = number(32, 2, 10**6, integer=True, doc="simulated crowds per N (informed gain)")
+
+
 TASKS: dict[str, type[Settings]] = {"finite": FiniteTask, "mfq": MFQTask, "simulate": SimulateTask,
                                     "epidemic": EpidemicTask, "ising": IsingTask, "partial": PartialTask,
-                                    "nplayer": NPlayerTask}
+                                    "nplayer": NPlayerTask, "nplayer_grid": NPlayerGridTask}

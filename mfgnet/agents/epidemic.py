@@ -22,6 +22,7 @@ import numpy as np
 
 from mfgnet.agents.finite.dynamics import mean_field, rewards
 from mfgnet.agents.finite.game import FiniteMFG
+from mfgnet.evaluation.sweep import loglog_slope
 from mfgnet.problems import ProblemError
 
 S, I, R, V = range(4)
@@ -141,6 +142,6 @@ def n_agent_gap(game: FiniteMFG, pi: np.ndarray, sizes, seeds: int = 5) -> dict:
     for n in sizes:
         runs = [np.abs(simulate_agents(game, pi, int(n), seed) - mu).max() for seed in range(seeds)]
         gaps.append(float(np.mean(runs)))
-    slope = float(np.polyfit(np.log(np.asarray(sizes, dtype=float)), np.log(gaps), 1)[0])
+    slope = loglog_slope(sizes, gaps)
     return {"sizes": [int(n) for n in sizes], "gaps": gaps, "slope": slope,
             "gap_times_sqrt_n": [g * math.sqrt(n) for g, n in zip(gaps, sizes)]}

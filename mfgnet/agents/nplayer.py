@@ -22,6 +22,7 @@ import numpy as np
 
 from mfgnet.agents.finite.dynamics import greedy
 from mfgnet.agents.finite.game import FiniteMFG
+from mfgnet.evaluation.sweep import loglog_slope
 from mfgnet.problems import ProblemError
 
 
@@ -95,9 +96,7 @@ def n_player_curve(game: FiniteMFG, pi: np.ndarray, sizes, samples: int = 400, s
     rows = [[n_player_gap(game, pi, int(n), samples, seed + s) for s in range(seeds)] for n in sizes]
     runs = np.array([[r["epsilon"] for r in row] for row in rows])
     eps = runs.mean(1)
-    positive = eps > 0
-    slope = float(np.polyfit(np.log(np.asarray(sizes, dtype=float)[positive]), np.log(eps[positive]), 1)[0]) \
-        if positive.sum() >= 2 else float("nan")
+    slope = loglog_slope(sizes, eps)
     return {"sizes": [int(n) for n in sizes], "epsilon": eps.tolist(), "epsilon_runs": runs.tolist(),
             "epsilon_spread": (runs.max(1) - runs.min(1)).tolist(),
             "reward_stderr": [max(r["reward_stderr"] for r in row) for row in rows], "slope": slope}

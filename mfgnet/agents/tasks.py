@@ -16,6 +16,7 @@ from mfgnet.agents.config import (
     IsingTask,
     MFQConfig,
     MFQTask,
+    NPlayerGridTask,
     NPlayerTask,
     PartialTask,
     SimulateTask,
@@ -40,7 +41,7 @@ def run_task(cfg: dict, run_dir: str | Path) -> dict:
         task = task.replace(progress=False)  # one flag turns every progress bar off
     log.info("task %s: run directory %s", name, run_dir.resolve())
     metrics = {"finite": _finite, "mfq": _mfq, "simulate": _simulate, "epidemic": _epidemic, "ising": _ising,
-               "partial": _partial, "nplayer": _nplayer}[name](
+               "partial": _partial, "nplayer": _nplayer, "nplayer_grid": _nplayer_grid}[name](
         task, seed, verbose, run_dir)
     metrics["task"] = name
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
@@ -161,6 +162,47 @@ def _nplayer(task: NPlayerTask, seed: int, verbose: bool, run_dir: Path) -> dict
     save(nplayer_figure(sizes, np.asarray(curve["epsilon"]), np.asarray(curve["epsilon_runs"]), curve["slope"],
                         game.name), run_dir / "nplayer_gap.png")
     return metrics
+
+
+def _nplayer_grid(task: NPlayerGridTask, seed: int, verbose: bool, run_dir: Path) -> dict:
+    from mfgnet.agents.nplayer_grid import DiscreteGame, gap_curve
+    from mfgnet.catalog import build_problem
+
+    sizes = sorted({int(n) for n in task.sizes})
+    if len(sizes) < 2 or sizes[0] < 2:
+        raise ProblemError(f"task.sizes needs at least two player counts >= 2, got {task.sizes!r}")
+    problem, _ = build_problem(task.problem, **task.problem_params)
+    started = time.perf_counter()
+    game = DiscreteGame(problem, cells=task.cells)
+    curve = gap_curve(game, sizes, task.realisations, seed, verbose=verbose)
+    metrics = {"problem": problem.name, "cells": task.cells, "realisations": task.realisations,
+               "equilibrium_residual": float(game.solution.diagnostics.residual),
+               **curve, "wall_time_s": time.perf_counter() - started}
+    save(nplayer_grid_figure(metrics), run_dir / "nplayer_gap.png")
+    return metrics
+
+
+@styled
+def nplayer_grid_figure(metrics: dict):
+    """Both gains against N with their fitted slopes, the crowd's L1 distance from m, and N^-a guides."""
+    fig, axes = panels(1, 2)
+    n = np.asarray(metrics["sizes"], dtype=float)
+    ax = axes[0][0]
+    informed, err = np.asarray(metrics["informed"]), np.asarray(metrics["informed_stderr"])
+    ax.errorbar(n, informed, yerr=2 * err, fmt="o-", capsize=2,
+                label=f"informed deviator (slope {metrics['slope_informed']:.2f})")
+    ax.loglog(n, metrics["markov"], "s-", label=f"feedback deviator (slope {metrics['slope_markov']:.2f})")
+    for power, style in ((0.5, ":"), (1.0, "--"), (2.0, "-.")):
+        ax.loglog(n, informed[0] * (n[0] / n) ** power, "k" + style, lw=0.8, label=f"N^-{power:g}")
+    ax.set(xscale="log", yscale="log", xlabel="players N", ylabel="gain of one deviating player ε_N",
+           title=metrics["problem"])
+    ax.legend(frameon=False, fontsize=7)
+    ax = axes[0][1]
+    ax.loglog(n, metrics["crowd_l1"], "o-", label=f"E ‖m^N − m‖₁ (slope {metrics['slope_crowd_l1']:.2f})")
+    ax.loglog(n, metrics["crowd_l1"][0] * np.sqrt(n[0] / n), "k:", lw=0.8, label="N^-1/2")
+    ax.set(xlabel="players N", ylabel="crowd's L1 distance from m (mean over t)")
+    ax.legend(frameon=False, fontsize=7)
+    return fig
 
 
 @styled

@@ -101,6 +101,15 @@ def write_report(multirun_dir: str | Path, out_dir: str | Path, metrics: tuple[s
     return paths
 
 
+def loglog_slope(xs, ys) -> float:
+    """Least-squares slope of log y against log x over the pairs where both are positive (a rate:
+    -1 for y ∝ 1/x); nan when fewer than two such pairs have distinct x."""
+    pairs = [(x, y) for x, y in ((float(a), float(b)) for a, b in zip(xs, ys)) if 0 < x < np.inf and 0 < y < np.inf]
+    if len({x for x, _ in pairs}) < 2:
+        return float("nan")
+    return float(np.polyfit(np.log([x for x, _ in pairs]), np.log([y for _, y in pairs]), 1)[0])
+
+
 def fitted_slope(runs: list[dict], param: str, metric: str) -> float | None:
     """Least-squares slope of log(metric) against log(param) when ``param`` is the only swept key
     and takes >= 3 positive values (e.g. the observed order of a grid: -slope vs cells)."""
@@ -109,7 +118,7 @@ def fitted_slope(runs: list[dict], param: str, metric: str) -> float | None:
         return None
     if not all(isinstance(p, (int, float)) and p > 0 and isinstance(v, (int, float)) and v > 0 for p, v in points):
         return None
-    return float(np.polyfit(np.log([p for p, _ in points]), np.log([v for _, v in points]), 1)[0])
+    return loglog_slope(*zip(*points))
 
 
 def _fmt(value) -> str:
@@ -134,7 +143,7 @@ def _slope(points: list[tuple]) -> float | None:
     points = [(x, y) for x, y in points if _positive(x) and _positive(y)]
     if len({x for x, _ in points}) < 3:
         return None
-    return float(np.polyfit(np.log([x for x, _ in points]), np.log([y for _, y in points]), 1)[0])
+    return loglog_slope(*zip(*points))
 
 
 def _positive(value) -> bool:

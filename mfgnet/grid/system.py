@@ -166,6 +166,14 @@ class TimeDependentHJB:
         self.G = disc.terminal(times[-1:], M[-1:], derivatives=False).value
         self.shape = M.shape
 
+    @classmethod
+    def with_costs(cls, disc: Discretisation, F: np.ndarray, G: np.ndarray) -> "TimeDependentHJB":
+        """The same equation with the crowd costs given instead of a density: F at levels 1..Nt
+        (Nt, n) and G (n,) (a deviator's expected or realised costs in an N-player game)."""
+        system = cls.__new__(cls)
+        system.disc, system.F, system.G, system.shape = disc, F, np.asarray(G).reshape(1, -1), F.shape
+        return system
+
     def residual_floor(self, x: np.ndarray) -> float:
         return self.disc.residual_floor(x)
 

@@ -199,7 +199,8 @@ class LossConfig(Settings):
     # ε = 0.1 on the zoo (12000 steps) mixed: torus_three_crowds 0.032 -> 0.014, box_congestion 0.031 ->
     # 0.028, box_narrow_far 0.120 -> 0.111, but box_bump_2d 0.108 -> 0.36, torus_low_noise 0.037 -> 0.047
     # (results/neural_zoo/means.md, ninth session).
-    causal: str = choice("none", "slices")
+    # "relative": the same with the sums divided by their total (ε = share of the residual).
+    causal: str = choice("none", "slices", "relative")
     causal_epsilon: float = number(1.0, 0.0, _INF, lo_open=True)
 
 

@@ -117,9 +117,9 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
                         density_output=nets.density_output, log_mass=log_mass, ergodic_constant=lam,
                         conv=None if problem.coupling.is_local else conv, probes=probes,
                         fp_relative=relative, dlog_mass_dt=dlog_mass_dt, mean_control=mean_control)
-    if lcfg.causal == "slices" and not ergodic:
+    if lcfg.causal != "none" and not ergodic:
         terms["hjb"], terms["fp"] = causal_terms(res.hjb, res.fp, batch.slice_id, batch.quad_t.shape[0] - 1,
-                                                 lcfg.causal_epsilon)
+                                                 lcfg.causal_epsilon, relative=lcfg.causal == "relative")
     else:
         terms["hjb"] = (res.hjb ** 2).mean()
         terms["fp"] = (res.fp ** 2).mean()
@@ -137,8 +137,8 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
     return StepLosses(terms=terms, residuals=res, log_mass=log_mass)
 
 
-def causal_terms(hjb: torch.Tensor, fp: torch.Tensor, slice_id: torch.Tensor, slices: int, epsilon: float
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def causal_terms(hjb: torch.Tensor, fp: torch.Tensor, slice_id: torch.Tensor, slices: int, epsilon: float,
+                 relative: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Causally weighted mean squares over time slices (slice index increasing in t).
 
     FP is solved forward: slice i weighs exp(-ε Σ_{k<i} L_k); HJB backward: exp(-ε Σ_{k>i} L_k),
@@ -146,6 +146,11 @@ def causal_terms(hjb: torch.Tensor, fp: torch.Tensor, slice_id: torch.Tensor, sl
     plain means even where slices hold unequal numbers of points (density-placed points crowd
     the slices where m is concentrated; an average of per-slice means would take that emphasis
     away).  Weights are detached, so a slice is trained once those before it (in its direction) are.
+
+    ``relative``: the sums are divided by the equation's total Σ_k L_k, so the weight depends on the
+    share of the residual that lies before a slice, not on its size: the last slice never weighs
+    less than exp(-ε), however large the early residual (the absolute form starved the later
+    slices of box_bump_2d, whose early residual is large).
     """
     zeros = torch.zeros(slices, dtype=hjb.dtype, device=hjb.device)
     count = zeros.index_add(0, slice_id, torch.ones_like(hjb)).clamp_min(1)
@@ -155,6 +160,9 @@ def causal_terms(hjb: torch.Tensor, fp: torch.Tensor, slice_id: torch.Tensor, sl
         per_hjb, per_fp = sum_hjb / count, sum_fp / count
         before = torch.cumsum(per_fp, 0) - per_fp
         after = torch.flip(torch.cumsum(torch.flip(per_hjb, [0]), 0), [0]) - per_hjb
+        if relative:
+            tiny = torch.finfo(hjb.dtype).tiny
+            before, after = before / (per_fp.sum() + tiny), after / (per_hjb.sum() + tiny)
         w_fp, w_hjb = torch.exp(-epsilon * before), torch.exp(-epsilon * after)
     n = hjb.shape[0]
     return (w_hjb * sum_hjb).sum() / n, (w_fp * sum_fp).sum() / n
