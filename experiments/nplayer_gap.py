@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from mfgnet.agents.nplayer_grid import RESOLVED_GAIN
 from mfgnet.agents.tasks import run_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,9 +49,10 @@ def continuous_section() -> list[str]:
         lines += [f"### {m['problem']} (load {load:.1f}; {m['wall_time_s']:.0f} s)", "",
                   "| N | informed ε_N | ± 2 s.e. | feedback ε_N | E‖m^N − m‖₁ |", "|---|---|---|---|---|"]
         for n, e, se, mk, l1 in zip(m["sizes"], m["informed"], m["informed_stderr"], m["markov"], m["crowd_l1"]):
-            lines.append(f"| {n} | {e:.3e} | {2 * se:.1e} | {mk:.3e} | {l1:.3f} |")
+            feedback = f"{mk:.3e}" if mk > RESOLVED_GAIN else f"< {RESOLVED_GAIN:g} (round-off: {mk:.1e})"
+            lines.append(f"| {n} | {e:.3e} | {2 * se:.1e} | {feedback} | {l1:.3f} |")
         lines += ["", f"Fitted slopes against log N: informed {m['slope_informed']:.2f}, feedback "
-                  f"{m['slope_markov']:.2f}, crowd distance {m['slope_crowd_l1']:.2f}.", "",
+                  f"{m['slope_markov']:.2f} (resolved gains only), crowd distance {m['slope_crowd_l1']:.2f}.", "",
                   f"![gap](nplayer_grid/{name}/nplayer_gap.png)", ""]
     lines += [
         "What this shows.  The crowd itself fluctuates like N^-1/2 (the L1 column, once N is large enough that "
