@@ -101,6 +101,33 @@ def bench_grid(quick: bool, repeat: int) -> list[Row]:
     return rows
 
 
+def bench_grid_levels(quick: bool, repeat: int) -> list[Row]:
+    """1D time levels: LAPACK tridiagonal factors against one SuperLU per level, whole B3 solves
+    (Δt = h) interleaved A B A B, medians, CPU seconds."""
+    from mfgnet.benchmarks import hopf_cole
+    from mfgnet.grid import solve_grid
+    from mfgnet.grid.linalg import LevelFactors
+
+    bench = hopf_cole()
+    rows = []
+    for cells in ((64, 256) if quick else (256, 1024)):
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(max(repeat, 3)):
+            for tridiagonal in (True, False):
+                LevelFactors.tridiagonal_1d = tridiagonal
+                try:
+                    start = time.process_time()
+                    sol = solve_grid(bench.problem, cells=cells, time_steps=int(round(cells * bench.problem.horizon)),
+                                     progress=False)
+                    times[tridiagonal].append(time.process_time() - start)
+                finally:
+                    LevelFactors.tridiagonal_1d = True
+        new, old = float(np.median(times[True])), float(np.median(times[False]))
+        rows.append(Row("grid_levels", f"B3 {cells} cells x {sol.grid.time_steps} levels, tridiagonal", new,
+                        "CPU s / solve", f"SuperLU per level {old:.3f} s: {old / new:.2f}x"))
+    return rows
+
+
 def bench_neural(quick: bool, repeat: int) -> list[Row]:
     """Wall time per Adam step of the default neural config (1 torch thread, its float32)."""
     from mfgnet.benchmarks import ergodic_torus
@@ -152,13 +179,14 @@ def bench_finite(quick: bool, repeat: int) -> list[Row]:
     return rows
 
 
-PARTS = {"grid": bench_grid, "neural": bench_neural, "agents": bench_agents, "finite": bench_finite}
+PARTS = {"grid": bench_grid, "grid_levels": bench_grid_levels, "neural": bench_neural, "agents": bench_agents, "finite": bench_finite}
 
 
 def table(rows: list[Row], command: str, machine: str, total_s: float) -> str:
     lines = ["# mfgnet speed on this machine", "", f"Command: `{command}`  ", f"Machine: {machine}  ",
              f"Total time {total_s:.1f} s. Rows are the best of the repeats; times are wall clock, so a shared "
-             "machine makes them upper bounds.", "",
+             "machine makes them upper bounds (grid_levels: medians of interleaved CPU times, with its "
+             "reference in the same run).", "",
              "| part | case | speed | unit | notes |", "|---|---|---|---|---|"]
     lines += [f"| {r.part} | {r.case} | {r.value:.3g} | {r.unit} | {r.note} |" for r in rows]
     return "\n".join(lines) + "\n"
