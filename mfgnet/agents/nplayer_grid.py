@@ -196,7 +196,9 @@ class DiscreteGame:
 
 def gap_curve(game: DiscreteGame, sizes, realisations: int = 32, seed: int = 0, verbose: bool = False) -> dict:
     """Both gains and the crowd's L1 distance from m for each N in ``sizes``, with the fitted slopes
-    of their logs against log N (``slope_informed``, ``slope_markov``, ``slope_crowd_l1``).
+    of their logs against log N (``slope_informed``, ``slope_markov``, ``slope_crowd_l1``).  Gains at or
+    below ``RESOLVED_GAIN`` (1e-12, round-off of the two costs) are reported as computed but left out of
+    the slopes.
 
     Parameters
     ----------
@@ -210,9 +212,6 @@ def gap_curve(game: DiscreteGame, sizes, realisations: int = 32, seed: int = 0, 
         Seed of the simulations (one generator for the whole curve).
     verbose : bool
         Log each N at INFO level.
-
-    Gains at or below ``RESOLVED_GAIN`` (1e-12, round-off of the two costs) are reported as computed
-    but left out of the slopes.
     """
     from mfgnet.evaluation.sweep import loglog_slope
 
