@@ -179,7 +179,8 @@ def bench_finite(quick: bool, repeat: int) -> list[Row]:
     return rows
 
 
-PARTS = {"grid": bench_grid, "grid_levels": bench_grid_levels, "neural": bench_neural, "agents": bench_agents, "finite": bench_finite}
+PARTS = {"grid": bench_grid, "grid_levels": bench_grid_levels, "neural": bench_neural, "agents": bench_agents,
+         "finite": bench_finite}
 
 
 def table(rows: list[Row], command: str, machine: str, total_s: float) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from scipy.linalg.lapack import dgttrf, dgttrs
 
 from mfgnet.grid.mesh import Grid
 
@@ -108,7 +109,6 @@ class LevelFactors:
         self._blocks = (sp.kron(sp.identity(levels), base) + J).tocsc()
         self._blocks.sort_indices()
         self._tridiagonal = self.tridiagonal_1d and dim == 1 and n >= 3
-        self._spec = "COLAMD"
         self._lu = None
 
     @property
@@ -117,7 +117,7 @@ class LevelFactors:
             if self._tridiagonal:
                 self._lu = _Tridiagonal.levels(self._blocks, self.levels, self.n)
             else:
-                self._lu = [spla.splu(diagonal_block(self._blocks, k, self.n), permc_spec=self._spec)
+                self._lu = [spla.splu(diagonal_block(self._blocks, k, self.n), permc_spec="COLAMD")
                             for k in range(self.levels)]
             self._blocks = None
         return self._lu
@@ -150,14 +150,12 @@ class _Tridiagonal:
     x = y - (v·y)/(1 + v·z) z, T y = b, T z = u (transposed: the roles of u and v swap).
     """
 
-    def __init__(self, dl, d, du, ipiv, du2, corners) -> None:
-        self.factors = (dl, d, du, du2, ipiv)
-        self.corners = corners  # None, or (u, v, z, z_t, 1 + v·z, 1 + u·z_t)
+    def __init__(self, factors: tuple) -> None:
+        self.factors = factors  # gttrf's (dl, d, du, du2, ipiv), the arguments gttrs takes
+        self.corners = None  # a torus level: (u, v, z, z_t, 1 + v·z, 1 + u·z_t)
 
     @classmethod
-    def levels(cls, blocks: sp.csc_matrix, levels: int, n: int) -> list["_Tridiagonal"]:
-        from scipy.linalg.lapack import dgttrf
-
+    def levels(cls, blocks: sp.csc_matrix, levels: int, n: int) -> list[_Tridiagonal]:
         main = blocks.diagonal(0).reshape(levels, n)
         upper = np.append(blocks.diagonal(1), 0.0).reshape(levels, n)[:, :-1]
         lower = np.append(blocks.diagonal(-1), 0.0).reshape(levels, n)[:, :-1]
@@ -175,7 +173,7 @@ class _Tridiagonal:
             dl, dd, du, du2, ipiv, info = dgttrf(lower[k].copy(), d, upper[k].copy())
             if info != 0:
                 raise np.linalg.LinAlgError(f"singular time level {k} (gttrf info {info})")
-            level = cls(dl, dd, du, ipiv, du2, None)
+            level = cls((dl, dd, du, du2, ipiv))
             if cyclic:
                 u = np.zeros(n)
                 v = np.zeros(n)
@@ -187,10 +185,7 @@ class _Tridiagonal:
         return out
 
     def _solve_t(self, b: np.ndarray, trans: str) -> np.ndarray:
-        from scipy.linalg.lapack import dgttrs
-
-        dl, d, du, du2, ipiv = self.factors
-        x, info = dgttrs(dl, d, du, du2, ipiv, b, trans=trans)
+        x, _ = dgttrs(*self.factors, b, trans=trans)  # info is nonzero only for malformed arguments
         return x
 
     def solve(self, b: np.ndarray, trans: str = "N") -> np.ndarray:

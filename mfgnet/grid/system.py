@@ -167,7 +167,7 @@ class TimeDependentHJB:
         self.shape = M.shape
 
     @classmethod
-    def with_costs(cls, disc: Discretisation, F: np.ndarray, G: np.ndarray) -> "TimeDependentHJB":
+    def with_costs(cls, disc: Discretisation, F: np.ndarray, G: np.ndarray) -> TimeDependentHJB:
         """The same equation with the crowd costs given instead of a density: F at levels 1..Nt
         (Nt, n) and G (n,) (a deviator's expected or realised costs in an N-player game)."""
         system = cls.__new__(cls)
