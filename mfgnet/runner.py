@@ -181,6 +181,13 @@ def prepare_run(cfg: dict) -> tuple[MFGProblem, Solution | None, SolverSpec, Any
     return problem, exact, spec, solver_config
 
 
+def _is_short_table(value) -> bool:
+    """A list of at most 50 flat dicts of scalars (kept in metrics.json as it is)."""
+    scalar = (bool, int, float, str, type(None))
+    return (isinstance(value, list) and 0 < len(value) <= 50
+            and all(isinstance(row, dict) and all(isinstance(v, scalar) for v in row.values()) for row in value))
+
+
 def collect_metrics(solution: Solution, exact: Solution | None, wall_time_s: float) -> dict:
     """The metrics every run reports (keys shared by all solvers)."""
     diag = solution.diagnostics
@@ -196,8 +203,13 @@ def collect_metrics(solution: Solution, exact: Solution | None, wall_time_s: flo
     if solution.ergodic_constant is not None:
         metrics["lambda"] = float(solution.ergodic_constant)
     for key, value in diag.extra.items():
-        if isinstance(value, (bool, int, float, str)) and key not in metrics:
+        if key in metrics:
+            continue
+        if isinstance(value, (bool, int, float, str)):
             metrics[key] = value
+        elif _is_short_table(value):  # e.g. the grid's continuation stages: a few rows of scalars
+            metrics[key] = [{k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()}
+                            for row in value]
     populations = getattr(solution, "populations", None)
     if populations is not None:  # K populations: each one's numbers, suffixed _1 .. _K
         for k, population in enumerate(populations, start=1):

@@ -1,6 +1,16 @@
 """Shared fixtures."""
 
+import os
+
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under pytest-xdist (the README's test command runs one worker per core) each worker, and the
+    # subprocesses its tests start, computes on one thread: the tests' problems are small, and
+    # worker threads competing for the same cores cost more than they gain (OpenBLAS's threaded
+    # level-1/2 calls doubled a loaded grid solve's time).  Set before torch or numpy is imported.
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
 
 
 @pytest.fixture(scope="module")

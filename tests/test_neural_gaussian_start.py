@@ -66,13 +66,14 @@ def test_shape_fit_restores_m0_at_t0(name, tolerance):
 
 
 def test_gaussian_start_alone_finds_the_travelling_crowd():
-    """lq_offset_1d (B2 off-centre: the crowd travels eight m0-widths, exact solution): 300 steps of
-    the Gaussian start alone (no residual training) bring m within 15 % and u within 5 % (rel L2 at
-    exact samples), where the same 300 steps of residual training from the usual start leave the
-    crowd behind (m over 80 % off)."""
+    """lq_offset_1d (B2 off-centre: the crowd travels eight m0-widths, exact solution): 600 steps of
+    the Gaussian start alone (no residual training) bring m within 20 % and u within 5 % (rel L2 at
+    exact samples; 300 steps leave m 25 % off), where residual training from the usual start leaves
+    the crowd behind (m 96 % off after 300 steps, a quarter of the start's wall time; over 80 % off
+    after 600)."""
     problem, exact = ZOO["lq_offset_1d"](), exact_solution("lq_offset_1d")
     started = solve_neural(problem, dict(SMALL, steps=0, warm_start="gaussian", warm_start_steps=600))
-    plain = solve_neural(problem, dict(SMALL, steps=600, warm_start="off"))
+    plain = solve_neural(problem, dict(SMALL, steps=300, warm_start="off"))
     info = started.diagnostics.extra["warm_start"]
     assert info["source"] == "gaussian" and info["stopped"] is None and info["fits"] == 60
     err, err_plain = compare(started, exact), compare(plain, exact)

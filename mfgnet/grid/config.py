@@ -37,6 +37,21 @@ class GridSolverConfig(Settings):
         Damped Picard steps before Newton, >= 0.
     damping : float
         Picard step θ in (0, 1]: m <- (1-θ) m + θ m_best_response.
+    continuation : str
+        Time-dependent Newton solves only.  "auto": when the problem's ν is below
+        ``continuation_from``, solve first with ν = ``continuation_from`` and lower ν by the
+        factor ``continuation_ratio`` per stage down to the problem's ν, each stage's Newton
+        starting from the solution of the one before (small ν makes Newton from the Picard
+        warm start slow and the warm start itself divergent: crowd aversion with ν = 1e-3,
+        T = 2 took 35 Newton steps from it; results/grid_small_noise.md).  "off": one
+        Newton solve at the problem's ν.  ``diagnostics.extra["continuation"]`` lists the
+        stages (ν, Newton and GMRES iterations, why each stopped).
+    continuation_from : float
+        The first stage's ν (> 0).
+    continuation_ratio : float
+        ν falls by this factor per stage (> 1); a problem's ν is reached from the last stage
+        above both ``continuation_ratio`` × ν and ``continuation_from`` / 1000 (ν = 0 from 2e-3
+        with the defaults).
     order : int
         1 (the monotone first-order scheme) or 2 (Richardson extrapolation of the runs
         on N and 2N cells, see [`solve_grid`][mfgnet.grid.solver.solve_grid]).
@@ -60,6 +75,9 @@ class GridSolverConfig(Settings):
     max_iterations: int = number(50, 1, 10**6, integer=True)
     picard_warmup: int = number(3, 0, 10**6, integer=True)
     damping: float = number(0.5, 0.0, 1.0, lo_open=True)
+    continuation: str = choice("auto", "off")
+    continuation_from: float = number(0.2, 0.0, lo_open=True)
+    continuation_ratio: float = number(10.0, 1.0, lo_open=True)
     order: int = number(1, 1, 2, integer=True)
     mean_control_tol: float = number(1e-8, 0.0, lo_open=True)
     mean_control_iterations: int = number(60, 1, 10**4, integer=True)

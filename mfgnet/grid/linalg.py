@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from scipy.linalg import solve_triangular
 from scipy.linalg.lapack import dgttrf, dgttrs
 
 from mfgnet.grid.mesh import Grid
@@ -199,9 +200,12 @@ class _Tridiagonal:
 
 
 def gmres(matvec, b: np.ndarray, x0: np.ndarray, rtol: float, max_iterations: int) -> tuple[np.ndarray, int]:
-    """Unrestarted GMRES (classical Gram-Schmidt applied twice, vectors stored as rows).
+    """Unrestarted GMRES (classical Gram-Schmidt, repeated where it cancelled, vectors stored as rows).
 
-    Stops when the residual falls below ``rtol * |b|``; returns (x, iterations).
+    The least-squares problem is kept triangular by Givens rotations, so the residual norm is
+    known after each iteration without a solve (a least-squares solve per iteration cost a
+    fifth of a small-ν grid solve).  Stops when the residual falls below ``rtol * |b|``;
+    returns (x, iterations).
     """
     r0 = b - matvec(x0)
     beta = float(np.linalg.norm(r0))
@@ -209,25 +213,45 @@ def gmres(matvec, b: np.ndarray, x0: np.ndarray, rtol: float, max_iterations: in
     if beta <= target:
         return x0, 0
     V = np.zeros((max_iterations + 1, b.size))
-    Hm = np.zeros((max_iterations + 1, max_iterations))
+    R = np.zeros((max_iterations, max_iterations))  # the rotated Hessenberg matrix, upper triangular
+    cos, sin = np.zeros(max_iterations), np.zeros(max_iterations)
+    g = np.zeros(max_iterations + 1)  # the rotated right-hand side beta e1
+    g[0] = beta
     V[0] = r0 / beta
     k = 0
-    y = np.zeros(0)
     for k in range(1, max_iterations + 1):
         w = matvec(V[k - 1])
-        for _ in range(2):
-            h = V[:k] @ w
-            w = w - h @ V[:k]
-            Hm[:k, k - 1] += h
-        Hm[k, k - 1] = float(np.linalg.norm(w))
-        e1 = np.zeros(k + 1)
-        e1[0] = beta
-        y, *_ = np.linalg.lstsq(Hm[:k + 1, :k], e1, rcond=None)
-        residual = float(np.linalg.norm(Hm[:k + 1, :k] @ y - e1))
-        if residual <= target or Hm[k, k - 1] <= 1e-14 * beta:
+        h = np.zeros(k + 1)
+        before = float(np.linalg.norm(w))
+        for _ in range(2):  # a second pass only when the first cancelled much of w ("twice is enough")
+            c = V[:k] @ w
+            w = w - c @ V[:k]
+            h[:k] += c
+            h[k] = float(np.linalg.norm(w))
+            if h[k] > 0.7 * before:
+                break
+            before = h[k]
+        for i in range(k - 1):  # the earlier rotations, in order
+            h[i], h[i + 1] = cos[i] * h[i] + sin[i] * h[i + 1], -sin[i] * h[i] + cos[i] * h[i + 1]
+        norm = float(np.hypot(h[k - 1], h[k]))
+        cos[k - 1], sin[k - 1] = (1.0, 0.0) if norm == 0 else (h[k - 1] / norm, h[k] / norm)
+        h[k - 1] = norm
+        g[k] = -sin[k - 1] * g[k - 1]
+        g[k - 1] = cos[k - 1] * g[k - 1]
+        R[:k, k - 1] = h[:k]
+        if abs(g[k]) <= target or h[k] <= 1e-14 * beta or norm == 0:
             break
-        V[k] = w / Hm[k, k - 1]
+        V[k] = w / h[k]
+    y = _upper_solve(R[:k, :k], g[:k])
     return x0 + y @ V[:k], k
+
+
+def _upper_solve(R: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """R y = g for upper triangular R; a zero pivot (breakdown on a singular operator) gives the
+    least-squares answer instead of infinities."""
+    if np.all(np.abs(np.diag(R)) > 0):
+        return solve_triangular(R, g)
+    return np.linalg.lstsq(R, g, rcond=None)[0]
 
 
 class CoupledTimeSolve:

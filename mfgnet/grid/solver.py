@@ -125,6 +125,8 @@ def solve_on_grid(problem: MFGProblem, grid: Grid, config: GridSolverConfig, qui
         "residual_floor": info["residual_floor"],
         "stopped_on": info["stopped_on"],
     }
+    if "continuation" in info:
+        extra["continuation"] = info["continuation"]
     if isinstance(problem.domain, Euclidean):
         extra["edge_mass"] = edge_mass_of(grid, m.reshape(-1, grid.n), warn=not quiet)
     diagnostics = Diagnostics(converged=info["converged"], iterations=info["newton"] + info["picard"],
@@ -187,7 +189,27 @@ def _judge(info: dict, config: GridSolverConfig, floor: float) -> None:
         info["stopped_on"] = "final_residual"  # the closing exact FP step moved the residual above tol
 
 
+def viscosity_stages(viscosity: float, config: GridSolverConfig) -> list[float]:
+    """The ν of each continuation stage, ending at ``viscosity`` (just [viscosity] when off).
+
+    Geometric from ``continuation_from`` by ``continuation_ratio``; the last intermediate stage
+    is above ``ratio × viscosity`` (so no stage is a smaller step than one ratio) and above
+    ``continuation_from / 1000`` (ν = 0 follows from there).
+    """
+    start, ratio = config.continuation_from, config.continuation_ratio
+    if config.continuation == "off" or config.method != "newton" or not viscosity < start:
+        return [viscosity]
+    stages, nu = [], start
+    while nu > max(ratio * viscosity, start * 1e-3) * (1 + 1e-12):
+        stages.append(nu)
+        nu /= ratio
+    return stages + [viscosity]
+
+
 def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig, report):
+    stages = viscosity_stages(disc.nu, config)
+    target = disc
+    disc = target.with_viscosity(stages[0])
     system = TimeDependentSystem(disc)
     start = time.perf_counter()
     M = np.tile(disc.m0, (disc.levels, 1))
@@ -200,19 +222,42 @@ def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig, report
         history.append(norm)
         info["picard"] += 1
         _report(config, "picard", k + 1, norm, start, report)
-        if norm <= config.tol:
+        if norm <= config.tol and len(stages) == 1:
             info["converged"] = info["picard_converged"] = True
             break
         theta = _weight(config, k)
         M = (1 - theta) * M + theta * fp_time_dependent(disc, U)
     if config.method == "newton" and not info["converged"]:
-        x0 = np.concatenate([np.zeros(M.size) if U is None else U.ravel(), M.ravel()])
-        res = newton(system, x0, config.tol, config.max_iterations, config.verbose, label="newton", report=report)
-        U, M = system.split(res.x)
-        history.extend(res.history[1:] if history else res.history)
-        info["newton"], info["converged"] = res.iterations, res.converged
-        info["stopped_on"] = res.stopped_on
-        info["gmres"] = system.linear_iterations[0]
+        x = np.concatenate([np.zeros(M.size) if U is None else U.ravel(), M.ravel()])
+        info["gmres"], stage_log = 0, []
+        for i, nu in enumerate(stages):
+            if i:
+                disc = target.with_viscosity(nu)
+                system = TimeDependentSystem(disc)
+            label = "newton" if len(stages) == 1 else f"newton ν={nu:.3g}"
+            res = newton(system, x, config.tol, config.max_iterations, config.verbose, label=label, report=report)
+            x = res.x
+            history.extend(res.history[1:] if history else res.history)
+            info["newton"] += res.iterations
+            info["gmres"] += system.linear_iterations[0]
+            info["converged"], info["stopped_on"] = res.converged, res.stopped_on
+            stage_log.append({"viscosity": nu, "newton_iterations": res.iterations,
+                              "gmres_iterations": system.linear_iterations[0], "stopped_on": res.stopped_on,
+                              "residual": res.residual})
+            if not res.converged:
+                if i < len(stages) - 1:
+                    info["stopped_on"] = f"continuation: {res.stopped_on} at ν={nu:.3g}"
+                    logger.warning(
+                        "grid solver: the continuation in ν stopped at stage %d of %d (ν = %.3g, the problem's "
+                        "%.3g): Newton %s with residual %.2e. Try a smaller solver.continuation_ratio, more "
+                        "solver.max_iterations, or more cells.", i + 1, len(stages), nu, target.nu,
+                        res.stopped_on, res.residual)
+                break
+        U, M = system.split(x)
+        if len(stages) > 1:
+            info["continuation"] = stage_log
+    if disc is not target:  # a stage before the last failed, or Picard only: judge at the problem's ν
+        disc, system = target, TimeDependentSystem(target)
     # The exact discrete FP step for the final u: mass to round-off and m >= 0 by the M-matrix.
     M = fp_time_dependent(disc, U)
     info["clipped"] = float(min(M.min(), 0.0))

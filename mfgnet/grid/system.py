@@ -23,6 +23,8 @@ unknowns ``z = Rᵀ m`` (bordering rows of the sparse matrix) in the ergodic one
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -68,6 +70,15 @@ class Discretisation:
         else:
             self.terminal = GridCoupling(problem.terminal_cost, grid, "terminal_cost")
             self.m0 = initial_density_on(problem, grid)
+
+    def with_viscosity(self, nu: float) -> Discretisation:
+        """The same discretisation with ν replaced (continuation in ν); ``self`` if unchanged."""
+        if nu == self.nu:
+            return self
+        other = copy.copy(self)
+        other.nu = nu
+        other.__dict__.pop("_factors", None)  # factors of I/dt - ν Δ + J depend on ν
+        return other
 
     @property
     def levels(self) -> int:
