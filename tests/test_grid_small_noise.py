@@ -51,16 +51,18 @@ def test_continuation_reaches_the_same_solution_in_few_newton_steps(nu):
 
 
 def test_a_failed_stage_is_reported_not_hidden(caplog):
-    """One Newton step per stage cannot converge: converged is False, the stage and its ν are named, and
-    the residual is that of the problem's own ν."""
+    """One Newton step per stage cannot converge: converged is False, the stage and its ν are named in
+    one warning that says what to try, and the residual is that of the problem's own ν."""
     problem = crowd_aversion(viscosity=1e-3, horizon=1.0)
     with caplog.at_level(logging.WARNING, logger="mfgnet.grid.solver"):
         sol = solve_grid(problem, cells=32, progress=False, max_iterations=1)
     d = sol.diagnostics
     assert not d.converged
-    assert d.extra["stopped_on"] == "continuation: max_iterations at ν=0.2"
+    assert d.extra["stopped_on"] == "continuation: max_iterations at ν=0.2 (stage 1 of 3)"
     assert len(d.extra["continuation"]) == 1
-    assert "stage 1 of 3" in caplog.text and "continuation_ratio" in caplog.text
+    assert caplog.text.count("WARNING") == 1  # one message, with the stage and what to try
+    assert "not converged" in caplog.text and "stage 1 of 3" in caplog.text
+    assert "continuation_ratio=4" in caplog.text and "more solver.max_iterations" in caplog.text
     assert d.residual > 1e-6 and np.isfinite(d.residual)
 
 

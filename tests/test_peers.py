@@ -135,7 +135,11 @@ def test_bench_quick_table(tmp_path, capsys):
     text = out.read_text()
     assert text in capsys.readouterr().out
     rows = [ln for ln in text.splitlines() if ln.startswith("| finite") or ln.startswith("| agents")]
-    assert len(rows) == 3
+    from mfgnet.agents.simulation import fused
+
+    assert len(rows) == 3 + fused.AVAILABLE  # two finite rows; the numpy kernel, and the fused one with numba
+    if fused.AVAILABLE:
+        assert "× the numpy kernel" in text
     speeds = [float(r.split("|")[3]) for r in rows]
     assert all(s > 0 for s in speeds)
     assert "cores" in bench.machine_line() and "torch" in bench.machine_line()

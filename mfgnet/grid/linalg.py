@@ -262,8 +262,8 @@ class CoupledTimeSolve:
     ``(A_mm - A_mu A_uu⁻¹ A_um) dm = r2 - A_mu A_uu⁻¹ r1`` by GMRES preconditioned with
     ``A_mm⁻¹`` (the preconditioned operator is I minus the linearised Picard map, so GMRES
     needs few iterations when Picard contracts and still converges when it does not);
-    then ``du = A_uu⁻¹ (r1 - A_um dm)``.  ``counter`` (a one-element list) accumulates
-    GMRES iterations.
+    then ``du = A_uu⁻¹ (r1 - A_um dm)``.  ``counter`` (a list) accumulates GMRES iterations in
+    its first element and, if it has a second, the solves that stopped at ``max_iterations``.
     """
 
     def __init__(self, factors: LevelFactors, dt: float, apply_um, A_mu: sp.csr_matrix, counter: list,
@@ -286,6 +286,8 @@ class CoupledTimeSolve:
         b = fwd(r2 - mu_of(back(r1, dt)), dt).ravel()
         dm, iterations = gmres(op, b, b.copy(), self.rtol, self.max_iterations)
         self.counter[0] += iterations
+        if iterations >= self.max_iterations and len(self.counter) > 1:
+            self.counter[1] += 1  # an inexact Newton direction
         dm = dm.reshape(L, n)
         du = back(r1 - self.apply_um(dm), dt)
         return np.concatenate([du.ravel(), dm.ravel()])

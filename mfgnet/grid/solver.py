@@ -120,6 +120,7 @@ def solve_on_grid(problem: MFGProblem, grid: Grid, config: GridSolverConfig, qui
         "min_density": float(m.min()),
         "clipped_negative_density": info["clipped"],
         "gmres_iterations": info.get("gmres"),
+        "gmres_capped": info.get("gmres_capped", 0),
         "nodes": grid.n,
         "time_steps": grid.time_steps,
         "residual_floor": info["residual_floor"],
@@ -129,11 +130,35 @@ def solve_on_grid(problem: MFGProblem, grid: Grid, config: GridSolverConfig, qui
         extra["continuation"] = info["continuation"]
     if isinstance(problem.domain, Euclidean):
         extra["edge_mass"] = edge_mass_of(grid, m.reshape(-1, grid.n), warn=not quiet)
+    if not info["converged"] and not quiet:
+        logger.warning("grid solver on '%s': %s", problem.name, not_converged_advice(info, extra, config))
     diagnostics = Diagnostics(converged=info["converged"], iterations=info["newton"] + info["picard"],
                               residual=info["history"][-1], residual_history=info["history"],
                               wall_time_s=time.perf_counter() - start, extra=extra)
     shape = grid.cells if problem.is_ergodic else (grid.time_steps + 1, *grid.cells)
     return GridSolution(problem, grid, u.reshape(shape), m.reshape(shape), lam, diagnostics)
+
+
+def not_converged_advice(info: dict, extra: dict, config: GridSolverConfig) -> str:
+    """One paragraph for a solve that did not converge: where it stopped, and what to try."""
+    final = info["history"][-1]
+    text = (f"not converged: residual {final:.2e} > tolerance {max(config.tol, info['residual_floor']):.1e}, "
+            f"stopped on {info['stopped_on']} after {info['newton']} Newton and {info['picard']} Picard steps")
+    tips = []
+    if extra.get("gmres_capped"):
+        tips.append(f"{extra['gmres_capped']} of the Newton directions were inexact (GMRES stopped at its cap): the "
+                    "coupled system is stiff here (strong coupling, small ν); more cells or a weaker coupling first")
+    if "continuation" in info or str(info["stopped_on"]).startswith("continuation"):
+        tips.append("smaller continuation steps (solver.continuation_ratio=4)")
+    elif config.method == "newton" and config.continuation == "off":
+        tips.append("continuation in ν (solver.continuation=auto)")
+    if "max_iterations" in str(info["stopped_on"]):
+        tips.append("more solver.max_iterations")
+    if any(word in str(info["stopped_on"]) for word in ("stalled", "small_step", "singular")):
+        tips.append("a longer damped Picard start (solver.picard_warmup=20 solver.damping=0.3)")
+    if config.method != "fictitious_play":
+        tips.append("solver.method=fictitious_play (slow, but convergent for monotone couplings)")
+    return text + "; try: " + "; ".join(tips)
 
 
 def edge_mass_of(grid: Grid, m: np.ndarray, warn: bool = True) -> float:
@@ -240,18 +265,15 @@ def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig, report
             history.extend(res.history[1:] if history else res.history)
             info["newton"] += res.iterations
             info["gmres"] += system.linear_iterations[0]
+            info["gmres_capped"] = info.get("gmres_capped", 0) + system.linear_iterations[1]
             info["converged"], info["stopped_on"] = res.converged, res.stopped_on
             stage_log.append({"viscosity": nu, "newton_iterations": res.iterations,
                               "gmres_iterations": system.linear_iterations[0], "stopped_on": res.stopped_on,
                               "residual": res.residual})
             if not res.converged:
-                if i < len(stages) - 1:
-                    info["stopped_on"] = f"continuation: {res.stopped_on} at ν={nu:.3g}"
-                    logger.warning(
-                        "grid solver: the continuation in ν stopped at stage %d of %d (ν = %.3g, the problem's "
-                        "%.3g): Newton %s with residual %.2e. Try a smaller solver.continuation_ratio, more "
-                        "solver.max_iterations, or more cells.", i + 1, len(stages), nu, target.nu,
-                        res.stopped_on, res.residual)
+                if i < len(stages) - 1:  # reported with the advice of solve_on_grid
+                    info["stopped_on"] = (f"continuation: {res.stopped_on} at ν={nu:.3g} "
+                                          f"(stage {i + 1} of {len(stages)})")
                 break
         U, M = system.split(x)
         if len(stages) > 1:

@@ -112,7 +112,7 @@ class TimeDependentSystem:
     def __init__(self, disc: Discretisation) -> None:
         self.disc = disc
         self.nt, self.n = disc.levels, disc.grid.n
-        self.linear_iterations = [0]  # GMRES iterations of all Newton steps
+        self.linear_iterations = [0, 0]  # GMRES iterations of all Newton steps, and solves that hit the cap
 
     def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         size = self.nt * self.n

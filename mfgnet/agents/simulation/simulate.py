@@ -13,7 +13,11 @@ never meet until the end, where torch's intra-op threads would synchronise at ev
 operation (fatal on a loaded machine: each barrier can cost a scheduler slice).  A chunk
 of 2^16 agents keeps the working arrays in cache.  On a GPU the same steps run as torch
 operations on large chunks.  Each chunk has its own random stream (spawned from ``seed``),
-so results do not depend on the thread count.
+so results do not depend on the thread count.  With numba installed (``mfgnet[fast]``), 1D
+problems on a torus or box with linear interpolation and Gaussian noise run on the fused
+kernel of :mod:`mfgnet.agents.simulation.fused` instead (``backend="numba"``, the default
+there): the same statistics, twice the numpy kernel's rate on 2 cores (``python -m
+mfgnet.bench --only agents``).
 
 Noise: "gaussian" is Euler–Maruyama (float32 Box–Muller on the CPU); "uniform" draws ξ uniform on [-√3, √3] (mean 0,
 variance 1, symmetric), the simplified weak Euler scheme: the same weak order 1 for
@@ -32,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from mfgnet.agents.simulation import fused
 from mfgnet.agents.simulation.policy import TabulatedPolicy
 from mfgnet.agents.simulation.policy_simulation import simulate_policy
 from mfgnet.problems import Box, ProblemError, Torus, cell_centre_points, reflect_box, wrap_periodic
@@ -123,7 +128,8 @@ def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float |
     device : str or torch.device
         "cpu" or a torch device such as "cuda".
     backend : str or None
-        "numpy" (CPU only; the default there) or "torch" (the default elsewhere).
+        "numba" (the fused 1D kernel, CPU; the default where it applies and numba is installed),
+        "numpy" (CPU; the default otherwise) or "torch" (the default on other devices).
     threads : int or None
         CPU worker threads (default: the cores available to this process).
     seed : int
@@ -171,11 +177,19 @@ def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float |
     if record[0] < 0 or record[-1] > n_steps:
         raise ProblemError(f"record_steps must lie in 0..{n_steps}")
     device = torch.device(device)
-    backend = backend or ("numpy" if device.type == "cpu" else "torch")
-    if backend not in ("numpy", "torch") or (backend == "numpy" and device.type != "cpu"):
-        raise ProblemError(f"backend must be 'numpy' (CPU) or 'torch', got {backend!r} on {device}")
-    on_cpu = backend == "numpy"
-    chunk_size = int(chunk_size or (1 << 16 if on_cpu else 1 << 22))
+    fused_fits = d == 1 and interp == "linear" and noise == "gaussian" and isinstance(problem.domain, (Torus, Box))
+    if backend is None:
+        backend = "torch" if device.type != "cpu" else ("numba" if fused.AVAILABLE and fused_fits else "numpy")
+    if backend not in ("numpy", "numba", "torch") or (backend != "torch" and device.type != "cpu"):
+        raise ProblemError(f"backend must be 'numpy' or 'numba' (CPU) or 'torch', got {backend!r} on {device}")
+    if backend == "numba" and not fused_fits:
+        raise ProblemError("backend='numba' (the fused kernel) covers 1D problems on a torus or box with "
+                           f"interp='linear' and noise='gaussian'; got dim={d}, interp={interp!r}, noise={noise!r} "
+                           f"on {type(problem.domain).__name__}: use backend='numpy'")
+    if backend == "numba" and not fused.AVAILABLE:
+        raise ProblemError("backend='numba' needs numba: pip install 'mfgnet[fast]' (or use backend='numpy')")
+    on_cpu = backend != "torch"
+    chunk_size = int(chunk_size or (1 << 20 if backend == "numba" else 1 << 16 if on_cpu else 1 << 22))
     if chunk_size < 1:
         raise ProblemError(f"chunk_size must be >= 1, got {chunk_size}")
     threads = int(threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
@@ -195,6 +209,8 @@ def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float |
                  [policy.slice_index(t0 + k * dt) for k in range(n_steps)], device, backend)
     n_chunks = -(-n_agents // chunk_size)
     seeds = np.random.SeedSequence(seed).spawn(n_chunks)
+    tables = fused.FusedTables(spec) if backend == "numba" else None
+    key = int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0])  # the fused kernel's counter key
 
     def run(c: int):
         n = min(chunk_size, n_agents - c * chunk_size)
@@ -203,7 +219,9 @@ def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float |
         x0 = _sample_initial(solution, problem, n, gen, t0, initial)
         t_init = time.perf_counter() - ti
         ts = time.perf_counter()
-        if on_cpu:
+        if tables is not None:
+            hist, x = fused.simulate_chunk_1d(tables, x0.numpy().astype(np.float32), key, c * chunk_size)
+        elif on_cpu:
             hist, x = _run_numpy(spec, x0.numpy().astype(np.float32), np.random.default_rng(seeds[c]))
         else:
             tgen = torch.Generator(device=device).manual_seed(int(seeds[c].generate_state(1)[0]))
@@ -216,9 +234,12 @@ def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float |
 
     start = time.perf_counter()
     bar = progress_bar(n_chunks, f"simulate {n_agents:.0e} agents", enabled=progress, unit="chunk")
-    if on_cpu and threads > 1 and n_chunks > 1:
+    if backend == "numpy" and threads > 1 and n_chunks > 1:
         with ThreadPoolExecutor(threads) as pool:
             outs = list(pool.map(run, range(n_chunks)))
+    elif backend == "numba":  # numba runs its own threads inside each chunk
+        with fused.thread_count(threads):
+            outs = [run(c) for c in range(n_chunks)]
     else:
         outs = [run(c) for c in range(n_chunks)]
     bar.close()
@@ -231,7 +252,10 @@ def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float |
     t_init = sum(o[2] for o in outs)
     t_steps = sum(o[3] for o in outs)
     times = [t0 + k * dt for k in record]
-    steps_wall = max(wall - t_init / max(min(threads, n_chunks), 1), 1e-12) if on_cpu else max(t_steps, 1e-12)
+    if backend == "numpy":  # chunks ran side by side on the pool: their draws overlapped
+        steps_wall = max(wall - t_init / max(min(threads, n_chunks), 1), 1e-12)
+    else:  # one chunk at a time (numba's threads, or the device, inside each)
+        steps_wall = max(t_steps, 1e-12)
     return SimulationResult(times, hist.reshape((len(record),) + (bins,) * d), lower, upper, n_agents, n_steps, dt,
                             samples, wall, n_agents * n_steps / steps_wall,
                             {"tabulate_s": tab_time, "initial_s": t_init, "steps_s": t_steps, "threads": threads,

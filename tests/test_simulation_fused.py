@@ -1,0 +1,101 @@
+"""The fused 1D simulation kernel (numba, issue 16): its normals, its reproducibility across threads
+and chunks, and the same statistics as the numpy kernel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("numba")
+
+from scipy import stats  # noqa: E402
+
+from mfgnet.agents.simulation import TabulatedPolicy, fused, simulate  # noqa: E402
+from mfgnet.benchmarks import hopf_cole  # noqa: E402
+from mfgnet.grid import solve_grid  # noqa: E402
+from mfgnet.problems import ProblemError  # noqa: E402
+from mfgnet.problems.examples import crowd_aversion  # noqa: E402
+
+
+def test_ziggurat_normals_are_standard_normal():
+    z = fused.standard_normals(2024, 2_000_000).astype(np.float64)
+    n = z.size
+    assert abs(z.mean()) < 4 / np.sqrt(n) and abs(z.var() - 1) < 4 * np.sqrt(2 / n)
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    for a in (1.0, 2.0, 3.0, 3.5):  # the tail beyond r = 3.44 comes from the slow path
+        p, exact = (z > a).mean(), stats.norm.sf(a)
+        assert abs(p - exact) < 5 * np.sqrt(exact / n), (a, p, exact)
+    assert np.array_equal(fused.standard_normals(2024, 1000), fused.standard_normals(2024, 1000))
+    assert not np.array_equal(fused.standard_normals(2024, 1000), fused.standard_normals(2025, 1000))
+
+
+@pytest.fixture(scope="module")
+def b3():
+    bench = hopf_cole()
+    steps = 20
+    policy = TabulatedPolicy.from_solution(bench.exact, [0.5 * k / steps for k in range(steps)], 512)
+    return bench, policy, steps
+
+
+def test_same_seed_same_agents_whatever_the_threads(b3):
+    """The noise is counter-based (agent, step): 1 or 2 threads give the same agents to the bit; the
+    initial positions are drawn per chunk (as for the numpy kernel), so the chunk size is part of the run."""
+    bench, policy, steps = b3
+    runs = [simulate(bench.exact, 30_000, steps, policy=policy, backend="numba", threads=threads, chunk_size=8192,
+                     keep_samples=8192, record_steps=[0, 10, steps], progress=False, seed=7)
+            for threads in (1, 2, 2)]
+    for other in runs[1:]:
+        assert torch.equal(other.histograms, runs[0].histograms)
+        assert torch.equal(other.samples, runs[0].samples)
+    assert runs[0].timings["backend"] == "numba"
+    other_seed = simulate(bench.exact, 30_000, steps, policy=policy, backend="numba", chunk_size=8192,
+                          record_steps=[steps], progress=False, seed=8)
+    assert not torch.equal(other_seed.histograms[-1], runs[0].histograms[-1])
+
+
+def _l1_to_exact(bench, res, bins):
+    centres = (torch.arange(bins, dtype=torch.float64) + 0.5) / bins
+    m = bench.exact.density(torch.full((bins, 1), bench.problem.horizon, dtype=torch.float64), centres[:, None])
+    return float((res.histograms[-1] - m / m.sum()).abs().sum())
+
+
+def test_same_statistics_as_the_numpy_kernel_on_the_torus(b3):
+    """B3 (exact policy): both kernels' histograms of 400k agents are as far from the exact m(T) as each
+    other (the scheme's time-step bias plus sampling noise), and from each other only by noise."""
+    bench, policy, steps = b3
+    bins, n = 128, 400_000
+    fast, plain = (simulate(bench.exact, n, steps, policy=policy, backend=b, bins=bins, progress=False, seed=1)
+                   for b in ("numba", "numpy"))
+    l1_fast, l1_plain = _l1_to_exact(bench, fast, bins), _l1_to_exact(bench, plain, bins)
+    noise = np.sqrt(2 * bins / (np.pi * n))  # E|histogram - p|_1 of n multinomial draws (p ~ uniform)
+    assert abs(l1_fast - l1_plain) < noise, (l1_fast, l1_plain, noise)
+    assert float((fast.histograms[-1] - plain.histograms[-1]).abs().sum()) < 2 * np.sqrt(2) * noise
+
+
+def test_same_statistics_as_the_numpy_kernel_in_a_box():
+    """A no-flux box (crowd aversion, its grid solution's policy): the same mean, spread and mass by the
+    faces from both kernels (reflection included)."""
+    solution = solve_grid(crowd_aversion(viscosity=0.1), cells=64, progress=False)
+    n = 200_000
+    runs = [simulate(solution, n, 40, backend=b, keep_samples=n, progress=False, seed=3, bins=64)
+            for b in ("numba", "numpy")]
+    x_fast, x_plain = (r.samples[:, 0].numpy() for r in runs)
+    assert x_fast.min() >= 0 and x_fast.max() <= 1
+    se = x_plain.std() / np.sqrt(n)
+    assert abs(x_fast.mean() - x_plain.mean()) < 5 * np.sqrt(2) * se
+    assert abs(x_fast.std() - x_plain.std()) < 0.01 * x_plain.std()
+    assert abs((x_fast > 0.95).mean() - (x_plain > 0.95).mean()) < 0.005
+
+
+def test_default_backend_and_refusals(b3, monkeypatch):
+    bench, policy, steps = b3
+    assert simulate(bench.exact, 1000, steps, policy=policy, progress=False).timings["backend"] == "numba"
+    uniform = simulate(bench.exact, 1000, steps, policy=policy, noise="uniform", progress=False)
+    assert uniform.timings["backend"] == "numpy"  # the fused kernel draws Gaussian noise only
+    with pytest.raises(ProblemError, match="backend='numba'.*noise='uniform'"):
+        simulate(bench.exact, 1000, steps, policy=policy, noise="uniform", backend="numba", progress=False)
+    monkeypatch.setattr(fused, "AVAILABLE", False)
+    assert simulate(bench.exact, 1000, steps, policy=policy, progress=False).timings["backend"] == "numpy"
+    with pytest.raises(ProblemError, match="needs numba"):
+        simulate(bench.exact, 1000, steps, policy=policy, backend="numba", progress=False)
