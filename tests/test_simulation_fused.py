@@ -38,20 +38,35 @@ def b3():
     return bench, policy, steps
 
 
-def test_same_seed_same_agents_whatever_the_threads(b3):
-    """The noise is counter-based (agent, step): 1 or 2 threads give the same agents to the bit; the
-    initial positions are drawn per chunk (as for the numpy kernel), so the chunk size is part of the run."""
+def test_same_seed_same_agents_whatever_the_threads_and_chunks(b3):
+    """Counter-based numbers for the initial positions (m0's quantile table) and the noise (agent, step):
+    1 or 2 threads and any chunk size give the same agents to the bit."""
     bench, policy, steps = b3
-    runs = [simulate(bench.exact, 30_000, steps, policy=policy, backend="numba", threads=threads, chunk_size=8192,
-                     keep_samples=8192, record_steps=[0, 10, steps], progress=False, seed=7)
-            for threads in (1, 2, 2)]
+    runs = [simulate(bench.exact, 30_000, steps, policy=policy, backend="numba", threads=threads, chunk_size=chunk,
+                     keep_samples=4096, record_steps=[0, 10, steps], progress=False, seed=7)
+            for threads, chunk in ((1, 1 << 20), (2, 4096), (2, 30_000))]
     for other in runs[1:]:
         assert torch.equal(other.histograms, runs[0].histograms)
         assert torch.equal(other.samples, runs[0].samples)
     assert runs[0].timings["backend"] == "numba"
-    other_seed = simulate(bench.exact, 30_000, steps, policy=policy, backend="numba", chunk_size=8192,
-                          record_steps=[steps], progress=False, seed=8)
+    other_seed = simulate(bench.exact, 30_000, steps, policy=policy, backend="numba", record_steps=[steps],
+                          progress=False, seed=8)
     assert not torch.equal(other_seed.histograms[-1], runs[0].histograms[-1])
+
+
+def test_initial_positions_follow_m0(b3):
+    """The quantile table's draw against m0's CDF (B3's m0 on the torus): a KS test on 10^6 agents, and
+    agents numbered alike get the same position whatever the range they are drawn in."""
+    bench, _, _ = b3
+    problem = bench.problem
+    q = fused.quantile_table(problem)
+    x = fused.initial_positions(q, 99, 0, 1_000_000)[:, 0].astype(np.float64)
+    grid = np.linspace(0, 1, 20_001)
+    centres = torch.as_tensor(0.5 * (grid[1:] + grid[:-1]))[:, None]
+    cdf = np.concatenate([[0.0], np.cumsum(problem.initial_density(centres).numpy())])
+    cdf /= cdf[-1]
+    assert stats.kstest(x, lambda v: np.interp(v, grid, cdf)).pvalue > 1e-3
+    assert np.array_equal(fused.initial_positions(q, 99, 500, 100), fused.initial_positions(q, 99, 0, 600)[500:])
 
 
 def _l1_to_exact(bench, res, bins):

@@ -10,9 +10,11 @@ Random numbers are counter-based: the pair of standard normals of agent ``i`` at
 to ``key + i · P + p`` times γ (γ the golden-ratio increment, P the number of step pairs), and
 the normals come from a ziggurat (Marsaglia and Tsang 2000) on each 32-bit half: a table
 lookup and a multiplication in 99 % of draws, where Box–Muller's logarithm and sine cost
-three times the rest of the step.  So the noise does not depend on the thread count or on
-how agents are split into chunks (the initial positions are drawn per chunk, as for the numpy
-kernel), and any agent's path can be recomputed by itself.  The statistics are those of
+three times the rest of the step.  The initial positions come from m0's quantile table
+(:func:`quantile_table`) at one counter per agent as well (rejection sampling, the numpy path's
+draw, took longer than the steps at N = 10^7).  So a run depends on the seed alone, not on the
+thread count or on how agents are split into chunks, and any agent's path can be recomputed by
+itself.  The statistics are those of
 the numpy kernel (same scheme, independent numbers): tests/test_simulation_fused.py compares
 them, and ``python -m mfgnet.bench --only agents`` times the two side by side.
 """
@@ -45,6 +47,30 @@ def _compiled():
 def kernel():
     """The compiled kernel (compiled on first use, cached on disk by numba)."""
     return _compiled()[0]
+
+
+def quantile_table(problem, nodes: int = 1 << 16) -> np.ndarray:
+    """m0's quantile function at ``nodes`` equally spaced probabilities (1D, bounded domain): the CDF
+    by the midpoint rule on as many cells, inverted by linear interpolation.  Sampling it linearly
+    is exact for the piecewise-constant density on those cells (an O(h²) change of m0)."""
+    import torch
+
+    lower, upper = (float(v[0]) for v in problem.bounding_box().bounds())
+    edges = np.linspace(lower, upper, nodes + 1)
+    centres = torch.as_tensor(0.5 * (edges[1:] + edges[:-1]), dtype=torch.float64)[:, None]
+    with torch.no_grad():
+        weight = np.clip(problem.initial_density(centres).numpy().astype(np.float64), 0.0, None)
+    cdf = np.concatenate([[0.0], np.cumsum(weight)])
+    cdf /= cdf[-1]
+    return np.interp(np.linspace(0.0, 1.0, nodes + 1), cdf, edges)
+
+
+def initial_positions(quantiles: np.ndarray, key: int, first_agent: int, n: int) -> np.ndarray:
+    """Positions (n, 1) float32 of agents first_agent ... first_agent + n − 1 drawn from the quantile
+    table, each from its own counter (so independent of chunks and threads)."""
+    out = np.empty(n, np.float64)
+    _compiled()[2](quantiles, np.uint64(key), np.int64(first_agent), out)
+    return out.astype(np.float32)[:, None]
 
 
 def standard_normals(key: int, n: int) -> np.ndarray:
@@ -182,6 +208,17 @@ def _compile():
                     yb[a] = yi
             y[lo:hi] = yb
 
+    @numba.njit(parallel=True, fastmath=True, cache=True)
+    def initial(quantiles, key, first_agent, out):
+        """out[i] = Q(u) for agent first_agent + i, u its own uniform, Q linear between the table's
+        nodes (the quantile function of m0 at equally spaced probabilities)."""
+        steps = quantiles.shape[0] - 1
+        for i in numba.prange(out.shape[0]):
+            u = ((hash64(key + np.uint64(first_agent + i)) >> np.uint64(11))) * (1.0 / 9007199254740992.0)
+            s = u * steps
+            k = min(int(s), steps - 1)
+            out[i] = quantiles[k] + (quantiles[k + 1] - quantiles[k]) * (s - k)
+
     @numba.njit(cache=True)
     def draw(key, n_pairs):
         """The 2 n_pairs normals of counters key, key + 1, ... (for tests)."""
@@ -190,7 +227,7 @@ def _compile():
             out[2 * p], out[2 * p + 1] = normals(key + np.uint64(p))
         return out
 
-    return run, draw
+    return run, draw, initial
 
 
 @contextlib.contextmanager
