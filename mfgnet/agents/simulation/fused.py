@@ -214,7 +214,7 @@ def _compile():
         nodes (the quantile function of m0 at equally spaced probabilities)."""
         steps = quantiles.shape[0] - 1
         for i in numba.prange(out.shape[0]):
-            u = ((hash64(key + np.uint64(first_agent + i)) >> np.uint64(11))) * (1.0 / 9007199254740992.0)
+            u = (hash64(key + np.uint64(first_agent + i)) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
             s = u * steps
             k = min(int(s), steps - 1)
             out[i] = quantiles[k] + (quantiles[k + 1] - quantiles[k]) * (s - k)
