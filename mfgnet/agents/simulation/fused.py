@@ -22,24 +22,33 @@ them, and ``python -m mfgnet.bench --only agents`` times the two side by side.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 
 import numpy as np
 
-try:  # an optional dependency: without it the numpy kernel runs
-    import numba
-except ImportError:  # pragma: no cover - depends on the environment
-    numba = None
-
-AVAILABLE = numba is not None
+# numba is an optional dependency (without it the numpy kernel runs), imported on first use: it
+# costs about half a second, which `import mfgnet.agents` need not pay.
+AVAILABLE = importlib.util.find_spec("numba") is not None
+numba = None
 _KERNEL = None
 _BLOCK = 256  # agents advanced together (see the kernel)
+
+
+def _numba():
+    global numba
+    if numba is None:
+        if not AVAILABLE:
+            raise ImportError("the fused simulation kernel needs numba: pip install 'mfgnet[fast]'")
+        import numba as module
+
+        numba = module
+    return numba
 
 
 def _compiled():
     global _KERNEL
     if _KERNEL is None:
-        if numba is None:
-            raise ImportError("the fused simulation kernel needs numba: pip install 'mfgnet[fast]'")
+        _numba()
         _KERNEL = _compile()
     return _KERNEL
 
@@ -233,6 +242,7 @@ def _compile():
 @contextlib.contextmanager
 def thread_count(threads: int):
     """numba's thread count set to ``threads`` (at most its pool size) for the block."""
+    _numba()
     before = numba.get_num_threads()
     numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
     try:
@@ -266,6 +276,7 @@ def simulate_chunk_1d(tables: FusedTables, x: np.ndarray, key: int, first_agent:
     (1D torus or box, linear interpolation, Gaussian noise); returns (histograms (R, bins) int64,
     final positions (n, 1) float32)."""
     t = tables
+    _numba()
     y = ((x[:, 0].astype(np.float64) - t.lo) / t.h).astype(np.float32)
     hist = np.zeros((numba.get_num_threads(), t.n_record, t.bins), np.int64)
     kernel()(y, t.vals, t.slopes, t.step_slice, t.record_index, t.noise_scale, t.periodic, np.float32(t.extent),
