@@ -82,6 +82,13 @@ def initial_positions(quantiles: np.ndarray, key: int, first_agent: int, n: int)
     return out.astype(np.float32)[:, None]
 
 
+def initial_cells(tables: FusedTables, quantiles: np.ndarray, key: int, first_agent: int, n: int) -> np.ndarray:
+    """The same draw as :func:`initial_positions`, straight into the kernel's cell units (n,) float32."""
+    out = np.empty(n, np.float32)
+    _compiled()[2]((quantiles - tables.lo) / tables.h, np.uint64(key), np.int64(first_agent), out)
+    return out
+
+
 def standard_normals(key: int, n: int) -> np.ndarray:
     """n float32 standard normals of the kernel's stream from counter ``key`` (for tests)."""
     return _compiled()[1](np.uint64(key), (n + 1) // 2)[:n]
@@ -271,14 +278,27 @@ class FusedTables:
         self.bins, self.n_record = spec.bins, len(spec.record)
 
 
-def simulate_chunk_1d(tables: FusedTables, x: np.ndarray, key: int, first_agent: int):
-    """All steps of the agents ``first_agent, first_agent + 1, ...`` at positions x (n, 1) float32
-    (1D torus or box, linear interpolation, Gaussian noise); returns (histograms (R, bins) int64,
-    final positions (n, 1) float32)."""
+def to_cells(tables: FusedTables, x: np.ndarray) -> np.ndarray:
+    """Positions x (n, 1) in the kernel's cell units, (n,) float32."""
+    return ((x[:, 0].astype(np.float64) - tables.lo) / tables.h).astype(np.float32)
+
+
+def to_positions(tables: FusedTables, y: np.ndarray) -> np.ndarray:
+    """Cell units back to positions (n, 1) float32."""
+    return (tables.lo + y.astype(np.float64) * tables.h).astype(np.float32)[:, None]
+
+
+def simulate_cells(tables: FusedTables, y: np.ndarray, key: int, first_agent: int) -> np.ndarray:
+    """All steps of the agents ``first_agent, first_agent + 1, ...`` at y (n,) float32 in cell units
+    (1D torus or box, linear interpolation, Gaussian noise), in place; returns the histograms
+    (R, bins) int64 at the recorded steps."""
     t = tables
     _numba()
-    y = ((x[:, 0].astype(np.float64) - t.lo) / t.h).astype(np.float32)
     hist = np.zeros((numba.get_num_threads(), t.n_record, t.bins), np.int64)
-    kernel()(y, t.vals, t.slopes, t.step_slice, t.record_index, t.noise_scale, t.periodic, np.float32(t.extent),
-             np.float32(t.bins / t.extent), t.bins, np.uint64(key), np.int64(first_agent), hist)
-    return hist.sum(0), (t.lo + y.astype(np.float64) * t.h).astype(np.float32)[:, None]
+    # Blocks handed out 8 at a time rather than split evenly in advance: on a shared machine a
+    # thread on a busy core would otherwise hold up the whole parallel region.
+    with numba.parallel_chunksize(8):
+        kernel()(y, t.vals, t.slopes, t.step_slice, t.record_index, t.noise_scale, t.periodic,
+                 np.float32(t.extent), np.float32(t.bins / t.extent), t.bins, np.uint64(key), np.int64(first_agent),
+                 hist)
+    return hist.sum(0)
