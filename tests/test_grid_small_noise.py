@@ -89,3 +89,29 @@ def test_metrics_json_lists_the_stages(run_mfgnet, tmp_path):
     assert metrics["converged"] and metrics["newton_iterations"] == sum(s["newton_iterations"] for s in stages)
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["continuation"] == stages
+
+
+def test_a_tiny_step_from_an_inexact_solve_is_not_convergence():
+    """Newton on r(x) = x - 1 whose linear solver returns a tiny step and says it stopped short (as GMRES
+    at its cap does): stopped on "inexact_direction", not converged; the same tiny step from an exact
+    solve is the usual small-step convergence."""
+    from mfgnet.grid.newton import newton
+
+    class TinyStep:
+        def __init__(self, inexact):
+            self.inexact = inexact
+
+        def solve(self, rhs):
+            return 1e-14 * rhs
+
+    class System:
+        def __init__(self, inexact):
+            self.inexact = inexact
+
+        def evaluate(self, x, jacobian=False):
+            return x - 1.0, TinyStep(self.inexact) if jacobian else None
+
+    stopped = newton(System(True), np.zeros(3), tol=1e-10, max_iterations=20)
+    assert stopped.stopped_on == "inexact_direction" and not stopped.converged and stopped.iterations == 0
+    usual = newton(System(False), np.zeros(3), tol=1e-10, max_iterations=20)
+    assert usual.stopped_on == "small_step" and usual.converged

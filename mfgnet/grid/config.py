@@ -29,8 +29,8 @@ class GridSolverConfig(Settings):
         there instead, ``converged`` is True when the final residual is <= max(tol, floor),
         and ``diagnostics.extra`` (and ``metrics.json``) report ``residual_floor`` and
         ``stopped_on``: "tol", "residual_floor", "small_step", "stalled", "singular",
-        "max_iterations" or "final_residual" (the closing exact Fokker–Planck step left the
-        residual above tol).
+        "inexact_direction" (a tiny step from a GMRES solve stopped at its cap), "max_iterations"
+        or "final_residual" (the closing exact Fokker–Planck step left the residual above tol).
     max_iterations : int
         Outer iterations (Newton or Picard), >= 1.
     picard_warmup : int

@@ -270,6 +270,7 @@ class CoupledTimeSolve:
                  rtol: float = 1e-11, max_iterations: int = 200) -> None:
         self.f, self.dt, self.apply_um, self.A_mu = factors, dt, apply_um, A_mu
         self.counter, self.rtol, self.max_iterations = counter, rtol, max_iterations
+        self.inexact = False
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
         L, n = self.f.levels, self.f.n
@@ -286,8 +287,9 @@ class CoupledTimeSolve:
         b = fwd(r2 - mu_of(back(r1, dt)), dt).ravel()
         dm, iterations = gmres(op, b, b.copy(), self.rtol, self.max_iterations)
         self.counter[0] += iterations
-        if iterations >= self.max_iterations and len(self.counter) > 1:
-            self.counter[1] += 1  # an inexact Newton direction
+        self.inexact = iterations >= self.max_iterations  # GMRES stopped at its cap, not at rtol
+        if self.inexact and len(self.counter) > 1:
+            self.counter[1] += 1
         dm = dm.reshape(L, n)
         du = back(r1 - self.apply_um(dm), dt)
         return np.concatenate([du.ravel(), dm.ravel()])

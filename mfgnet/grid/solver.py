@@ -154,7 +154,7 @@ def not_converged_advice(info: dict, extra: dict, config: GridSolverConfig) -> s
         tips.append("continuation in ν (solver.continuation=auto)")
     if "max_iterations" in str(info["stopped_on"]):
         tips.append("more solver.max_iterations")
-    if any(word in str(info["stopped_on"]) for word in ("stalled", "small_step", "singular")):
+    if any(word in str(info["stopped_on"]) for word in ("stalled", "small_step", "singular", "inexact")):
         tips.append("a longer damped Picard start (solver.picard_warmup=20 solver.damping=0.3)")
     if config.method != "fictitious_play":
         tips.append("solver.method=fictitious_play (slow, but convergent for monotone couplings)")
