@@ -115,3 +115,15 @@ def test_a_tiny_step_from_an_inexact_solve_is_not_convergence():
     assert stopped.stopped_on == "inexact_direction" and not stopped.converged and stopped.iterations == 0
     usual = newton(System(False), np.zeros(3), tol=1e-10, max_iterations=20)
     assert usual.stopped_on == "small_step" and usual.converged
+
+
+def test_the_gmres_cap_is_a_setting_and_its_hits_are_counted(caplog):
+    problem = crowd_aversion(viscosity=1e-3, horizon=1.0)
+    plain = solve_grid(problem, cells=32, progress=False)
+    assert plain.diagnostics.converged and plain.diagnostics.extra["gmres_capped"] == 0
+    with caplog.at_level(logging.WARNING, logger="mfgnet.grid.solver"):
+        capped = solve_grid(problem, cells=32, progress=False, gmres_max_iterations=10)
+    assert capped.diagnostics.extra["gmres_capped"] > 0
+    assert capped.diagnostics.converged or "raise solver.gmres_max_iterations" in caplog.text
+    with pytest.raises(ProblemError, match="gmres_max_iterations"):
+        GridSolverConfig.from_dict({"gmres_max_iterations": 5})

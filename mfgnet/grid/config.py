@@ -37,6 +37,12 @@ class GridSolverConfig(Settings):
         Damped Picard steps before Newton, >= 0.
     damping : float
         Picard step θ in (0, 1]: m <- (1-θ) m + θ m_best_response.
+    gmres_max_iterations : int
+        Time-dependent Newton solves: GMRES iterations per Newton direction (>= 10).  At small
+        ν with a strong coupling GMRES may stop at this cap (``gmres_capped`` in the
+        diagnostics counts the directions it left inexact); raising it turns such a failure
+        into convergence at the price of slower steps (crowd aversion 2D, aversion 50,
+        ν = 1e-3, 32²: not converged in 41 s with 200, converged in 128 s with 600).
     continuation : str
         Time-dependent Newton solves only.  "auto": when the problem's ν is below
         ``continuation_from``, solve first with ν = ``continuation_from`` and lower ν by the
@@ -75,6 +81,7 @@ class GridSolverConfig(Settings):
     max_iterations: int = number(50, 1, 10**6, integer=True)
     picard_warmup: int = number(3, 0, 10**6, integer=True)
     damping: float = number(0.5, 0.0, 1.0, lo_open=True)
+    gmres_max_iterations: int = number(200, 10, 10**5, integer=True)
     continuation: str = choice("auto", "off")
     continuation_from: float = number(0.2, 0.0, lo_open=True)
     continuation_ratio: float = number(10.0, 1.0, lo_open=True)

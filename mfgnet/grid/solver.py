@@ -146,8 +146,9 @@ def not_converged_advice(info: dict, extra: dict, config: GridSolverConfig) -> s
             f"stopped on {info['stopped_on']} after {info['newton']} Newton and {info['picard']} Picard steps")
     tips = []
     if extra.get("gmres_capped"):
-        tips.append(f"{extra['gmres_capped']} of the Newton directions were inexact (GMRES stopped at its cap): the "
-                    "coupled system is stiff here (strong coupling, small ν); more cells or a weaker coupling first")
+        tips.append(f"{extra['gmres_capped']} of the Newton directions were inexact (GMRES stopped at its cap of "
+                    f"{config.gmres_max_iterations}): raise solver.gmres_max_iterations (e.g. 600: slower Newton "
+                    "steps, exact directions); the coupled system is stiff here (strong coupling, small ν)")
     if "continuation" in info or str(info["stopped_on"]).startswith("continuation"):
         tips.append("smaller continuation steps (solver.continuation_ratio=4)")
     elif config.method == "newton" and config.continuation == "off":
@@ -235,7 +236,7 @@ def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig, report
     stages = viscosity_stages(disc.nu, config)
     target = disc
     disc = target.with_viscosity(stages[0])
-    system = TimeDependentSystem(disc)
+    system = TimeDependentSystem(disc, config.gmres_max_iterations)
     start = time.perf_counter()
     M = np.tile(disc.m0, (disc.levels, 1))
     U = None
@@ -258,7 +259,7 @@ def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig, report
         for i, nu in enumerate(stages):
             if i:
                 disc = target.with_viscosity(nu)
-                system = TimeDependentSystem(disc)
+                system = TimeDependentSystem(disc, config.gmres_max_iterations)
             label = "newton" if len(stages) == 1 else f"newton ν={nu:.3g}"
             res = newton(system, x, config.tol, config.max_iterations, config.verbose, label=label, report=report)
             x = res.x
@@ -279,7 +280,7 @@ def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig, report
         if len(stages) > 1:
             info["continuation"] = stage_log
     if disc is not target:  # a stage before the last failed, or Picard only: judge at the problem's ν
-        disc, system = target, TimeDependentSystem(target)
+        disc, system = target, TimeDependentSystem(target, config.gmres_max_iterations)
     # The exact discrete FP step for the final u: mass to round-off and m >= 0 by the M-matrix.
     M = fp_time_dependent(disc, U)
     info["clipped"] = float(min(M.min(), 0.0))

@@ -109,9 +109,10 @@ class Discretisation:
 class TimeDependentSystem:
     """The coupled HJB-FP system; x = [u^0..u^{Nt-1}, m^1..m^{Nt}] flattened."""
 
-    def __init__(self, disc: Discretisation) -> None:
+    def __init__(self, disc: Discretisation, gmres_max_iterations: int = 200) -> None:
         self.disc = disc
         self.nt, self.n = disc.levels, disc.grid.n
+        self.gmres_max_iterations = gmres_max_iterations
         self.linear_iterations = [0, 0]  # GMRES iterations of all Newton steps, and solves that hit the cap
 
     def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -156,7 +157,8 @@ class TimeDependentSystem:
                 out[-1] -= d_z @ (right.T @ dm[-1])
             return out
 
-        return r, CoupledTimeSolve(factors, dt, apply_um, d.ham.transport_jacobian(hs, M), self.linear_iterations)
+        return r, CoupledTimeSolve(factors, dt, apply_um, d.ham.transport_jacobian(hs, M), self.linear_iterations,
+                                   max_iterations=self.gmres_max_iterations)
 
 
 class _Backward:
