@@ -262,12 +262,13 @@ class CoupledTimeSolve:
     ``(A_mm - A_mu A_uu⁻¹ A_um) dm = r2 - A_mu A_uu⁻¹ r1`` by GMRES preconditioned with
     ``A_mm⁻¹`` (the preconditioned operator is I minus the linearised Picard map, so GMRES
     needs few iterations when Picard contracts and still converges when it does not);
-    then ``du = A_uu⁻¹ (r1 - A_um dm)``.  ``counter`` (a list) accumulates GMRES iterations in
-    its first element and, if it has a second, the solves that stopped at ``max_iterations``.
+    then ``du = A_uu⁻¹ (r1 - A_um dm)``.  ``counter`` (a two-element list) accumulates GMRES
+    iterations and the solves that stopped at ``max_iterations`` (``inexact`` says whether the last
+    one did).
     """
 
     def __init__(self, factors: LevelFactors, dt: float, apply_um, A_mu: sp.csr_matrix, counter: list,
-                 rtol: float = 1e-11, max_iterations: int = 200) -> None:
+                 max_iterations: int, rtol: float = 1e-11) -> None:
         self.f, self.dt, self.apply_um, self.A_mu = factors, dt, apply_um, A_mu
         self.counter, self.rtol, self.max_iterations = counter, rtol, max_iterations
         self.inexact = False
@@ -288,8 +289,7 @@ class CoupledTimeSolve:
         dm, iterations = gmres(op, b, b.copy(), self.rtol, self.max_iterations)
         self.counter[0] += iterations
         self.inexact = iterations >= self.max_iterations  # GMRES stopped at its cap, not at rtol
-        if self.inexact and len(self.counter) > 1:
-            self.counter[1] += 1
+        self.counter[1] += self.inexact
         dm = dm.reshape(L, n)
         du = back(r1 - self.apply_um(dm), dt)
         return np.concatenate([du.ravel(), dm.ravel()])

@@ -149,7 +149,7 @@ def not_converged_advice(info: dict, extra: dict, config: GridSolverConfig) -> s
         tips.append(f"{extra['gmres_capped']} of the Newton directions were inexact (GMRES stopped at its cap of "
                     f"{config.gmres_max_iterations}): raise solver.gmres_max_iterations (e.g. 600: slower Newton "
                     "steps, exact directions); the coupled system is stiff here (strong coupling, small ν)")
-    if "continuation" in info or str(info["stopped_on"]).startswith("continuation"):
+    if "continuation" in info:  # stages ran (a failed one among them, or the last)
         tips.append("smaller continuation steps (solver.continuation_ratio=4)")
     elif config.method == "newton" and config.continuation == "off":
         tips.append("continuation in ν (solver.continuation=auto)")
@@ -255,7 +255,7 @@ def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig, report
         M = (1 - theta) * M + theta * fp_time_dependent(disc, U)
     if config.method == "newton" and not info["converged"]:
         x = np.concatenate([np.zeros(M.size) if U is None else U.ravel(), M.ravel()])
-        info["gmres"], stage_log = 0, []
+        info["gmres"], info["gmres_capped"], stage_log = 0, 0, []
         for i, nu in enumerate(stages):
             if i:
                 disc = target.with_viscosity(nu)
@@ -266,7 +266,7 @@ def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig, report
             history.extend(res.history[1:] if history else res.history)
             info["newton"] += res.iterations
             info["gmres"] += system.linear_iterations[0]
-            info["gmres_capped"] = info.get("gmres_capped", 0) + system.linear_iterations[1]
+            info["gmres_capped"] += system.linear_iterations[1]
             info["converged"], info["stopped_on"] = res.converged, res.stopped_on
             stage_log.append({"viscosity": nu, "newton_iterations": res.iterations,
                               "gmres_iterations": system.linear_iterations[0], "stopped_on": res.stopped_on,

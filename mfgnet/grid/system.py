@@ -109,7 +109,7 @@ class Discretisation:
 class TimeDependentSystem:
     """The coupled HJB-FP system; x = [u^0..u^{Nt-1}, m^1..m^{Nt}] flattened."""
 
-    def __init__(self, disc: Discretisation, gmres_max_iterations: int = 200) -> None:
+    def __init__(self, disc: Discretisation, gmres_max_iterations: int) -> None:
         self.disc = disc
         self.nt, self.n = disc.levels, disc.grid.n
         self.gmres_max_iterations = gmres_max_iterations
@@ -158,7 +158,7 @@ class TimeDependentSystem:
             return out
 
         return r, CoupledTimeSolve(factors, dt, apply_um, d.ham.transport_jacobian(hs, M), self.linear_iterations,
-                                   max_iterations=self.gmres_max_iterations)
+                                   self.gmres_max_iterations)
 
 
 class _Backward:

@@ -6,16 +6,15 @@ in registers (the loop over agents runs on numba's threads): per step one table 
 linear interpolation, a Gaussian increment and the boundary, with no array traffic at all.
 
 Random numbers are counter-based: the pair of standard normals of agent ``i`` at steps
-``2p, 2p + 1`` is Box–Muller of the two 32-bit halves of SplitMix64's output function applied
-to ``key + i · P + p`` times γ (γ the golden-ratio increment, P the number of step pairs), and
-the normals come from a ziggurat (Marsaglia and Tsang 2000) on each 32-bit half: a table
-lookup and a multiplication in 99 % of draws, where Box–Muller's logarithm and sine cost
-three times the rest of the step.  The initial positions come from m0's quantile table
-(:func:`quantile_table`) at one counter per agent as well (rejection sampling, the numpy path's
-draw, took longer than the steps at N = 10^7).  So a run depends on the seed alone, not on the
-thread count or on how agents are split into chunks, and any agent's path can be recomputed by
-itself.  The statistics are those of
-the numpy kernel (same scheme, independent numbers): tests/test_simulation_fused.py compares
+``2p, 2p + 1`` comes from one 64-bit word, SplitMix64's output function applied to
+``key + i · P + p`` times γ (γ the golden-ratio increment, P the number of step pairs), by a
+ziggurat (Marsaglia and Tsang 2000) on each 32-bit half: a table lookup and a multiplication in
+99 % of draws (Box–Muller's logarithm and sine cost three times the rest of the step).  The
+initial positions come from m0's quantile table (:func:`quantile_table`) at one counter per
+agent as well (rejection sampling, the numpy path's draw, took longer than the steps at
+N = 10^7).  So a run depends on the seed alone, not on the thread count or on how agents are
+split into chunks, and any agent's path can be recomputed by itself.  The statistics are those
+of the numpy kernel (same scheme, independent numbers): tests/test_simulation_fused.py compares
 them, and ``python -m mfgnet.bench --only agents`` times the two side by side.
 """
 
