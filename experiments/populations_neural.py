@@ -102,8 +102,11 @@ def main(argv: list[str] | None = None) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     lines = [f"# Neural solver on {problem.name}: {problem.size} populations ({tag})", "",
              f"Command: `python experiments/populations_neural.py {' '.join(sys.argv[1:])}`  ",
-             f"Settings: the defaults of NeuralSolverConfig with {settings} (one pair of networks per population, "
-             "trained in turn: mfgnet.neural.populations).  ",
+             f"Settings: the defaults of NeuralSolverConfig with {settings} ("
+             + ("one u and one m network for all populations, the population a one-hot input, one Adam step on "
+                "the sum of the losses" if neural.populations[0].networks.value_net.population_code.numel() else
+                "one pair of networks per population, trained in turn")
+             + ": mfgnet.neural.populations).  ",
              f"Reference: {reference_label}" + (f", {grid_wall:.0f} s" if grid_wall else "") + ".  ",
              f"Machine: {os.cpu_count()} CPUs, load {load:.1f} at the start (the wall is an upper bound); "
              f"torch {torch.__version__}.  ",

@@ -84,6 +84,11 @@ class ModelConfig(Settings):
     # Why: mass leaked 8 % out of the README box otherwise, and on R r_two_crowds_1d ended with a
     # mass error of 8.9e-3 (2.8e-7 with it; results/neural_zoo/means.md, seventh session).
     renormalise: bool = flag(True)
+    # Several populations (mfgnet.neural.populations): one u network and one m network shared by
+    # all K populations, population k's one-hot code an extra input (its own initial form, base,
+    # λ and renormalisation stay its own), instead of one pair of networks per population.  Off: level
+    # in 1D (B6, segregation), worse on B6 in 2D (mfgnet.neural.populations has the numbers).
+    population_input: bool = flag(False)
 
 
 @dataclass

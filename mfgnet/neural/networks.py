@@ -135,11 +135,18 @@ class FieldNet(nn.Module):
     (``quadratic_gain``, ``quadratic_gain_ergodic``): the quadratic's own learning-rate factor.
     """
 
-    def __init__(self, problem: MFGProblem, cfg: ModelConfig, generator: torch.Generator) -> None:
+    def __init__(self, problem: MFGProblem, cfg: ModelConfig, generator: torch.Generator,
+                 population: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.embed = InputEmbedding(problem, cfg, generator)
+        # Population k of K (``model.population_input``): the one-hot code e_k joins the features,
+        # so that one core can serve every population (mfgnet.neural.populations shares it).
+        code = torch.zeros(0 if population is None else population[1], dtype=torch.float64)
+        if population is not None:
+            code[population[0]] = 1.0
+        self.register_buffer("population_code", code, persistent=False)  # set by the config, not learnt
         core = ResidualMLP if cfg.kind == "resmlp" else MLP
-        self.core = core(self.embed.out_features, cfg)
+        self.core = core(self.embed.out_features + code.numel(), cfg)
         _initialise(self.core, cfg.init, generator)
         self.quadratic = None
         if cfg.quadratic_skip and isinstance(problem.domain, Euclidean):
@@ -148,7 +155,11 @@ class FieldNet(nn.Module):
         self.quadratic_gain = cfg.quadratic_gain_ergodic if problem.is_ergodic else cfg.quadratic_gain
 
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        out = self.core(self.embed(t, x))
+        features = self.embed(t, x)
+        if self.population_code.numel():
+            code = self.population_code.to(features.dtype).expand(features.shape[0], -1)
+            features = torch.cat([features, code], -1)
+        out = self.core(features)
         if self.quadratic is not None:
             xs = (x - self.embed.center) / self.embed.scale
             t_hat = 2.0 * t / self.embed.horizon - 1.0 if self.embed.time_dependent else torch.zeros_like(t)
@@ -202,11 +213,12 @@ class MFGNetworks(nn.Module):
     (the training losses use the step's own quadrature instead).
     """
 
-    def __init__(self, problem: MFGProblem, cfg: ModelConfig, generator: torch.Generator) -> None:
+    def __init__(self, problem: MFGProblem, cfg: ModelConfig, generator: torch.Generator,
+                 population: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.problem = problem
-        self.value_net = FieldNet(problem, cfg, generator)
-        self.density_net = FieldNet(problem, cfg, generator)
+        self.value_net = FieldNet(problem, cfg, generator, population)
+        self.density_net = FieldNet(problem, cfg, generator, population)
         self.density_output = cfg.density_output
         self.horizon = problem.horizon
         self.lam = nn.Parameter(torch.zeros((), dtype=torch.float64)) if problem.is_ergodic else None

@@ -17,6 +17,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -42,6 +43,28 @@ class NonFiniteLossError(RuntimeError):
     """Training produced NaN/Inf (raised when ``on_nonfinite="raise"``)."""
 
 
+class StepLoss(NamedTuple):
+    """One step's loss before its backward pass (:meth:`Trainer.step_loss`)."""
+
+    active: str  # the optimiser that steps: "joint", "u" or "m"
+    backward: torch.Tensor  # the weighted loss to differentiate (this rank's points)
+    terms: dict  # every term, averaged over ranks (logged; the guards decide on them)
+    value: float  # the weighted loss of ``terms``
+
+
+def step_optimiser(optimiser: torch.optim.Optimizer, params: list, grad_clip: float, lr_factor: float
+                   ) -> float | None:
+    """Clip the gradients of ``params`` (``grad_clip`` > 0), set every group's learning rate to
+    ``base_lr × lr_factor`` and step; returns that rate, or None (no step) if the norm is not finite."""
+    norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else math.inf)
+    if not torch.isfinite(norm):
+        return None
+    for group in optimiser.param_groups:
+        group["lr"] = group["base_lr"] * lr_factor
+    optimiser.step()
+    return optimiser.param_groups[0]["lr"]
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ProblemError("device='cuda' but CUDA is not available; use device='cpu' or 'auto'")
@@ -54,7 +77,8 @@ class Trainer:
     """Holds the networks, optimisers and sampler of one run; ``run()`` trains them."""
 
     def __init__(self, problem, cfg: NeuralSolverConfig, logger: Callable | None = None,
-                 monitor: Callable | None = None) -> None:
+                 monitor: Callable | None = None, population: tuple[int, int] | None = None) -> None:
+        """``population`` = (k, K): population k of K with one-hot input (``model.population_input``)."""
         if cfg.seed is None:  # no run-level seed given (a call from Python): seed 0
             cfg = cfg.replace(seed=0)
         if cfg.steps is None:
@@ -64,7 +88,7 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.nets = MFGNetworks(problem, cfg.model, self.gen).to(dtype=self.dtype, device=self.device)
+        self.nets = MFGNetworks(problem, cfg.model, self.gen, population).to(dtype=self.dtype, device=self.device)
         # Data-parallel ranks (torchrun): disabled, and every use below a no-op, in one process.
         self.dp = DataParallel()
         if self.dp.enabled and cfg.sampler.time_adaptive > 0:
@@ -118,6 +142,13 @@ class Trainer:
             return None
         return mass_points
 
+    def share_cores(self, other: Trainer) -> None:
+        """Use ``other``'s u and m cores (``model.population_input``); this trainer's Adam then
+        steps them too, with its own moments (built again here)."""
+        self.nets.value_net.core = other.nets.value_net.core
+        self.nets.density_net.core = other.nets.density_net.core
+        self._build_optimisers()
+
     # ------------------------------------------------------------ optimisers
     def _build_optimisers(self) -> None:
         ocfg, nets = self.cfg.optim, self.nets
@@ -131,13 +162,6 @@ class Trainer:
         for o in self.optimisers.values():
             for g in o.param_groups:
                 g["base_lr"] = g["lr"]
-
-    def _set_lr(self) -> None:
-        """The schedule is a function of the step alone, so resuming needs no scheduler state."""
-        factor = self._lr_factor(self.step)
-        for o in self.optimisers.values():
-            for g in o.param_groups:
-                g["lr"] = g["base_lr"] * factor
 
     def _lr_factor(self, step: int) -> float:
         ocfg = self.cfg.optim
@@ -342,6 +366,25 @@ class Trainer:
 
     def train_step(self) -> bool:
         """One Adam step; returns False when the NaN guard stopped training."""
+        loss = self.step_loss()
+        if loss is None:
+            return False
+        for o in self.optimisers.values():
+            o.zero_grad(set_to_none=True)
+        loss.backward.backward()
+        self.dp.average_gradients(self._params())
+        lr = step_optimiser(self.optimisers[loss.active], self._params(), self.cfg.optim.grad_clip,
+                            self._lr_factor(self.step))
+        if lr is None:
+            self._nonfinite("non-finite gradient", loss.terms)
+            return False
+        self.record_step(loss, lr)
+        return True
+
+    def step_loss(self) -> StepLoss | None:
+        """The step's loss before its backward pass: draw the points, compute the terms, run the
+        guards (None when one stopped training) and pick the optimiser ("joint", or "u" / "m"
+        in turn with ``optim.training=alternating``)."""
         cfg = self.cfg
         batch, probes = self._draw()
         if self.sampler.kind == "residual":
@@ -359,33 +402,24 @@ class Trainer:
         loss_value = float(global_loss)
         if not math.isfinite(loss_value):
             self._nonfinite("non-finite loss", global_terms)
-            return False
+            return None
         if self._diverged(loss_value):
             self._nonfinite(f"diverging loss ({loss_value:.3g} > {self.cfg.divergence_factor:g} × the best "
                             f"{self.best_loss:.3g} for {self.steps_above} steps)", global_terms)
-            return False
+            return None
         self._remember_best(loss_value)
         if cfg.optim.training == "joint":
-            active, backward_loss = "joint", self._weighted(terms)  # this rank's slice; gradients averaged below
+            active, backward_loss = "joint", self._weighted(terms)  # this rank's slice; gradients averaged
         else:
             active = "u" if (self.step // cfg.optim.alternate_every) % 2 == 0 else "m"
             backward_loss = self._weighted(terms, U_TERMS if active == "u" else M_TERMS)
-        for o in self.optimisers.values():
-            o.zero_grad(set_to_none=True)
-        backward_loss.backward()
-        self.dp.average_gradients(self._params())
-        max_norm = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
-        norm = torch.nn.utils.clip_grad_norm_(self._params(), max_norm)
-        if not torch.isfinite(norm):
-            self._nonfinite("non-finite gradient", global_terms)
-            return False
-        self._set_lr()
-        lr = self.optimisers[active].param_groups[0]["lr"]
-        self.optimisers[active].step()
-        self._record(global_terms, loss_value, lr)
+        return StepLoss(active, backward_loss, global_terms, loss_value)
+
+    def record_step(self, loss: StepLoss, lr: float) -> None:
+        """Book-keeping after the optimiser stepped: history, step count, progress bar."""
+        self._record(loss.terms, loss.value, lr)
         self.step += 1
         self.bar.update(1)
-        return True
 
     def _score_time(self, batch, res) -> None:
         """Per-slice mean of HJB² + FP² into the sampler's residual-over-time score."""
@@ -530,15 +564,19 @@ class Trainer:
 
     def advance(self, clock: Callable[..., float]) -> bool:
         """One Adam step with its checkpoint and log; False when the NaN guard stopped training."""
-        cfg = self.cfg
         if not self.train_step():
             return False
+        self.after_step(clock)
+        return True
+
+    def after_step(self, clock: Callable[..., float]) -> None:
+        """The checkpoint and log lines that follow a step (at their intervals and at the end)."""
+        cfg = self.cfg
         if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
             self.elapsed = clock()
             self.save_checkpoint()
         if self.step % cfg.log_every == 0 or self.step == cfg.steps:
             clock(log=True)
-        return True
 
     def end(self, clock: Callable[..., float]) -> None:
         """L-BFGS (``optim.lbfgs_steps``), then close the bar and stop the clock."""
