@@ -9,7 +9,8 @@ Measures, in well under two minutes on an idle 2-core CPU:
 * N-agent simulation ([`simulate`][mfgnet.agents.simulation.simulate.simulate]): agent-steps/s in 1D under a
   policy tabulated on 512 nodes;
 * finite MFGs ([`fictitious_play`][mfgnet.agents.finite.fictitious_play]): ms per fictitious-play iteration,
-  exact exploitability included, on beach bar (default, and 20 states with T = 10).
+  exact exploitability included, on beach bar (default, and 20 states with T = 10), with the default backend
+  (numba's compiled kernels where installed) and the numpy one.
 
 ``--quick`` shrinks every case (for a smoke run in a few seconds).  Each row is the best of
 ``--repeat`` runs.  Output is a markdown table (stdout, and ``--out`` when given).
@@ -187,16 +188,25 @@ def bench_agents(quick: bool, repeat: int) -> list[Row]:
 
 
 def bench_finite(quick: bool, repeat: int) -> list[Row]:
-    """ms per fictitious-play iteration, exact float64 exploitability included."""
+    """ms per fictitious-play iteration, exact float64 exploitability included: fictitious_play's default
+    backend (numba's kernels where installed) in the speed column, the numpy backend in the notes."""
     from mfgnet.agents.finite import fictitious_play, make_env
+    from mfgnet.agents.finite.backends import select
 
     iterations = 50 if quick else 200
     rows = []
     for label, params in [("beach bar (default)", {}), ("beach bar, 20 states, T = 10", {"n": 20, "horizon": 10})]:
         game = make_env("beach_bar", **params)
+        backend = select(game).name  # loads numba's kernels (a one-off per process) outside the timing
         wall, res = _best(lambda g=game: fictitious_play(g, iterations), repeat)
+        note = f"{backend} backend; final exploitability {res.final_exploitability:.2e}"
+        if backend != "numpy":
+            wall_np, res_np = _best(lambda g=game: fictitious_play(g, iterations, backend="numpy"), repeat)
+            gap = float(np.abs(np.subtract(res.exploitability, res_np.exploitability)).max())
+            note += (f"; numpy backend {wall_np / iterations * 1e3:.3g} ms / iteration ({wall_np / wall:.1f}× "
+                     f"slower), same exploitabilities to {gap:.0e}")
         rows.append(Row("finite", f"{label}, fictitious play, {iterations} its", wall / iterations * 1e3,
-                        "ms / iteration", f"final exploitability {res.final_exploitability:.2e}"))
+                        "ms / iteration", note))
     return rows
 
 

@@ -47,8 +47,11 @@ def beach_bar(n: int = 4, horizon: int = 2, bar_loc: int = 2, log_eps: float = 1
     def reward(t, L):
         return base - np.log(L.sum(-1) + log_eps)[:, None]
 
+    def reward_flow(L):  # reward(t, L[t]) for every t at once
+        return base - np.log(L.sum(-1) + log_eps)[..., None]
+
     return FiniteMFG(horizon, np.full(n, 1.0 / n), 3, reward, lambda t, L: P, static_transition=True,
-                     name=f"beach_bar_n{n}_T{horizon}")
+                     name=f"beach_bar_n{n}_T{horizon}", reward_flow=reward_flow)
 
 
 def left_right(mu0=(1.0, 0.0, 0.0)) -> FiniteMFG:
@@ -200,11 +203,17 @@ def crowd_motion(horizon: int = 3, torus_l: int = 20, torus_w: int = 20, loc_cha
     si, ai, _ = np.broadcast_arrays(np.arange(n)[:, None, None], np.arange(5)[None, :, None], dest)
     np.add.at(P, (si.ravel(), ai.ravel(), dest.ravel()), np.broadcast_to(probs, dest.shape).ravel())
 
+    attract_flow = np.stack(attract)  # (T + 1, S)
+
     def reward(t, L):
         return np.repeat((attract[t] - np.log(L.sum(-1) + log_eps))[:, None], 5, axis=1)
 
+    def reward_flow(L):  # reward(t, L[t]) for every t at once
+        return np.repeat((attract_flow - np.log(L.sum(-1) + log_eps))[..., None], 5, axis=2)
+
     return FiniteMFG(horizon, np.full(n, 1.0 / n), 5, reward, lambda t, L: P, static_transition=True,
-                     state_shape=(torus_l, torus_w), name="crowd_motion", info={"bars": bars[:horizon + 1]})
+                     state_shape=(torus_l, torus_w), name="crowd_motion", info={"bars": bars[:horizon + 1]},
+                     reward_flow=reward_flow)
 
 
 def crowd_modelling(size: int = 10, horizon: int = 10) -> FiniteMFG:
@@ -221,12 +230,18 @@ def crowd_modelling(size: int = 10, horizon: int = 10) -> FiniteMFG:
     r_x = 1.0 - np.abs(x - size // 2) / (size // 2)
     r_a = -np.abs(moves) / size
 
+    # the move cost by time step: charged at t < T, none at T
+    r_a_flow = np.where(np.arange(horizon + 1)[:, None, None] < horizon, r_a[None, None, :], 0.0)
+
     def reward(t, L):
         r = (r_x - np.log(L.sum(-1)))[:, None] + (r_a[None, :] if t < horizon else 0.0)
         return np.broadcast_to(r, (size, 3)).copy()
 
+    def reward_flow(L):  # reward(t, L[t]) for every t at once
+        return (r_x - np.log(L.sum(-1)))[..., None] + r_a_flow
+
     return FiniteMFG(horizon, np.full(size, 1.0 / size), 3, reward, lambda t, L: P, static_transition=True,
-                     name="crowd_modelling")
+                     name="crowd_modelling", reward_flow=reward_flow)
 
 
 def two_road_traffic(traffic: TwoRoadTraffic | None = None) -> FiniteMFG:

@@ -8,7 +8,9 @@ A game gives, at each time t and for the state-action distribution ``L_t`` of th
 * ``transition(t, L_t) -> (S, A, S)`` P[s, a, s'] the probability of moving s -> s' (t < T).
 
 All tables are float64 numpy arrays.  Games whose dynamics do not depend on the mean field
-say so (``static_transition``), so that solvers build P once instead of at every call.
+say so (``static_transition``), so that solvers build P once instead of at every call; games
+may also give all their rewards for a whole flow in one call (``reward_flow``), which saves
+T + 1 Python calls per evaluation on small games.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class FiniteMFG:
         A label.
     info : dict
         Free-form facts about the game (e.g. where it comes from).
+    reward_flow : callable or None
+        Optional ``reward_flow(L)`` with L (T + 1, S, A) -> (T + 1, S, A): every ``reward(t, L[t])``
+        at once, equal to stacking them (the solvers use it when present).
     """
 
     horizon: int
@@ -57,6 +62,7 @@ class FiniteMFG:
     state_shape: tuple[int, ...] | None = None
     name: str = "finite_mfg"
     info: dict = field(default_factory=dict)
+    reward_flow: Callable[[np.ndarray], np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.horizon, bool) or not isinstance(self.horizon, (int, np.integer)) or self.horizon < 0:
