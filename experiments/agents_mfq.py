@@ -1,7 +1,7 @@
 """Mean field Q-learning: traffic (B4), ride-sharing pricing, Ising lattice at N = 10^6, and the
 speed of the vectorised learner against the seed's (corrected) per-agent loop.
 
-    python experiments/agents_mfq.py [--ising-side 1000] [--quick]
+    python experiments/agents_mfq.py [--ising-side 1000] [--quick] [--speed-reps 5] [--only-speed]
 
 Writes results/agents/mfq.md and results/agents/mfq_actions.png.
 """
@@ -29,6 +29,7 @@ from mfgnet.agents.mfq import (  # noqa: E402
     train_per_agent_loop,
     train_tabular,
 )
+from mfgnet.agents.mfq.games import TypedTrafficGame  # noqa: E402
 from mfgnet.benchmarks import TwoRoadTraffic  # noqa: E402
 
 
@@ -79,29 +80,48 @@ def ride_section(n: int, lines: list, ax) -> None:
     lines.append("")
 
 
-def speed_section(quick: bool, lines: list) -> None:
-    game = RideSharingGame(n_bins=9)
-    n = 10_000
+SPEED_CASES = [  # (game, policy label, config): the three games the per-agent loop can play (scalar ā)
+    ("ride-sharing (5 prices)", "Boltzmann τ=0.02, Q0 = 1", lambda: RideSharingGame(n_bins=9),
+     dict(temperature=0.02, q_init=1.0)),
+    ("ride-sharing (5 prices)", "ε-greedy", lambda: RideSharingGame(n_bins=9), dict(policy="egreedy")),
+    ("two-road traffic (2 roads)", "Boltzmann τ=0.01", TwoRoadGame, dict(temperature=0.01)),
+    ("two-road traffic (2 roads)", "ε-greedy", TwoRoadGame, dict(policy="egreedy")),
+    ("typed traffic (2 roads, 2 types)", "Boltzmann τ=0.01", TypedTrafficGame, dict(temperature=0.01)),
+    ("typed traffic (2 roads, 2 types)", "ε-greedy", TypedTrafficGame, dict(policy="egreedy")),
+]
+
+
+def speed_section(quick: bool, lines: list, reps: int) -> None:
+    n, steps = 10_000, 10 if quick else 50
+    reps = min(reps, 2) if quick else reps
     lines += ["## Vectorised MF-Q against the seed's per-agent loop (corrected), N = 10^4", "",
-              "| policy | loop agent-updates/s | vectorised agent-updates/s | ratio |", "|---|---|---|---|"]
-    for label, kw in [("Boltzmann (5 actions)", dict(temperature=0.02, q_init=1.0)),
-                      ("ε-greedy (5 actions)", dict(policy="egreedy"))]:
-        loop = train_per_agent_loop(game, n, MFQConfig(steps=3 if quick else 10, **kw))
-        vec = max((train_tabular(game, n, MFQConfig(steps=500, seed=s, **kw)) for s in range(3)),
-                  key=lambda r: r.agent_updates_per_s)
-        lines.append(f"| {label} | {loop.agent_updates_per_s:.3g} | {vec.agent_updates_per_s:.3g} | "
-                     f"{vec.agent_updates_per_s / loop.agent_updates_per_s:.0f}× |")
-    traffic = TwoRoadGame()
-    loop = train_per_agent_loop(traffic, n, MFQConfig(steps=3 if quick else 10, temperature=0.01))
-    vec = max((train_tabular(traffic, n, MFQConfig(steps=500, seed=s, temperature=0.01)) for s in range(3)),
-              key=lambda r: r.agent_updates_per_s)
-    lines.append(f"| traffic, Boltzmann (2 actions) | {loop.agent_updates_per_s:.3g} | "
-                 f"{vec.agent_updates_per_s:.3g} | {vec.agent_updates_per_s / loop.agent_updates_per_s:.0f}× |")
+              f"Each learner runs the same game and configuration for the same {steps} steps at N = {n}; the runs "
+              f"are interleaved (loop, numpy, numba, loop, ...; seeds 0-{reps - 1}) and each entry is the median "
+              f"of the {reps} runs' agent-updates/s (setup and numba's compilation are outside the clock).  "
+              "numba: the compiled step (`backend=\"numba\"`, the default where numba is installed); numpy: the "
+              "numpy step (`backend=\"numpy\"`, the fallback).  Ratios are against the loop.  "
+              "The Ising game is not in the table: its mean action is per agent, which the loop cannot play.", "",
+              "| game | policy | loop agent-updates/s | numpy agent-updates/s | numba agent-updates/s | "
+              "numpy / loop | numba / loop |", "|---|---|---|---|---|---|---|"]
+    for game_label, policy_label, make_game, kw in SPEED_CASES:
+        rates = {"loop": [], "numpy": [], "numba": []}
+        for seed in range(reps):
+            cfg = MFQConfig(steps=steps, seed=seed, progress=False, **kw)
+            rates["loop"].append(train_per_agent_loop(make_game(), n, cfg).agent_updates_per_s)
+            for backend in ("numpy", "numba"):
+                rates[backend].append(train_tabular(make_game(), n, cfg, backend=backend).agent_updates_per_s)
+        loop, vec, fast = (float(np.median(rates[k])) for k in ("loop", "numpy", "numba"))
+        lines.append(f"| {game_label} | {policy_label} | {loop:.3g} | {vec:.3g} | {fast:.3g} | {vec / loop:.0f}× | "
+                     f"{fast / loop:.0f}× |")
+        print(lines[-1], flush=True)
     # Same learning statistics: both learners, same config, 3 seeds each (N = 1000 so the loop finishes).
+    game = RideSharingGame(n_bins=9)
     n_small, steps = 1000, 60 if quick else 300
     cfg = dict(steps=steps, temperature=0.02, q_init=1.0, record_every=steps)
     stats = {}
-    for name, fn in [("per-agent loop", train_per_agent_loop), ("vectorised", train_tabular)]:
+    for name, fn in [("per-agent loop", train_per_agent_loop),
+                     ("vectorised, numpy", lambda *a: train_tabular(*a, backend="numpy")),
+                     ("vectorised, numba", lambda *a: train_tabular(*a, backend="numba"))]:
         res = [fn(game, n_small, MFQConfig(seed=s, **cfg)) for s in range(3)]
         stats[name] = (np.array([r.action_dist[-1] for r in res]), np.array([r.mean_reward[-1] for r in res]))
     lines += ["", f"Learning statistics, N = {n_small}, {steps} steps, Boltzmann τ = 0.02, Q0 = 1, seeds 0-2 "
@@ -133,11 +153,27 @@ def ising_section(side: int, steps: int, lines: list) -> None:
     lines += ["", "(alignment = mean reward, which includes the small field term h⟨σ⟩.)", ""]
 
 
+def replace_speed_section(path: Path, args) -> None:
+    """Re-run the speed section and put it in place of the one in ``path`` (the other sections and
+    their command line stay; the section names its own command)."""
+    text = path.read_text()
+    head, rest = text.split("## Vectorised MF-Q", 1)
+    tail = rest[rest.index("\n## "):] if "\n## " in rest else ""
+    lines = []
+    speed_section(args.quick, lines, args.speed_reps)
+    lines.insert(2, f"Command (this section): `python {' '.join(sys.argv)}`  ")
+    path.write_text(head + "\n".join(lines).rstrip("\n") + "\n" + tail)
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ising-side", type=int, default=1000)
     parser.add_argument("--ising-steps", type=int, default=150)
     parser.add_argument("--quick", action="store_true", help="fewer loop steps (a smoke run)")
+    parser.add_argument("--speed-reps", type=int, default=5, help="interleaved runs per learner in the speed table")
+    parser.add_argument("--only-speed", action="store_true",
+                        help="run the speed section alone and replace it in an existing mfq.md")
     parser.add_argument("--out", default="results/agents")
     args = parser.parse_args()
     out = Path(args.out)
@@ -145,15 +181,19 @@ def main() -> None:
     start = time.perf_counter()
     lines = ["# Mean field Q-learning (Yang et al. 2018), vectorised over agents", "",
              f"Command: `python {' '.join(sys.argv)}`  ",
-             "Machine: shared 2-core CPU (other jobs running); numpy, float32 Q-tables; torch for the neural variant.",
+             "Machine: shared 2-core CPU (other jobs running); float32 Q-tables, numba step (numpy for shared tables); "
+             "torch for the neural variant.",
              ""]
+    if args.only_speed:
+        replace_speed_section(out / "mfq.md", args)
+        return
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     traffic_section(10_000, lines, axes[0])
     ride_section(10_000, lines, axes[1])
     fig.tight_layout()
     fig.savefig(out / "mfq_actions.png", dpi=90)
     lines += ["![actions](mfq_actions.png)", ""]
-    speed_section(args.quick, lines)
+    speed_section(args.quick, lines, args.speed_reps)
     ising_section(args.ising_side, args.ising_steps, lines)
     lines.append(f"Total run time {time.perf_counter() - start:.0f} s.")
     (out / "mfq.md").write_text("\n".join(lines) + "\n")

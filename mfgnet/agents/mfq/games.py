@@ -42,6 +42,16 @@ class MeanActionGame:
         that slice."""
         raise NotImplementedError
 
+    def reward_table(self, abar) -> np.ndarray | None:
+        """For a population-wide ā: every reward as a (T, A) float32 table, row t for the agents of
+        type t (:meth:`agent_types`), the same numbers :meth:`reward` returns (the compiled learner
+        looks rewards up in it); None where rewards are not a table (the learner calls reward)."""
+        return None
+
+    def agent_types(self, n_agents: int) -> np.ndarray | None:
+        """The row of :meth:`reward_table` of every agent, (N,) int; None: row 0 for everyone."""
+        return None
+
 
 def _uniform_bin(value, lo: float, hi: float, n_bins: int):
     if np.ndim(value) == 0:  # one population mean: plain Python is several times cheaper than numpy here
@@ -69,8 +79,11 @@ class TwoRoadGame(MeanActionGame):
         return _uniform_bin(abar, 0.0, 1.0, self.n_bins)
 
     def reward(self, actions, abar, agents=slice(None)):
+        return self.reward_table(abar)[0].take(actions)
+
+    def reward_table(self, abar):
         times = self._a + self._b * np.array([abar, 1.0 - abar])
-        return (-times).astype(np.float32).take(actions)
+        return (-times).astype(np.float32)[None]
 
 
 class RideSharingGame(MeanActionGame):
@@ -97,8 +110,10 @@ class RideSharingGame(MeanActionGame):
 
     def reward(self, actions, abar, agents=slice(None)):
         # ā is one number: tabulate the K rewards, then one gather (float32) per agent
-        table = np.abs(np.arange(self.n_actions) - abar) / (self.n_actions - 1)
-        return table.astype(np.float32).take(actions)
+        return self.reward_table(abar)[0].take(actions)
+
+    def reward_table(self, abar):
+        return (np.abs(np.arange(self.n_actions) - abar) / (self.n_actions - 1)).astype(np.float32)[None]
 
     def equilibrium(self) -> np.ndarray:
         eq = np.zeros(self.n_actions)
@@ -207,7 +222,13 @@ class TypedTrafficGame(MeanActionGame):
         if self._n is None:
             raise ProblemError("typed_traffic: mean_action(actions of all agents) must come before reward")
         types = self.types(self._n)[agents]
-        return (-self.travel_times(float(abar))).astype(np.float32)[types, actions]
+        return self.reward_table(abar)[types, actions]
+
+    def reward_table(self, abar):
+        return (-self.travel_times(float(abar))).astype(np.float32)
+
+    def agent_types(self, n_agents):
+        return self.types(n_agents)
 
     def thresholds(self) -> np.ndarray:
         """s_k: the share on A at which type k is indifferent between the roads."""

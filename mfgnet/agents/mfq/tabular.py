@@ -14,6 +14,9 @@ Each agent i keeps Q_i(ā, a) on the bins of the mean action.  Per step:
 Tables are float32 (rewards are O(1); float32 halves the memory traffic and numpy's float32
 exp is several times faster).  All of it is a handful of numpy array operations per step and
 chunk of agents (``chunk_size``, for bounded memory); there is no loop over single agents.
+With numba installed and one table per agent, steps 2 and 4 of each chunk run as two compiled
+calls instead (:mod:`mfgnet.agents.mfq.kernel`, ``backend="numba"``) on the same random numbers:
+at N = 10^4 numpy's per-call overhead and (A, N) temporaries were most of the step's time.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mfgnet.agents.config import MFQConfig
+from mfgnet.agents.mfq import kernel
 from mfgnet.agents.mfq.games import MeanActionGame
 from mfgnet.problems import ProblemError
 from mfgnet.progress import progress_bar
@@ -149,8 +153,22 @@ def _part(value, lo: int, hi: int):
     return value if np.ndim(value) == 0 else value[lo:hi]
 
 
+def resolve_backend(backend: str, shared: bool) -> str:
+    """"numba" (the compiled step of :mod:`mfgnet.agents.mfq.kernel`) or "numpy" for ``backend``
+    "auto" (numba where it is installed and the tables are per agent), "numpy" or "numba"."""
+    if backend == "auto":
+        return "numba" if kernel.AVAILABLE and not shared else "numpy"
+    if backend not in ("numpy", "numba"):
+        raise ProblemError(f"backend must be 'auto', 'numpy' or 'numba', got {backend!r}")
+    if backend == "numba" and shared:
+        raise ProblemError("backend='numba' covers one table per agent; shared tables run on backend='numpy'")
+    if backend == "numba" and not kernel.AVAILABLE:
+        raise ProblemError("backend='numba' needs numba: pip install 'mfgnet[fast]' (or use backend='numpy')")
+    return backend
+
+
 def train_tabular(game: MeanActionGame, n_agents: int, cfg: MFQConfig | None = None,
-                  verbose: bool = False) -> MFQResult:
+                  verbose: bool = False, backend: str = "auto") -> MFQResult:
     """Run tabular MF-Q with ``n_agents`` agents for ``cfg.steps`` steps.
 
     Each step runs over the agents in chunks of ``cfg.chunk_size`` (like
@@ -161,10 +179,16 @@ def train_tabular(game: MeanActionGame, n_agents: int, cfg: MFQConfig | None = N
     of its own) are drawn in agent order, so any chunk size gives exactly the same run.  The
     memory this needs is estimated first (:mod:`mfgnet.resources`) and a run that cannot fit
     is refused with a ProblemError naming ``task.n_agents``.
+
+    ``backend`` (:func:`resolve_backend`): "numba" runs each chunk's step in two compiled calls
+    (:mod:`mfgnet.agents.mfq.kernel`) on the same random numbers as "numpy", and the two give the
+    same run but where float32 rounding in exp moves a uniform across a boundary of the policy's
+    CDF.  The kernels are compiled before the clock starts: ``agent_updates_per_s`` times steps.
     """
     cfg = MFQConfig() if cfg is None else cfg
     if n_agents < 1:
         raise ProblemError(f"n_agents must be >= 1, got {n_agents}")
+    use_kernel = resolve_backend(backend, cfg.shared) == "numba"
     check_mfq_memory(n_agents, game.n_bins, game.n_actions, cfg.shared, cfg.policy == "egreedy", cfg.chunk_size)
     rng = np.random.default_rng(cfg.seed)
     # Who revises is drawn from a stream of its own, so that both streams run in agent order
@@ -183,6 +207,8 @@ def train_tabular(game: MeanActionGame, n_agents: int, cfg: MFQConfig | None = N
     jitter = (rng.random((game.n_actions, n_agents), dtype=np.float32) * np.float32(1e-6)
               if cfg.policy == "egreedy" else None)
     rewards = np.empty(n_agents, dtype=np.float32)
+    if use_kernel:
+        return _train_with_kernel(game, cfg, Q, actions, abar, record, jitter, rng, revise_rng, chunks, verbose)
     size = game.n_bins * game.n_actions
     start = time.perf_counter()
     for step in range(cfg.steps):
@@ -228,7 +254,67 @@ def train_tabular(game: MeanActionGame, n_agents: int, cfg: MFQConfig | None = N
         if cfg.shared:
             Q[:, :, 0] += (cfg.lr * tot / np.maximum(cnt, 1)).reshape(game.n_bins, game.n_actions)
         abar = abar_next
-        if record.end_step(step, actions, rewards, abar):
-            log.log(logging.INFO if verbose else logging.DEBUG, "[mfq %s] step %d: mean reward %.4f, actions %s",
-                    game.name, step + 1, record.rewards[-1], np.round(record.dists[-1], 3))
-    return record.result(Q, actions, time.perf_counter() - start, n_agents)
+        _end_step(record, step, actions, rewards, abar, game, verbose)
+    return record.result(Q, actions, time.perf_counter() - start, n_agents, extra={"backend": "numpy"})
+
+
+def _end_step(record: LearningRecord, step: int, actions, rewards, abar, game: MeanActionGame, verbose: bool) -> None:
+    if record.end_step(step, actions, rewards, abar):
+        log.log(logging.INFO if verbose else logging.DEBUG, "[mfq %s] step %d: mean reward %.4f, actions %s",
+                game.name, step + 1, record.rewards[-1], np.round(record.dists[-1], 3))
+
+
+def _train_with_kernel(game: MeanActionGame, cfg: MFQConfig, Q: np.ndarray, actions: np.ndarray, abar,
+                       record: LearningRecord, jitter: np.ndarray | None, rng: np.random.Generator,
+                       revise_rng: np.random.Generator, chunks: list, verbose: bool) -> MFQResult:
+    """train_tabular's step loop on the numba kernels (one table per agent): the same draws from the
+    same generators in the same order as the numpy loop, a chunk's action draw in one call and its
+    TD updates in another."""
+    kernel.compile_now()
+    n_agents = len(actions)
+    boltzmann = cfg.policy == "boltzmann"
+    actions = np.ascontiguousarray(actions, dtype=np.int64)  # the kernels' one signature
+    new = np.empty_like(actions)  # the next actions, swapped with ``actions`` every step
+    rewards = np.empty(n_agents, dtype=np.float32)
+    uniforms = np.empty(chunks[0][1] - chunks[0][0], np.float32)
+    # The kernels' stand-ins for "no jitter" and "no revision draws"; a population-wide bin (or
+    # mean action) is passed as a 1-element array.
+    jitter = np.zeros((1, 1), np.float32) if jitter is None else jitter
+    no_revision = np.empty(0)
+    # Rewards that are a table (population-wide ā) are looked up inside the update kernel.
+    no_table = np.empty((0, game.n_actions), np.float32)
+    types = game.agent_types(n_agents)
+    types = np.empty(0, np.int64) if types is None else np.ascontiguousarray(types, dtype=np.int64)
+    one_bin, one_next_bin = np.empty(1, np.int64), np.empty(1, np.int64)
+    start = time.perf_counter()
+    for step in range(cfg.steps):
+        ctx = game.bin(abar)
+        population_bin = np.ndim(ctx) == 0
+        if population_bin:
+            one_bin[0] = ctx
+        for lo, hi in chunks:
+            u = rng.random(dtype=np.float32, out=uniforms[:hi - lo])
+            revise = revise_rng.random(hi - lo) if cfg.revise_prob < 1 else no_revision
+            kernel.sample(Q, one_bin if population_bin else ctx[lo:hi], lo, u, boltzmann, cfg.temperature,
+                          record.epsilon, game.n_actions, jitter, revise, cfg.revise_prob, actions, new[lo:hi])
+        actions, new = new, actions
+        abar_next = game.mean_action(actions)
+        population_mean = np.ndim(abar_next) == 0
+        ctx_next = one_bin
+        if cfg.gamma > 0:
+            ctx_next = game.bin(abar_next)
+            if np.ndim(ctx_next) == 0:
+                one_next_bin[0] = ctx_next
+                ctx_next = one_next_bin
+        table = game.reward_table(abar_next) if population_mean else None
+        for lo, hi in chunks:
+            if table is None:
+                rewards[lo:hi] = game.reward(actions[lo:hi], abar_next if population_mean else abar_next[lo:hi],
+                                             agents=slice(lo, hi))
+            kernel.update(Q, one_bin if population_bin else ctx[lo:hi],
+                          ctx_next if len(ctx_next) == 1 else ctx_next[lo:hi], lo, actions[lo:hi], rewards[lo:hi],
+                          no_table if table is None else table, types, cfg.lr, cfg.gamma, boltzmann, cfg.temperature,
+                          record.epsilon)
+        abar = abar_next
+        _end_step(record, step, actions, rewards, abar, game, verbose)
+    return record.result(Q, actions, time.perf_counter() - start, n_agents, extra={"backend": "numba"})
