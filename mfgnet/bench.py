@@ -7,7 +7,8 @@ Measures, in well under two minutes on an idle 2-core CPU:
 * neural solver ([`solve_neural`][mfgnet.neural.solver.solve_neural], default config, float32): wall time per
   Adam step on B1 d = 1 and d = 2;
 * N-agent simulation ([`simulate`][mfgnet.agents.simulation.simulate.simulate]): agent-steps/s in 1D under a
-  policy tabulated on 512 nodes;
+  policy tabulated on 512 nodes (numpy and fused kernels) and in 2D on 256² nodes, each as a fraction of the
+  bound that a numpy copy's memory speed sets (one read and write of each coordinate per agent-step);
 * finite MFGs ([`fictitious_play`][mfgnet.agents.finite.fictitious_play]): ms per fictitious-play iteration,
   exact exploitability included, on beach bar (default, and 20 states with T = 10), with the default backend
   (numba's compiled kernels where installed) and the numpy one.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import platform
 import sys
@@ -184,7 +186,46 @@ def bench_agents(quick: bool, repeat: int) -> list[Row]:
                         f"median of {len(rates[backend])} interleaved runs, default threads, Gaussian noise{ratio}; "
                         f"histogram L1 to exact m(T) {l1[backend]:.4f} ({bins} bins); initial draw "
                         f"{np.median(draws[backend]):.2f} s"))
+    rows.append(_bench_agents_2d(quick, repeat))
+    bandwidth = _copy_bandwidth()
+    for row in rows:  # the bound: one float64 read and write of each coordinate per agent-step
+        d = 2 if "2D" in row.case else 1
+        bound = bandwidth / (16 * d)
+        row.note += f"; {row.value / bound:.0%} of the copy bound {bound:.2g} agent-steps/s"
     return rows
+
+
+def _bench_agents_2d(quick: bool, repeat: int) -> Row:
+    """Agent-steps/s in 2D under B1's exact policy (ergodic torus) tabulated on 256² nodes, numpy kernel
+    (the fused kernel is 1D), and the histogram's L1 distance to the exact m (8² cells)."""
+    from mfgnet.agents.simulation import TabulatedPolicy, compare_to_solution, simulate
+    from mfgnet.benchmarks import ergodic_torus
+
+    bench = ergodic_torus(2)
+    n_agents, steps = (50_000, 20) if quick else (2_000_000, 20)  # 20 steps: Euler's O(Δt) bias 0.04 in L1
+    policy = TabulatedPolicy.from_solution(bench.exact, None, 256)
+    rates, l1 = [], float("nan")
+    for _ in range(repeat):
+        res = simulate(bench.exact, n_agents, steps, t1=0.05, policy=policy, bins=64, initial="solution",
+                       progress=False)
+        rates.append(res.agent_steps_per_s)
+        l1 = compare_to_solution(res, bench.exact, l1_coarsen=8)[0]["l1"]  # 64² bins in blocks of 8²
+    return Row("agents", f"simulation 2D, N = {n_agents:.0e}, {steps} steps, numpy kernel", float(np.median(rates)),
+               "agent-steps / s", f"median of {repeat}, B1 2D exact policy tabulated on 256² nodes, default threads, "
+               f"Gaussian noise; histogram L1 to the exact m at t = 0.05 {l1:.3f} (8² cells)")
+
+
+def _copy_bandwidth() -> float:
+    """Bytes per second of a numpy copy of 256 MB (read + write counted), best of three: the memory
+    speed that bounds a kernel which streams the agents' positions once per step."""
+    src = np.ones(1 << 25)
+    dst = np.empty_like(src)
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - start)
+    return 2 * src.nbytes / best
 
 
 def bench_finite(quick: bool, repeat: int) -> list[Row]:

@@ -137,9 +137,14 @@ def test_bench_quick_table(tmp_path, capsys):
     rows = [ln for ln in text.splitlines() if ln.startswith("| finite") or ln.startswith("| agents")]
     from mfgnet.agents.simulation import fused
 
-    assert len(rows) == 3 + fused.AVAILABLE  # two finite rows; the numpy kernel, and the fused one with numba
+    # two finite rows; 1D with the numpy kernel (and the fused one with numba); 2D
+    assert len(rows) == 4 + fused.AVAILABLE
     if fused.AVAILABLE:
         assert "× the numpy kernel" in text
+    row_2d = next(r for r in rows if "simulation 2D" in r)
+    l1 = float(row_2d.split("histogram L1 to the exact m at t = 0.05 ")[1].split(" ")[0])
+    assert l1 < 0.1  # 5·10^4 agents on 8² cells: the sampling noise is a few 1e-2
+    assert all("of the copy bound" in r for r in rows if r.startswith("| agents"))
     speeds = [float(r.split("|")[3]) for r in rows]
     assert all(s > 0 for s in speeds)
     assert "cores" in bench.machine_line() and "torch" in bench.machine_line()
