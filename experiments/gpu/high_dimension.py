@@ -1,5 +1,8 @@
 """B2 (linear-quadratic, Gaussian) and B7 (separable crowd) in high dimension: neural solves and N-agent simulation.
 
+First (issue 16's GPU check, a few seconds): the 1D simulation of 10^8 agents under B3's exact policy,
+agent-steps/s and the histogram's L1 distance to the exact m(T) (``--sim1d-agents``, 0 skips it).
+
 For each dimension d: ``mfgnet.solve(lq_gaussian(d).problem, "neural", ...)`` (float32;
 Hutchinson's Laplacian is chosen automatically above d = 6), then the population under the
 trained policy and under the exact policy α = -(a x + β), simulated by
@@ -97,6 +100,29 @@ def simulate_rows(d: int, bench, solution, n_agents: int, n_steps: int, device: 
     return rows
 
 
+def simulate_1d_row(n_agents: int, n_steps: int, device: str) -> dict:
+    """Issue 16's GPU check: the 1D simulation under B3's exact policy tabulated on 512 nodes,
+    Gaussian noise, on ``device`` (the torch kernel off the CPU), agent-steps/s and the histogram's
+    L1 distance to the exact m(T) on 256 bins (the statistics, not just the speed)."""
+    from mfgnet.agents.simulation import TabulatedPolicy, simulate
+    from mfgnet.benchmarks import hopf_cole
+
+    bench = hopf_cole()
+    policy = TabulatedPolicy.from_solution(bench.exact, [0.5 * k / n_steps for k in range(n_steps)], 512)
+    # Large chunks: on a GPU a 2^22-agent chunk is a few microseconds of work per kernel launch.
+    chunk = 1 << 25 if device != "cpu" else None
+    simulate(bench.exact, 1 << 16, n_steps, policy=policy, device=device, bins=256, chunk_size=chunk,
+             progress=False)  # warm-up: allocator, kernels
+    r = simulate(bench.exact, n_agents, n_steps, policy=policy, device=device, bins=256, chunk_size=chunk,
+                 progress=False)
+    centres = (torch.arange(256, dtype=torch.float64) + 0.5) / 256
+    exact = bench.exact.density(torch.full((256, 1), bench.problem.horizon, dtype=torch.float64), centres[:, None])
+    l1 = float((r.histograms[-1] - exact / exact.sum()).abs().sum())
+    return {"task": "simulate/1d_b3", "d": 1, "device": device, "n_agents": n_agents, "n_steps": n_steps,
+            "chunk": r.timings["chunk_size"], "wall_s": r.wall_time_s, "agent_steps_per_s": r.agent_steps_per_s,
+            "hist_l1_to_exact": l1}
+
+
 def table(rows: list) -> str:
     """A markdown table of the rows (the union of their keys)."""
     keys = list(dict.fromkeys(k for r in rows for k in r))
@@ -123,6 +149,8 @@ def main(argv=None) -> None:
     ap.add_argument("--n-agents", type=int, default=10**6)
     ap.add_argument("--sim-steps", type=int, default=50)
     ap.add_argument("--chunk", type=int, default=None)
+    ap.add_argument("--sim1d-agents", type=int, default=10**8,
+                    help="agents of the 1D simulation row (B3, 20 steps; run first); 0 skips it")
     ap.add_argument("--out", default=os.environ.get("OUT", "results/gpu"))
     args = ap.parse_args(argv)
     if args.device == "cpu":
@@ -140,6 +168,8 @@ def main(argv=None) -> None:
         (out / "high_dimension.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
         (out / "high_dimension.md").write_text(table(rows) + "\n")
 
+    if args.sim1d_agents > 0:
+        keep(simulate_1d_row(args.sim1d_agents, 20, args.device))
     for d in sorted({args.sim_dim, *args.solve_dims}):
         steps = args.sim_solve_steps if d == args.sim_dim else args.solve_steps
         solution, bench, row = train(d, steps, args.device, args.n_interior, {args.sim_dim})

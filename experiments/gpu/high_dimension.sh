@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # B2 (linear-quadratic, Gaussian) and B7 (separable crowd) in high dimension on one GPU:
+#   first, 10^8 agents in 1D under B3's exact policy (issue 16: agent-steps/s, histogram L1 to m(T)),
 #   B2 neural solves at d = 50 and d = 100 (float32, solver.device=cuda, Hutchinson Laplacian),
 #   a d = 10 solve and the simulation of 10^6 agents under its policy and under the exact one,
 #   then B7 at d = 50 and 100 against (2D grid) ⊗ (exact LQ), last, so that a cut keeps B2.
@@ -39,7 +40,8 @@ cd "$ROOT"
 if [[ "$SMOKE" == 1 ]]; then
     # d = 8 > 6 so that the Hutchinson path runs; sizes for seconds, not for accuracy.
     python experiments/gpu/high_dimension.py --device cpu --solve-dims 8 --solve-steps 3 --n-interior 64 \
-        --sim-dim 3 --sim-solve-steps 3 --n-agents 2000 --sim-steps 5 --b7-dims 3 --b7-steps 3 --b7-cells 16 --out "$DIR"
+        --sim-dim 3 --sim-solve-steps 3 --n-agents 2000 --sim-steps 5 --b7-dims 3 --b7-steps 3 --b7-cells 16 \
+        --sim1d-agents 100000 --out "$DIR"
 else
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
     start=$(date +%s)
