@@ -25,12 +25,12 @@ import importlib.util
 
 import numpy as np
 
-# numba is an optional dependency (without it the numpy kernel runs), imported on first use: it
-# costs about half a second, which `import mfgnet.agents` need not pay.
+# numba is an optional dependency (without it the numpy kernel runs), imported on first use with
+# the kernels' module (:mod:`mfgnet.agents.simulation.fused_kernels`): it costs about half a second,
+# which `import mfgnet.agents` need not pay.
 AVAILABLE = importlib.util.find_spec("numba") is not None
 numba = None
-_KERNEL = None
-_BLOCK = 256  # agents advanced together (see the kernel)
+_KERNELS = None
 
 
 def _numba():
@@ -44,17 +44,20 @@ def _numba():
     return numba
 
 
-def _compiled():
-    global _KERNEL
-    if _KERNEL is None:
+def _kernels():
+    """The kernels' module, imported (and with it numba) on first use."""
+    global _KERNELS
+    if _KERNELS is None:
         _numba()
-        _KERNEL = _compile()
-    return _KERNEL
+        from mfgnet.agents.simulation import fused_kernels
+
+        _KERNELS = fused_kernels
+    return _KERNELS
 
 
 def kernel():
-    """The compiled kernel (compiled on first use, cached on disk by numba)."""
-    return _compiled()[0]
+    """The kernel (numba compiles it on its first call, or loads it from its disk cache)."""
+    return _kernels().run
 
 
 def quantile_table(problem, nodes: int = 1 << 16) -> np.ndarray:
@@ -77,20 +80,20 @@ def initial_positions(quantiles: np.ndarray, key: int, first_agent: int, n: int)
     """Positions (n, 1) float32 of agents first_agent ... first_agent + n − 1 drawn from the quantile
     table, each from its own counter (so independent of chunks and threads)."""
     out = np.empty(n, np.float64)
-    _compiled()[2](quantiles, np.uint64(key), np.int64(first_agent), out)
+    _kernels().initial(quantiles, np.uint64(key), np.int64(first_agent), out)
     return out.astype(np.float32)[:, None]
 
 
 def initial_cells(tables: FusedTables, quantiles: np.ndarray, key: int, first_agent: int, n: int) -> np.ndarray:
     """The same draw as :func:`initial_positions`, straight into the kernel's cell units (n,) float32."""
     out = np.empty(n, np.float32)
-    _compiled()[2]((quantiles - tables.lo) / tables.h, np.uint64(key), np.int64(first_agent), out)
+    _kernels().initial((quantiles - tables.lo) / tables.h, np.uint64(key), np.int64(first_agent), out)
     return out
 
 
 def standard_normals(key: int, n: int) -> np.ndarray:
     """n float32 standard normals of the kernel's stream from counter ``key`` (for tests)."""
-    return _compiled()[1](np.uint64(key), (n + 1) // 2)[:n]
+    return _kernels().draw(np.uint64(key), (n + 1) // 2)[:n]
 
 
 def ziggurat_tables(layers: int = 128) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -111,138 +114,6 @@ def ziggurat_tables(layers: int = 128) -> tuple[np.ndarray, np.ndarray, np.ndarr
         f[i] = np.exp(-0.5 * d * d)
         w[i] = d / m1
     return k, w, f
-
-
-def _compile():
-    golden = np.uint64(0x9E3779B97F4A7C15)
-    salt = np.uint64(0xD1B54A32D192ED03)  # a second stream for the ziggurat's rare rejections
-    mix1, mix2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-    s30, s27, s31, s32 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(32)
-    low32 = np.uint64(0xFFFFFFFF)
-    zk, zw, zf = ziggurat_tables()
-    zw32 = zw.astype(np.float32)  # the fast path in float32 (positions are float32 anyway)
-    tail = 3.442619855899
-
-    @numba.njit(inline="always")
-    def hash64(counter):
-        """SplitMix64's output function of counter · γ: a counter-based stream of 64-bit words."""
-        z = counter * golden
-        z = (z ^ (z >> s30)) * mix1
-        z = (z ^ (z >> s27)) * mix2
-        return z ^ (z >> s31)
-
-    @numba.njit
-    def uniform(counter):  # in (0, 1)
-        return ((hash64(counter) >> np.uint64(11)) + np.uint64(1)) * (1.0 / 9007199254740994.0)
-
-    @numba.njit
-    def rejected(j, i, counter):
-        """The ziggurat's slow path (about 1.2 % of draws): the base strip's tail, or a wedge."""
-        attempt = np.uint64(0)
-        while True:
-            x = j * zw[i]
-            extra = (counter ^ salt) + attempt * np.uint64(4)
-            attempt += np.uint64(1)
-            if i == 0:  # the tail beyond r, by Marsaglia's method
-                while True:
-                    x = -np.log(uniform(extra)) / tail
-                    yv = -np.log(uniform(extra + np.uint64(1)))
-                    extra += np.uint64(2)
-                    if yv + yv >= x * x:
-                        return tail + x if j > 0 else -tail - x
-            if zf[i] + uniform(extra) * (zf[i - 1] - zf[i]) < np.exp(-0.5 * x * x):
-                return x
-            word = hash64(extra + np.uint64(1))
-            j = np.int64(np.int32(word & low32))
-            i = j & 127
-            if abs(j) < zk[i]:
-                return j * zw[i]
-
-    @numba.njit(inline="always")
-    def normal(word, counter):
-        j = np.int64(np.int32(word & low32))
-        i = j & 127
-        if abs(j) < zk[i]:  # the fast path: a table lookup and a multiplication
-            return np.float32(j) * zw32[i]
-        return np.float32(rejected(j, i, counter))
-
-    @numba.njit(inline="always")
-    def normals(counter):
-        """Two independent standard normals from one 64-bit word (the ziggurat on each half)."""
-        word = hash64(counter)
-        return normal(word, counter), normal(word >> s32, counter ^ golden)
-
-    @numba.njit(parallel=True, fastmath=True, cache=True)
-    def run(y, vals, slopes, step_slice, record_index, noise_scale, periodic, extent, bin_scale, bins, key,
-            first_agent, hist):
-        n_agents = y.shape[0]
-        n_steps = step_slice.shape[0]
-        last = extent
-        period = np.float32(2.0) * last
-        inv_last, inv_period = np.float32(1.0) / last, np.float32(1.0) / period
-        pairs = np.uint64((n_steps + 1) // 2)
-        n_blocks = (n_agents + _BLOCK - 1) // _BLOCK
-        for blk in numba.prange(n_blocks):
-            # A block of agents advances together: one agent's steps form a chain of dependent
-            # operations (a lookup, an interpolation, the noise), and the block's independent
-            # chains keep the core busy while each waits.
-            thread = numba.get_thread_id()
-            lo = blk * _BLOCK
-            hi = min(lo + _BLOCK, n_agents)
-            yb = y[lo:hi].copy()
-            spare = np.empty(hi - lo, np.float32)
-            for k in range(n_steps + 1):
-                r = record_index[k]
-                if r >= 0:
-                    for a in range(hi - lo):
-                        b = int(yb[a] * bin_scale)
-                        b = 0 if b < 0 else (bins - 1 if b > bins - 1 else b)
-                        hist[thread, r, b] += 1
-                if k == n_steps:
-                    break
-                j = step_slice[k]
-                even = k % 2 == 0
-                for a in range(hi - lo):
-                    yi = yb[a]
-                    s = yi if periodic else min(max(yi, np.float32(0.0)), last)
-                    cell = int(s)
-                    yi += vals[j, cell] + slopes[j, cell] * (s - np.float32(cell))
-                    if noise_scale > 0:
-                        if even:
-                            xi, spare[a] = normals(key + np.uint64(first_agent + lo + a) * pairs + np.uint64(k // 2))
-                        else:
-                            xi = spare[a]
-                        yi += noise_scale * xi
-                    if periodic:
-                        yi -= last * np.floor(yi * inv_last)
-                        if yi >= last:  # round-off of the line above
-                            yi -= last
-                    else:  # mirror reflection into [0, last]: the triangle wave of period 2 last
-                        t = yi - period * np.floor(yi * inv_period)
-                        yi = last - abs(last - t)
-                    yb[a] = yi
-            y[lo:hi] = yb
-
-    @numba.njit(parallel=True, fastmath=True, cache=True)
-    def initial(quantiles, key, first_agent, out):
-        """out[i] = Q(u) for agent first_agent + i, u its own uniform, Q linear between the table's
-        nodes (the quantile function of m0 at equally spaced probabilities)."""
-        steps = quantiles.shape[0] - 1
-        for i in numba.prange(out.shape[0]):
-            u = (hash64(key + np.uint64(first_agent + i)) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-            s = u * steps
-            k = min(int(s), steps - 1)
-            out[i] = quantiles[k] + (quantiles[k + 1] - quantiles[k]) * (s - k)
-
-    @numba.njit(cache=True)
-    def draw(key, n_pairs):
-        """The 2 n_pairs normals of counters key, key + 1, ... (for tests)."""
-        out = np.empty(2 * n_pairs, np.float32)
-        for p in range(n_pairs):
-            out[2 * p], out[2 * p + 1] = normals(key + np.uint64(p))
-        return out
-
-    return run, draw, initial
 
 
 @contextlib.contextmanager
