@@ -105,29 +105,39 @@ def bench_grid(quick: bool, repeat: int) -> list[Row]:
 
 
 def bench_grid_levels(quick: bool, repeat: int) -> list[Row]:
-    """1D time levels: LAPACK tridiagonal factors against one SuperLU per level, whole B3 solves
-    (Δt = h) interleaved A B A B, medians, CPU seconds."""
+    """1D time levels, whole B3 solves (Δt = h) interleaved A B C A B C, medians, CPU seconds: the
+    tridiagonal levels with numba's compiled sweeps (when installed), the same with one LAPACK call
+    per level and solve, and one SuperLU per level (the older path, sparse assembly included)."""
     from mfgnet.benchmarks import hopf_cole
     from mfgnet.grid import solve_grid
     from mfgnet.grid.linalg import LevelFactors
+    from mfgnet.grid.tridiagonal import NUMBA_AVAILABLE, TridiagonalLevels
 
     bench = hopf_cole()
+    variants = (["numba"] if NUMBA_AVAILABLE else []) + ["lapack", "superlu"]
+    solve_grid(bench.problem, cells=32, time_steps=16, progress=False)  # loads numba's kernels outside the timing
     rows = []
     for cells in ((64, 256) if quick else (256, 1024)):
-        times: dict[bool, list[float]] = {True: [], False: []}
+        times: dict[str, list[float]] = {v: [] for v in variants}
         for _ in range(max(repeat, 3)):
-            for tridiagonal in (True, False):
-                LevelFactors.tridiagonal_1d = tridiagonal
+            for variant in variants:
+                LevelFactors.tridiagonal_1d = variant != "superlu"
+                TridiagonalLevels.use_numba = variant == "numba"
                 try:
                     start = time.process_time()
                     sol = solve_grid(bench.problem, cells=cells, time_steps=int(round(cells * bench.problem.horizon)),
                                      progress=False)
-                    times[tridiagonal].append(time.process_time() - start)
+                    times[variant].append(time.process_time() - start)
                 finally:
                     LevelFactors.tridiagonal_1d = True
-        new, old = float(np.median(times[True])), float(np.median(times[False]))
+                    TridiagonalLevels.use_numba = NUMBA_AVAILABLE
+        median = {v: float(np.median(t)) for v, t in times.items()}
+        new = median[variants[0]]
+        notes = [f"{variants[0]} sweeps"] + [f"{label} {median[v]:.3f} s: {median[v] / new:.2f}x" for v, label in
+                                              (("lapack", "LAPACK per level"), ("superlu", "SuperLU per level"))
+                                              if v != variants[0]]
         rows.append(Row("grid_levels", f"B3 {cells} cells x {sol.grid.time_steps} levels, tridiagonal", new,
-                        "CPU s / solve", f"SuperLU per level {old:.3f} s: {old / new:.2f}x"))
+                        "CPU s / solve", "; ".join(notes)))
     return rows
 
 

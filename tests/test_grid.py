@@ -236,7 +236,7 @@ def test_tridiagonal_levels_match_sparse_lu(periodic):
     J = sp.block_diag([sp.diags([-0.5 * rng.random(n - 1), rng.random(n), -0.3 * rng.random(n - 1)], [-1, 0, 1])
                        for _ in range(levels)]).tocsr()
     fast, sparse = LevelFactors(base.tocsr(), J, levels, n, 1), LevelFactors(base.tocsr(), J, levels, n, 2)
-    assert type(fast.lu[0]).__name__ == "_Tridiagonal"
+    assert type(fast.lu).__name__ == "TridiagonalLevels"
     rhs = rng.random((levels, n))
     assert np.abs(fast.backward(rhs, 0.1) - sparse.backward(rhs, 0.1)).max() < 1e-12
     assert np.abs(fast.forward(rhs, 0.1) - sparse.forward(rhs, 0.1)).max() < 1e-12

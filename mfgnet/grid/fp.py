@@ -19,7 +19,7 @@ def fp_time_dependent(disc: Discretisation, U: np.ndarray) -> np.ndarray:
     rhs = np.zeros((nt, n))
     rhs[0] = disc.m0 / grid.dt
     cached = getattr(disc, "_factors", None)
-    J = None if cached is not None and np.array_equal(cached[0], U) else disc.ham(U).jacobian
+    J = None if cached is not None and np.array_equal(cached[0], U) else disc.hamiltonian_jacobian(disc.ham(U))
     return disc.level_factors(U, J).forward(rhs, grid.dt)
 
 

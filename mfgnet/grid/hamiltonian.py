@@ -16,27 +16,38 @@ Arrays of node values have shape (L, n): L time levels of n nodes, flattened lev
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from mfgnet.grid.mesh import Grid
+from mfgnet.grid.tridiagonal import LevelDiagonals
 from mfgnet.problems import MFGProblem, ProblemError, RadialHamiltonian
 
 
 @dataclass
 class HamiltonianState:
     """The numerical Hamiltonian at u: values ``H`` (L, n), ``K' = dK/ds`` (L, n), the
-    one-sided parts ``a``, ``b`` (d, L, n) and ``S = ds/du`` (Ln, Ln)."""
+    one-sided parts ``a``, ``b`` (d, L, n), s (L, n) and ``S = ds/du`` (Ln, Ln), the last built
+    on first use (from the grid's block operators ``ops``): the 1D solver works on its
+    diagonals instead (:meth:`NumericalHamiltonian.jacobian_levels`)."""
 
     H: np.ndarray
     k_s: np.ndarray
     a: np.ndarray
     b: np.ndarray
-    S: sp.csr_matrix
     s: np.ndarray
+    ops: dict = field(repr=False)
+
+    @cached_property
+    def S(self) -> sp.csr_matrix:
+        """``ds/du = Σ_i 2 diag(a_i) D+_i + 2 diag(b_i) D-_i``, (Ln, Ln)."""
+        d_plus, d_minus = self.ops["d_plus"], self.ops["d_minus"]
+        return sum(sp.diags(2 * self.a[i].ravel()) @ d_plus[i] + sp.diags(2 * self.b[i].ravel()) @ d_minus[i]
+                   for i in range(len(d_plus))).tocsr()
 
     @property
     def jacobian(self) -> sp.csr_matrix:
@@ -71,8 +82,6 @@ class NumericalHamiltonian:
         a = np.stack([np.minimum(dp @ flat, 0.0) for dp in ops["d_plus"]])
         b = np.stack([np.maximum(dm @ flat, 0.0) for dm in ops["d_minus"]])
         s = (a * a + b * b).sum(axis=0)
-        S = sum(sp.diags(2 * a[i]) @ ops["d_plus"][i] + sp.diags(2 * b[i]) @ ops["d_minus"][i]
-                for i in range(grid.dim)).tocsr()
         x = ops["nodes"]
         with torch.no_grad():
             st = torch.from_numpy(s)
@@ -80,8 +89,23 @@ class NumericalHamiltonian:
             k_s = self.ham.radial_ds(x, st).numpy().reshape(levels, n)
         if not (np.all(np.isfinite(H)) and np.all(np.isfinite(k_s))):
             raise FloatingPointError("the Hamiltonian is not finite on the grid")
-        return HamiltonianState(H, k_s, a.reshape(grid.dim, levels, n), b.reshape(grid.dim, levels, n), S,
-                                s.reshape(levels, n))
+        return HamiltonianState(H, k_s, a.reshape(grid.dim, levels, n), b.reshape(grid.dim, levels, n),
+                                s.reshape(levels, n), ops)
+
+    def jacobian_levels(self, state: HamiltonianState) -> LevelDiagonals:
+        """``J = diag(K') S`` of a 1D grid as its level diagonals, with the entries of
+        :attr:`HamiltonianState.jacobian` (same products and sums), without the sparse matrices.
+
+        Row j of S is ``2 a_j (D+)_j + 2 b_j (D-)_j``: ``2 a_j / h`` at j+1, ``2 b_j / h`` (negated) at j-1,
+        their difference on the diagonal; across a box face a_j (last node) and b_j (first) are 0.
+        """
+        if self.grid.dim != 1:
+            raise ValueError("level diagonals are for 1D grids")
+        inv_h = 1.0 / self.grid.h[0]
+        pa, pb = 2 * state.a[0] * inv_h, 2 * state.b[0] * inv_h  # (2 a) (1/h), as diag(2a) @ D+
+        k_s = state.k_s
+        return LevelDiagonals(main=k_s * (-pa + pb), upper=k_s[:, :-1] * pa[:, :-1], lower=k_s[:, 1:] * -pb[:, 1:],
+                              top=k_s[:, 0] * -pb[:, 0], bottom=k_s[:, -1] * pa[:, -1])
 
     def second_derivative(self, s: np.ndarray) -> np.ndarray:
         """``d²K/ds²`` at s (L, n) by autograd on ``radial_ds`` (zero when K' is constant in s)."""
@@ -116,3 +140,22 @@ class NumericalHamiltonian:
         if np.any(k_ss != 0):
             out = out + state.S.T @ sp.diags((m * k_ss).ravel()) @ state.S
         return out.tocsr()
+
+    def transport_levels(self, state: HamiltonianState, m: np.ndarray) -> LevelDiagonals | sp.csr_matrix:
+        """:meth:`transport_jacobian` on a 1D grid as level diagonals (it is then tridiagonal, cyclic
+        on a torus) when K'' = 0; the sparse matrix otherwise (``Sᵀ diag(m K'') S`` is pentadiagonal).
+
+        With ``p = 2 w 1[D+u<0]`` and ``q = 2 w 1[D-u>0]`` (zero across a box face),
+        ``D+ᵀ diag(p) D+ + D-ᵀ diag(q) D-`` has ``(p_j + p_{j-1} + q_j + q_{j+1}) / h²`` on the
+        diagonal and ``-(p_j + q_{j+1}) / h²`` at (j, j+1) and (j+1, j), indices modulo n.
+        """
+        if self.grid.dim != 1 or np.any(self.second_derivative(state.s) != 0):
+            return self.transport_jacobian(state, m)
+        w = state.k_s * m
+        p = 2 * w * (state.a[0] < 0)
+        q = 2 * w * (state.b[0] > 0)
+        inv_h2 = 1.0 / self.grid.h[0] ** 2
+        main = (p + np.roll(p, 1, axis=1) + q + np.roll(q, -1, axis=1)) * inv_h2
+        off = -(p[:, :-1] + q[:, 1:]) * inv_h2
+        corner = -(p[:, -1] + q[:, 0]) * inv_h2
+        return LevelDiagonals(main, off, off, corner, corner)

@@ -5,8 +5,9 @@
   last): on a 128² torus this has about 2-3 times less fill than SuperLU's default ordering.
 * Time-dependent systems are block bidiagonal in time: the HJB Jacobian is solved by one
   backward sweep, the Fokker-Planck operator by one forward sweep (one small sparse LU per
-  time level), and the coupled Newton system by GMRES on the Schur complement in m,
-  preconditioned by the forward sweep (see :class:`CoupledTimeSolve`).
+  time level; tridiagonal factors in 1D, :mod:`mfgnet.grid.tridiagonal`), and the coupled
+  Newton system by GMRES on the Schur complement in m, preconditioned by the forward sweep
+  (see :class:`CoupledTimeSolve`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy.linalg import solve_triangular
-from scipy.linalg.lapack import dgttrf, dgttrs
 
 from mfgnet.grid.mesh import Grid
+from mfgnet.grid.tridiagonal import LevelDiagonals, TridiagonalLevels
 
 _LEAF = 32
 
@@ -93,30 +94,44 @@ def diagonal_block(M: sp.csc_matrix, k: int, n: int) -> sp.csc_matrix:
 
 
 class LevelFactors:
-    """Factors of ``B_k = I/dt - ν Δ + J_k`` for every time level k (a loop over levels),
-    computed on first use: a line-search trial that is rejected never pays for them.
+    """Factors of ``B_k = I/dt - ν Δ + J_k`` for every time level k, computed on first use: a
+    line-search trial that is rejected never pays for them.
 
-    1D levels are tridiagonal (box) or cyclic tridiagonal (torus): LAPACK's ``gttrf`` / ``gttrs``
-    per level (:class:`_Tridiagonal`), whose calls cost microseconds where a SuperLU factor and
-    solve cost about 0.8 ms and 20 µs of per-call overhead on 128–1024 nodes (benchmark:
+    1D levels are tridiagonal (box) or cyclic tridiagonal (torus): their diagonals are added as
+    (L, n) arrays and factored by LAPACK's ``gttrf`` (:class:`~mfgnet.grid.tridiagonal.TridiagonalLevels`,
+    one compiled call for all levels and per sweep with numba), where a SuperLU factor and solve
+    cost about 0.8 ms and 20 µs of per-call overhead on 128–1024 nodes (benchmark:
     ``python -m mfgnet.bench --only grid_levels``).  Other dimensions: one sparse LU per level.
+
+    ``base`` (n, n) is ``I/dt - ν Δ``; ``J`` the level-major block-diagonal ``J_k``, sparse or
+    :class:`~mfgnet.grid.tridiagonal.LevelDiagonals`.
     """
 
     # The benchmark's reference switches this off to time the SuperLU path in the same run.
     tridiagonal_1d = True
 
-    def __init__(self, base: sp.spmatrix, J: sp.csr_matrix, levels: int, n: int, dim: int) -> None:
+    def __init__(self, base: sp.spmatrix, J, levels: int, n: int, dim: int) -> None:
         self.n, self.levels = n, levels
-        self._blocks = (sp.kron(sp.identity(levels), base) + J).tocsc()
-        self._blocks.sort_indices()
-        self._tridiagonal = self.tridiagonal_1d and dim == 1 and n >= 3
+        self.tridiagonal = self.tridiagonal_1d and dim == 1 and n >= 3
+        if self.tridiagonal:
+            if not isinstance(J, LevelDiagonals):
+                J = LevelDiagonals.from_block_diagonal(J, levels, n)
+            # base's entries first, as in the sparse sum kron(I, base) + J (the same numbers)
+            self._blocks = LevelDiagonals.from_block_diagonal(base, 1, n) + J
+        else:
+            if isinstance(J, LevelDiagonals):
+                J = J.to_sparse()
+            self._blocks = (sp.kron(sp.identity(levels), base) + J).tocsc()
+            self._blocks.sort_indices()
         self._lu = None
 
     @property
-    def lu(self) -> list:
+    def lu(self):
+        """The factors: a :class:`~mfgnet.grid.tridiagonal.TridiagonalLevels` (1D), else one
+        SuperLU per level."""
         if self._lu is None:
-            if self._tridiagonal:
-                self._lu = _Tridiagonal.levels(self._blocks, self.levels, self.n)
+            if self.tridiagonal:
+                self._lu = TridiagonalLevels(self._blocks)
             else:
                 self._lu = [spla.splu(diagonal_block(self._blocks, k, self.n), permc_spec="COLAMD")
                             for k in range(self.levels)]
@@ -125,6 +140,8 @@ class LevelFactors:
 
     def backward(self, rhs: np.ndarray, dt: float) -> np.ndarray:
         """Solve the HJB Jacobian: ``B_k x_k - x_{k+1}/dt = rhs_k`` (x_{Nt} = 0), rhs (L, n)."""
+        if self.tridiagonal:
+            return self.lu.sweep(rhs, dt, transposed=False, backward=True)
         out = np.empty_like(rhs)
         carry = np.zeros(self.n)
         for k in range(self.levels - 1, -1, -1):
@@ -134,69 +151,14 @@ class LevelFactors:
 
     def forward(self, rhs: np.ndarray, dt: float) -> np.ndarray:
         """Solve the FP operator: ``B_kᵀ y_k - y_{k-1}/dt = rhs_k`` (y_{-1} = 0), rhs (L, n)."""
+        if self.tridiagonal:
+            return self.lu.sweep(rhs, dt, transposed=True, backward=False)
         out = np.empty_like(rhs)
         carry = np.zeros(self.n)
         for k in range(self.levels):
             carry = self.lu[k].solve(rhs[k] + carry / dt, trans="T")
             out[k] = carry
         return out
-
-
-class _Tridiagonal:
-    """LU factors of one (cyclic) tridiagonal level, with SuperLU's ``solve(rhs, trans)``.
-
-    A torus level has corner entries β = A[0, n-1] and α = A[n-1, 0]; it is written A = T + u vᵀ
-    with u = (γ, 0, …, 0, α), v = (1, 0, …, 0, β/γ), γ = -A[0, 0] (T tridiagonal, its first and last
-    diagonal entries shifted by -γ and -αβ/γ), and solved by Sherman–Morrison with T's factors:
-    x = y - (v·y)/(1 + v·z) z, T y = b, T z = u (transposed: the roles of u and v swap).
-    """
-
-    def __init__(self, factors: tuple) -> None:
-        self.factors = factors  # gttrf's (dl, d, du, du2, ipiv), the arguments gttrs takes
-        self.corners = None  # a torus level: (u, v, z, z_t, 1 + v·z, 1 + u·z_t)
-
-    @classmethod
-    def levels(cls, blocks: sp.csc_matrix, levels: int, n: int) -> list[_Tridiagonal]:
-        main = blocks.diagonal(0).reshape(levels, n)
-        upper = np.append(blocks.diagonal(1), 0.0).reshape(levels, n)[:, :-1]
-        lower = np.append(blocks.diagonal(-1), 0.0).reshape(levels, n)[:, :-1]
-        top = np.append(blocks.diagonal(n - 1), np.zeros(n - 1)).reshape(levels, n)[:, 0]      # A[0, n-1]
-        bottom = np.append(blocks.diagonal(1 - n), np.zeros(n - 1)).reshape(levels, n)[:, 0]  # A[n-1, 0]
-        out = []
-        for k in range(levels):
-            d = main[k].copy()
-            beta, alpha = top[k], bottom[k]
-            cyclic = beta != 0.0 or alpha != 0.0
-            if cyclic:
-                gamma = -d[0]
-                d[0] -= gamma
-                d[-1] -= alpha * beta / gamma
-            dl, dd, du, du2, ipiv, info = dgttrf(lower[k].copy(), d, upper[k].copy())
-            if info != 0:
-                raise np.linalg.LinAlgError(f"singular time level {k} (gttrf info {info})")
-            level = cls((dl, dd, du, du2, ipiv))
-            if cyclic:
-                u = np.zeros(n)
-                v = np.zeros(n)
-                u[0], u[-1] = gamma, alpha
-                v[0], v[-1] = 1.0, beta / gamma
-                z, z_t = level._solve_t(u, "N"), level._solve_t(v, "T")
-                level.corners = (u, v, z, z_t, 1.0 + v @ z, 1.0 + u @ z_t)
-            out.append(level)
-        return out
-
-    def _solve_t(self, b: np.ndarray, trans: str) -> np.ndarray:
-        x, _ = dgttrs(*self.factors, b, trans=trans)  # info is nonzero only for malformed arguments
-        return x
-
-    def solve(self, b: np.ndarray, trans: str = "N") -> np.ndarray:
-        x = self._solve_t(b, trans)
-        if self.corners is None:
-            return x
-        u, v, z, z_t, denom, denom_t = self.corners
-        if trans == "N":
-            return x - (v @ x) / denom * z
-        return x - (u @ x) / denom_t * z_t
 
 
 def gmres(matvec, b: np.ndarray, x0: np.ndarray, rtol: float, max_iterations: int) -> tuple[np.ndarray, int]:
@@ -224,8 +186,10 @@ def gmres(matvec, b: np.ndarray, x0: np.ndarray, rtol: float, max_iterations: in
         h = np.zeros(k + 1)
         before = float(np.linalg.norm(w))
         for _ in range(2):  # a second pass only when the first cancelled much of w ("twice is enough")
-            c = V[:k] @ w
-            w = w - c @ V[:k]
+            # einsum, not BLAS's gemv: on a busy 2-core machine OpenBLAS's threads spin for
+            # milliseconds per call, which cost a 256-cell solve a third of its CPU time.
+            c = np.einsum("ij,j->i", V[:k], w)
+            w = w - np.einsum("i,ij->j", c, V[:k])
             h[:k] += c
             h[k] = float(np.linalg.norm(w))
             if h[k] > 0.7 * before:
@@ -243,7 +207,7 @@ def gmres(matvec, b: np.ndarray, x0: np.ndarray, rtol: float, max_iterations: in
             break
         V[k] = w / h[k]
     y = _upper_solve(R[:k, :k], g[:k])
-    return x0 + y @ V[:k], k
+    return x0 + np.einsum("i,ij->j", y, V[:k]), k
 
 
 def _upper_solve(R: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -267,7 +231,7 @@ class CoupledTimeSolve:
     one did).
     """
 
-    def __init__(self, factors: LevelFactors, dt: float, apply_um, A_mu: sp.csr_matrix, counter: list,
+    def __init__(self, factors: LevelFactors, dt: float, apply_um, A_mu, counter: list,
                  max_iterations: int, rtol: float = 1e-11) -> None:
         self.f, self.dt, self.apply_um, self.A_mu = factors, dt, apply_um, A_mu
         self.counter, self.rtol, self.max_iterations = counter, rtol, max_iterations

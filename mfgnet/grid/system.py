@@ -30,7 +30,7 @@ import scipy.sparse as sp
 import torch
 
 from mfgnet.grid.coupling import GridCoupling
-from mfgnet.grid.hamiltonian import NumericalHamiltonian
+from mfgnet.grid.hamiltonian import HamiltonianState, NumericalHamiltonian
 from mfgnet.grid.linalg import CoupledTimeSolve, DirectSolve, LevelFactors
 from mfgnet.grid.mesh import Grid
 from mfgnet.problems import MFGProblem, ProblemError
@@ -85,9 +85,24 @@ class Discretisation:
         """Time levels carried as unknowns (Nt), or 1 for the ergodic problem."""
         return 1 if self.grid.times is None else self.grid.time_steps
 
+    @property
+    def level_diagonals(self) -> bool:
+        """Whether the time levels' matrices are handled as tridiagonal diagonals (1D grids)."""
+        return LevelFactors.tridiagonal_1d and self.grid.dim == 1 and self.grid.n >= 3
+
+    def hamiltonian_jacobian(self, hs: HamiltonianState):
+        """``J = dH_h/du`` at a time-dependent state (L, n): its level diagonals in 1D (no sparse
+        matrix of L·n rows is built), the sparse matrix otherwise; either supports ``J.T @ flat``."""
+        return self.ham.jacobian_levels(hs) if self.level_diagonals else hs.jacobian
+
+    def transport_jacobian(self, hs: HamiltonianState, M: np.ndarray):
+        """``d(Jᵀ m)/du`` at M (L, n): level diagonals in 1D where it is tridiagonal, else sparse."""
+        return self.ham.transport_levels(hs, M) if self.level_diagonals else self.ham.transport_jacobian(hs, M)
+
     def level_factors(self, U: np.ndarray, J) -> LevelFactors:
-        """LU factors of the time levels' ``I/dt - ν Δ + J(u^k)`` at U (Nt, n); the last ones are
-        reused when U repeats (the FP sweep after an HJB solve at the same u)."""
+        """LU factors of the time levels' ``I/dt - ν Δ + J(u^k)`` at U (Nt, n) (J from
+        :meth:`hamiltonian_jacobian`); the last ones are reused when U repeats (the FP sweep after
+        an HJB solve at the same u)."""
         cached = getattr(self, "_factors", None)
         if cached is not None and cached[0].shape == U.shape and np.array_equal(cached[0], U):
             return cached[1]
@@ -134,7 +149,7 @@ class TimeDependentSystem:
         G = d.terminal(times[-1:], M[-1:], derivatives=jacobian)
         u_next = np.vstack([U[1:], G.value])
         m_prev = np.vstack([d.m0[None], M[:-1]])
-        J = hs.jacobian
+        J = d.hamiltonian_jacobian(hs)
         r_hjb = (U - u_next) / dt - d.nu * d.laplacian(U) + hs.H - F.value
         r_fp = (M - m_prev) / dt - d.nu * d.laplacian(M) + (J.T @ M.ravel()).reshape(M.shape)
         r = np.concatenate([r_hjb.ravel(), r_fp.ravel()])
@@ -157,7 +172,7 @@ class TimeDependentSystem:
                 out[-1] -= d_z @ (right.T @ dm[-1])
             return out
 
-        return r, CoupledTimeSolve(factors, dt, apply_um, d.ham.transport_jacobian(hs, M), self.linear_iterations,
+        return r, CoupledTimeSolve(factors, dt, apply_um, d.transport_jacobian(hs, M), self.linear_iterations,
                                    self.gmres_max_iterations)
 
 
@@ -198,7 +213,7 @@ class TimeDependentHJB:
         r = ((U - u_next) / dt - d.nu * d.laplacian(U) + hs.H - self.F).ravel()
         if not jacobian:
             return r, None
-        return r, _Backward(d.level_factors(U, hs.jacobian), dt)
+        return r, _Backward(d.level_factors(U, d.hamiltonian_jacobian(hs)), dt)
 
 
 # ---------------------------------------------------------------------- ergodic
