@@ -98,6 +98,46 @@ def test_two_dimensional_ergodic_torus():
     assert compare_to_solution(res, b1.exact, l1_coarsen=8)[0]["l1"] < 0.08
 
 
+@pytest.mark.parametrize("interp", ["linear", "nearest"])
+@pytest.mark.parametrize("domain", ["torus", "box"])
+def test_numpy_drift_kernel_matches_policy_evaluate(interp, domain):
+    """The 2D numpy kernel's one-gather cell tables give α·dt as TabulatedPolicy.evaluate does
+    (float32 rounding apart), also at the grid's edges."""
+    from mfgnet.agents.simulation.simulate import _drift_tables, _DriftKernel
+
+    if domain == "torus":
+        solution, lo, up, n_nodes = ergodic_torus(2).exact, [0.0, 0.0], [1.0, 1.0], 100
+    else:
+        problem = MFGProblem(Box([0.0, -1.0], [1.0, 2.0]), horizon=1.0, viscosity=0.5,
+                             initial_density=lambda x: torch.full((x.shape[0],), 1 / 3, dtype=x.dtype))
+        solution = ExactSolution(problem, lambda t, x: torch.sin(3 * x[:, 0]) * torch.cos(2 * x[:, 1]) + x[:, 1] ** 2,
+                                 lambda t, x: torch.full((x.shape[0],), 1 / 3, dtype=x.dtype))
+        lo, up, n_nodes = [0.0, -1.0], [1.0, 2.0], 65
+    policy = TabulatedPolicy.from_solution(solution, [0.0], n_nodes)
+    x = np.random.default_rng(0).uniform(lo, up, (20_000, 2)).astype(np.float32)
+    top = np.nextafter(np.float32(up), np.float32(-np.inf)) if domain == "torus" else np.float32(up)
+    x[:3] = [lo, top, [lo[0], top[1]]]
+    dt = 0.01
+    moved = x.copy()
+    _DriftKernel(policy, x.shape[0], interp == "nearest").add_drift(moved, _drift_tables(policy, dt, interp)[0])
+    ref = policy.evaluate(policy.prepare("cpu", torch.float64)[0], torch.from_numpy(x).double(), interp).numpy() * dt
+    err = np.abs((moved - x) - ref)
+    # nearest: a position exactly halfway between two nodes may round either way.
+    assert (err > 1e-6).sum() <= (3 if interp == "nearest" else 0), err.max()
+
+
+def test_two_dimensional_thread_independent_and_timings_consistent():
+    b1 = ergodic_torus(2)
+    kw = {"t1": 0.05, "bins": 16, "initial": "solution", "n_nodes": 32, "chunk_size": 1000, "progress": False}
+    one = simulate(b1.exact, 3000, 5, threads=1, **kw)
+    two = simulate(b1.exact, 3000, 5, threads=2, **kw)
+    assert torch.equal(one.histograms, two.histograms)
+    tm = two.timings
+    # The rate divides by steps_s, and steps_s is a share of the wall clock (not a sum over threads).
+    assert two.agent_steps_per_s == pytest.approx(3000 * 5 / tm["steps_s"])
+    assert tm["initial_s"] + tm["steps_s"] <= two.wall_time_s * (1 + 1e-9)
+
+
 def test_wasserstein_on_circle_and_interval():
     h = torch.zeros(100)
     h[0] = 1.0

@@ -10,7 +10,9 @@ of the positions are accumulated over chunks at the recorded steps.
 Backends: on a CPU, numpy kernels (in-place, preallocated buffers) run chunks on a pool
 of ``threads`` threads — numpy releases the GIL inside each operation, and the threads
 never meet until the end, where torch's intra-op threads would synchronise at every
-operation (fatal on a loaded machine: each barrier can cost a scheduler slice).  A chunk
+operation (fatal on a loaded machine: each barrier can cost a scheduler slice).  In 2D the
+drift is one gather per agent from a per-cell table of the bilinear coefficients (numpy, not
+the torch ``TabulatedPolicy.evaluate``, which the numpy kernel once called here).  A chunk
 of 2^16 agents keeps the working arrays in cache.  On a GPU the same steps run as torch
 operations on large chunks.  Each chunk has its own random stream (spawned from ``seed``),
 so results do not depend on the thread count.  With numba installed (``mfgnet[fast]``), 1D
@@ -50,7 +52,13 @@ class SimulationResult:
     """Histograms of the population at the recorded times.
 
     times: (R,) recorded times; histograms: (R, bins, ..., bins) cell probabilities (sum 1)
-    on the box [lower, upper]; samples: (≤ keep, d) final positions of the first agents.
+    on the box [lower, upper]; samples: (≤ keep, d) final positions of the first agents;
+    wall_time_s: seconds of the whole run (tabulation excluded); agent_steps_per_s: n_agents ·
+    n_steps over ``timings["steps_s"]``.  timings: ``initial_s`` and ``steps_s``, wall-clock
+    seconds of the initial draw and of the steps (with chunks side by side on a thread pool, the
+    wall clock shared out in the proportion of the per-chunk times); ``initial_thread_s`` and
+    ``steps_thread_s``, those per-chunk times summed over the chunks (up to ``threads`` × the
+    wall clock); ``tabulate_s``, ``threads``, ``chunk_size``, ``backend``.
     """
 
     times: list[float]
@@ -66,26 +74,39 @@ class SimulationResult:
     timings: dict = field(default_factory=dict)
 
 
-def _sample_initial(solution, problem, n: int, gen: torch.Generator, t0, initial: str) -> torch.Tensor:
+def _sample_initial(solution, problem, n: int, gen: torch.Generator, t0, initial: str,
+                    density_cells: _DensityCells | None) -> torch.Tensor:
     if initial == "problem" and not problem.is_ergodic:
         return problem.sample_initial(n, gen)
-    return sample_density(solution, t0, n, gen)
+    return (density_cells or _DensityCells(solution, t0)).sample(n, gen)
 
 
 def sample_density(solution, t, n: int, gen: torch.Generator, n_cells: int | None = None) -> torch.Tensor:
     """``n`` points (n, d) from the solution's density m(t, ·): a cell drawn by its
     probability on a fine grid, then a uniform point inside it."""
-    problem = solution.problem
-    d = problem.dim
-    n_cells = n_cells or {1: 8192, 2: 512}.get(d, 64)
-    lower, upper = problem.bounding_box().bounds()
-    h = (upper - lower) / n_cells
-    centres = cell_centre_points(lower, upper, n_cells)
-    with torch.no_grad():
-        w = solution.density(t, centres).clamp_min(0)
-    cell = torch.multinomial(w, n, replacement=True, generator=gen)
-    return centres[cell] + (torch.rand(n, d, generator=gen, dtype=torch.float64) - 0.5) * h
+    return _DensityCells(solution, t, n_cells).sample(n, gen)
 
+
+class _DensityCells:
+    """The fine grid of :func:`sample_density` with m(t, ·) at its cell centres, evaluated once:
+    a simulation draws every chunk's initial positions from it (the density on 512² centres
+    costs about as much as the draw itself).  The draws are those of sample_density."""
+
+    def __init__(self, solution, t, n_cells: int | None = None) -> None:
+        problem = solution.problem
+        d = problem.dim
+        n_cells = n_cells or {1: 8192, 2: 512}.get(d, 64)
+        lower, upper = problem.bounding_box().bounds()
+        self.h = (upper - lower) / n_cells
+        self.centres = cell_centre_points(lower, upper, n_cells)
+        with torch.no_grad():
+            self.weights = solution.density(t, self.centres).clamp_min(0)
+
+    def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """``n`` points (n, d), float64."""
+        cell = torch.multinomial(self.weights, n, replacement=True, generator=gen)
+        d = self.centres.shape[1]
+        return self.centres[cell] + (torch.rand(n, d, generator=gen, dtype=torch.float64) - 0.5) * self.h
 
 
 def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float | None = None,
@@ -215,6 +236,8 @@ def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float |
     # sampling's time, and the run no longer depends on the chunk size.  A problem's own sampler wins.
     quantiles = (fused.quantile_table(problem) if tables is not None and initial == "problem"
                  and not problem.is_ergodic and problem.initial_sampler_function is None else None)
+    density_cells = (_DensityCells(solution, t0) if quantiles is None and (initial == "solution" or problem.is_ergodic)
+                     else None)
 
     def run(c: int):
         n = min(chunk_size, n_agents - c * chunk_size)
@@ -223,7 +246,7 @@ def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float |
         if quantiles is not None:  # drawn straight into the fused kernel's cell units
             y = fused.initial_cells(tables, quantiles, initial_key, c * chunk_size, n)
         else:
-            x0 = _sample_initial(solution, problem, n, gen, t0, initial)
+            x0 = _sample_initial(solution, problem, n, gen, t0, initial, density_cells)
             y = fused.to_cells(tables, x0.numpy()) if tables is not None else None
         t_init = time.perf_counter() - ti
         ts = time.perf_counter()
@@ -262,13 +285,18 @@ def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float |
     t_init = sum(o[2] for o in outs)
     t_steps = sum(o[3] for o in outs)
     times = [t0 + k * dt for k in record]
-    if backend == "numpy":  # chunks ran side by side on the pool: their draws overlapped
-        steps_wall = max(wall - t_init / max(min(threads, n_chunks), 1), 1e-12)
+    if backend == "numpy" and threads > 1 and n_chunks > 1:
+        # Chunks ran side by side on the pool, so the per-chunk times add up to about threads × wall:
+        # the wall clock is shared out between the draws and the steps in the proportion of those sums.
+        steps_wall = wall * t_steps / max(t_init + t_steps, 1e-12)
+        init_wall = wall - steps_wall
     else:  # one chunk at a time (numba's threads, or the device, inside each)
-        steps_wall = max(t_steps, 1e-12)
+        steps_wall, init_wall = t_steps, t_init
+    steps_wall = max(steps_wall, 1e-12)
     return SimulationResult(times, hist.reshape((len(record),) + (bins,) * d), lower, upper, n_agents, n_steps, dt,
                             samples, wall, n_agents * n_steps / steps_wall,
-                            {"tabulate_s": tab_time, "initial_s": t_init, "steps_s": t_steps, "threads": threads,
+                            {"tabulate_s": tab_time, "initial_s": init_wall, "steps_s": steps_wall,
+                             "initial_thread_s": t_init, "steps_thread_s": t_steps, "threads": threads,
                              "chunk_size": chunk_size, "backend": backend})
 
 
@@ -292,10 +320,132 @@ class _Spec:
         self.slopes = [np.append(v[1:] - v[:-1], np.float32(0)) for v in self.vals] if self.d == 1 else None
         self.inv_h = float(1.0 / policy.spacing[0])
         self.p_lo = float(policy.lower[0])
+        # d >= 2 on the numpy kernel: the drift α·dt as numpy tables (see _drift_tables) where they fit;
+        # else (d >= 3 on a fine grid) torch's policy.evaluate on the padded tables, as before.
+        self.drift = (_drift_tables(policy, dt, interp)
+                      if backend == "numpy" and self.d >= 2 and _drift_table_bytes(policy, interp) <= _DRIFT_TABLE_BYTES
+                      else None)
         if backend == "torch":
             self.tables_dev = policy.prepare(device, torch.float32)
             self.vals_dev = [t.reshape(-1) for t in self.tables_dev] if self.d == 1 else None
             self.slopes_dev = [torch.as_tensor(s, device=device) for s in self.slopes] if self.d == 1 else None
+
+
+_DRIFT_TABLE_BYTES = 256 << 20  # 2D: 256² nodes take 2 MB, 1024² 32 MB; d = 3 at 128³ nodes 200 MB
+
+
+def _drift_table_bytes(policy: TabulatedPolicy, interp: str) -> int:
+    d, n = policy.dim, policy.n_nodes
+    return (n ** d) * d * 4 * (1 if interp == "nearest" else 1 << d) * policy.table.shape[0]
+
+
+class _DriftTable:
+    """The drift α·dt of one time slice for the numpy kernel in d >= 2, as one float32 row per
+    cell, so that an agent's whole interpolation stencil is a single gather.
+
+    Multilinear: on the cell [i, i + 1] (in node units) with weights w in [0, 1)^d, the
+    interpolant is the polynomial Σ_S c_S Π_{a in S} w_a over the subsets S of the axes, with
+    c_S = Σ_{T ⊆ S} (-1)^{|S|-|T|} v(i + e_T) (for d = 2: v00, v10 - v00, v01 - v00,
+    v11 - v10 - v01 + v00).  Row = the 2^d coefficients × d components (32 bytes in 2D: one
+    cache line per agent, against 2^d·d scattered reads of the node table).  A torus has n^d
+    cells (the last one wraps to node 0), a box (n - 1)^d (positions clamped to the grid).
+    Nearest: row = the node's d values.
+    """
+
+    def __init__(self, table: np.ndarray, periodic: bool, dt: float, nearest: bool) -> None:
+        d = table.shape[-1]
+        n = table.shape[0]
+        self.dim, self.nearest, self.periodic = d, nearest, periodic
+        if nearest:
+            rows = table.reshape(-1, d)
+            self.cells = n
+        else:
+            def corner(subset: int) -> np.ndarray:  # v(i + e_T) for every cell i
+                v = table
+                for ax in range(d):
+                    if subset >> ax & 1:
+                        v = np.roll(v, -1, axis=ax)
+                return v if periodic else v[(slice(0, n - 1),) * d]
+            corners = [corner(t) for t in range(1 << d)]
+            coeffs = [sum((-1) ** (bin(s).count("1") - bin(t).count("1")) * corners[t]
+                          for t in range(1 << d) if t & s == t) for s in range(1 << d)]
+            self.cells = n if periodic else n - 1
+            rows = np.stack(coeffs, axis=-2).reshape(self.cells ** d, (1 << d) * d)
+        self.rows = np.ascontiguousarray(rows * dt, dtype=np.float32)
+
+
+def _drift_tables(policy: TabulatedPolicy, dt: float, interp: str) -> list[_DriftTable]:
+    return [_DriftTable(policy.table[k].numpy(), policy.periodic, dt, interp == "nearest")
+            for k in range(policy.table.shape[0])]
+
+
+class _DriftKernel:
+    """x (n, d) += α(x)·dt from a _DriftTable, on buffers allocated once per chunk (numpy,
+    releases the GIL: the pool's threads run side by side)."""
+
+    def __init__(self, policy: TabulatedPolicy, n: int, nearest: bool) -> None:
+        d = policy.dim
+        self.d, self.nearest, self.n_nodes = d, nearest, policy.n_nodes
+        self.mask = policy.n_nodes - 1 if policy.n_nodes & (policy.n_nodes - 1) == 0 else None  # a cheap wrap
+        self.lower = [np.float32(v) for v in policy.lower.tolist()]
+        self.inv_h = [np.float32(1.0 / v) for v in policy.spacing.tolist()]
+        self.s = np.empty((d, n), np.float32)  # node units, then (linear) the weights w
+        self.fl = np.empty(n, np.float32)
+        self.idx = np.empty((d, n), np.intp)
+        self.flat = np.empty(n, np.intp)
+        self.rows = np.empty((n, d if nearest else (1 << d) * d), np.float32)
+        self.tmp = np.empty((d, n), np.float32)  # one per Horner level
+
+    def add_drift(self, x: np.ndarray, table: _DriftTable) -> None:
+        d, n_nodes, s, idx = self.d, self.n_nodes, self.s, self.idx
+        for ax in range(d):
+            np.subtract(x[:, ax], self.lower[ax], out=s[ax])
+            s[ax] *= self.inv_h[ax]
+            if not table.periodic:
+                np.clip(s[ax], 0, n_nodes - 1, out=s[ax])
+            if self.nearest:
+                s[ax] += np.float32(0.5)
+            np.floor(s[ax], out=self.fl)
+            np.copyto(idx[ax], self.fl, casting="unsafe")
+            if not self.nearest:
+                s[ax] -= self.fl  # the weight w in [0, 1)
+            # A wrapped position can round up to L (index n): on a torus that is node/cell 0; in
+            # a box the last node's index n - 1 belongs to cell n - 2 with w = 1.
+            if table.periodic and self.mask is not None:
+                idx[ax] &= self.mask
+            elif table.periodic:
+                np.remainder(idx[ax], n_nodes, out=idx[ax])
+            elif not self.nearest:
+                over = idx[ax] > table.cells - 1
+                s[ax][over] += 1
+                idx[ax][over] = table.cells - 1
+        flat = self.flat
+        np.copyto(flat, idx[0])
+        for ax in range(1, d):
+            flat *= table.cells
+            flat += idx[ax]
+        np.take(table.rows, flat, axis=0, out=self.rows)
+        if self.nearest:
+            x += self.rows
+            return
+        for c in range(d):
+            self._horner(c, d, 0, self.tmp[0])
+            x[:, c] += self.tmp[0]
+
+    def _horner(self, c: int, level: int, base: int, out: np.ndarray) -> None:
+        """out = component c of the polynomial in w_0..w_{level-1} whose coefficients start
+        at subset ``base``: P_lower + w_{level-1} · P_upper (1D: a + w·b), 2 passes per
+        coefficient instead of the 3 of summing the monomials."""
+        d, rows, w = self.d, self.rows, self.s
+        if level == 1:
+            np.multiply(rows[:, (base + 1) * d + c], w[0], out=out)
+            out += rows[:, base * d + c]
+            return
+        upper = self.tmp[level - 1]
+        self._horner(c, level - 1, base, out)
+        self._horner(c, level - 1, base + (1 << (level - 1)), upper)
+        upper *= w[level - 1]
+        out += upper
 
 
 class _Normals:
@@ -353,6 +503,7 @@ def _run_numpy(spec: _Spec, x: np.ndarray, rng: np.random.Generator):
         idx = np.empty(n, np.intp)
         n_nodes = spec.policy.n_nodes
         periodic = spec.policy.periodic
+    drift = _DriftKernel(spec.policy, n, spec.interp == "nearest") if spec.drift is not None else None
     for k in range(spec.n_steps + 1):
         if k in spec.record:
             hist[spec.record.index(k)] += _hist_numpy(x, spec)
@@ -378,6 +529,8 @@ def _run_numpy(spec: _Spec, x: np.ndarray, rng: np.random.Generator):
                 a += b
             a *= spec.dt
             x1 += a
+        elif drift is not None:
+            drift.add_drift(x, spec.drift[j])
         else:
             xt = torch.from_numpy(x)
             xt.add_(spec.policy.evaluate(spec.tables[j], xt, spec.interp), alpha=spec.dt)
