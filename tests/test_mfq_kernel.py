@@ -82,6 +82,20 @@ def test_reward_table_holds_the_rewards(game):
                           table[rows[300:700], actions[300:700]])
 
 
+@pytest.mark.parametrize("game", [TwoRoadGame(), RideSharingGame(), RideSharingGame(n_prices=7),
+                                  TypedTrafficGame(), IsingGame(4)])
+def test_mean_action_from_counts_is_the_mean_action(game):
+    """The numba learner takes ā from the action counts its kernel makes: exactly mean_action's ā."""
+    rng = np.random.default_rng(5)
+    n = 16 if isinstance(game, IsingGame) else 1001
+    for actions in (rng.integers(0, game.n_actions, n), np.zeros(n, np.int64), np.full(n, game.n_actions - 1)):
+        from_counts = game.mean_action_from_counts(np.bincount(actions, minlength=game.n_actions))
+        if isinstance(game, IsingGame):  # per-agent ā: not a function of the counts
+            assert from_counts is None
+        else:
+            assert from_counts == game.mean_action(actions)
+
+
 def test_backend_choice():
     game = RideSharingGame()
     cfg = MFQConfig(steps=3, progress=False, shared=True)

@@ -33,6 +33,13 @@ class MeanActionGame:
     def mean_action(self, actions: np.ndarray):
         raise NotImplementedError
 
+    def mean_action_from_counts(self, counts: np.ndarray) -> float | None:
+        """The same ā as :meth:`mean_action` from the number of agents at each action ((A,) int),
+        for games whose ā is population-wide and depends on those numbers alone (a learner that
+        counts the actions as it draws them skips a pass over the population); None (this default)
+        where it is not, and the learner calls :meth:`mean_action`."""
+        return None
+
     def bin(self, abar) -> np.ndarray | int:
         raise NotImplementedError
 
@@ -54,7 +61,9 @@ class MeanActionGame:
 
 
 def _uniform_bin(value, lo: float, hi: float, n_bins: int):
-    if np.ndim(value) == 0:  # one population mean: plain Python is several times cheaper than numpy here
+    # One population mean: plain Python is several times cheaper than numpy here (and the
+    # isinstance test than np.ndim, which converts a float to an array).
+    if isinstance(value, float) or np.ndim(value) == 0:
         return min(max(math.floor((float(value) - lo) / (hi - lo) * n_bins), 0), n_bins - 1)
     idx = np.floor((np.asarray(value) - lo) / (hi - lo) * n_bins).astype(np.int64)
     return np.clip(idx, 0, n_bins - 1)
@@ -74,6 +83,10 @@ class TwoRoadGame(MeanActionGame):
 
     def mean_action(self, actions):
         return 1.0 - int(actions.sum()) / actions.size
+
+    def mean_action_from_counts(self, counts):
+        on_a, on_b = counts.tolist()
+        return 1.0 - on_b / (on_a + on_b)
 
     def bin(self, abar):
         return _uniform_bin(abar, 0.0, 1.0, self.n_bins)
@@ -101,9 +114,14 @@ class RideSharingGame(MeanActionGame):
             raise ProblemError(f"n_prices must be >= 2, got {n_prices}")
         self.n_actions = int(n_prices)
         self.n_bins = int(n_bins)
+        self._prices = np.arange(self.n_actions)
 
     def mean_action(self, actions):
         return int(actions.sum()) / actions.size
+
+    def mean_action_from_counts(self, counts):
+        counts = counts.tolist()
+        return sum(price * n for price, n in enumerate(counts)) / sum(counts)
 
     def bin(self, abar):
         return _uniform_bin(abar, 0.0, self.n_actions - 1.0, self.n_bins)
@@ -113,7 +131,7 @@ class RideSharingGame(MeanActionGame):
         return self.reward_table(abar)[0].take(actions)
 
     def reward_table(self, abar):
-        return (np.abs(np.arange(self.n_actions) - abar) / (self.n_actions - 1)).astype(np.float32)[None]
+        return (np.abs(self._prices - abar) / (self.n_actions - 1)).astype(np.float32)[None]
 
     def equilibrium(self) -> np.ndarray:
         eq = np.zeros(self.n_actions)
@@ -210,6 +228,11 @@ class TypedTrafficGame(MeanActionGame):
     def mean_action(self, actions):
         self._n = actions.size
         return 1.0 - int(actions.sum()) / actions.size
+
+    def mean_action_from_counts(self, counts):
+        on_a, on_b = counts.tolist()
+        self._n = on_a + on_b
+        return 1.0 - on_b / self._n
 
     def bin(self, abar):
         return _uniform_bin(abar, 0.0, 1.0, self.n_bins)

@@ -14,9 +14,10 @@ Each agent i keeps Q_i(ā, a) on the bins of the mean action.  Per step:
 Tables are float32 (rewards are O(1); float32 halves the memory traffic and numpy's float32
 exp is several times faster).  All of it is a handful of numpy array operations per step and
 chunk of agents (``chunk_size``, for bounded memory); there is no loop over single agents.
-With numba installed and one table per agent, steps 2 and 4 of each chunk run as two compiled
-calls instead (:mod:`mfgnet.agents.mfq.kernel`, ``backend="numba"``) on the same random numbers:
-at N = 10^4 numpy's per-call overhead and (A, N) temporaries were most of the step's time.
+With numba installed and one table per agent, step 4 of each chunk and step 2 of the next step
+run as one compiled call instead (:mod:`mfgnet.agents.mfq.kernel`, ``backend="numba"``) on the
+same random numbers: at N = 10^4 numpy's per-call overhead and (A, N) temporaries were most of
+the step's time.
 """
 
 from __future__ import annotations
@@ -69,16 +70,23 @@ class LearningRecord:
         self.rewards: list[float] = []
         self.means: list[float] = []
 
-    def end_step(self, step: int, actions: np.ndarray, rewards, abar) -> bool:
-        """Decay ε, record if this step is due; returns whether it recorded."""
+    def next_epsilon(self) -> float:
+        """ε of the next step: this step's after its decay (what :meth:`end_step` sets)."""
+        cfg = self.cfg
+        return max(cfg.epsilon_min, self.epsilon * cfg.epsilon_decay) if cfg.policy == "egreedy" else self.epsilon
+
+    def end_step(self, step: int, actions: np.ndarray, rewards, abar, counts: np.ndarray | None = None) -> bool:
+        """Decay ε, record if this step is due; returns whether it recorded.  ``counts``: the number
+        of agents at each action, where the learner has them (else counted from ``actions``)."""
         cfg = self.cfg
         self.bar.update(1)
-        if cfg.policy == "egreedy":
-            self.epsilon = max(cfg.epsilon_min, self.epsilon * cfg.epsilon_decay)
+        self.epsilon = self.next_epsilon()
         if (step + 1) % cfg.record_every and step != cfg.steps - 1:
             return False
         self.steps.append(step + 1)
-        self.dists.append(np.bincount(actions, minlength=self.n_actions) / len(actions))
+        if counts is None:
+            counts = np.bincount(actions, minlength=self.n_actions)
+        self.dists.append(counts / len(actions))
         self.rewards.append(float(rewards.mean()))
         self.means.append(float(np.mean(np.asarray(abar))))
         self.bar.set_postfix_str(f"mean reward {self.rewards[-1]:.4f}", refresh=False)
@@ -180,7 +188,7 @@ def train_tabular(game: MeanActionGame, n_agents: int, cfg: MFQConfig | None = N
     memory this needs is estimated first (:mod:`mfgnet.resources`) and a run that cannot fit
     is refused with a ProblemError naming ``task.n_agents``.
 
-    ``backend`` (:func:`resolve_backend`): "numba" runs each chunk's step in two compiled calls
+    ``backend`` (:func:`resolve_backend`): "numba" runs each chunk's step in one compiled call
     (:mod:`mfgnet.agents.mfq.kernel`) on the same random numbers as "numpy", and the two give the
     same run but where float32 rounding in exp moves a uniform across a boundary of the policy's
     CDF.  The kernels are compiled before the clock starts: ``agent_updates_per_s`` times steps.
@@ -258,8 +266,9 @@ def train_tabular(game: MeanActionGame, n_agents: int, cfg: MFQConfig | None = N
     return record.result(Q, actions, time.perf_counter() - start, n_agents, extra={"backend": "numpy"})
 
 
-def _end_step(record: LearningRecord, step: int, actions, rewards, abar, game: MeanActionGame, verbose: bool) -> None:
-    if record.end_step(step, actions, rewards, abar):
+def _end_step(record: LearningRecord, step: int, actions, rewards, abar, game: MeanActionGame, verbose: bool,
+              counts: np.ndarray | None = None) -> None:
+    if record.end_step(step, actions, rewards, abar, counts):
         log.log(logging.INFO if verbose else logging.DEBUG, "[mfq %s] step %d: mean reward %.4f, actions %s",
                 game.name, step + 1, record.rewards[-1], np.round(record.dists[-1], 3))
 
@@ -267,54 +276,78 @@ def _end_step(record: LearningRecord, step: int, actions, rewards, abar, game: M
 def _train_with_kernel(game: MeanActionGame, cfg: MFQConfig, Q: np.ndarray, actions: np.ndarray, abar,
                        record: LearningRecord, jitter: np.ndarray | None, rng: np.random.Generator,
                        revise_rng: np.random.Generator, chunks: list, verbose: bool) -> MFQResult:
-    """train_tabular's step loop on the numba kernels (one table per agent): the same draws from the
-    same generators in the same order as the numpy loop, a chunk's action draw in one call and its
-    TD updates in another."""
+    """train_tabular's step loop on the numba kernel (one table per agent): the same draws from the
+    same generators in the same order as the numpy loop.  Each chunk's TD updates of step t and its
+    action draw of step t + 1 are one compiled call (:func:`mfgnet.agents.mfq.kernel.step`): the
+    draw needs the bin of the mean action after step t, known before the update, and the uniforms of
+    step t + 1, which come next from ``rng`` whichever work runs in between (``rng`` draws nothing
+    else in the loop, and each agent's draw reads only its own, just updated, table).  The kernel
+    also counts the drawn actions, which give the mean action (games with
+    :meth:`~mfgnet.agents.mfq.games.MeanActionGame.mean_action_from_counts`) and the recorded shares."""
     kernel.compile_now()
     n_agents = len(actions)
     boltzmann = cfg.policy == "boltzmann"
-    actions = np.ascontiguousarray(actions, dtype=np.int64)  # the kernels' one signature
-    new = np.empty_like(actions)  # the next actions, swapped with ``actions`` every step
+    # int32 actions: the kernel's signature, and half the memory traffic of int64.  Two buffers,
+    # this step's actions and the next, swapped every step, with their chunks' views made once.
+    actions = np.ascontiguousarray(actions, dtype=np.int32)
+    new = np.empty_like(actions)
+    parts, new_parts = [actions[lo:hi] for lo, hi in chunks], [new[lo:hi] for lo, hi in chunks]
+    counts, new_counts = np.zeros(game.n_actions, np.int64), np.zeros(game.n_actions, np.int64)
     rewards = np.empty(n_agents, dtype=np.float32)
+    reward_parts = [rewards[lo:hi] for lo, hi in chunks]
     uniforms = np.empty(chunks[0][1] - chunks[0][0], np.float32)
-    # The kernels' stand-ins for "no jitter" and "no revision draws"; a population-wide bin (or
-    # mean action) is passed as a 1-element array.
+    uniform_parts = [uniforms[:hi - lo] for lo, hi in chunks]
+    # The kernel's stand-ins for "no jitter", "no revision draws" and "no draw"; a population-wide
+    # bin (or mean action) is passed as a 1-element array.
     jitter = np.zeros((1, 1), np.float32) if jitter is None else jitter
-    no_revision = np.empty(0)
-    # Rewards that are a table (population-wide ā) are looked up inside the update kernel.
+    no_revision, no_draw = np.empty(0), np.empty(0, np.float32)
+    revises = cfg.revise_prob < 1
+    # Rewards that are a table (population-wide ā) are looked up inside the kernel.
     no_table = np.empty((0, game.n_actions), np.float32)
     types = game.agent_types(n_agents)
     types = np.empty(0, np.int64) if types is None else np.ascontiguousarray(types, dtype=np.int64)
     one_bin, one_next_bin = np.empty(1, np.int64), np.empty(1, np.int64)
-    start = time.perf_counter()
-    for step in range(cfg.steps):
+
+    def bins(abar, one: np.ndarray) -> np.ndarray:
+        """The kernel's bins for a mean action: every agent's, or ``one`` holding the population's."""
         ctx = game.bin(abar)
-        population_bin = np.ndim(ctx) == 0
-        if population_bin:
-            one_bin[0] = ctx
-        for lo, hi in chunks:
-            u = rng.random(dtype=np.float32, out=uniforms[:hi - lo])
-            revise = revise_rng.random(hi - lo) if cfg.revise_prob < 1 else no_revision
-            kernel.sample(Q, one_bin if population_bin else ctx[lo:hi], lo, u, boltzmann, cfg.temperature,
-                          record.epsilon, game.n_actions, jitter, revise, cfg.revise_prob, actions, new[lo:hi])
-        actions, new = new, actions
-        abar_next = game.mean_action(actions)
-        population_mean = np.ndim(abar_next) == 0
-        ctx_next = one_bin
-        if cfg.gamma > 0:
-            ctx_next = game.bin(abar_next)
-            if np.ndim(ctx_next) == 0:
-                one_next_bin[0] = ctx_next
-                ctx_next = one_next_bin
-        table = game.reward_table(abar_next) if population_mean else None
-        for lo, hi in chunks:
-            if table is None:
-                rewards[lo:hi] = game.reward(actions[lo:hi], abar_next if population_mean else abar_next[lo:hi],
-                                             agents=slice(lo, hi))
-            kernel.update(Q, one_bin if population_bin else ctx[lo:hi],
-                          ctx_next if len(ctx_next) == 1 else ctx_next[lo:hi], lo, actions[lo:hi], rewards[lo:hi],
-                          no_table if table is None else table, types, cfg.lr, cfg.gamma, boltzmann, cfg.temperature,
-                          record.epsilon)
-        abar = abar_next
-        _end_step(record, step, actions, rewards, abar, game, verbose)
-    return record.result(Q, actions, time.perf_counter() - start, n_agents, extra={"backend": "numba"})
+        if isinstance(ctx, np.ndarray) and ctx.ndim:
+            return ctx
+        one[0] = ctx
+        return one
+
+    def update_and_draw(update: bool, ctx: np.ndarray, abar, table, next_ctx: np.ndarray, draw: bool) -> None:
+        """Every chunk's update of this step (``update``: the actions ``parts`` at the bins ``ctx``,
+        ``abar`` the mean actions they produced) and draw of the next (``draw``) into ``new_parts``."""
+        new_counts[:] = 0
+        # ε of this step's update, and of the draw: the next step's (this one's when nothing is updated)
+        epsilon = record.epsilon
+        draw_epsilon = record.next_epsilon() if update else epsilon
+        for i, (lo, hi) in enumerate(chunks):
+            if update and table is None:
+                reward_parts[i][:] = game.reward(parts[i], abar if np.ndim(abar) == 0 else abar[lo:hi],
+                                                 agents=slice(lo, hi))
+            u = rng.random(dtype=np.float32, out=uniform_parts[i]) if draw else no_draw
+            revise = revise_rng.random(hi - lo) if draw and revises else no_revision
+            kernel.step(Q, lo, parts[i], update, ctx if len(ctx) == 1 else ctx[lo:hi], reward_parts[i],
+                        no_table if table is None else table, types, cfg.lr, cfg.gamma, epsilon,
+                        next_ctx if len(next_ctx) == 1 else next_ctx[lo:hi], u, boltzmann, cfg.temperature,
+                        draw_epsilon, jitter, revise, cfg.revise_prob, new_parts[i], new_counts)
+
+    start = time.perf_counter()
+    ctx = bins(abar, one_bin)
+    update_and_draw(False, ctx, abar, None, ctx, True)  # the actions of step 0
+    for step in range(cfg.steps):
+        actions, new, parts, new_parts = new, actions, new_parts, parts
+        counts, new_counts = new_counts, counts
+        abar = game.mean_action_from_counts(counts)
+        if abar is None:
+            abar = game.mean_action(actions)
+        next_ctx = bins(abar, one_next_bin if ctx is one_bin else one_bin)
+        # isinstance first: np.ndim converts a float to an array (~1 us a step)
+        table = game.reward_table(abar) if isinstance(abar, float) or np.ndim(abar) == 0 else None
+        update_and_draw(True, ctx, abar, table, next_ctx, step < cfg.steps - 1)
+        ctx = next_ctx
+        _end_step(record, step, actions, rewards, abar, game, verbose, counts)
+    return record.result(Q, actions.astype(np.int64), time.perf_counter() - start, n_agents,
+                         extra={"backend": "numba"})
