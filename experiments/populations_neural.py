@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
              f"Command: `python experiments/populations_neural.py {' '.join(sys.argv[1:])}`  ",
              f"Settings: the defaults of NeuralSolverConfig with {settings} ("
              + ("one u and one m network for all populations, the population a one-hot input, one Adam step on "
-                "the sum of the losses" if neural.populations[0].networks.value_net.population_code.numel() else
+                "the sum of the losses" if neural.diagnostics.extra["networks"].startswith("shared") else
                 "one pair of networks per population, trained in turn")
              + ": mfgnet.neural.populations).  ",
              f"Reference: {reference_label}" + (f", {grid_wall:.0f} s" if grid_wall else "") + ".  ",

@@ -198,9 +198,8 @@ def bench_agents(quick: bool, repeat: int) -> list[Row]:
                         f"{np.median(draws[backend]):.2f} s"))
     rows.append(_bench_agents_2d(quick, repeat))
     bandwidth = _copy_bandwidth()
-    for row in rows:  # the bound: one float64 read and write of each coordinate per agent-step
-        d = 2 if "2D" in row.case else 1
-        bound = bandwidth / (16 * d)
+    for row, d in zip(rows, [1] * len(backends) + [2]):  # the 1D rows, then the 2D one
+        bound = bandwidth / (16 * d)  # one float64 read and write of each coordinate per agent-step
         row.note += f"; {row.value / bound:.0%} of the copy bound {bound:.2g} agent-steps/s"
     return rows
 

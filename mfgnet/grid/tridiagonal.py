@@ -14,14 +14,13 @@ round-off.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg.lapack import dgttrf, dgttrs
 
-NUMBA_AVAILABLE = importlib.util.find_spec("numba") is not None
+from mfgnet.fast import NUMBA_AVAILABLE
 
 
 def _kernels():

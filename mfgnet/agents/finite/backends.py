@@ -9,16 +9,14 @@ not at every iteration.
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 
 from mfgnet.agents.finite.dynamics import Evaluation, evaluate, greedy, mean_field, rewards
 from mfgnet.agents.finite.game import FiniteMFG
+from mfgnet.fast import NUMBA_AVAILABLE, numba_missing
 from mfgnet.problems import ProblemError
 
 BACKENDS = ("auto", "numpy", "numba")
-NUMBA_AVAILABLE = importlib.util.find_spec("numba") is not None
 
 
 class NumpyBackend:
@@ -92,5 +90,5 @@ def select(game: FiniteMFG, backend: str = "auto") -> NumpyBackend | NumbaBacken
     if backend == "auto":
         backend = "numba" if NUMBA_AVAILABLE and game.static_transition else "numpy"
     if backend == "numba" and not NUMBA_AVAILABLE:
-        raise ProblemError("backend='numba' needs numba: pip install 'mfgnet[fast]' (or use backend='numpy')")
+        raise numba_missing()
     return NumbaBackend(game) if backend == "numba" else NumpyBackend(game)

@@ -24,13 +24,13 @@ Tables are one per agent (``shared=False``): the shared table's averaged update 
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
+
+from mfgnet.fast import NUMBA_AVAILABLE
 
 # numba is optional (without it the numpy step runs) and imported on first use: it costs about
 # half a second that `import mfgnet.agents` need not pay.
-AVAILABLE = importlib.util.find_spec("numba") is not None
+AVAILABLE = NUMBA_AVAILABLE
 _KERNELS = None
 _BLOCK = 256  # agents per vectorised block: their (A, block) Q-values stay in L1
 # The kernel counts a block's actions in 12-bit fields of one int64: 5 fields, counts up to 4095.

@@ -31,6 +31,7 @@ import numpy as np
 from mfgnet.agents.config import MFQConfig
 from mfgnet.agents.mfq import kernel
 from mfgnet.agents.mfq.games import MeanActionGame
+from mfgnet.fast import numba_missing
 from mfgnet.problems import ProblemError
 from mfgnet.progress import progress_bar
 from mfgnet.resources import check_mfq_memory
@@ -171,7 +172,7 @@ def resolve_backend(backend: str, shared: bool) -> str:
     if backend == "numba" and shared:
         raise ProblemError("backend='numba' covers one table per agent; shared tables run on backend='numpy'")
     if backend == "numba" and not kernel.AVAILABLE:
-        raise ProblemError("backend='numba' needs numba: pip install 'mfgnet[fast]' (or use backend='numpy')")
+        raise numba_missing()
     return backend
 
 

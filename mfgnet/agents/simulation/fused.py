@@ -21,14 +21,15 @@ them, and ``python -m mfgnet.bench --only agents`` times the two side by side.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 
 import numpy as np
+
+from mfgnet.fast import NUMBA_AVAILABLE
 
 # numba is an optional dependency (without it the numpy kernel runs), imported on first use with
 # the kernels' module (:mod:`mfgnet.agents.simulation.fused_kernels`): it costs about half a second,
 # which `import mfgnet.agents` need not pay.
-AVAILABLE = importlib.util.find_spec("numba") is not None
+AVAILABLE = NUMBA_AVAILABLE  # a name of its own: the tests switch it off here alone
 numba = None
 _KERNELS = None
 

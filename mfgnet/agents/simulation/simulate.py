@@ -41,6 +41,7 @@ import torch
 from mfgnet.agents.simulation import fused
 from mfgnet.agents.simulation.policy import TabulatedPolicy
 from mfgnet.agents.simulation.policy_simulation import simulate_policy
+from mfgnet.fast import numba_missing
 from mfgnet.problems import Box, ProblemError, Torus, cell_centre_points, reflect_box, wrap_periodic
 from mfgnet.progress import progress_bar
 
@@ -208,7 +209,7 @@ def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float |
                            f"interp='linear' and noise='gaussian'; got dim={d}, interp={interp!r}, noise={noise!r} "
                            f"on {type(problem.domain).__name__}: use backend='numpy'")
     if backend == "numba" and not fused.AVAILABLE:
-        raise ProblemError("backend='numba' needs numba: pip install 'mfgnet[fast]' (or use backend='numpy')")
+        raise numba_missing()
     on_cpu = backend != "torch"
     chunk_size = int(chunk_size or (1 << 20 if backend == "numba" else 1 << 16 if on_cpu else 1 << 22))
     if chunk_size < 1:
