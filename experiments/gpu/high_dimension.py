@@ -104,7 +104,7 @@ def simulate_1d_row(n_agents: int, n_steps: int, device: str) -> dict:
     """Issue 16's GPU check: the 1D simulation under B3's exact policy tabulated on 512 nodes,
     Gaussian noise, on ``device`` (the torch kernel off the CPU), agent-steps/s and the histogram's
     L1 distance to the exact m(T) on 256 bins (the statistics, not just the speed)."""
-    from mfgnet.agents.simulation import TabulatedPolicy, simulate
+    from mfgnet.agents.simulation import TabulatedPolicy, compare_to_solution, simulate
     from mfgnet.benchmarks import hopf_cole
 
     bench = hopf_cole()
@@ -115,9 +115,7 @@ def simulate_1d_row(n_agents: int, n_steps: int, device: str) -> dict:
              progress=False)  # warm-up: allocator, kernels
     r = simulate(bench.exact, n_agents, n_steps, policy=policy, device=device, bins=256, chunk_size=chunk,
                  progress=False)
-    centres = (torch.arange(256, dtype=torch.float64) + 0.5) / 256
-    exact = bench.exact.density(torch.full((256, 1), bench.problem.horizon, dtype=torch.float64), centres[:, None])
-    l1 = float((r.histograms[-1] - exact / exact.sum()).abs().sum())
+    l1 = compare_to_solution(r, bench.exact, l1_coarsen=1)[-1]["l1"]
     return {"task": "simulate/1d_b3", "d": 1, "device": device, "n_agents": n_agents, "n_steps": n_steps,
             "chunk": r.timings["chunk_size"], "wall_s": r.wall_time_s, "agent_steps_per_s": r.agent_steps_per_s,
             "hist_l1_to_exact": l1}
