@@ -38,11 +38,28 @@ class GridSolverConfig(Settings):
     damping : float
         Picard step θ in (0, 1]: m <- (1-θ) m + θ m_best_response.
     gmres_max_iterations : int
-        Time-dependent Newton solves: GMRES iterations per Newton direction (>= 10).  At small
+        Time-dependent Newton solves (and ergodic 2D ones with ``ergodic_lu="reuse"``): GMRES
+        iterations per Newton direction (>= 10).  At small
         ν with a strong coupling GMRES may stop at this cap (``gmres_capped`` in the
         diagnostics counts the directions it left inexact); raising it turns such a failure
         into convergence at the price of slower steps (crowd aversion 2D, aversion 50,
         ν = 1e-3, 32²: not converged in 41 s with 200, converged in 128 s with 600).
+    ergodic_lu : str
+        Ergodic 2D solves.  "reuse": one SuperLU factorisation of the HJB operator
+        ``A(u) = [[-ν Δ + J(u), 1], [h^d 1ᵀ, 0]]`` serves many linear solves
+        (:class:`~mfgnet.grid.linalg.FactorReuse`): GMRES preconditioned by it solves the HJB
+        Newton steps and Fokker-Planck systems of the Picard warm start at other u, and, as a
+        block Gauss-Seidel preconditioner (du from A, then dm from Aᵀ), every Newton step of the
+        coupled system, which is never factorised whole; the final Fokker-Planck step factorises
+        at the final u (exact, m >= 0 as before).  "fresh": a new factorisation of every
+        Jacobian, the coupled one with two unknowns per node (the path before "reuse"; 1D
+        ergodic solves always take it: their factorisations are cheap, and "reuse" measured
+        0-25 % slower there).  Same solutions to ~1e-13 relative; ``diagnostics.extra`` reports
+        ``factorisations`` and ``gmres_iterations`` ("reuse" only).
+    lu_reuse_iterations : int
+        "reuse" only (>= 1): a GMRES solve with the factors of another u that needs more
+        iterations than this makes the next solve factorise at its own u; one that reaches 3 times
+        this stops and factorises at once.
     continuation : str
         Time-dependent Newton solves only.  "auto": when the problem's ν is below
         ``continuation_from``, solve first with ν = ``continuation_from`` and lower ν by the
@@ -66,6 +83,11 @@ class GridSolverConfig(Settings):
         games (:mod:`mfgnet.grid.controls`); stop when max |ᾱ_new - ᾱ| <= this (> 0).
     mean_control_iterations : int
         MFGs of controls only: Anderson iterations on ᾱ, >= 1 (each one a grid solve).
+    cpu_threads : int
+        torch's CPU intra-op threads during the solve (restored after; 0 leaves torch's setting).
+        The grid solver evaluates the Hamiltonian and couplings with torch on vectors of one value
+        per node: too small to split, and on a busy 2-core machine two spinning threads made each
+        evaluation ~17x more CPU time (B1 2D coupling at 256²: 0.12 s instead of 0.007 s).
     verbose : bool
         One log line (INFO) per outer iteration (DEBUG otherwise).
     progress : bool
@@ -82,11 +104,30 @@ class GridSolverConfig(Settings):
     picard_warmup: int = number(3, 0, 10**6, integer=True)
     damping: float = number(0.5, 0.0, 1.0, lo_open=True)
     gmres_max_iterations: int = number(200, 10, 10**5, integer=True)
+    # "reuse": B1 2D (ergodic torus, σ = 1), CPU s at 64² / 128² / 256², medians of 4-5 runs
+    # interleaved with the code before it, on the shared 2-core machine at load 1-2: 0.61 / 3.35 /
+    # 15.4 before, 0.23 / 0.93 / 4.4 now (cpu_threads = 1 alone: 0.52 / 2.51 / 15.2; "reuse" with
+    # torch's two threads: 0.34 / 1.13 / 4.5; at load 3-4 the 256² solve took 18.4 s before and
+    # 5.1 s now, 7.1 s with two torch threads).  3 factorisations of the n + 1 HJB unknowns instead
+    # of 11 of them and 4 of the 2n + 2 coupled ones (2 s each at 256²); ~70 GMRES iterations, 14 of
+    # them in the 4 Newton steps (the same 4 as before); solutions within 4e-13, errors to the exact
+    # solution equal to 10 digits.
+    ergodic_lu: str = choice("reuse", "fresh")
+    # 10: at 256² a factorisation costs ~30 solves with its factors; B1 2D needs 5-9 iterations
+    # with the factors of a nearby u, 13-20 with those of u = 0 (the first Picard step).  Single
+    # runs at 256² (load ~1.5): 6 factorised 6 times (5.1 s); 8-12: 2-3 times (3.9-4.4 s); 15-20:
+    # twice, after 13-23 more iterations with the u = 0 factors (4.3-4.6 s).  ergodic_torus_2d
+    # (ν = 0.1) at 128²: 10, 20 and 30 took the same time (7, 2, 2 factorisations).
+    lu_reuse_iterations: int = number(10, 1, 10**5, integer=True)
     continuation: str = choice("auto", "off")
     continuation_from: float = number(0.2, 0.0, lo_open=True)
     continuation_ratio: float = number(10.0, 1.0, lo_open=True)
     order: int = number(1, 1, 2, integer=True)
     mean_control_tol: float = number(1e-8, 0.0, lo_open=True)
     mean_control_iterations: int = number(60, 1, 10**4, integer=True)
+    # 1, as the neural solver's cpu_threads: B1 2D at 256² spent 1.5 s of its CPU time in two torch
+    # threads spinning over couplings of 65536 values (0.1 s with one); time-dependent solves give
+    # the same numbers bit for bit either way.
+    cpu_threads: int = number(1, 0, 1024, integer=True)
     verbose: bool = flag(False)
     progress: bool = flag(True)

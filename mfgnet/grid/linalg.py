@@ -3,6 +3,10 @@
 * Ergodic systems are solved directly (SuperLU) after a geometric nested-dissection
   ordering of the grid nodes (the unknowns of one node kept together, bordering unknowns
   last): on a 128² torus this has about 2-3 times less fill than SuperLU's default ordering.
+  By default one such factorisation of the HJB operator serves many solves
+  (:class:`FactorReuse`): GMRES preconditioned by it solves the HJB and Fokker-Planck systems
+  at nearby u (:class:`ReusedSolve`) and, as a block Gauss-Seidel preconditioner, the coupled
+  Newton system (:class:`CoupledErgodicSolve`), which is then never factorised whole.
 * Time-dependent systems are block bidiagonal in time: the HJB Jacobian is solved by one
   backward sweep, the Fokker-Planck operator by one forward sweep (one small sparse LU per
   time level; tridiagonal factors in 1D, :mod:`mfgnet.grid.tridiagonal`), and the coupled
@@ -21,6 +25,14 @@ from mfgnet.grid.mesh import Grid
 from mfgnet.grid.tridiagonal import LevelDiagonals, TridiagonalLevels
 
 _LEAF = 32
+STALE_CAP = 3  # a stale solve gives up at this multiple of FactorReuse.stale_iterations
+# Inexact Newton (CoupledErgodicSolve): GMRES stops at the relative residual
+# max(rtol, min(FORCING, FORCING |r|_inf)) for the Newton residual r, a forcing term O(|r|) that keeps
+# Newton quadratic.  B1 2D 256²: 14 block iterations instead of 32 for the same 4 Newton steps
+# (0.45 s of 3.5 s); 1e-2: 12, but 51 Newton steps instead of 35 on the harder ergodic torus
+# σ = 0.5, 48² (1e-3: 36; that solve does not converge either way).  Forcing the Picard warm start's
+# HJB solves as well gained nothing (their Fokker-Planck solves then needed more iterations).
+FORCING = 1e-3
 
 
 def nested_dissection(shape: tuple[int, ...], periodic: tuple[bool, ...]) -> np.ndarray:
@@ -161,17 +173,24 @@ class LevelFactors:
         return out
 
 
-def gmres(matvec, b: np.ndarray, x0: np.ndarray, rtol: float, max_iterations: int) -> tuple[np.ndarray, int]:
+def norm2(v: np.ndarray) -> float:
+    """The 2-norm by einsum: OpenBLAS's threaded ddot (np.linalg.norm of a vector) spins for
+    milliseconds per call on a busy 2-core machine (8 ms of CPU for 65536 entries, einsum 0.04 ms)."""
+    return float(np.sqrt(np.einsum("i,i->", v, v)))
+
+
+def gmres(matvec, b: np.ndarray, x0: np.ndarray, rtol: float, max_iterations: int,
+          norm_of=np.linalg.norm) -> tuple[np.ndarray, int]:
     """Unrestarted GMRES (classical Gram-Schmidt, repeated where it cancelled, vectors stored as rows).
 
     The least-squares problem is kept triangular by Givens rotations, so the residual norm is
     known after each iteration without a solve (a least-squares solve per iteration cost a
     fifth of a small-ν grid solve).  Stops when the residual falls below ``rtol * |b|``;
-    returns (x, iterations).
+    returns (x, iterations).  ``norm_of``: the vector 2-norm (:func:`norm2` avoids BLAS threads).
     """
-    r0 = b - matvec(x0)
-    beta = float(np.linalg.norm(r0))
-    target = rtol * max(float(np.linalg.norm(b)), 1e-300)
+    r0 = b - matvec(x0) if np.any(x0) else b.copy()  # a zero guess costs no product
+    beta = float(norm_of(r0))
+    target = rtol * max(float(norm_of(b)), 1e-300)
     if beta <= target:
         return x0, 0
     V = np.zeros((max_iterations + 1, b.size))
@@ -184,14 +203,14 @@ def gmres(matvec, b: np.ndarray, x0: np.ndarray, rtol: float, max_iterations: in
     for k in range(1, max_iterations + 1):
         w = matvec(V[k - 1])
         h = np.zeros(k + 1)
-        before = float(np.linalg.norm(w))
+        before = float(norm_of(w))
         for _ in range(2):  # a second pass only when the first cancelled much of w ("twice is enough")
             # einsum, not BLAS's gemv: on a busy 2-core machine OpenBLAS's threads spin for
             # milliseconds per call, which cost a 256-cell solve a third of its CPU time.
             c = np.einsum("ij,j->i", V[:k], w)
             w = w - np.einsum("i,ij->j", c, V[:k])
             h[:k] += c
-            h[k] = float(np.linalg.norm(w))
+            h[k] = float(norm_of(w))
             if h[k] > 0.7 * before:
                 break
             before = h[k]
@@ -257,3 +276,167 @@ class CoupledTimeSolve:
         dm = dm.reshape(L, n)
         du = back(r1 - self.apply_um(dm), dt)
         return np.concatenate([du.ravel(), dm.ravel()])
+
+
+class FactorReuse:
+    """The factors of one ergodic HJB operator ``A(u) = [[-ν Δ + J(u), 1], [h^d 1ᵀ, 0]]`` (the
+    unknowns u and λ), shared by the linear solves of an ergodic grid solve.
+
+    A solve at another u runs GMRES preconditioned by these factors.  When it needs more than
+    ``stale_iterations`` iterations, the next solve factorises the operator at its own u (which
+    becomes the shared one); one that reaches ``STALE_CAP × stale_iterations`` stops there and
+    factorises at once (then solves again).  ``factorisations``, ``gmres_iterations``
+    and ``gmres_capped`` (solves left inexact at ``max_iterations`` with fresh factors) count
+    for the diagnostics.  GMRES stops at ``rtol`` times the right-hand side's norm (as
+    :class:`CoupledTimeSolve`), a coupled Newton step at :meth:`forcing`.
+    """
+
+    def __init__(self, grid: Grid, stale_iterations: int, max_iterations: int, rtol: float = 1e-11) -> None:
+        self.grid, self.rtol = grid, rtol
+        self.stale_iterations, self.max_iterations = stale_iterations, max_iterations
+        self.u: np.ndarray | None = None
+        self.lu: DirectSolve | None = None
+        self.refresh = False  # the last stale solve was slow: factorise at the next u
+        self.factorisations = self.gmres_iterations = self.gmres_capped = 0
+
+    def factor(self, A: sp.spmatrix, u: np.ndarray) -> DirectSolve:
+        """Factorise ``A = A(u)`` now; later solves reuse it."""
+        self.lu = DirectSolve(A, self.grid, fields=1)
+        _ = self.lu.lu  # factorise now, not in the first solve
+        self.u = np.array(u, dtype=np.float64)
+        self.refresh = False
+        self.factorisations += 1
+        return self.lu
+
+    def reusable(self, u: np.ndarray) -> bool:
+        """Whether a solve at u should run GMRES with the factors of another u."""
+        return self.lu is not None and not self.refresh and not self.holds(u)
+
+    def stale_gmres(self, matvec, precondition, rhs: np.ndarray, rtol: float | None = None):
+        """GMRES with factors of another u (capped at ``STALE_CAP × stale_iterations``); returns
+        (x, converged).  A slow solve marks the factors for a refresh."""
+        cap = STALE_CAP * self.stale_iterations
+        x, iterations = self.gmres(matvec, precondition, rhs, cap, rtol)
+        self.refresh = iterations > self.stale_iterations
+        return x, iterations < cap
+
+    def forcing(self, residual: np.ndarray) -> float:
+        """GMRES's tolerance for a Newton direction at this residual."""
+        return max(self.rtol, min(FORCING, FORCING * float(np.max(np.abs(residual)))))
+
+    def holds(self, u: np.ndarray) -> bool:
+        """Whether the shared factors are those of A(u) itself."""
+        return self.u is not None and np.array_equal(self.u, u)
+
+    def gmres(self, matvec, precondition, rhs: np.ndarray, max_iterations: int,
+              rtol: float | None = None) -> tuple[np.ndarray, int]:
+        """Right-preconditioned GMRES from 0: ``(matvec ∘ precondition) y = rhs``, returns
+        (``precondition(y)``, iterations)."""
+        y, iterations = gmres(lambda v: matvec(precondition(v)), rhs, np.zeros_like(rhs),
+                              self.rtol if rtol is None else rtol, max_iterations, norm_of=norm2)
+        self.gmres_iterations += iterations
+        return precondition(y), iterations
+
+
+def bordered(B: sp.spmatrix, volume: float) -> sp.csr_matrix:
+    """``[[B, 1], [h^d 1ᵀ, 0]]`` (h^d = ``volume``): the ergodic HJB operator on (u, λ) with h^d Σ u = 0."""
+    n = B.shape[0]
+    return sp.bmat([[B, sp.csr_matrix(np.ones((n, 1)))], [sp.csr_matrix(np.full((1, n), volume)), None]],
+                   format="csr")
+
+
+class ReusedSolve:
+    """Solves with the bordered ergodic HJB operator ``A = bordered(B, h^d)`` at ``u`` (``trans="T"``: its
+    transpose, the bordered Fokker-Planck operator), by the shared factors of :class:`FactorReuse`:
+    exactly when they are A's own, else by GMRES preconditioned with them (factorising A when that
+    reaches its cap).  A is applied from B (``B`` (n, n) CSR) and assembled only to be factorised."""
+
+    def __init__(self, B: sp.spmatrix, u: np.ndarray, reuse: FactorReuse) -> None:
+        self.B, self.u, self.reuse = sp.csr_matrix(B), np.array(u, dtype=np.float64), reuse
+        self.size = B.shape[0] + 1
+        self.inexact = False
+
+    def _apply(self, v: np.ndarray, trans: str) -> np.ndarray:
+        n, vol = self.size - 1, self.reuse.grid.cell_volume
+        if trans == "N":  # [B x + ξ; h^d Σ x]
+            return np.concatenate([self.B @ v[:n] + v[n], [vol * v[:n].sum()]])
+        return np.concatenate([self.B.T @ v[:n] + vol * v[n], [v[:n].sum()]])  # [Bᵀ x + h^d ξ; Σ x]
+
+    def factorise(self) -> None:
+        """Make the shared factors A's own (later solves at u are then exact)."""
+        if not self.reuse.holds(self.u):
+            self.reuse.factor(bordered(self.B, self.reuse.grid.cell_volume), self.u)
+
+    def solve(self, rhs: np.ndarray, trans: str = "N") -> np.ndarray:
+        reuse = self.reuse
+        full = np.zeros(self.size)
+        full[:rhs.size] = rhs
+        if reuse.reusable(self.u):
+            lu = reuse.lu
+            x, converged = reuse.stale_gmres(lambda v: self._apply(v, trans), lambda v: lu.solve(v, trans=trans), full)
+            if converged:
+                return x[:rhs.size]
+        self.factorise()
+        return reuse.lu.solve(full, trans=trans)[:rhs.size]
+
+
+class CoupledErgodicSolve:
+    """Newton step of the ergodic system (x = [u, m, λ, μ, z], z the nonlocal auxiliaries) by
+    GMRES on the whole Jacobian ``K``, right-preconditioned by the block Gauss-Seidel sweep of the
+    shared HJB factors (:class:`FactorReuse`): ``[du; dλ] = A⁻¹ [r_HJB; r_u]``, then
+    ``[dm; dμ]`` from ``Aᵀ`` (the rescaled bordered FP operator) with ``r_FP - T du``, then
+    ``dz = r_z + Rᵀ dm``; only the coupling ``-∂F/∂m dm`` (and ``∂F/∂z dz``) in the HJB rows is
+    left to GMRES.  K is applied from its blocks: ``B = -ν Δ + J(u)``, ``d_m = ∂F/∂m`` (n,),
+    ``transport`` ``T = d(Jᵀ m)/du``, and for a nonlocal coupling ``right`` (R, (n, r)) and
+    ``d_z = ∂F/∂z`` (n, r) (else None).  GMRES stops at the forcing term of :data:`FORCING` (an
+    inexact Newton step); like :class:`CoupledTimeSolve`, ``inexact`` says whether it stopped at
+    ``max_iterations`` with A(u)'s own factors instead.
+    """
+
+    def __init__(self, B: sp.spmatrix, d_m: np.ndarray, transport: sp.spmatrix, right: np.ndarray | None,
+                 d_z: np.ndarray | None, u: np.ndarray, reuse: FactorReuse) -> None:
+        self.B, self.d_m, self.T = sp.csr_matrix(B), d_m, sp.csr_matrix(transport)
+        self.right, self.d_z = right, d_z
+        self.u, self.reuse = np.array(u, dtype=np.float64), reuse
+        self.size = 2 * self.u.size + 2 + (0 if right is None else right.shape[1])
+        self.inexact = False
+
+    def _apply(self, v: np.ndarray) -> np.ndarray:
+        """K v."""
+        n, vol = self.u.size, self.reuse.grid.cell_volume
+        du, dm = v[:n], v[n:2 * n]
+        hjb = self.B @ du - self.d_m * dm + v[2 * n]
+        fp = self.T @ du + self.B.T @ dm + v[2 * n + 1]
+        masses = [vol * du.sum(), vol * dm.sum()]
+        if self.right is None:
+            return np.concatenate([hjb, fp, masses])
+        dz = v[2 * n + 2:]
+        return np.concatenate([hjb - self.d_z @ dz, fp, masses, dz - self.right.T @ dm])
+
+    def _sweep(self, v: np.ndarray) -> np.ndarray:
+        n, lu, vol = self.u.size, self.reuse.lu, self.reuse.grid.cell_volume
+        first = lu.solve(np.concatenate([v[:n], v[2 * n:2 * n + 1]]))
+        du = first[:n]
+        second = lu.solve(np.concatenate([v[n:2 * n] - self.T @ du, v[2 * n + 1:2 * n + 2] / vol]), trans="T")
+        dm = second[:n]
+        out = [du, dm, first[n:], vol * second[n:]]
+        if self.right is not None:
+            out.append(v[2 * n + 2:] + self.right.T @ dm)
+        return np.concatenate(out)
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        """Solution of ``K x = [rhs; 0]`` (zeros for the auxiliary rows); the first len(rhs) entries."""
+        reuse = self.reuse
+        full = np.zeros(self.size)
+        full[:rhs.size] = rhs
+        rtol = reuse.forcing(rhs)
+        if reuse.reusable(self.u):
+            x, converged = reuse.stale_gmres(self._apply, self._sweep, full, rtol)
+            if converged:
+                return x[:rhs.size]
+        if not reuse.holds(self.u):
+            reuse.factor(bordered(self.B, reuse.grid.cell_volume), self.u)
+        x, iterations = reuse.gmres(self._apply, self._sweep, full, reuse.max_iterations, rtol)
+        self.inexact = iterations >= reuse.max_iterations
+        reuse.gmres_capped += self.inexact
+        return x[:rhs.size]

@@ -31,7 +31,15 @@ import torch
 
 from mfgnet.grid.coupling import GridCoupling
 from mfgnet.grid.hamiltonian import HamiltonianState, NumericalHamiltonian
-from mfgnet.grid.linalg import CoupledTimeSolve, DirectSolve, LevelFactors
+from mfgnet.grid.linalg import (
+    CoupledErgodicSolve,
+    CoupledTimeSolve,
+    DirectSolve,
+    FactorReuse,
+    LevelFactors,
+    ReusedSolve,
+    bordered,
+)
 from mfgnet.grid.mesh import Grid
 from mfgnet.problems import MFGProblem, ProblemError
 
@@ -70,6 +78,9 @@ class Discretisation:
         else:
             self.terminal = GridCoupling(problem.terminal_cost, grid, "terminal_cost")
             self.m0 = initial_density_on(problem, grid)
+        # Ergodic solves: the shared factors of the HJB operator (set by the solver), or None for a
+        # fresh factorisation of every Jacobian (see :class:`~mfgnet.grid.linalg.FactorReuse`).
+        self.factor_reuse: FactorReuse | None = None
 
     def with_viscosity(self, nu: float) -> Discretisation:
         """The same discretisation with ν replaced (continuation in ν); ``self`` if unchanged."""
@@ -245,16 +256,22 @@ class ErgodicSystem:
         ])
         if not jacobian:
             return r, None
+        B = (-d.nu * lap + J).tocsr()
+        transport = d.ham.transport_jacobian(hs, m[None])
+        factor = d.coupling.factor
+        if d.factor_reuse is not None:  # K applied from its blocks, never assembled
+            return r, CoupledErgodicSolve(B, F.d_m[0], transport, None if factor is None else factor.right,
+                                          None if factor is None else F.d_z[0], u, d.factor_reuse)
         ones = sp.csr_matrix(np.ones((n, 1)))
         vol = sp.csr_matrix(np.full((1, n), grid.cell_volume))
         rows = [
-            [-d.nu * lap + J, -sp.diags(F.d_m[0]), ones, None],
-            [d.ham.transport_jacobian(hs, m[None]), -d.nu * lap + J.T, None, ones],
+            [B, -sp.diags(F.d_m[0]), ones, None],
+            [transport, -d.nu * lap + J.T, None, ones],
             [vol, None, None, None],
             [None, vol, None, None],
         ]
-        if d.coupling.factor is not None:
-            right = d.coupling.factor.right
+        if factor is not None:
+            right = factor.right
             for row in rows:
                 row.append(None)
             rows[0][-1] = sp.csr_matrix(-F.d_z[0])
@@ -279,10 +296,20 @@ class ErgodicHJB:
         r = np.concatenate([lam - d.nu * (grid.laplacian @ u) + hs.H[0] - self.F, [grid.mass(u)]])
         if not jacobian:
             return r, None
-        n = grid.n
-        A = sp.bmat([[-d.nu * grid.laplacian + hs.jacobian, sp.csr_matrix(np.ones((n, 1)))],
-                     [sp.csr_matrix(np.full((1, n), grid.cell_volume)), None]], format="csr")
-        solver = DirectSolve(A, grid, fields=1)
-        # Its transpose is the (rescaled) bordered FP operator at the same u: fp_ergodic reuses it.
-        d._ergodic_hjb = (u.copy(), solver)
-        return r, solver
+        return r, ergodic_hjb_solver(d, u, hs)
+
+
+def ergodic_hjb_solver(disc: Discretisation, u: np.ndarray, hs: HamiltonianState | None = None):
+    """A linear solver for the bordered ergodic HJB Jacobian at u (``hs``: the Hamiltonian there, if
+    known): a fresh LU, or the shared factors of ``disc.factor_reuse``.  Its transpose is the
+    (rescaled) bordered FP operator at the same u: ``fp_ergodic`` reuses it from ``disc._ergodic_hjb``."""
+    grid = disc.grid
+    if hs is None:
+        hs = disc.ham(u[None])
+    B = -disc.nu * grid.laplacian + hs.jacobian
+    if disc.factor_reuse is None:
+        solver = DirectSolve(bordered(B, grid.cell_volume), grid, fields=1)
+    else:
+        solver = ReusedSolve(B, u, disc.factor_reuse)
+    disc._ergodic_hjb = (u.copy(), solver)
+    return solver
