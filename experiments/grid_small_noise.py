@@ -12,8 +12,9 @@ Problems (1D unless ``--dim 2``, ``--cells`` cells per axis, dt = h):
   congestion.  (B3 itself has no ν → 0 limit worth studying: its u is O(ν).)
 
 Writes results/grid_small_noise.md: per case, Newton iterations (total, and per stage when continuing),
-GMRES iterations, wall time and its ratio to the ν = 0.2 case of the same T and mode, converged and why it
-stopped.  Rows are run one after another in this process: the ratios share the machine's load.
+GMRES iterations, whole-matrix LU factorisations (``time_lu``), wall time and its ratio to the ν = 0.2 case of
+the same T and mode, converged and why it stopped.
+Rows are run one after another in this process: the ratios share the machine's load.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def run(problem: str, nu: float, T: float, cells: int, mode: str, dim: int = 1, 
     stages = d.extra.get("continuation") or []
     return {"problem": problem, "nu": nu, "T": T, "mode": mode, "wall": time.perf_counter() - start,
             "newton": d.extra["newton_iterations"], "gmres": d.extra["gmres_iterations"], "converged": d.converged,
+            "factorisations": d.extra.get("factorisations", 0),
             "stopped_on": d.extra["stopped_on"], "residual": d.residual,
             "stages": " → ".join(f"{s['viscosity']:.3g}: {s['newton_iterations']}" for s in stages),
             "stage_max": max((s["newton_iterations"] for s in stages), default=d.extra["newton_iterations"]),
@@ -89,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                     row = run(problem, nu, T, args.cells, mode, args.dim, args.aversion)
                     rows.append(row)
                     print(f"{problem} T={T} {mode} ν={nu:g}: {row['wall']:.2f} s, Newton {row['newton']} "
-                          f"({row['stages'] or 'one stage'}), GMRES {row['gmres']}, converged {row['converged']}, "
+                          f"({row['stages'] or 'one stage'}), GMRES {row['gmres']}, LU {row['factorisations']}, "
+                          f"converged {row['converged']}, "
                           f"{row['stopped_on']}", flush=True)
     base = {(r["problem"], r["T"], r["mode"]): r["wall"] for r in rows if r["nu"] == args.viscosities[0]}
     lines = [
@@ -100,14 +103,17 @@ def main(argv: list[str] | None = None) -> int:
         "another (load per row below, 1-minute average): walls are upper bounds, ratios share the load.  ",
         f"Grid: {args.cells} cells per axis in {args.dim}D, dt = h, Newton to 1e-10.  `continuation=auto` (the "
         "default): ν from 0.2 down by a factor 10 per stage (ν = 0 from 2e-3); `off`: one Newton solve from the "
-        "Picard warm start.", "",
-        "| problem | T | mode | ν | Newton (total) | per stage (ν: Newton) | max per stage | GMRES | wall s | "
+        "Picard warm start.  GMRES: iterations of all Newton directions; LU: factorisations of the whole space-time "
+        "Newton matrix (`time_lu=reuse`, the default, 1D: GMRES on the whole matrix preconditioned by a reused LU once "
+        "the Schur complement's GMRES has needed more than `time_lu_switch` iterations).", "",
+        "| problem | T | mode | ν | Newton (total) | per stage (ν: Newton) | max per stage | GMRES | LU | wall s | "
         f"× ν = {args.viscosities[0]:g} | converged | stopped on | load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = r["wall"] / base[(r["problem"], r["T"], r["mode"])]
         lines.append(f"| {r['problem']} | {r['T']:g} | {r['mode']} | {r['nu']:g} | {r['newton']} | "
-                     f"{r['stages'] or '—'} | {r['stage_max']} | {r['gmres']} | {r['wall']:.2f} | {ratio:.1f} | "
+                     f"{r['stages'] or '—'} | {r['stage_max']} | {r['gmres']} | {r['factorisations']} | "
+                     f"{r['wall']:.2f} | {ratio:.1f} | "
                      f"{'yes' if r['converged'] else 'no'} | {r['stopped_on']} | {r['load']:.1f} |")
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")

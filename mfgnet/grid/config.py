@@ -57,9 +57,25 @@ class GridSolverConfig(Settings):
         0-25 % slower there).  Same solutions to ~1e-13 relative; ``diagnostics.extra`` reports
         ``factorisations`` and ``gmres_iterations`` ("reuse" only).
     lu_reuse_iterations : int
-        "reuse" only (>= 1): a GMRES solve with the factors of another u that needs more
-        iterations than this makes the next solve factorise at its own u; one that reaches 3 times
-        this stops and factorises at once.
+        ``ergodic_lu="reuse"`` and ``time_lu="reuse"`` (>= 1): a GMRES solve with the factors of
+        another u (or iterate and ν) that needs more iterations than this makes the next solve
+        factorise at its own; one that reaches 3 times this stops and factorises at once.
+    time_lu : str
+        Time-dependent Newton solves on 1D grids of at most 2^18 unknowns (2 × levels × nodes, e.g.
+        512 cells with T = 1; larger ones and 2D ones always take "off": the factors grow faster than
+        the matrix, and those of crowd aversion 2D, 32², T = 1 had 140 M nonzeros, 43-104 s each).  "reuse":
+        once GMRES on the Schur complement (:class:`~mfgnet.grid.linalg.CoupledTimeSolve`) has
+        needed more than ``time_lu_switch`` iterations for one Newton direction (small ν: its
+        preconditioner, a forward sweep, degrades as ν -> 0), the following directions are found by
+        GMRES on the whole space-time Newton matrix, right-preconditioned by one SuperLU factorisation
+        of that matrix at an earlier iterate or stage (:class:`~mfgnet.grid.linalg.FactorReuse`,
+        refactorised by the rule of ``lu_reuse_iterations``; ``diagnostics.extra["factorisations"]``
+        counts them).  "off": Schur GMRES only (the path before "reuse").  Same solutions to Newton's
+        tolerance; 1D at 128 cells, ν <= 1e-3, T = 1 or 2: 4-9x faster, T = 0.5: up to 1.5x slower
+        (numbers at the field).
+    time_lu_switch : int
+        "reuse" only: the Schur GMRES iterations of one Newton direction above which the whole
+        matrix is factorised (>= 0).
     continuation : str
         Time-dependent Newton solves only.  "auto": when the problem's ν is below
         ``continuation_from``, solve first with ν = ``continuation_from`` and lower ν by the
@@ -119,6 +135,22 @@ class GridSolverConfig(Settings):
     # twice, after 13-23 more iterations with the u = 0 factors (4.3-4.6 s).  ergodic_torus_2d
     # (ν = 0.1) at 128²: 10, 20 and 30 took the same time (7, 2, 2 factorisations).
     lu_reuse_iterations: int = number(10, 1, 10**5, integer=True)
+    # "reuse": 1D, 128 cells, the study of experiments/grid_small_noise.py (continuation auto), medians of 2
+    # runs interleaved with "off" on the shared 2-core machine at load 4-6 (the walls inflated alike):
+    # crowd aversion ν = 1e-3 / 0, T = 1: 15.0 / 35.1 s -> 3.4 / 3.8 s; T = 2: 26.2 / 38.1 -> 6.3 / 6.0;
+    # torus attraction T = 1: 21.2 / 39.8 -> 4.5 / 4.7; T = 2: 35.7 / 69.6 -> 8.5 / 10.3 (5-9 LUs of ~12 M
+    # nonzeros, 0.5-1 s each, and ~200 GMRES iterations instead of 770-2830).  T = 0.5 loses 0.3-0.4 s:
+    # 0.65 / 0.94 -> 0.96 / 1.23 (crowd aversion, ν = 1e-3 / 0; torus attraction ν = 1e-3 0.95 -> 1.30, but
+    # ν = 0 1.90 -> 1.42): there the Schur iterations are cheap (64 levels).  ν = 0.2 never switches (~10
+    # iterations per direction); ν = 0.05 switches at T = 2 on crowd aversion only (4.9 -> 3.0 s).  Same
+    # Newton counts except torus ν = 0, T = 2 (26 -> 22) and crowd ν = 0, T = 2 (20 -> 19); solutions
+    # within 3e-14 (7.5e-12 for the former).  256 cells, crowd ν = 1e-3, T = 1 (one run, load 2.5): 22.2 -> 13.7 s.
+    time_lu: str = choice("reuse", "off")
+    # 20: at 40 crowd aversion ν = 1e-3, T = 2 kept Schur GMRES through the ν = 0.02 stage (~35 iterations
+    # per direction) and took 10.7 s (one run) against 6.3 s.  Refactorising after lu_reuse_iterations = 10
+    # stale iterations (the ergodic rule; 5-9 LUs) against 20 (3-5 LUs) and 40 (1-2), six rows, 2 runs each
+    # interleaved: 20 within -12..+5 % of 10, 40 slower by up to 35 % (more GMRES iterations per direction).
+    time_lu_switch: int = number(20, 0, 10**5, integer=True)
     continuation: str = choice("auto", "off")
     continuation_from: float = number(0.2, 0.0, lo_open=True)
     continuation_ratio: float = number(10.0, 1.0, lo_open=True)

@@ -11,7 +11,9 @@
   backward sweep, the Fokker-Planck operator by one forward sweep (one small sparse LU per
   time level; tridiagonal factors in 1D, :mod:`mfgnet.grid.tridiagonal`), and the coupled
   Newton system by GMRES on the Schur complement in m, preconditioned by the forward sweep
-  (see :class:`CoupledTimeSolve`).
+  (see :class:`CoupledTimeSolve`); where that needs many iterations (small ν), by GMRES on the
+  whole Newton matrix preconditioned by a reused LU of it (:class:`SpaceTimeJacobian`, shared
+  factors of :class:`FactorReuse`).
 """
 
 from __future__ import annotations
@@ -248,15 +250,25 @@ class CoupledTimeSolve:
     then ``du = A_uu⁻¹ (r1 - A_um dm)``.  ``counter`` (a two-element list) accumulates GMRES
     iterations and the solves that stopped at ``max_iterations`` (``inexact`` says whether the last
     one did).
+
+    With ``whole`` (a :class:`SpaceTimeJacobian` sharing a :class:`FactorReuse`, ``time_lu="reuse"``):
+    once a Schur solve has needed more than ``whole.switch`` iterations (small ν, where the Picard
+    map is far from a contraction), the next steps run GMRES on the whole Newton matrix instead,
+    right-preconditioned by one LU of the whole matrix at an earlier iterate (or ν), refactorised
+    by the rule of :class:`FactorReuse`.
     """
 
     def __init__(self, factors: LevelFactors, dt: float, apply_um, A_mu, counter: list,
-                 max_iterations: int, rtol: float = 1e-11) -> None:
+                 max_iterations: int, rtol: float = 1e-11, whole: SpaceTimeJacobian | None = None) -> None:
         self.f, self.dt, self.apply_um, self.A_mu = factors, dt, apply_um, A_mu
         self.counter, self.rtol, self.max_iterations = counter, rtol, max_iterations
+        self.whole = whole
         self.inexact = False
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
+        whole = self.whole
+        if whole is not None and (whole.reuse.lu is not None or whole.reuse.refresh):
+            return self._solve_whole(rhs)
         L, n = self.f.levels, self.f.n
         r1, r2 = rhs[:L * n].reshape(L, n), rhs[L * n:].reshape(L, n)
         back, fwd, dt = self.f.backward, self.f.forward, self.dt
@@ -273,14 +285,80 @@ class CoupledTimeSolve:
         self.counter[0] += iterations
         self.inexact = iterations >= self.max_iterations  # GMRES stopped at its cap, not at rtol
         self.counter[1] += self.inexact
+        if whole is not None and iterations > whole.switch:
+            whole.reuse.refresh = True  # slow: the next Newton step factorises the whole matrix
         dm = dm.reshape(L, n)
         du = back(r1 - self.apply_um(dm), dt)
         return np.concatenate([du.ravel(), dm.ravel()])
 
+    def _solve_whole(self, rhs: np.ndarray) -> np.ndarray:
+        whole, reuse = self.whole, self.whole.reuse
+        before = reuse.gmres_iterations
+        try:
+            if reuse.reusable(whole.key):
+                lu = reuse.lu
+                x, converged = reuse.stale_gmres(whole.apply, lu.solve, rhs, self.rtol)
+                if converged:
+                    self.inexact = False
+                    return x
+            if not reuse.holds(whole.key):
+                reuse.factor(whole.assemble(), whole.key, whole=True)
+            x, iterations = reuse.gmres(whole.apply, reuse.lu.solve, rhs, self.max_iterations, self.rtol)
+            self.inexact = iterations >= self.max_iterations
+            self.counter[1] += self.inexact
+            return x
+        finally:
+            self.counter[0] += reuse.gmres_iterations - before
+
+
+class SpaceTimeJacobian:
+    """The whole Newton matrix K of the time-dependent system (:class:`CoupledTimeSolve`), applied from
+    its blocks and assembled only to be factorised.  ``base`` (n, n): ``I/dt - ν Δ``; ``J``: the levels'
+    ``J_k`` (sparse block-diagonal or :class:`~mfgnet.grid.tridiagonal.LevelDiagonals`), ``A_mu`` the
+    transport ``d(Jᵀ m)/du`` (either kind), ``dm_diag`` (L, n) the local part of ``dHJB/dm`` and
+    ``apply_um`` all of it (with a nonlocal coupling's low-rank part, which the assembled matrix leaves
+    out: its LU is then a preconditioner even at its own iterate).  ``key`` identifies the iterate (x
+    and ν) for the shared factors ``reuse``; ``switch``: Schur GMRES iterations that turn to K's LU.
+    """
+
+    def __init__(self, base: sp.spmatrix, J, A_mu, dm_diag: np.ndarray, apply_um, dt: float,
+                 key: np.ndarray, reuse: FactorReuse, switch: int) -> None:
+        self.base, self.J, self.A_mu, self.dm_diag, self.apply_um = base, J, A_mu, dm_diag, apply_um
+        self.dt, self.key, self.reuse, self.switch = dt, key, reuse, switch
+        self.levels, self.n = dm_diag.shape
+
+    def _level_blocks(self, v: np.ndarray, transposed: bool) -> np.ndarray:
+        """``B_k v_k`` (``B_kᵀ v_k``) for every level, v (L, n); ``base`` is symmetric."""
+        J = self.J.T if transposed else self.J
+        return (self.base @ v.T).T + (J @ v.ravel()).reshape(v.shape)
+
+    def apply(self, v: np.ndarray) -> np.ndarray:
+        """K v: HJB rows ``B_k du_k - du_{k+1}/dt + (dHJB/dm) dm``, FP rows ``T du + B_kᵀ dm_k - dm_{k-1}/dt``."""
+        L, n, dt = self.levels, self.n, self.dt
+        du, dm = v[:L * n].reshape(L, n), v[L * n:].reshape(L, n)
+        hjb = self._level_blocks(du, False) + self.apply_um(dm)
+        hjb[:-1] -= du[1:] / dt
+        fp = self._level_blocks(dm, True) + (self.A_mu @ du.ravel()).reshape(L, n)
+        fp[1:] -= dm[:-1] / dt
+        return np.concatenate([hjb.ravel(), fp.ravel()])
+
+    def assemble(self) -> sp.csc_matrix:
+        """K as a sparse matrix (without a nonlocal coupling's low-rank part)."""
+        L, n, dt = self.levels, self.n, self.dt
+
+        def sparse(M):
+            return M.to_sparse() if isinstance(M, LevelDiagonals) else sp.csr_matrix(M)
+
+        blocks = sp.kron(sp.identity(L), self.base, format="csr") + sparse(self.J)
+        later = sp.kron(sp.eye(L, k=1), sp.identity(n), format="csr") / dt
+        return sp.bmat([[blocks - later, -sp.diags(self.dm_diag.ravel())],
+                        [sparse(self.A_mu), blocks.T - later.T]], format="csc")
+
 
 class FactorReuse:
     """The factors of one ergodic HJB operator ``A(u) = [[-ν Δ + J(u), 1], [h^d 1ᵀ, 0]]`` (the
-    unknowns u and λ), shared by the linear solves of an ergodic grid solve.
+    unknowns u and λ), shared by the linear solves of an ergodic grid solve (or of one whole
+    time-dependent Newton matrix, u then the iterate and ν: :class:`SpaceTimeJacobian`).
 
     A solve at another u runs GMRES preconditioned by these factors.  When it needs more than
     ``stale_iterations`` iterations, the next solve factorises the operator at its own u (which
@@ -299,10 +377,15 @@ class FactorReuse:
         self.refresh = False  # the last stale solve was slow: factorise at the next u
         self.factorisations = self.gmres_iterations = self.gmres_capped = 0
 
-    def factor(self, A: sp.spmatrix, u: np.ndarray) -> DirectSolve:
-        """Factorise ``A = A(u)`` now; later solves reuse it."""
-        self.lu = DirectSolve(A, self.grid, fields=1)
-        _ = self.lu.lu  # factorise now, not in the first solve
+    def factor(self, A: sp.spmatrix, u: np.ndarray, whole: bool = False):
+        """Factorise ``A = A(u)`` now; later solves reuse it.  ``whole``: A is the time-dependent
+        Newton matrix (:class:`SpaceTimeJacobian`; SuperLU's COLAMD order, which had half the fill
+        of the nested dissection of its (level, node) grid at 128 cells)."""
+        if whole:
+            self.lu = spla.splu(sp.csc_matrix(A))
+        else:
+            self.lu = DirectSolve(A, self.grid, fields=1)
+            _ = self.lu.lu  # factorise now, not in the first solve
         self.u = np.array(u, dtype=np.float64)
         self.refresh = False
         self.factorisations += 1

@@ -36,6 +36,10 @@ _INNER_MAX_ITERATIONS = 30
 EDGE_BAND = 0.05  # the outer 5 % of the truncation box of R^d, per face
 EDGE_MASS_WARNING = 1e-4  # warn above this mass in that band
 _WARMUP_INNER_ITERATIONS = 3
+# time_lu="reuse" only up to this many unknowns (u and m at every level and node): the factors of the whole
+# Newton matrix grow faster than it (crowd aversion ν = 1e-3: 65536 unknowns (128 cells, T = 2) 12 M nonzeros,
+# 0.5 s; 131072 (256 cells, T = 1) 29 M, 1.4 s; ~0.35 GB), so 1024 cells would need tens of GB.
+TIME_LU_MAX_UNKNOWNS = 2**18
 
 
 def solve_grid(problem: MFGProblem, config: GridSolverConfig | None = None, *,
@@ -254,7 +258,15 @@ def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig, report
     stages = viscosity_stages(disc.nu, config)
     target = disc
     disc = target.with_viscosity(stages[0])
-    system = TimeDependentSystem(disc, config.gmres_max_iterations)
+    reuse = None
+    if config.time_lu == "reuse" and disc.grid.dim == 1 and 2 * disc.levels * disc.grid.n <= TIME_LU_MAX_UNKNOWNS:
+        # one LU of the whole Newton matrix, shared by all stages
+        reuse = FactorReuse(disc.grid, config.lu_reuse_iterations, config.gmres_max_iterations)
+
+    def system_at(disc: Discretisation) -> TimeDependentSystem:
+        return TimeDependentSystem(disc, config.gmres_max_iterations, reuse, config.time_lu_switch)
+
+    system = system_at(disc)
     start = time.perf_counter()
     M = np.tile(disc.m0, (disc.levels, 1))
     U = None
@@ -277,7 +289,7 @@ def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig, report
         for i, nu in enumerate(stages):
             if i:
                 disc = target.with_viscosity(nu)
-                system = TimeDependentSystem(disc, config.gmres_max_iterations)
+                system = system_at(disc)
             label = "newton" if len(stages) == 1 else f"newton ν={nu:.3g}"
             res = newton(system, x, config.tol, config.max_iterations, config.verbose, label=label, report=report)
             x = res.x
@@ -297,6 +309,8 @@ def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig, report
         U, M = system.split(x)
         if len(stages) > 1:
             info["continuation"] = stage_log
+        if reuse is not None:
+            info["factorisations"] = reuse.factorisations
     if disc is not target:  # a stage before the last failed, or Picard only: judge at the problem's ν
         disc, system = target, TimeDependentSystem(target, config.gmres_max_iterations)
     # The exact discrete FP step for the final u: mass to round-off and m >= 0 by the M-matrix.

@@ -38,6 +38,7 @@ from mfgnet.grid.linalg import (
     FactorReuse,
     LevelFactors,
     ReusedSolve,
+    SpaceTimeJacobian,
     bordered,
 )
 from mfgnet.grid.mesh import Grid
@@ -135,10 +136,14 @@ class Discretisation:
 class TimeDependentSystem:
     """The coupled HJB-FP system; x = [u^0..u^{Nt-1}, m^1..m^{Nt}] flattened."""
 
-    def __init__(self, disc: Discretisation, gmres_max_iterations: int) -> None:
+    def __init__(self, disc: Discretisation, gmres_max_iterations: int, reuse: FactorReuse | None = None,
+                 switch: int = 0) -> None:
         self.disc = disc
         self.nt, self.n = disc.levels, disc.grid.n
         self.gmres_max_iterations = gmres_max_iterations
+        # time_lu="reuse": the shared LU of the whole Newton matrix, and the Schur GMRES iterations that
+        # turn to it (see :class:`~mfgnet.grid.linalg.CoupledTimeSolve`); None: Schur GMRES only.
+        self.reuse, self.switch = reuse, switch
         self.linear_iterations = [0, 0]  # GMRES iterations of all Newton steps, and solves that hit the cap
 
     def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -183,8 +188,14 @@ class TimeDependentSystem:
                 out[-1] -= d_z @ (right.T @ dm[-1])
             return out
 
-        return r, CoupledTimeSolve(factors, dt, apply_um, d.transport_jacobian(hs, M), self.linear_iterations,
-                                   self.gmres_max_iterations)
+        transport = d.transport_jacobian(hs, M)
+        whole = None
+        if self.reuse is not None:
+            base = sp.identity(grid.n, format="csr") / dt - d.nu * grid.laplacian
+            whole = SpaceTimeJacobian(base, J, transport, dm_diag, apply_um, dt, np.append(x, d.nu), self.reuse,
+                                      self.switch)
+        return r, CoupledTimeSolve(factors, dt, apply_um, transport, self.linear_iterations,
+                                   self.gmres_max_iterations, whole=whole)
 
 
 class _Backward:
