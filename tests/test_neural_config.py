@@ -56,8 +56,8 @@ def test_bad_values_name_the_field_and_the_allowed_range(data, field, allowed):
 
 
 def test_default_steps_follow_the_problem():
-    """steps=None: 12000 Adam steps on a time-dependent 1D box or torus, 8000 in 2D, 4000 elsewhere
-    (R and R² included)."""
+    """steps=None: 12000 Adam steps on a time-dependent 1D box, 18000 on a 1D torus, 8000 in 2D, 4000
+    elsewhere (R and R² included)."""
     from mfgnet.neural.config import default_steps
     from mfgnet.problems.zoo import ZOO
 
@@ -65,5 +65,5 @@ def test_default_steps_follow_the_problem():
     assert {name: default_steps(ZOO[name]()) for name in ("box_bump_1d", "torus_bimodal_1d", "lq_offset_1d",
                                                           "ergodic_box_strong_1d", "box_bump_2d", "lq_offset_2d",
                                                           "ergodic_torus_2d")} == {
-        "box_bump_1d": 12000, "torus_bimodal_1d": 12000, "lq_offset_1d": 4000, "ergodic_box_strong_1d": 4000,
+        "box_bump_1d": 12000, "torus_bimodal_1d": 18000, "lq_offset_1d": 4000, "ergodic_box_strong_1d": 4000,
         "box_bump_2d": 8000, "lq_offset_2d": 4000, "ergodic_torus_2d": 4000}

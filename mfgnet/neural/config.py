@@ -28,9 +28,13 @@ class ModelConfig(Settings):
     activation: str = choice("tanh", "silu", "gelu", "sin", "softplus")
     # Torus: inputs enter as sin/cos(2πk x / L), k = 1..harmonics (exact periodicity).
     periodic_harmonics: int = number(1, 1, 64, integer=True)
-    # Random Fourier features of the non-periodic inputs (0 = off).
-    fourier_features: int = number(0, 0, 4096, integer=True)
-    fourier_scale: float = number(1.0, 0.0, _INF, lo_open=True)
+    # Random Fourier features sin/cos(x̂ B) of the non-periodic inputs x̂ (x scaled to [-1, 1] on a
+    # box), B ~ N(0, fourier_scale²); 0 = off, None = 16 on a box, off on a torus or R^d.  Why on a
+    # box: 12000 steps, one seed, rel L2 m without -> with 16 at scale 2 (results/neural_zoo/means.md,
+    # sixteenth session): box_congestion_1d 0.031 -> 0.019, box_two_crowds_1d 0.036 -> 0.021,
+    # readme_box_1d 0.012 -> 0.008; a step costs ~16 % more.  Why not on R^d: lq_offset_1d 0.031 -> 0.117.
+    fourier_features: int | None = number(None, 0, 4096, integer=True, optional=True)
+    fourier_scale: float = number(2.0, 0.0, _INF, lo_open=True)
     init: str = choice("xavier", "kaiming", "default")
     # R^d only: add a separable quadratic in x (coefficients affine in t) to both outputs.
     quadratic_skip: bool = flag(True)
@@ -298,6 +302,11 @@ class NeuralSolverConfig(Settings):
 # steps, blew up at 12000 (m 2.1e3, mass 1e4 on the evaluation grid).  In 2D and above a step
 # costs 3-10x more.  4000 stays the default there.
 STEPS_1D_TIME_DEPENDENT = 12000
+# On a 1D circle a step is cheaper (no Fourier features, no no-flux term: 10.8-14.1 ms against 15.1 ms
+# for box_bump_1d, 50-step blocks interleaved at load ~1), so 18000 steps fit the budget there
+# (195-254 s of steps).  Measured (sixteenth session, one seed, beside one or two other jobs):
+# torus_three_crowds_1d rel L2 m 0.032 -> 0.0090, torus_low_noise_1d 0.037 -> 0.029.
+STEPS_1D_TORUS_TIME_DEPENDENT = 18000
 # A time-dependent problem on a 2D box or torus: since the mass grid follows m0's scale (12² points
 # per slice on box_bump_2d instead of 24², sampling.mass_grid_points) a 2D step costs 27-35 ms
 # instead of 66 ms; box_bump_2d with density points went from rel L2 m 0.206 (4000 steps) to 0.108
@@ -309,5 +318,7 @@ STEPS_OTHERWISE = 4000
 def default_steps(problem) -> int:
     """The number of Adam steps used when ``NeuralSolverConfig.steps`` is None."""
     if not problem.is_ergodic and problem.domain.bounded:
+        if problem.dim == 1 and problem.domain.periodic:
+            return STEPS_1D_TORUS_TIME_DEPENDENT
         return {1: STEPS_1D_TIME_DEPENDENT, 2: STEPS_2D_TIME_DEPENDENT}.get(problem.dim, STEPS_OTHERWISE)
     return STEPS_OTHERWISE

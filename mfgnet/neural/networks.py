@@ -5,7 +5,8 @@ Inputs are embedded so that the problem's geometry holds by construction:
 * Torus: x enters only through sin/cos(2πk x / L), k = 1..K, so every output is exactly
   periodic (no boundary loss needed).
 * Box / Euclidean: x is centred and scaled (box centre and half-width; for R^d the mean and
-  spread of m0), optionally followed by random Fourier features.
+  spread of m0), followed by random Fourier features (by default 16 on a box, none on R^d:
+  :func:`fourier_feature_count`).
 * Time (time-dependent problems): t̂ = 2t/T - 1.
 
 Shapes: t (n, 1), x (n, d) -> (n,).
@@ -20,7 +21,7 @@ from torch import nn
 
 from mfgnet.neural.config import ModelConfig
 from mfgnet.neural.heat import MAX_MODES, HeatFlow
-from mfgnet.problems import Euclidean, MFGProblem, ProblemError, Torus
+from mfgnet.problems import Box, Euclidean, MFGProblem, ProblemError, Torus
 
 
 class Sine(nn.Module):
@@ -40,6 +41,7 @@ class InputEmbedding(nn.Module):
         self.time_dependent = not problem.is_ergodic
         self.horizon = problem.horizon or 1.0
         self.periodic = isinstance(problem.domain, Torus)
+        self.fourier_features = 0
         if self.periodic:
             k = torch.arange(1, cfg.periodic_harmonics + 1, dtype=torch.float64)
             self.register_buffer("freqs", 2 * math.pi * k / float(problem.domain.length))
@@ -49,11 +51,12 @@ class InputEmbedding(nn.Module):
             self.register_buffer("center", center)
             self.register_buffer("scale", scale)
             width = d
-            if cfg.fourier_features > 0:
-                B = cfg.fourier_scale * torch.randn(d, cfg.fourier_features, generator=generator,
+            self.fourier_features = fourier_feature_count(problem, cfg)
+            if self.fourier_features > 0:
+                B = cfg.fourier_scale * torch.randn(d, self.fourier_features, generator=generator,
                                                     dtype=torch.float64)
                 self.register_buffer("fourier", B)
-                width += 2 * cfg.fourier_features
+                width += 2 * self.fourier_features
             else:
                 self.fourier = None
         self.out_features = width + (1 if self.time_dependent else 0)
@@ -71,6 +74,18 @@ class InputEmbedding(nn.Module):
         if self.time_dependent:
             feats.append(2.0 * t / self.horizon - 1.0)
         return torch.cat(feats, dim=-1)
+
+
+# model.fourier_features=None on a box (see the field's comment in mfgnet.neural.config).
+BOX_FOURIER_FEATURES = 16
+
+
+def fourier_feature_count(problem: MFGProblem, cfg: ModelConfig) -> int:
+    """How many random Fourier features of x the networks get: the setting, or with None (the
+    default) BOX_FOURIER_FEATURES on a box and none on R^d (a torus has its own periodic features)."""
+    if cfg.fourier_features is not None:
+        return cfg.fourier_features
+    return BOX_FOURIER_FEATURES if isinstance(problem.domain, Box) else 0
 
 
 def _centre_and_scale(problem: MFGProblem) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,6 +14,7 @@ from mfgnet.neural.config import NeuralSolverConfig
 from mfgnet.neural.distributed import init_from_env
 from mfgnet.neural.heat import HeatFlow
 from mfgnet.neural.losses import compute_losses, fp_relative
+from mfgnet.neural.networks import fourier_feature_count
 from mfgnet.neural.residuals import mfg_residuals
 from mfgnet.neural.sampling import CollocationSampler
 from mfgnet.neural.solution import NeuralSolution
@@ -120,6 +121,7 @@ def finish(trainer: Trainer) -> NeuralSolution:
              "world_size": trainer.dp.world,
              "mass_drift": mass_drift, "hard_terminal": trainer.nets.hard_terminal,
              "hard_initial": trainer.nets.hard_initial, "renormalise": trainer.nets.renormalise,
+             "fourier_features": fourier_feature_count(problem, config.model),
              "warm_start": trainer.warm_start_info}
     trainer.nets.eval()
     solution = NeuralSolution(problem, trainer.nets, None, ergodic_constant=lam)

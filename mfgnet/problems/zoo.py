@@ -92,6 +92,16 @@ def box_noisy_long_1d() -> MFGProblem:
                       initial_density=_box_bumps([[0.8]], 0.1), name="box_noisy_long_1d")
 
 
+def box_wall_push_1d() -> MFGProblem:
+    """A harder neighbour of :func:`box_noisy_long_1d` (added when Fourier features of x fixed that
+    one, whose error was the no-flux condition): strong noise ν = 0.25 over T = 2, a bump at 0.7
+    (width 0.1) driven against the face x = 0 by G = 4 (x + 0.1)², where congestion F = 2 m holds it
+    spread along the wall for most of the horizon."""
+    return MFGProblem(Box([0.0], [1.0]), horizon=2.0, viscosity=0.25, coupling=lambda t, x, m: 2.0 * m,
+                      terminal_cost=lambda x, m: 4 * (x[:, 0] + 0.1) ** 2,
+                      initial_density=_box_bumps([[0.7]], 0.1), name="box_wall_push_1d")
+
+
 def box_congestion_1d() -> MFGProblem:
     """Congestion Hamiltonian H = ½ c(x)|p|², c(x) = 1 / (1 + 2 sin²(πx)) (slow in the middle):
     a bump at 0.2 (width 0.08) pulled to 0.8 by G = (x − 0.8)², F = m, ν = 0.05, T = 1."""
@@ -122,6 +132,17 @@ def box_aversion_strong_1d() -> MFGProblem:
     return MFGProblem(Box([0.0], [1.0]), horizon=1.0, viscosity=0.05, coupling=lambda t, x, m: 4.0 * m,
                       terminal_cost=lambda x, m: (x[:, 0] - 0.75) ** 2,
                       initial_density=_box_bumps([[0.3]], 0.1), name="box_aversion_strong_1d")
+
+
+def box_aversion_three_1d() -> MFGProblem:
+    """A harder neighbour of :func:`box_aversion_strong_1d` (added when Fourier features of x fixed
+    that one): the issue's strongest aversion F = 5 m on three narrow crowds (width 0.05 at 0.1, 0.45
+    and 0.9; weights 0.3 / 0.3 / 0.4), low noise ν = 0.02, all pulled to 0.3 by G = 1.5 (x − 0.3)²
+    over T = 1.5, with two of the crowds against a face."""
+    return MFGProblem(Box([0.0], [1.0]), horizon=1.5, viscosity=0.02, coupling=lambda t, x, m: 5.0 * m,
+                      terminal_cost=lambda x, m: 1.5 * (x[:, 0] - 0.3) ** 2,
+                      initial_density=_box_bumps([[0.1], [0.45], [0.9]], 0.05, [0.3, 0.3, 0.4]),
+                      name="box_aversion_three_1d")
 
 
 def torus_bimodal_1d() -> MFGProblem:
@@ -269,9 +290,11 @@ ZOO: dict[str, Callable[[], MFGProblem]] = {
     "readme_box_1d": readme_box_1d,
     "box_narrow_far_1d": box_narrow_far_1d,
     "box_noisy_long_1d": box_noisy_long_1d,
+    "box_wall_push_1d": box_wall_push_1d,
     "box_congestion_1d": box_congestion_1d,
     "box_two_crowds_1d": box_two_crowds_1d,
     "box_aversion_strong_1d": box_aversion_strong_1d,
+    "box_aversion_three_1d": box_aversion_three_1d,
     "torus_bimodal_1d": torus_bimodal_1d,
     "torus_three_crowds_1d": torus_three_crowds_1d,
     "torus_low_noise_1d": torus_low_noise_1d,
@@ -293,9 +316,11 @@ REFERENCE: dict[str, dict] = {
     "readme_box_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_narrow_far_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_noisy_long_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
+    "box_wall_push_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_congestion_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_two_crowds_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_aversion_strong_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
+    "box_aversion_three_1d": {"kind": "grid", "cells": 400, "time_steps": 600, "order": 2},
     "torus_bimodal_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "torus_three_crowds_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "torus_low_noise_1d": {"kind": "grid", "cells": 512, "time_steps": 256, "order": 2},
