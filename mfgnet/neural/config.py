@@ -229,8 +229,8 @@ class NeuralSolverConfig(Settings):
     # converged (results/neural_zoo/means.md).  float64 remains a choice (e.g. for tests to
     # round-off); L-BFGS runs in float64 anyway (optim.lbfgs_dtype).
     dtype: str = choice("float32", "float64")
-    # Adam steps; None: default_steps(problem), 12000 for a time-dependent problem on a 1D box or
-    # circle, 8000 on a 2D box or torus and 4000 otherwise (see there for the measurements).
+    # Adam steps; None: default_steps(problem), 12000 for a time-dependent problem on a 1D box, 18000
+    # on a circle, 8000 on a 2D box or torus and 4000 otherwise (see there for the measurements).
     steps: int | None = number(None, 0, 10**9, integer=True, optional=True)
     checkpoint_every: int = number(500, 1, 10**9, integer=True)
     checkpoint_dir: str | None = path(None)
@@ -293,10 +293,10 @@ class NeuralSolverConfig(Settings):
     loss: LossConfig = field(default_factory=LossConfig)
 
 
-# Adam steps of a time-dependent problem on a 1D box or circle when ``steps`` is None.  A 1D step costs 18-27 ms on one
-# torch thread (box_bump_1d: 12000 steps in 267 s beside another job, 323 s alone in a repeat on the
-# shared machine; 50 ms with three jobs on two cores), so 12000 steps are at the edge of a
-# 5-minute budget; on the zoo (with the initial fit) they took rel L2(m)
+# Adam steps of a time-dependent problem on a 1D box when ``steps`` is None.  A 1D box step costs ~15 ms on one
+# torch thread with the Fourier features (box rows: 12000 steps in 172-203 s beside one other job, sixteenth
+# session; ~50 ms with three jobs on two cores), so 18000 would be at the edge of the 5-minute budget.
+# On the zoo (with the initial fit) 12000 steps took rel L2(m)
 # from 0.05-0.21 at 4000 steps to 0.012-0.037 on 7 of 10 time-dependent 1D problems, 0.05-0.14
 # on the other three (results/neural_zoo/means.md).  Not on R: lq_offset_1d, 0.751 at 4000
 # steps, blew up at 12000 (m 2.1e3, mass 1e4 on the evaluation grid).  In 2D and above a step
