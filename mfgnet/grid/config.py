@@ -145,6 +145,8 @@ class GridSolverConfig(Settings):
     # iterations per direction); ν = 0.05 switches at T = 2 on crowd aversion only (4.9 -> 3.0 s).  Same
     # Newton counts except torus ν = 0, T = 2 (26 -> 22) and crowd ν = 0, T = 2 (20 -> 19); solutions
     # within 3e-14 (7.5e-12 for the former).  256 cells, crowd ν = 1e-3, T = 1 (one run, load 2.5): 22.2 -> 13.7 s.
+    # At load ~3 (a second check, 2 runs each, interleaved) the gain is smaller: crowd ν = 1e-3, T = 1: 6.3-6.9
+    # -> 4.1-4.7 s (1.5x); ν = 0, T = 2: 30.7-33.8 -> 10.1-12.6 s (2.8x); the Schur path suffers more from load.
     time_lu: str = choice("reuse", "off")
     # 20: at 40 crowd aversion ν = 1e-3, T = 2 kept Schur GMRES through the ν = 0.02 stage (~35 iterations
     # per direction) and took 10.7 s (one run) against 6.3 s.  Refactorising after lu_reuse_iterations = 10
