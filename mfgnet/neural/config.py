@@ -32,7 +32,8 @@ class ModelConfig(Settings):
     # box), B ~ N(0, fourier_scale²); 0 = off, None = 16 on a box, off on a torus or R^d.  Why on a
     # box: 12000 steps, one seed, rel L2 m without -> with 16 at scale 2 (results/neural_zoo/means.md,
     # sixteenth session): box_congestion_1d 0.031 -> 0.019, box_two_crowds_1d 0.036 -> 0.021,
-    # readme_box_1d 0.012 -> 0.008; a step costs ~16 % more.  Why not on R^d: lq_offset_1d 0.031 -> 0.117.
+    # readme_box_1d 0.012 -> 0.008, box_aversion_strong_1d 0.183 -> 0.006, box_noisy_long_1d 0.136 -> 0.014,
+    # box_two_crowds_2d 0.174 -> 0.093; a step costs ~16 % more.  Why not on R^d: lq_offset_1d 0.031 -> 0.117.
     fourier_features: int | None = number(None, 0, 4096, integer=True, optional=True)
     fourier_scale: float = number(2.0, 0.0, _INF, lo_open=True)
     init: str = choice("xavier", "kaiming", "default")
