@@ -41,7 +41,6 @@ class InputEmbedding(nn.Module):
         self.time_dependent = not problem.is_ergodic
         self.horizon = problem.horizon or 1.0
         self.periodic = isinstance(problem.domain, Torus)
-        self.fourier_features = 0
         if self.periodic:
             k = torch.arange(1, cfg.periodic_harmonics + 1, dtype=torch.float64)
             self.register_buffer("freqs", 2 * math.pi * k / float(problem.domain.length))
@@ -51,12 +50,11 @@ class InputEmbedding(nn.Module):
             self.register_buffer("center", center)
             self.register_buffer("scale", scale)
             width = d
-            self.fourier_features = fourier_feature_count(problem, cfg)
-            if self.fourier_features > 0:
-                B = cfg.fourier_scale * torch.randn(d, self.fourier_features, generator=generator,
-                                                    dtype=torch.float64)
+            features = fourier_feature_count(problem, cfg)
+            if features > 0:
+                B = cfg.fourier_scale * torch.randn(d, features, generator=generator, dtype=torch.float64)
                 self.register_buffer("fourier", B)
-                width += 2 * self.fourier_features
+                width += 2 * features
             else:
                 self.fourier = None
         self.out_features = width + (1 if self.time_dependent else 0)
