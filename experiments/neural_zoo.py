@@ -162,6 +162,9 @@ def write_tables(tag: str, command: str, config: dict) -> None:
     lines = [f"# Neural solver on the problem zoo ({tag})", "",
              f"Command: `{command}`  ",
              f"Config overrides: `{json.dumps(config)}` (empty = the defaults of mfgnet.neural.NeuralSolverConfig)  ",
+             *(["Rows come from several invocations; which session ran which rows, with which defaults: "
+                "[history.md](history.md); every remedy measured: [means.md](means.md).  "]
+               if tag == "default" else []),
              f"Machine: {platform.machine()}, 2-core CPU shared with other jobs (load per row below), "
              f"1 torch thread; torch {torch.__version__}.  ",
              f"Targets: rel L2(m) ≤ {TARGETS['rel_l2_m']:g}, rel L2(u) ≤ {TARGETS['rel_l2_u']:g}, mass error ≤ "
