@@ -3,7 +3,10 @@ orders in 1D and 2D, and the segregation problem's self-convergence, with the fi
 
     python experiments/populations.py [--quick]
 
-Writes results/populations/populations.md and figures (B6 1D densities, segregation 1D and 2D).
+Writes results/populations/populations.md and figures (B6 1D densities, segregation 1D and 2D, the
+latter with cross aversion 1.5 and 3).  2D segregation beyond 14² is solved by block Gauss-Seidel
+sweeps (``solver.populations_solve=auto``); OPENBLAS_NUM_THREADS=1 keeps OpenBLAS's threads from
+spinning on a shared machine (see the header line the script writes).
 """
 
 from __future__ import annotations
@@ -62,34 +65,40 @@ def b6_rows(dim: int, cells_list: list[int], lines: list[str]) -> None:
     lines.append("")
 
 
-def segregation_rows(dim: int, cells_list: list[int], lines: list[str], **params) -> None:
+def segregation_rows(dim: int, cells_list: list[int], lines: list[str], figure: str | None = None,
+                     settings: dict | None = None, **params) -> None:
     problem = segregation(dim=dim, **params)
     lower, upper = problem.bounding_box().bounds()
     x = cell_centre_points(lower, upper, {1: 200, 2: 40}[dim])
     times = np.linspace(0, problem.horizon, 11)
     lines += [f"### Segregation, d = {dim} (no closed form: differences between successive grids)", "",
-              f"`segregation(dim={dim}{''.join(f', {k}={v}' for k, v in params.items())})`", "",
-              "| cells | time steps | Newton its | residual | ‖m − m on the previous grid‖ / ‖m‖ (pop. 1 / 2) | "
-              "order | mass error | min m | wall s |", "|---|---|---|---|---|---|---|---|---|"]
+              f"`segregation(dim={dim}{''.join(f', {k}={v}' for k, v in params.items())})`"
+              f"{''.join(f', solver.{k}={v}' for k, v in (settings or {}).items())}; solve: Newton on the "
+              "coupled system or block Gauss-Seidel sweeps (`solver.populations_solve=auto`), its: Newton "
+              "iterations or sweeps", "",
+              "| cells | time steps | solve | its | residual | ‖m − m on the previous grid‖ / ‖m‖ (pop. 1 / 2) | "
+              "order | mass error | min m | wall s |", "|---|---|---|---|---|---|---|---|---|---|"]
     prev, prev_diff, prev_cells = None, None, None
     for cells in cells_list:
         started = time.perf_counter()
-        sol = mfgnet.solve(problem, "grid", cells=cells, progress=False)
+        sol = mfgnet.solve(problem, "grid", cells=cells, progress=False, **(settings or {}))
         wall = time.perf_counter() - started
         with torch.no_grad():
             dens = np.stack([[sol.density(k, float(t), x).numpy() for t in times] for k in range(2)])
         diffs = None if prev is None else [float(np.linalg.norm(dens[k] - prev[k]) / np.linalg.norm(dens[k]))
                                            for k in range(2)]
         text = "" if diffs is None else f"{diffs[0]:.2e} / {diffs[1]:.2e}"
-        lines.append(f"| {cells} | {sol.diagnostics.extra['time_steps']} | {sol.diagnostics.iterations} | "
+        solve = sol.diagnostics.extra["populations_solve"] + ("" if sol.diagnostics.converged else " (not converged)")
+        lines.append(f"| {cells} | {sol.diagnostics.extra['time_steps']} | {solve} | {sol.diagnostics.iterations} | "
                      f"{sol.diagnostics.residual:.1e} | {text} | "
                      f"{order(prev_diff, diffs[0], cells / prev_cells) if diffs else ''} | "
                      f"{sol.diagnostics.extra['mass_error']:.1e} | {sol.diagnostics.extra['min_density']:.1e} | "
                      f"{wall:.1f} |")
         print(f"segregation d={dim} cells={cells}: {wall:.1f} s", file=sys.stderr)
         prev, prev_diff, prev_cells = dens, (None if diffs is None else diffs[0]), cells
-    plot_populations(sol, OUT / f"segregation_{dim}d.png", title=f"segregation, d = {dim}, {cells_list[-1]} cells")
-    lines.append("")
+    figure = figure or f"segregation_{dim}d.png"
+    plot_populations(sol, OUT / figure, title=f"segregation, d = {dim}, {cells_list[-1]} cells")
+    lines += ["", f"![segregation {dim}D]({figure})", ""]
 
 
 def main(argv=None) -> None:
@@ -100,16 +109,21 @@ def main(argv=None) -> None:
     command = "python experiments/populations.py" + (" --quick" if args.quick else "")
     lines = ["# Two populations on the grid", "", f"Command: `{command}`  ",
              f"Machine: {os.cpu_count()} CPUs shared with other jobs (walls are upper bounds); "
-             f"torch {torch.__version__}.  Newton on the coupled 2K equations, one sparse LU per iteration.", ""]
+             f"torch {torch.__version__}; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}.  "
+             "Newton on the coupled 2K equations (one sparse LU per iteration) while its memory estimate is at most "
+             "256 MiB, block Gauss-Seidel sweeps (each population by the single-population solver, Anderson-mixed) "
+             "above: `solver.populations_solve=auto`.", ""]
     b6_rows(1, [32, 64, 128] if args.quick else [32, 64, 128, 256, 512], lines)
     b6_rows(2, [16, 24] if args.quick else [16, 24, 32, 48], lines)
     segregation_rows(1, [32, 64] if args.quick else [32, 64, 128, 256], lines)
-    # cross_aversion 3 (the default) in 2D: Newton stalls at 16 cells (residual 0.5, after 10
-    # Gauss-Seidel sweeps that stagnate at density changes of 0.16); 1.5 converges.
-    segregation_rows(2, [12, 16] if args.quick else [12, 16, 20], lines, cross_aversion=1.5)
-    lines += ["![B6 1D](b6_1d.png)", "", "![segregation 1D](segregation_1d.png)", "",
-              "![segregation 2D](segregation_2d.png)", "",
-              f"Load at the end: {os.getloadavg()[0]:.1f}."]
+    # 2D beyond 14² takes the sweeps (auto), max_iterations caps them: 21-47 sweeps with cross_aversion 1.5, 27-50+
+    # with 3 (the default, where Newton stalls at 16², residual 0.5); 64² took ~10 min per row (see the session's
+    # numbers in docs/how-to/populations.md).
+    sweeps = {"max_iterations": 100}
+    segregation_rows(2, [12, 16] if args.quick else [16, 32, 48, 64], lines, settings=sweeps, cross_aversion=1.5)
+    segregation_rows(2, [16] if args.quick else [16, 32, 48, 64], lines, figure="segregation_2d_cross3.png",
+                     settings=sweeps)
+    lines += ["![B6 1D](b6_1d.png)", "", f"Load at the end: {os.getloadavg()[0]:.1f}."]
     (OUT / "populations.md").write_text("\n".join(lines) + "\n")
     print(OUT / "populations.md")
 

@@ -91,6 +91,24 @@ class GridSolverConfig(Settings):
         ν falls by this factor per stage (> 1); a problem's ν is reached from the last stage
         above both ``continuation_ratio`` × ν and ``continuation_from`` / 1000 (ν = 0 from 2e-3
         with the defaults).
+    populations_solve : str
+        Time-dependent problems of K populations
+        ([`MultiPopulationProblem`][mfgnet.problems.populations.MultiPopulationProblem]).
+        "newton": Newton on the whole coupled system of 2K equations, its Jacobian factored by
+        SuperLU (fast on small grids, infeasible in 2D beyond ~20²: 337 s there, the memory check
+        refuses 64²).  "sweeps": block Gauss-Seidel to convergence: each sweep solves population
+        k = 1..K as a single-population MFG with the others' densities frozen (this solver's
+        scalable path, warm-started from the population's previous solution); the densities the
+        next sweep freezes are an Anderson mixture of the sweep's input and output.  It stops when
+        the coupled system's residual (Newton's, at the sweep's solutions) is <= max(tol,
+        round-off floor), which is what ``converged`` means, or after ``max_iterations`` sweeps
+        (each population's solve keeps at least 50 Newton steps).  ``diagnostics.extra``:
+        ``sweeps``, ``density_change``, ``inner_iterations``.  "auto": Newton while its memory
+        estimate (2K · time steps · nodes unknowns, 4 kB each in 1D, 20 kB in 2D) is at most
+        256 MiB and fits in memory (T = 1, dt = h: 1D up to 128 cells, 2D up to 14²), sweeps
+        above.  Segregation, Newton / sweeps: 1D 128 cells 4.6 / 1.7 s, 2D 14² 10.3 / 2.7 s,
+        same solutions within 3e-11 (numbers at the constants of `mfgnet.grid.populations`).
+        Ergodic problems always take Newton.
     order : int
         1 (the monotone first-order scheme) or 2 (Richardson extrapolation of the runs
         on N and 2N cells, see [`solve_grid`][mfgnet.grid.solver.solve_grid]).
@@ -156,6 +174,7 @@ class GridSolverConfig(Settings):
     continuation: str = choice("auto", "off")
     continuation_from: float = number(0.2, 0.0, lo_open=True)
     continuation_ratio: float = number(10.0, 1.0, lo_open=True)
+    populations_solve: str = choice("auto", "newton", "sweeps")
     order: int = number(1, 1, 2, integer=True)
     mean_control_tol: float = number(1e-8, 0.0, lo_open=True)
     mean_control_iterations: int = number(60, 1, 10**4, integer=True)

@@ -6,7 +6,11 @@ and m_k >= 0); the populations meet only through the couplings F_k(t, x, m_1, �
 derivatives ∂F_k/∂m_j (autograd) fill the off-diagonal blocks of the Jacobian.  The whole
 Jacobian is assembled as one sparse matrix and factored by SuperLU: ergodic problems in 1D and
 2D, time-dependent ones of a few 10^5 unknowns (2K · levels · nodes; the memory check refuses
-larger ones naming ``solver.cells``).
+larger ones naming ``solver.cells``).  Larger time-dependent systems (``solver.populations_solve``;
+"auto": above 256 MiB of that estimate, e.g. 2D beyond 14²) are solved by block Gauss-Seidel
+sweeps to convergence instead: each population solves its own MFG with the single-population
+grid solver (whose time-level factorisations scale in 2D), the others' densities frozen and
+Anderson-mixed between sweeps, until the coupled residual (the same as Newton's) is below the tolerance.
 
 Unknowns: ergodic ``[u_1..u_K, m_1..m_K, λ_1..λ_K, μ_1..μ_K]`` (μ_k the multiplier that makes
 the system square, 0 at the solution); time-dependent ``[U_1..U_K, M_1..M_K]`` with
@@ -28,13 +32,13 @@ from mfgnet.grid.config import GridSolverConfig
 from mfgnet.grid.hamiltonian import NumericalHamiltonian
 from mfgnet.grid.linalg import DirectSolve
 from mfgnet.grid.mesh import Grid, make_grid
-from mfgnet.grid.newton import newton
+from mfgnet.grid.newton import newton, residual_norm
 from mfgnet.grid.solution import GridSolution
 from mfgnet.grid.system import initial_density_on, residual_floor
 from mfgnet.problems import ProblemError
 from mfgnet.problems.populations import MultiPopulationProblem
 from mfgnet.progress import progress_bar
-from mfgnet.resources import check_memory
+from mfgnet.resources import available_memory, check_grid_memory, check_memory
 from mfgnet.solution import Diagnostics, Solution
 
 logger = logging.getLogger(__name__)
@@ -241,6 +245,63 @@ class TimeDependentPopulationsSystem:
 _SWEEPS = 12
 _SWEEP_TOL = 1e-2
 _SWEEP_DAMPING = 0.5
+# populations_solve="sweeps": Anderson mixing (_Anderson) of depth _ANDERSON_DEPTH with step _SOLVE_MIXING on
+# the undamped Gauss-Seidel map.  Sweeps to residual 1e-10, segregation 1D at 32 cells / 2D at 16² (cross
+# aversion 1.5): plain damping θ = 0.5: > 50 / > 50 (residual 5e-6 / 5e-3 after 50), θ = 1: 40 / > 50 (8e-6);
+# depth 3, θ = 1: 15 / -; depth 5, θ = 1: 15 / 21 (2D cross aversion 3: 51, 27 with the restart safeguard;
+# θ = 0.5: 60+; plain θ = 1: 60+, residual 6e-7); depth 5, θ = 0.5: 25 / 33; depth 8 no better (15 / 22).
+_SOLVE_MIXING = 1.0
+_ANDERSON_DEPTH = 5
+# The history restarts when ‖f‖₂ grew by more than this factor: 2D 16², cross aversion 3: 1 took 27 sweeps, 0.9 29,
+# 1.5 47, 3 48, 0.7 and 0.5 > 60 (restarting nearly every sweep), no restart 51.
+_ANDERSON_RESTART = 1.0
+# Each population's solve stops at max(tol, min(_INNER_RELATIVE_TOL × the previous sweep's coupled residual,
+# _INNER_TOL_CAP)) (at sweep 1 the residual of u = 0, m = m0), not at tol: 2D 32², cross aversion 1.5 / 3, no cap:
+# 215 / 293 inner iterations at tol, 174 / 216 (30 / 40 sweeps instead of 28 / 38).  The cap: Newton's small-step
+# test scales with tol, so at tol 0.3 a 1D solve stopped at residual 1.8 (not converged); inner iterations at 2D
+# 16², cross aversion 3 / 1.5, cap 1e-4: 168 / 132, 1e-3: 157 / 123, 1e-2: 150 / 117 (one failed warm start).
+_INNER_RELATIVE_TOL = 1e-2
+_INNER_TOL_CAP = 1e-3
+# Picard steps of a warm-started population solve (0 stalled Newton in 1D at 32 cells; in 2D at 32², sweeps 2-3,
+# 1 took 11-31 % less time than a cold start, the default 3 5-24 %)
+_WARM_PICARD = 1
+# populations_solve="auto": Newton while the estimate of its factorisation (_BYTES_PER_UNKNOWN) is at most this
+# (1D up to 128 cells, 2D up to 14², T = 1 and dt = h), sweeps above.  Segregation, Newton / sweeps, s, at
+# OPENBLAS_NUM_THREADS=1 (load ~2): 1D 96 cells 2.3 / 0.9, 128 cells 4.6 / 1.7; 2D (cross aversion 1.5) 12²
+# 4.0 / 1.9, 14² 10.3 / 2.7, 16² (sweeps) 4.1, 20² 337 s (Newton, results/populations).  The same solutions
+# within 3e-11 (rel L2); Newton stays where it is cheap (and the path the earlier results were computed on).
+_NEWTON_MAX_BYTES = 2**28
+
+
+class _Anderson:
+    """Anderson mixing of a fixed point x = G(x) (here: the densities one Gauss-Seidel sweep returns).
+    ``step(x, G(x))`` returns x + β f - (ΔX + β ΔF) γ, f = G(x) - x, ΔX and ΔF the differences of the
+    last ``depth`` + 1 iterates and their f, γ the least-squares fit of f by ΔF (depth 0: plain
+    damping x + β f).  Safeguards: the history restarts when ‖f‖₂ grew (segregation 2D, cross
+    aversion 3, 16²: without it the extrapolated densities reached -2.3 and the residual wandered at
+    0.3-2 for 30 sweeps, 51 sweeps in all, 27 with it), and the densities the others see are
+    clipped at 0 (for a ln m coupling; the same 27 sweeps there)."""
+
+    def __init__(self, depth: int, mixing: float) -> None:
+        self.depth, self.mixing, self.restarts = depth, mixing, 0
+        self.xs: list[np.ndarray] = []
+        self.fs: list[np.ndarray] = []
+
+    def step(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        flat, f = x.ravel(), (g - x).ravel()
+        if self.fs and np.linalg.norm(f) > _ANDERSON_RESTART * np.linalg.norm(self.fs[-1]):
+            self.xs, self.fs = [], []
+            self.restarts += 1
+        self.xs.append(flat.copy())
+        self.fs.append(f)
+        del self.xs[:-self.depth - 1], self.fs[:-self.depth - 1]
+        new = flat + self.mixing * f
+        if len(self.xs) > 1:
+            dX = np.diff(np.stack(self.xs, 1), axis=1)
+            dF = np.diff(np.stack(self.fs, 1), axis=1)
+            gamma = np.linalg.lstsq(dF, f, rcond=None)[0]
+            new = new - (dX + self.mixing * dF) @ gamma
+        return np.maximum(new, 0.0).reshape(x.shape)
 
 
 def _frozen_population(problem: MultiPopulationProblem, k: int, densities: np.ndarray, n: int):
@@ -280,16 +341,103 @@ def _block_gauss_seidel(problem: MultiPopulationProblem, grid: Grid, config: Gri
     return values[:, :-1], densities[:, 1:]
 
 
+def _unknowns(problem: MultiPopulationProblem, grid: Grid) -> int:
+    return 2 * problem.size * grid.n * (1 if grid.times is None else grid.time_steps)
+
+
 def _check_memory(problem: MultiPopulationProblem, grid: Grid) -> None:
-    unknowns = 2 * problem.size * grid.n * (1 if grid.times is None else grid.time_steps)
+    unknowns = _unknowns(problem, grid)
     check_memory(unknowns * _BYTES_PER_UNKNOWN[grid.dim], f"a grid solve of {problem.size} populations "
                  f"({unknowns} unknowns)", "solver.cells (or solver.time_steps)")
 
 
+def _use_sweeps(problem: MultiPopulationProblem, grid: Grid, config: GridSolverConfig) -> bool:
+    """``config.populations_solve``: "sweeps", "newton", or "auto" (sweeps for a time-dependent
+    system whose Newton estimate exceeds _NEWTON_MAX_BYTES or the available memory)."""
+    mode = config.populations_solve
+    if mode == "sweeps" and problem.is_ergodic:
+        raise ProblemError("solver.populations_solve=sweeps is for time-dependent problems: an ergodic "
+                           "K-population system (2K unknowns per node) is solved by Newton")
+    if mode != "auto" or problem.is_ergodic:
+        return mode == "sweeps"
+    estimate = _unknowns(problem, grid) * _BYTES_PER_UNKNOWN[grid.dim]
+    available = available_memory()
+    return estimate > _NEWTON_MAX_BYTES or (available is not None and estimate > available)
+
+
+def _sweeps_solve(problem: MultiPopulationProblem, grid: Grid, config: GridSolverConfig, disc: _Populations,
+                  system: TimeDependentPopulationsSystem, report):
+    """Block Gauss-Seidel to convergence: each sweep solves population k = 1..K with the others
+    frozen (the single-population grid solver, tolerance ``config.tol``, warm-started from its own
+    previous solution; population k sees the new densities of j < k); the densities the next sweep
+    freezes are the Anderson mixture (`_Anderson`) of the sweep's input and output.  After each sweep
+    the coupled system's residual at x = [U, M] of the sweep's solutions (each m_k the exact
+    Fokker-Planck solution of its u_k: mass 1, m_k >= 0) decides, as Newton's does: stop at
+    <= max(tol, round-off floor), or after ``config.max_iterations`` sweeps.  Returns x and the
+    numbers for the diagnostics."""
+    from mfgnet.grid.solver import solve_on_grid
+
+    K, nt, n = problem.size, grid.time_steps, grid.n
+    densities = np.stack([np.tile(m0, (nt + 1, 1)) for m0 in disc.m0])  # the iterate: what the others see
+    solutions: list[tuple[np.ndarray, np.ndarray] | None] = [None] * K
+    # max_iterations caps the sweeps; each population's solve keeps at least the default 50 Newton steps
+    first = config.replace(progress=False, max_iterations=max(config.max_iterations, 50))
+    warm = first.replace(picard_warmup=_WARM_PICARD)
+    scale = float(np.max(densities))
+    mixer = _Anderson(_ANDERSON_DEPTH, _SOLVE_MIXING)
+    info = {"history": [], "changes": [], "inner_iterations": 0, "inner_not_converged": 0, "cold_restarts": 0,
+            "stopped_on": ""}
+    x = floor = None
+    previous = residual_norm(system.evaluate(np.concatenate(
+        [np.zeros(K * nt * n), densities[:, 1:].ravel()]))[0]) if _INNER_RELATIVE_TOL else 0.0
+    for sweep in range(config.max_iterations):
+        inner_before = info["inner_iterations"]
+        seen = densities.copy()  # population k sees the new m_j of j < k (Gauss-Seidel)
+        tol = max(config.tol, min(_INNER_RELATIVE_TOL * previous, _INNER_TOL_CAP))
+        for k in range(K):
+            frozen = _frozen_population(problem, k, seen, n)
+            solution = solve_on_grid(frozen, grid, (first if solutions[k] is None else warm).replace(tol=tol),
+                                     quiet=True, initial=solutions[k])
+            if solutions[k] is not None and not solution.diagnostics.converged:  # Newton may stall from there
+                info["cold_restarts"] += 1
+                info["inner_iterations"] += solution.diagnostics.iterations
+                solution = solve_on_grid(frozen, grid, first.replace(tol=tol), quiet=True)
+            u, m = solution.u.reshape(nt + 1, n), solution.m.reshape(nt + 1, n)
+            solutions[k] = (u, m)
+            info["inner_iterations"] += solution.diagnostics.iterations
+            info["inner_not_converged"] += int(not solution.diagnostics.converged)
+            seen[k] = m
+        change = float(np.max(np.abs(seen - densities))) / scale
+        x = np.concatenate([*(s[0][:-1].ravel() for s in solutions), *(s[1][1:].ravel() for s in solutions)])
+        residual = residual_norm(system.evaluate(x)[0])
+        floor = system.residual_floor(x)
+        info["history"].append(residual)
+        info["changes"].append(change)
+        previous = residual
+        logger.log(logging.INFO if config.verbose else logging.DEBUG,
+                   "grid populations: sweep %d, max density change %.2e (relative to max m0), residual %.2e, "
+                   "%d inner iterations", sweep + 1, change, residual, info["inner_iterations"] - inner_before)
+        report(sweep + 1, residual, change)
+        if residual <= max(config.tol, floor):
+            info["stopped_on"] = "tol" if residual <= config.tol else "residual_floor"
+            break
+        if not np.isfinite(residual):
+            info["stopped_on"] = "non_finite"
+            break
+        densities = mixer.step(densities, seen)
+    else:
+        info["stopped_on"] = "max_iterations"
+    info["anderson_restarts"] = mixer.restarts
+    info["sweeps"], info["residual_floor"] = len(info["history"]), float(floor)
+    info["converged"] = bool(info["history"][-1] <= max(config.tol, floor))
+    return x, info
+
+
 def solve_grid_populations(problem: MultiPopulationProblem, config: GridSolverConfig) -> MultiPopulationSolution:
     """Newton on the coupled 2K equations, from u_k = 0 and m_k = m0_k (time-dependent) or
-    uniform (ergodic); ``converged`` as for one population (residual <= max(tol, round-off
-    floor)).  ``config.method`` must be "newton" and ``config.order`` 1."""
+    uniform (ergodic), or, as ``config.populations_solve`` says, block Gauss-Seidel sweeps to
+    convergence (time-dependent; `_sweeps_solve`); ``converged`` as for one population (the coupled
+    residual <= max(tol, round-off floor)).  ``config.method`` must be "newton" and ``config.order`` 1."""
     if problem.dim >= 3:
         raise ProblemError(f"problem.dim = {problem.dim}: the grid solver is for 1D and 2D problems")
     if config.method != "newton" or config.order != 1:
@@ -297,6 +445,9 @@ def solve_grid_populations(problem: MultiPopulationProblem, config: GridSolverCo
                            f"(got method={config.method!r}, order={config.order})")
     start = time.perf_counter()
     grid = make_grid(problem.population_problem(0), config.cells, config.time_steps)
+    if _use_sweeps(problem, grid, config):
+        check_grid_memory(problem.population_problem(0), config)  # one population's solve at a time
+        return _solve_by_sweeps(problem, grid, config, start)
     _check_memory(problem, grid)
     disc = _Populations(problem, grid)
     K, n = problem.size, grid.n
@@ -318,20 +469,13 @@ def solve_grid_populations(problem: MultiPopulationProblem, config: GridSolverCo
                         label=f"grid {K} populations", report=report)
     if problem.is_ergodic:
         U, M, lam, _ = system.split(result.x)
-        shape = grid.cells
         us, ms, lams = U, M, list(lam)
     else:
-        U, M = system.split(result.x)
-        G = system.terminal_values(M)
-        us = [np.vstack([U[k], G[k]]) for k in range(K)]
-        ms = [np.vstack([disc.m0[k][None], M[k]]) for k in range(K)]
+        us, ms = _levels(system, disc, result.x)
         lams = [None] * K
-        shape = (grid.time_steps + 1, *grid.cells)
-    mass_error = float(max(np.max(np.abs(grid.mass(np.reshape(m, (-1, n))) - 1.0)) for m in ms))
-    extra = {"method": "newton", "populations": K, "newton_iterations": result.iterations, "nodes": n,
-             "time_steps": grid.time_steps, "mass_error": mass_error,
-             "min_density": float(min(np.min(m) for m in ms)), "residual_floor": result.residual_floor,
-             "stopped_on": result.stopped_on}
+    extra = {"method": "newton", "populations_solve": "newton", "populations": K,
+             "newton_iterations": result.iterations, "nodes": n, "time_steps": grid.time_steps,
+             "residual_floor": result.residual_floor, "stopped_on": result.stopped_on}
     diagnostics = Diagnostics(converged=result.converged, iterations=result.iterations, residual=result.residual,
                               residual_history=result.history, wall_time_s=time.perf_counter() - start, extra=extra)
     if not result.converged:
@@ -340,13 +484,81 @@ def solve_grid_populations(problem: MultiPopulationProblem, config: GridSolverCo
         extra["diagnosis"] = (
             f"Newton stopped ({result.stopped_on}) at residual {result.residual:.2e} > tolerance {config.tol:.1e}; "
             "a coupling in which the populations repel each other more than themselves is not monotone (several "
-            "or no equilibria near the start): try a weaker cross coupling, another "
+            "or no equilibria near the start): try solver.populations_solve=sweeps (time-dependent problems; "
+            "segregation 2D at 16² converged so where Newton stalled), a weaker cross coupling, another "
             "solver.cells, or more solver.max_iterations")
         logger.warning("grid solver on %r (%d populations): %s", problem.name, K, extra["diagnosis"])
-    # Each population's solution reports the coupled solve, with its own mass error.
+    return _solution(problem, grid, us, ms, lams, diagnostics)
+
+
+def _levels(system: TimeDependentPopulationsSystem, disc: _Populations, x: np.ndarray):
+    """u_k and m_k on all Nt + 1 levels from x = [U, M] (u_k(T) = G_k, m_k(0) = m0_k)."""
+    U, M = system.split(x)
+    G = system.terminal_values(M)
+    return ([np.vstack([U[k], G[k]]) for k in range(system.K)],
+            [np.vstack([disc.m0[k][None], M[k]]) for k in range(system.K)])
+
+
+def _solution(problem: MultiPopulationProblem, grid: Grid, us, ms, lams, diagnostics: Diagnostics
+              ) -> MultiPopulationSolution:
+    """The K GridSolutions; each reports the coupled solve, with its own mass error."""
+    n = grid.n
+    shape = grid.cells if problem.is_ergodic else (grid.time_steps + 1, *grid.cells)
+    errors = [float(np.max(np.abs(grid.mass(np.reshape(m, (-1, n))) - 1.0))) for m in ms]
+    diagnostics.extra.update(mass_error=max(errors), min_density=float(min(np.min(m) for m in ms)))
     solutions = [GridSolution(problem.population_problem(k), grid, np.reshape(us[k], shape), np.reshape(ms[k], shape),
-                              lams[k], dataclasses.replace(diagnostics, extra={
-                                  **extra, "mass_error": float(np.max(np.abs(grid.mass(np.reshape(ms[k], (-1, n)))
-                                                                             - 1.0)))}))
-                 for k in range(K)]
+                              lams[k], dataclasses.replace(diagnostics, extra={**diagnostics.extra,
+                                                                               "mass_error": errors[k]}))
+                 for k in range(problem.size)]
     return MultiPopulationSolution(problem, solutions, diagnostics)
+
+
+def _solve_by_sweeps(problem: MultiPopulationProblem, grid: Grid, config: GridSolverConfig, start: float
+                     ) -> MultiPopulationSolution:
+    """``populations_solve`` "sweeps" (or "auto" on a large time-dependent system): `_sweeps_solve`."""
+    disc = _Populations(problem, grid)
+    system = TimeDependentPopulationsSystem(disc)
+    K = problem.size
+    bar = progress_bar(config.max_iterations, f"grid {K} populations {'x'.join(map(str, grid.cells))} (sweeps)",
+                       enabled=config.progress, unit="sweep")
+
+    def report(sweep: int, residual: float, change: float) -> None:
+        bar.update(1)
+        bar.set_postfix_str(f"residual {residual:.2e}, density change {change:.1e}", refresh=False)
+
+    with bar:
+        x, info = _sweeps_solve(problem, grid, config, disc, system, report)
+    us, ms = _levels(system, disc, x)
+    residual = info["history"][-1]
+    # density_change: max |m_k out - m_k in| of the last sweep relative to max m0; inner_iterations: the
+    # Picard + Newton steps of all single-population solves (cold_restarts: warm starts that failed and
+    # were redone from u = 0, m = m0)
+    extra = {"method": "newton", "populations_solve": "sweeps", "populations": K, "sweeps": info["sweeps"],
+             "density_change": info["changes"][-1], "density_changes": info["changes"],
+             "anderson_depth": _ANDERSON_DEPTH, "anderson_restarts": info["anderson_restarts"],
+             "inner_iterations": info["inner_iterations"], "inner_not_converged": info["inner_not_converged"],
+             "cold_restarts": info["cold_restarts"], "newton_iterations": 0, "nodes": grid.n,
+             "time_steps": grid.time_steps, "residual_floor": info["residual_floor"],
+             "stopped_on": info["stopped_on"]}
+    diagnostics = Diagnostics(converged=bool(info["converged"]), iterations=info["sweeps"], residual=residual,
+                              residual_history=info["history"], wall_time_s=time.perf_counter() - start,
+                              extra=extra)
+    if not diagnostics.converged:
+        extra["diagnosis"] = (
+            f"block Gauss-Seidel stopped ({info['stopped_on']}) after {info['sweeps']} sweeps at coupled residual "
+            f"{residual:.2e} > tolerance {max(config.tol, info['residual_floor']):.1e} (last density change "
+            f"{info['changes'][-1]:.1e} of max m0): " + (
+                "more solver.max_iterations (the sweeps were still converging)"
+                if _still_converging(info["history"]) else
+                "the sweeps stagnate or oscillate; a coupling in which the populations repel each other more than "
+                "themselves is not monotone (several or no equilibria): try a weaker cross coupling, or "
+                "solver.populations_solve=newton on a grid small enough for it")
+            + (f"; {info['inner_not_converged']} single-population solves did not converge"
+               if info["inner_not_converged"] else ""))
+        logger.warning("grid solver on %r (%d populations): %s", problem.name, K, extra["diagnosis"])
+    return _solution(problem, grid, us, ms, [None] * K, diagnostics)
+
+
+def _still_converging(history: list[float]) -> bool:
+    """The residual fell by at least a third over the last three sweeps."""
+    return len(history) < 4 or history[-1] < history[-4] * (2 / 3)

@@ -116,9 +116,16 @@ def _solve_one(problem: MFGProblem, config: GridSolverConfig, quiet: bool = Fals
     return solve_on_grid(problem, make_grid(problem, config.cells, config.time_steps), config, quiet)
 
 
-def solve_on_grid(problem: MFGProblem, grid: Grid, config: GridSolverConfig, quiet: bool = False) -> GridSolution:
+def solve_on_grid(problem: MFGProblem, grid: Grid, config: GridSolverConfig, quiet: bool = False,
+                  initial: tuple[np.ndarray, np.ndarray] | None = None) -> GridSolution:
     """First-order solve on a given grid (``config.cells`` / ``time_steps`` are not used); ``quiet``
-    skips the warning about mass at the faces of R^d's box (the caller checks once, at the end)."""
+    skips the warning about mass at the faces of R^d's box (the caller checks once, at the end).
+    ``initial``: time-dependent problems only, a starting guess ``(u, m)`` on all Nt + 1 levels
+    (``GridSolution.u`` / ``.m`` of an earlier solve, any shape of Nt + 1 levels of nodes): the
+    Picard steps (``config.picard_warmup`` of them) and Newton start from it instead of
+    u = 0, m = m0 (the K-population sweeps warm-start each population's solve so)."""
+    if initial is not None and problem.is_ergodic:
+        raise ValueError("solve_on_grid: an initial guess is for time-dependent problems only")
     start = time.perf_counter()
     disc = Discretisation(problem, grid)
     # Outer iterations have no known count (Newton stops at its tolerance): a bar without ETA,
@@ -130,8 +137,10 @@ def solve_on_grid(problem: MFGProblem, grid: Grid, config: GridSolverConfig, qui
         bar.set_postfix_str(f"{phase} {iteration}: residual {residual:.2e}", refresh=False)
 
     with bar:
-        solve = _solve_ergodic if problem.is_ergodic else _solve_time_dependent
-        u, m, lam, info = solve(disc, config, report)
+        if problem.is_ergodic:
+            u, m, lam, info = _solve_ergodic(disc, config, report)
+        else:
+            u, m, lam, info = _solve_time_dependent(disc, config, report, initial)
     extra = {
         "method": config.method,
         "newton_iterations": info["newton"],
@@ -254,7 +263,8 @@ def viscosity_stages(viscosity: float, config: GridSolverConfig) -> list[float]:
     return stages + [viscosity]
 
 
-def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig, report):
+def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig, report,
+                          initial: tuple[np.ndarray, np.ndarray] | None = None):
     stages = viscosity_stages(disc.nu, config)
     target = disc
     disc = target.with_viscosity(stages[0])
@@ -268,8 +278,13 @@ def _solve_time_dependent(disc: Discretisation, config: GridSolverConfig, report
 
     system = system_at(disc)
     start = time.perf_counter()
-    M = np.tile(disc.m0, (disc.levels, 1))
-    U = None
+    if initial is None:
+        M = np.tile(disc.m0, (disc.levels, 1))
+        U = None
+    else:  # levels 0..Nt-1 of u and 1..Nt of m are the unknowns
+        shape = (disc.levels + 1, disc.grid.n)
+        U = np.array(np.reshape(initial[0], shape)[:-1], dtype=np.float64)
+        M = np.array(np.reshape(initial[1], shape)[1:], dtype=np.float64)
     history: list[float] = []
     info = {"newton": 0, "picard": 0, "converged": False, "picard_converged": False}
     for k in range(_picard_steps(config)):
