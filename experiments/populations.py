@@ -35,6 +35,26 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "populations"
 
 
+def difference_order(prev: float | None, value: float, cells: tuple[int, int, int]) -> str:
+    """Observed order p from the differences N0 -> N1 (``prev``) and N1 -> N2 (``value``) between
+    successive grids: (N0^-p - N1^-p) / (N1^-p - N2^-p) = prev / value, solved by bisection (for
+    doubling grids log2(prev / value), as `order` with ratio 2; 16, 32, 48, 64 are not doubling)."""
+    if prev is None or value <= 0:
+        return ""
+    n0, n1, n2 = cells
+
+    def ratio(p: float) -> float:
+        return (n0 ** -p - n1 ** -p) / (n1 ** -p - n2 ** -p)
+
+    lo, hi = 0.01, 10.0  # ratio(p) increases with p
+    if not ratio(lo) <= prev / value <= ratio(hi):
+        return "?"
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if ratio(mid) < prev / value else (lo, mid)
+    return f"{0.5 * (lo + hi):.2f}"
+
+
 def order(prev: float | None, value: float, ratio: float) -> str:
     """Observed order from errors ``prev`` -> ``value`` when the cell count grew by ``ratio``."""
     return "" if prev is None or value <= 0 else f"{math.log(prev / value) / math.log(ratio):.2f}"
@@ -78,7 +98,7 @@ def segregation_rows(dim: int, cells_list: list[int], lines: list[str], figure: 
               "iterations or sweeps", "",
               "| cells | time steps | solve | its | residual | ‖m − m on the previous grid‖ / ‖m‖ (pop. 1 / 2) | "
               "order | mass error | min m | wall s |", "|---|---|---|---|---|---|---|---|---|---|"]
-    prev, prev_diff, prev_cells = None, None, None
+    prev, prev_diff, prev_cells, before = None, None, None, None
     for cells in cells_list:
         started = time.perf_counter()
         sol = mfgnet.solve(problem, "grid", cells=cells, progress=False, **(settings or {}))
@@ -91,11 +111,11 @@ def segregation_rows(dim: int, cells_list: list[int], lines: list[str], figure: 
         solve = sol.diagnostics.extra["populations_solve"] + ("" if sol.diagnostics.converged else " (not converged)")
         lines.append(f"| {cells} | {sol.diagnostics.extra['time_steps']} | {solve} | {sol.diagnostics.iterations} | "
                      f"{sol.diagnostics.residual:.1e} | {text} | "
-                     f"{order(prev_diff, diffs[0], cells / prev_cells) if diffs else ''} | "
+                     f"{difference_order(prev_diff, diffs[0], (before, prev_cells, cells)) if diffs else ''} | "
                      f"{sol.diagnostics.extra['mass_error']:.1e} | {sol.diagnostics.extra['min_density']:.1e} | "
                      f"{wall:.1f} |")
         print(f"segregation d={dim} cells={cells}: {wall:.1f} s", file=sys.stderr)
-        prev, prev_diff, prev_cells = dens, (None if diffs is None else diffs[0]), cells
+        prev, prev_diff, prev_cells, before = dens, (None if diffs is None else diffs[0]), cells, prev_cells
     figure = figure or f"segregation_{dim}d.png"
     plot_populations(sol, OUT / figure, title=f"segregation, d = {dim}, {cells_list[-1]} cells")
     lines += ["", f"![segregation {dim}D]({figure})", ""]
@@ -116,9 +136,9 @@ def main(argv=None) -> None:
     b6_rows(1, [32, 64, 128] if args.quick else [32, 64, 128, 256, 512], lines)
     b6_rows(2, [16, 24] if args.quick else [16, 24, 32, 48], lines)
     segregation_rows(1, [32, 64] if args.quick else [32, 64, 128, 256], lines)
-    # 2D beyond 14² takes the sweeps (auto), max_iterations caps them: 21-47 sweeps with cross_aversion 1.5, 27-50+
-    # with 3 (the default, where Newton stalls at 16², residual 0.5); 64² took ~10 min per row (see the session's
-    # numbers in docs/how-to/populations.md).
+    # 2D beyond 14² takes the sweeps (auto), max_iterations caps them: 21-47 sweeps with cross_aversion 1.5, 27-58
+    # with 3 (the default, where Newton stalls at 16², residual 0.5); 64² took 564 s and 679 s (OPENBLAS_NUM_THREADS=1,
+    # load 1-3; docs/how-to/populations.md), so the 2D rows take ~30 min.
     sweeps = {"max_iterations": 100}
     segregation_rows(2, [12, 16] if args.quick else [16, 32, 48, 64], lines, settings=sweeps, cross_aversion=1.5)
     segregation_rows(2, [16] if args.quick else [16, 32, 48, 64], lines, figure="segregation_2d_cross3.png",
