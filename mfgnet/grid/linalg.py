@@ -182,13 +182,13 @@ def norm2(v: np.ndarray) -> float:
 
 
 def gmres(matvec, b: np.ndarray, x0: np.ndarray, rtol: float, max_iterations: int,
-          norm_of=np.linalg.norm) -> tuple[np.ndarray, int]:
+          norm_of=norm2) -> tuple[np.ndarray, int]:
     """Unrestarted GMRES (classical Gram-Schmidt, repeated where it cancelled, vectors stored as rows).
 
     The least-squares problem is kept triangular by Givens rotations, so the residual norm is
     known after each iteration without a solve (a least-squares solve per iteration cost a
     fifth of a small-ν grid solve).  Stops when the residual falls below ``rtol * |b|``;
-    returns (x, iterations).  ``norm_of``: the vector 2-norm (:func:`norm2` avoids BLAS threads).
+    returns (x, iterations).  ``norm_of``: the vector 2-norm (default :func:`norm2`, which avoids BLAS threads).
     """
     r0 = b - matvec(x0) if np.any(x0) else b.copy()  # a zero guess costs no product
     beta = float(norm_of(r0))
@@ -281,7 +281,7 @@ class CoupledTimeSolve:
             return (dm - fwd(mu_of(back(self.apply_um(dm), dt)), dt)).ravel()
 
         b = fwd(r2 - mu_of(back(r1, dt)), dt).ravel()
-        dm, iterations = gmres(op, b, b.copy(), self.rtol, self.max_iterations)
+        dm, iterations = gmres(op, b, b.copy(), self.rtol, self.max_iterations, norm_of=norm2)
         self.counter[0] += iterations
         self.inexact = iterations >= self.max_iterations  # GMRES stopped at its cap, not at rtol
         self.counter[1] += self.inexact

@@ -14,12 +14,13 @@ operation (fatal on a loaded machine: each barrier can cost a scheduler slice). 
 drift is one gather per agent from a per-cell table of the bilinear coefficients (numpy, not
 the torch ``TabulatedPolicy.evaluate``, which the numpy kernel once called here).  A chunk
 of 2^16 agents keeps the working arrays in cache.  On a GPU the same steps run as torch
-operations on large chunks.  Each chunk has its own random stream (spawned from ``seed``),
-so results do not depend on the thread count.  With numba installed (``mfgnet[fast]``), 1D
-problems on a torus or box with linear interpolation and Gaussian noise run on the fused
-kernel of :mod:`mfgnet.agents.simulation.fused` instead (``backend="numba"``, the default
-there): the same statistics, 2.0–2.7 times the numpy kernel's rate on 2 cores (``python -m
-mfgnet.bench --only agents``).
+operations on large chunks (in 1D on a torus or box, m0 drawn on the device too, from its
+quantile table, unless the problem has its own sampler).  Each chunk has its own random
+stream (spawned from ``seed``), so results do not depend on the thread count.  With numba
+installed (``mfgnet[fast]``), 1D problems on a torus or box with linear interpolation and
+Gaussian noise run on the fused kernel of :mod:`mfgnet.agents.simulation.fused` instead
+(``backend="numba"``, the default there): the same statistics, 2.0–2.7 times the numpy
+kernel's rate on 2 cores (``python -m mfgnet.bench --only agents``).
 
 Noise: "gaussian" is Euler–Maruyama (float32 Box–Muller on the CPU); "uniform" draws ξ uniform on [-√3, √3] (mean 0,
 variance 1, symmetric), the simplified weak Euler scheme: the same weak order 1 for
@@ -80,6 +81,24 @@ def _sample_initial(solution, problem, n: int, gen: torch.Generator, t0, initial
     if initial == "problem" and not problem.is_ergodic:
         return problem.sample_initial(n, gen)
     return (density_cells or _DensityCells(solution, t0)).sample(n, gen)
+
+
+class _QuantileDraw:
+    """m0's quantile table (:func:`fused.quantile_table`) on a torch device: ``sample`` draws there,
+    u uniform and Q(u) linear between the table's nodes, as the fused kernel's ``initial`` does."""
+
+    def __init__(self, quantiles: np.ndarray, device: torch.device) -> None:
+        dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
+        q = torch.as_tensor(quantiles, dtype=dtype, device=device)
+        self.steps = q.numel() - 1
+        self.base, self.slope = q[:-1].contiguous(), (q[1:] - q[:-1]).contiguous()
+
+    def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """``n`` points (n, 1) float32 on the table's device."""
+        s = torch.rand(n, generator=gen, dtype=self.base.dtype, device=self.base.device).mul_(self.steps)
+        k = s.long().clamp_(max=self.steps - 1)
+        x = torch.addcmul(self.base.take(k), self.slope.take(k), s.sub_(k))
+        return x.to(torch.float32)[:, None]
 
 
 def sample_density(solution, t, n: int, gen: torch.Generator, n_cells: int | None = None) -> torch.Tensor:
@@ -233,18 +252,28 @@ def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float |
     seeds = np.random.SeedSequence(seed).spawn(n_chunks)
     tables = fused.FusedTables(spec) if backend == "numba" else None
     key, initial_key = (int(v) for v in np.random.SeedSequence(seed).generate_state(2, np.uint64))
-    # The fused path draws m0 from its quantile table, one counter per agent: a fraction of rejection
-    # sampling's time, and the run no longer depends on the chunk size.  A problem's own sampler wins.
-    quantiles = (fused.quantile_table(problem) if tables is not None and initial == "problem"
-                 and not problem.is_ergodic and problem.initial_sampler_function is None else None)
+    # The fused and torch paths draw m0 from its quantile table (1D torus or box): a fraction of rejection
+    # sampling's time.  The fused path uses one counter per agent, so its run no longer depends on the
+    # chunk size; the torch path draws on the device (the CPU draw and its copy took most of a GPU run's
+    # time).  A problem's own sampler wins.
+    quantile_fits = (d == 1 and isinstance(problem.domain, (Torus, Box)) and initial == "problem"
+                     and not problem.is_ergodic and problem.initial_sampler_function is None)
+    quantiles = fused.quantile_table(problem) if quantile_fits and backend in ("numba", "torch") else None
+    quantiles_dev = (_QuantileDraw(quantiles, device) if quantiles is not None and backend == "torch" else None)
     density_cells = (_DensityCells(solution, t0) if quantiles is None and (initial == "solution" or problem.is_ergodic)
                      else None)
 
     def run(c: int):
         n = min(chunk_size, n_agents - c * chunk_size)
         gen = torch.Generator().manual_seed(int(seeds[c].generate_state(1)[0]))
+        tgen = (torch.Generator(device=device).manual_seed(int(seeds[c].generate_state(1)[0]))
+                if backend == "torch" else None)
         ti = time.perf_counter()
-        if quantiles is not None:  # drawn straight into the fused kernel's cell units
+        if quantiles_dev is not None:  # on the device, from the generator that then draws the noise
+            x0 = quantiles_dev.sample(n, tgen)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+        elif tables is not None and quantiles is not None:  # drawn straight into the fused kernel's cell units
             y = fused.initial_cells(tables, quantiles, initial_key, c * chunk_size, n)
         else:
             x0 = _sample_initial(solution, problem, n, gen, t0, initial, density_cells)
@@ -257,7 +286,6 @@ def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float |
         elif on_cpu:
             hist, x = _run_numpy(spec, x0.numpy().astype(np.float32), np.random.default_rng(seeds[c]))
         else:
-            tgen = torch.Generator(device=device).manual_seed(int(seeds[c].generate_state(1)[0]))
             hist, x = _run_torch(spec, x0.to(device=device, dtype=torch.float32), tgen)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
