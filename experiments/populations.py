@@ -23,6 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from scipy.optimize import brentq  # noqa: E402
 
 import mfgnet  # noqa: E402
 from mfgnet.benchmarks.two_populations import two_populations  # noqa: E402
@@ -37,22 +38,19 @@ OUT = ROOT / "results" / "populations"
 
 def difference_order(prev: float | None, value: float, cells: tuple[int, int, int]) -> str:
     """Observed order p from the differences N0 -> N1 (``prev``) and N1 -> N2 (``value``) between
-    successive grids: (N0^-p - N1^-p) / (N1^-p - N2^-p) = prev / value, solved by bisection (for
-    doubling grids log2(prev / value), as `order` with ratio 2; 16, 32, 48, 64 are not doubling)."""
+    successive grids: (N0^-p - N1^-p) / (N1^-p - N2^-p) = prev / value, solved by scipy's brentq
+    (for doubling grids log2(prev / value), as `order` with ratio 2; 16, 32, 48, 64 are not doubling)."""
     if prev is None or value <= 0:
         return ""
     n0, n1, n2 = cells
 
-    def ratio(p: float) -> float:
-        return (n0 ** -p - n1 ** -p) / (n1 ** -p - n2 ** -p)
+    def gap(p: float) -> float:  # increases with p
+        return (n0 ** -p - n1 ** -p) / (n1 ** -p - n2 ** -p) - prev / value
 
-    lo, hi = 0.01, 10.0  # ratio(p) increases with p
-    if not ratio(lo) <= prev / value <= ratio(hi):
+    lo, hi = 0.01, 10.0
+    if gap(lo) > 0 or gap(hi) < 0:
         return "?"
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if ratio(mid) < prev / value else (lo, mid)
-    return f"{0.5 * (lo + hi):.2f}"
+    return f"{brentq(gap, lo, hi, xtol=1e-6):.2f}"
 
 
 def order(prev: float | None, value: float, ratio: float) -> str:
