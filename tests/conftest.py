@@ -41,3 +41,16 @@ def run_mfgnet():
         return run_experiment(OmegaConf.to_container(cfg, resolve=True), run_dir)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def b3_tabulated():
+    """B3 (Hopf-Cole) with its exact policy tabulated on 512 nodes at the 20 steps of [0, 0.5]:
+    (benchmark, policy, steps), for the simulation kernels' tests."""
+    from mfgnet.agents.simulation import TabulatedPolicy
+    from mfgnet.benchmarks import hopf_cole
+
+    bench = hopf_cole()
+    steps = 20
+    policy = TabulatedPolicy.from_solution(bench.exact, [0.5 * k / steps for k in range(steps)], 512)
+    return bench, policy, steps

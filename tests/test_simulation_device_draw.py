@@ -13,19 +13,11 @@ import pytest
 import torch
 from scipy import stats
 
-from mfgnet.agents.simulation import TabulatedPolicy, fused, simulate
+from mfgnet.agents.simulation import fused, simulate
 from mfgnet.benchmarks import hopf_cole
 from mfgnet.problems import Box, MFGProblem
 
 simulate_module = importlib.import_module("mfgnet.agents.simulation.simulate")  # the package re-exports the function
-
-
-@pytest.fixture(scope="module")
-def b3():
-    bench = hopf_cole()
-    steps = 20
-    policy = TabulatedPolicy.from_solution(bench.exact, [0.5 * k / steps for k in range(steps)], 512)
-    return bench, policy, steps
 
 
 def _m0_cdf(problem, lower: float, upper: float, cells: int = 20_000):
@@ -59,10 +51,10 @@ def test_device_draw_follows_m0(make):
     assert np.array_equal(again, x[:1000])
 
 
-def test_simulation_draws_m0_on_the_device_path(b3, monkeypatch):
+def test_simulation_draws_m0_on_the_device_path(b3_tabulated, monkeypatch):
     """simulate(backend="torch") goes through the quantile draw, and its step-0 histogram of 4·10^5 agents
     is m0's cell probabilities up to multinomial noise (a chi-square test)."""
-    bench, policy, steps = b3
+    bench, policy, steps = b3_tabulated
     calls = []
     real = simulate_module._QuantileDraw
 
@@ -88,11 +80,11 @@ def _l1_to_exact(bench, res, bins):
     return float((res.histograms[-1] - m / m.sum()).abs().sum())
 
 
-def test_same_statistics_as_the_old_draw(b3, monkeypatch):
+def test_same_statistics_as_the_old_draw(b3_tabulated, monkeypatch):
     """B3 (exact policy), 4·10^5 agents, torch path: the histogram L1 to the exact m(T) with the device draw
     equals, within sampling noise, that of the old draw (rejection sampling on the CPU) and that of the numpy
     kernel; the two torch histograms differ from each other by noise only."""
-    bench, policy, steps = b3
+    bench, policy, steps = b3_tabulated
     bins, n = 128, 400_000
     kw = dict(policy=policy, bins=bins, progress=False, seed=1)
     new = simulate(bench.exact, n, steps, backend="torch", **kw)
@@ -106,9 +98,9 @@ def test_same_statistics_as_the_old_draw(b3, monkeypatch):
     assert float((new.histograms[-1] - old.histograms[-1]).abs().sum()) < 2 * np.sqrt(2) * noise
 
 
-def test_own_sampler_and_solution_start_keep_the_old_draw(b3, monkeypatch):
+def test_own_sampler_and_solution_start_keep_the_old_draw(b3_tabulated, monkeypatch):
     """A problem's initial_sampler and initial="solution" do not go through the table."""
-    bench, policy, steps = b3
+    bench, policy, steps = b3_tabulated
 
     def refuse(*args):
         raise AssertionError("the quantile draw ran")

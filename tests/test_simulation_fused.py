@@ -11,8 +11,7 @@ pytest.importorskip("numba")
 
 from scipy import stats  # noqa: E402
 
-from mfgnet.agents.simulation import TabulatedPolicy, fused, simulate  # noqa: E402
-from mfgnet.benchmarks import hopf_cole  # noqa: E402
+from mfgnet.agents.simulation import fused, simulate  # noqa: E402
 from mfgnet.grid import solve_grid  # noqa: E402
 from mfgnet.problems import ProblemError  # noqa: E402
 from mfgnet.problems.examples import crowd_aversion  # noqa: E402
@@ -30,18 +29,10 @@ def test_ziggurat_normals_are_standard_normal():
     assert not np.array_equal(fused.standard_normals(2024, 1000), fused.standard_normals(2025, 1000))
 
 
-@pytest.fixture(scope="module")
-def b3():
-    bench = hopf_cole()
-    steps = 20
-    policy = TabulatedPolicy.from_solution(bench.exact, [0.5 * k / steps for k in range(steps)], 512)
-    return bench, policy, steps
-
-
-def test_same_seed_same_agents_whatever_the_threads_and_chunks(b3):
+def test_same_seed_same_agents_whatever_the_threads_and_chunks(b3_tabulated):
     """Counter-based numbers for the initial positions (m0's quantile table) and the noise (agent, step):
     1 or 2 threads and any chunk size give the same agents to the bit."""
-    bench, policy, steps = b3
+    bench, policy, steps = b3_tabulated
     runs = [simulate(bench.exact, 30_000, steps, policy=policy, backend="numba", threads=threads, chunk_size=chunk,
                      keep_samples=4096, record_steps=[0, 10, steps], progress=False, seed=7)
             for threads, chunk in ((1, 1 << 20), (2, 4096), (2, 30_000))]
@@ -54,10 +45,10 @@ def test_same_seed_same_agents_whatever_the_threads_and_chunks(b3):
     assert not torch.equal(other_seed.histograms[-1], runs[0].histograms[-1])
 
 
-def test_initial_positions_follow_m0(b3):
+def test_initial_positions_follow_m0(b3_tabulated):
     """The quantile table's draw against m0's CDF (B3's m0 on the torus): a KS test on 10^6 agents, and
     agents numbered alike get the same position whatever the range they are drawn in."""
-    bench, _, _ = b3
+    bench, _, _ = b3_tabulated
     problem = bench.problem
     q = fused.quantile_table(problem)
     x = fused.initial_positions(q, 99, 0, 1_000_000)[:, 0].astype(np.float64)
@@ -75,10 +66,10 @@ def _l1_to_exact(bench, res, bins):
     return float((res.histograms[-1] - m / m.sum()).abs().sum())
 
 
-def test_same_statistics_as_the_numpy_kernel_on_the_torus(b3):
+def test_same_statistics_as_the_numpy_kernel_on_the_torus(b3_tabulated):
     """B3 (exact policy): both kernels' histograms of 400k agents are as far from the exact m(T) as each
     other (the scheme's time-step bias plus sampling noise), and from each other only by noise."""
-    bench, policy, steps = b3
+    bench, policy, steps = b3_tabulated
     bins, n = 128, 400_000
     fast, plain = (simulate(bench.exact, n, steps, policy=policy, backend=b, bins=bins, progress=False, seed=1)
                    for b in ("numba", "numpy"))
@@ -103,8 +94,8 @@ def test_same_statistics_as_the_numpy_kernel_in_a_box():
     assert abs((x_fast > 0.95).mean() - (x_plain > 0.95).mean()) < 0.005
 
 
-def test_default_backend_and_refusals(b3, monkeypatch):
-    bench, policy, steps = b3
+def test_default_backend_and_refusals(b3_tabulated, monkeypatch):
+    bench, policy, steps = b3_tabulated
     assert simulate(bench.exact, 1000, steps, policy=policy, progress=False).timings["backend"] == "numba"
     uniform = simulate(bench.exact, 1000, steps, policy=policy, noise="uniform", progress=False)
     assert uniform.timings["backend"] == "numpy"  # the fused kernel draws Gaussian noise only
