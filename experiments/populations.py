@@ -3,8 +3,10 @@ orders in 1D and 2D, and the segregation problem's self-convergence, with the fi
 
     python experiments/populations.py [--quick]
 
-Writes results/populations/populations.md and figures (B6 1D densities, segregation 1D and 2D, the
-latter with cross aversion 1.5 and 3).  2D segregation beyond 14² is solved by block Gauss-Seidel
+Writes results/populations/grid.md (only what it generates; results/populations/populations.md holds the
+hand-written sections and links to it), rewritten after every row so that a cut run keeps the rows that
+finished, and figures beside it (B6 1D and 2D densities, segregation 1D and 2D, the latter with cross
+aversion 1.5 and 3).  2D segregation beyond 14² is solved by block Gauss-Seidel
 sweeps (``solver.populations_solve=auto``); OPENBLAS_NUM_THREADS=1 keeps OpenBLAS's threads from
 spinning on a shared machine (see the header line the script writes).
 """
@@ -34,6 +36,20 @@ from mfgnet.problems.examples import segregation  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "populations"
+REPORT = "grid.md"
+
+
+class Report(list):
+    """The lines of grid.md; ``flush`` rewrites the file with the lines so far (a cut run keeps its rows)."""
+
+    def __init__(self, path: Path, lines: list[str]):
+        super().__init__(lines)
+        self.path = path
+
+    def flush(self, done: bool = False) -> None:
+        tail = [] if done else ["", f"(Running: rows so far, {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; "
+                                    f"load {os.getloadavg()[0]:.1f}.)"]
+        self.path.write_text("\n".join(list(self) + tail) + "\n")
 
 
 def difference_order(prev: float | None, value: float, cells: tuple[int, int, int]) -> str:
@@ -58,7 +74,7 @@ def order(prev: float | None, value: float, ratio: float) -> str:
     return "" if prev is None or value <= 0 else f"{math.log(prev / value) / math.log(ratio):.2f}"
 
 
-def b6_rows(dim: int, cells_list: list[int], lines: list[str]) -> None:
+def b6_rows(dim: int, cells_list: list[int], lines: Report) -> None:
     problem, exact = two_populations(dim=dim)
     lines += [f"### B6, d = {dim}", "",
               "| cells | Newton its | residual | u₁ / u₂ rel L2 | m₁ / m₂ rel L2 | |Δλ₁| / |Δλ₂| | order u₁, m₁, λ₁ | "
@@ -77,19 +93,22 @@ def b6_rows(dim: int, cells_list: list[int], lines: list[str]) -> None:
                      f"{e[0]['rel_l2_m']:.2e} / {e[1]['rel_l2_m']:.2e} | "
                      f"{e[0]['abs_err_lambda']:.2e} / {e[1]['abs_err_lambda']:.2e} | {orders} | "
                      f"{sol.diagnostics.extra['mass_error']:.1e} | {wall:.1f} |")
+        lines.flush()
         print(f"B6 d={dim} cells={cells}: {wall:.1f} s", file=sys.stderr)
         prev, prev_cells = now, cells
     plot_populations(sol, OUT / f"b6_{dim}d.png", title=f"B6, d = {dim}, {cells_list[-1]} cells")
-    lines.append("")
+    lines += ["", f"![B6 {dim}D](b6_{dim}d.png)", ""]
+    lines.flush()
 
 
-def segregation_rows(dim: int, cells_list: list[int], lines: list[str], figure: str | None = None,
+def segregation_rows(dim: int, cells_list: list[int], lines: Report, figure: str | None = None,
                      settings: dict | None = None, **params) -> None:
     problem = segregation(dim=dim, **params)
     lower, upper = problem.bounding_box().bounds()
     x = cell_centre_points(lower, upper, {1: 200, 2: 40}[dim])
     times = np.linspace(0, problem.horizon, 11)
-    lines += [f"### Segregation, d = {dim} (no closed form: differences between successive grids)", "",
+    given = "".join(f", {k} = {v}" for k, v in params.items())  # distinct headings (and anchors) per variant
+    lines += [f"### Segregation, d = {dim}{given} (no closed form: differences between successive grids)", "",
               f"`segregation(dim={dim}{''.join(f', {k}={v}' for k, v in params.items())})`"
               f"{''.join(f', solver.{k}={v}' for k, v in (settings or {}).items())}; solve: Newton on the "
               "coupled system or block Gauss-Seidel sweeps (`solver.populations_solve=auto`), its: Newton "
@@ -112,11 +131,13 @@ def segregation_rows(dim: int, cells_list: list[int], lines: list[str], figure: 
                      f"{difference_order(prev_diff, diffs[0], (before, prev_cells, cells)) if diffs else ''} | "
                      f"{sol.diagnostics.extra['mass_error']:.1e} | {sol.diagnostics.extra['min_density']:.1e} | "
                      f"{wall:.1f} |")
-        print(f"segregation d={dim} cells={cells}: {wall:.1f} s", file=sys.stderr)
+        lines.flush()
+        print(f"segregation d={dim} cells={cells}: {wall:.1f} s, load {os.getloadavg()[0]:.1f}", file=sys.stderr)
         prev, prev_diff, prev_cells, before = dens, (None if diffs is None else diffs[0]), cells, prev_cells
     figure = figure or f"segregation_{dim}d.png"
     plot_populations(sol, OUT / figure, title=f"segregation, d = {dim}, {cells_list[-1]} cells")
     lines += ["", f"![segregation {dim}D]({figure})", ""]
+    lines.flush()
 
 
 def main(argv=None) -> None:
@@ -125,25 +146,32 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     command = "python experiments/populations.py" + (" --quick" if args.quick else "")
-    lines = ["# Two populations on the grid", "", f"Command: `{command}`  ",
+    started, clock = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), time.perf_counter()
+    lines = Report(OUT / REPORT, [
+             "# Two populations on the grid", "",
+             "Generated by experiments/populations.py (rewritten by each run; the hand-written sections, the neural "
+             "solver among them, are in [populations.md](populations.md)).", "",
+             f"Command: `{command}`, started {started}, load {os.getloadavg()[0]:.1f}  ",
              f"Machine: {os.cpu_count()} CPUs shared with other jobs (walls are upper bounds); "
              f"torch {torch.__version__}; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}.  "
              "Newton on the coupled 2K equations (one sparse LU per iteration) while its memory estimate is at most "
              "256 MiB, block Gauss-Seidel sweeps (each population by the single-population solver, Anderson-mixed) "
-             "above: `solver.populations_solve=auto`.", ""]
+             "above: `solver.populations_solve=auto`.", ""])
+    lines.flush()
     b6_rows(1, [32, 64, 128] if args.quick else [32, 64, 128, 256, 512], lines)
     b6_rows(2, [16, 24] if args.quick else [16, 24, 32, 48], lines)
     segregation_rows(1, [32, 64] if args.quick else [32, 64, 128, 256], lines)
     # 2D beyond 14² takes the sweeps (auto), max_iterations caps them: 21-47 sweeps with cross_aversion 1.5, 27-58
-    # with 3 (the default, where Newton stalls at 16², residual 0.5); 64² took 564 s and 679 s (OPENBLAS_NUM_THREADS=1,
-    # load 1-3; docs/how-to/populations.md), so the 2D rows take ~30 min.
+    # with 3 (the default, where Newton stalls at 16², residual 0.5); 64² took 621 s and 734 s (OPENBLAS_NUM_THREADS=1,
+    # load 2-3; docs/how-to/populations.md), the whole run 1945 s (~32 min).
     sweeps = {"max_iterations": 100}
     segregation_rows(2, [12, 16] if args.quick else [16, 32, 48, 64], lines, settings=sweeps, cross_aversion=1.5)
     segregation_rows(2, [16] if args.quick else [16, 32, 48, 64], lines, figure="segregation_2d_cross3.png",
                      settings=sweeps)
-    lines += ["![B6 1D](b6_1d.png)", "", f"Load at the end: {os.getloadavg()[0]:.1f}."]
-    (OUT / "populations.md").write_text("\n".join(lines) + "\n")
-    print(OUT / "populations.md")
+    lines += [f"Load at the end: {os.getloadavg()[0]:.1f}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+              f"the whole run {time.perf_counter() - clock:.0f} s."]
+    lines.flush(done=True)
+    print(lines.path)
 
 
 if __name__ == "__main__":
