@@ -181,18 +181,17 @@ def norm2(v: np.ndarray) -> float:
     return float(np.sqrt(np.einsum("i,i->", v, v)))
 
 
-def gmres(matvec, b: np.ndarray, x0: np.ndarray, rtol: float, max_iterations: int,
-          norm_of=norm2) -> tuple[np.ndarray, int]:
+def gmres(matvec, b: np.ndarray, x0: np.ndarray, rtol: float, max_iterations: int) -> tuple[np.ndarray, int]:
     """Unrestarted GMRES (classical Gram-Schmidt, repeated where it cancelled, vectors stored as rows).
 
     The least-squares problem is kept triangular by Givens rotations, so the residual norm is
     known after each iteration without a solve (a least-squares solve per iteration cost a
     fifth of a small-ν grid solve).  Stops when the residual falls below ``rtol * |b|``;
-    returns (x, iterations).  ``norm_of``: the vector 2-norm (default :func:`norm2`, which avoids BLAS threads).
+    returns (x, iterations).  Vector norms by :func:`norm2` (no BLAS threads).
     """
     r0 = b - matvec(x0) if np.any(x0) else b.copy()  # a zero guess costs no product
-    beta = float(norm_of(r0))
-    target = rtol * max(float(norm_of(b)), 1e-300)
+    beta = norm2(r0)
+    target = rtol * max(norm2(b), 1e-300)
     if beta <= target:
         return x0, 0
     V = np.zeros((max_iterations + 1, b.size))
@@ -205,14 +204,14 @@ def gmres(matvec, b: np.ndarray, x0: np.ndarray, rtol: float, max_iterations: in
     for k in range(1, max_iterations + 1):
         w = matvec(V[k - 1])
         h = np.zeros(k + 1)
-        before = float(norm_of(w))
+        before = norm2(w)
         for _ in range(2):  # a second pass only when the first cancelled much of w ("twice is enough")
             # einsum, not BLAS's gemv: on a busy 2-core machine OpenBLAS's threads spin for
             # milliseconds per call, which cost a 256-cell solve a third of its CPU time.
             c = np.einsum("ij,j->i", V[:k], w)
             w = w - np.einsum("i,ij->j", c, V[:k])
             h[:k] += c
-            h[k] = float(norm_of(w))
+            h[k] = norm2(w)
             if h[k] > 0.7 * before:
                 break
             before = h[k]
@@ -281,7 +280,7 @@ class CoupledTimeSolve:
             return (dm - fwd(mu_of(back(self.apply_um(dm), dt)), dt)).ravel()
 
         b = fwd(r2 - mu_of(back(r1, dt)), dt).ravel()
-        dm, iterations = gmres(op, b, b.copy(), self.rtol, self.max_iterations, norm_of=norm2)
+        dm, iterations = gmres(op, b, b.copy(), self.rtol, self.max_iterations)
         self.counter[0] += iterations
         self.inexact = iterations >= self.max_iterations  # GMRES stopped at its cap, not at rtol
         self.counter[1] += self.inexact
@@ -416,7 +415,7 @@ class FactorReuse:
         """Right-preconditioned GMRES from 0: ``(matvec ∘ precondition) y = rhs``, returns
         (``precondition(y)``, iterations)."""
         y, iterations = gmres(lambda v: matvec(precondition(v)), rhs, np.zeros_like(rhs),
-                              self.rtol if rtol is None else rtol, max_iterations, norm_of=norm2)
+                              self.rtol if rtol is None else rtol, max_iterations)
         self.gmres_iterations += iterations
         return precondition(y), iterations
 

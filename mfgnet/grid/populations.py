@@ -30,7 +30,7 @@ import torch
 
 from mfgnet.grid.config import GridSolverConfig
 from mfgnet.grid.hamiltonian import NumericalHamiltonian
-from mfgnet.grid.linalg import DirectSolve
+from mfgnet.grid.linalg import DirectSolve, norm2
 from mfgnet.grid.mesh import Grid, make_grid
 from mfgnet.grid.newton import newton, residual_norm
 from mfgnet.grid.solution import GridSolution
@@ -289,7 +289,7 @@ class _Anderson:
 
     def step(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
         flat, f = x.ravel(), (g - x).ravel()
-        if self.fs and np.linalg.norm(f) > _ANDERSON_RESTART * np.linalg.norm(self.fs[-1]):
+        if self.fs and norm2(f) > _ANDERSON_RESTART * norm2(self.fs[-1]):
             self.xs, self.fs = [], []
             self.restarts += 1
         self.xs.append(flat.copy())

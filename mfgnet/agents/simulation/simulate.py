@@ -265,9 +265,9 @@ def simulate(solution, n_agents: int, n_steps: int, t0: float = 0.0, t1: float |
 
     def run(c: int):
         n = min(chunk_size, n_agents - c * chunk_size)
-        gen = torch.Generator().manual_seed(int(seeds[c].generate_state(1)[0]))
-        tgen = (torch.Generator(device=device).manual_seed(int(seeds[c].generate_state(1)[0]))
-                if backend == "torch" else None)
+        chunk_seed = int(seeds[c].generate_state(1)[0])
+        gen = torch.Generator().manual_seed(chunk_seed)
+        tgen = torch.Generator(device=device).manual_seed(chunk_seed) if backend == "torch" else None
         ti = time.perf_counter()
         if quantiles_dev is not None:  # on the device, from the generator that then draws the noise
             x0 = quantiles_dev.sample(n, tgen)
