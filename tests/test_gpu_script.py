@@ -20,3 +20,17 @@ def test_high_dimension_script_smoke(tmp_path):
     assert 0 < rows[0]["hist_l1_to_exact"] < 0.12 and rows[0]["agent_steps_per_s"] > 0
     assert all(r["rel_l2_m"] > 0 for r in rows if r["task"].startswith("solve"))
     assert "| task |" in out.stdout and (tmp_path / "high_dimension.md").exists()
+
+
+def test_step_profile_script_counts_a_step_on_cpu():
+    """experiments/gpu/profile_step.py (run on the device) works on a CPU at tiny sizes: one B2 step is
+    timed and profiled (no device kernels, no launches there)."""
+    import sys
+    sys.path.insert(0, str(ROOT / "experiments/gpu"))
+    try:
+        import profile_step
+    finally:
+        sys.path.pop(0)
+    row = profile_step.profile_dim(8, "cpu", n_interior=32, warmup=1, steps=1, top=3)
+    assert row["d"] == 8 and row["wall_per_step_s"] > 0
+    assert row["kernel_per_step_s"] == 0 and row["launches_per_step"] == 0

@@ -10,13 +10,12 @@
 #   experiments/gpu/high_dimension.sh [OUT_DIR]          # on the GPU machine
 #   experiments/gpu/high_dimension.sh --cpu-smoke [DIR]  # tiny sizes on a CPU (tests)
 #
-# Sizing, from the one H200 run so far (2026-12-04, results/gpu/high_dimension/README.md): the
-# 10^8-agent simulation 18 s (the CPU-side initial draw; the steps 0.2 s), a B2 step with 2048
-# interior points 0.10 s at d = 10, 0.16 s at d = 50, 0.27-0.39 s at d = 100 (overhead, not
-# arithmetic).  So: 500 steps at d = 50 and 100 (80 + 150 s), B7 at d = 100 only, 400 steps
-# (110 s, after its 2D grid reference on 64 cells, CPU).  The first sizing (1000 steps, B7 at
-# d = 50 and 100) was cut by the cap during d = 100.  The python run is capped by `timeout` at
-# 480 s and writes its table after every row, so an estimate gone wrong keeps what ran.
+# Sizing, from the H200 runs (results/gpu/high_dimension/README.md): the 10^8-agent simulation
+# 0.085 s with the device-side draw (18 s before, on the CPU); a B2 step with 2048 interior points
+# 0.07 s at d = 10 and 50, 0.09-0.11 s at d = 100 (launch-bound: ~2100 kernels per step); B7 at
+# d = 100 0.10 s.  So 500 steps at d = 50 and 100 and B7 at d = 100 for 400 steps: 178 s in all on
+# the second run.  The python run is capped by `timeout` at 480 s and writes its table after every
+# row, so an estimate gone wrong keeps what ran.
 # PYTHON names the interpreter that holds torch (default python3).
 set -euo pipefail
 
