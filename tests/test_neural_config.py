@@ -67,3 +67,22 @@ def test_default_steps_follow_the_problem():
                                                           "ergodic_torus_2d")} == {
         "box_bump_1d": 12000, "torus_bimodal_1d": 18000, "lq_offset_1d": 4000, "ergodic_box_strong_1d": 4000,
         "box_bump_2d": 8000, "lq_offset_2d": 4000, "ergodic_torus_2d": 4000}
+
+
+def test_default_lbfgs_finish_only_after_long_runs_on_time_dependent_rd():
+    """optim.lbfgs_steps=None: 300 L-BFGS iterations after at least 2000 Adam steps on a time-dependent
+    problem on R^d (not R²); none on boxes, tori, ergodic problems or after short runs; the trainer resolves it."""
+    from mfgnet.neural.config import default_lbfgs_steps
+    from mfgnet.neural.trainer import Trainer
+    from mfgnet.problems.zoo import ZOO
+
+    assert NeuralSolverConfig().optim.lbfgs_steps is None
+    rd, box, torus, ergodic = (ZOO[name]() for name in ("lq_offset_1d", "box_bump_1d", "torus_bimodal_1d",
+                                                         "ergodic_box_strong_1d"))
+    assert [default_lbfgs_steps(rd, s) for s in (1999, 2000, 4000)] == [0, 300, 300]
+    assert [default_lbfgs_steps(p, 4000) for p in (box, torus, ergodic, ZOO["lq_offset_2d"]())] == [0, 0, 0, 0]
+    trainer = Trainer(rd, NeuralSolverConfig.from_dict({"steps": 2000, "progress": False}))
+    assert trainer.cfg.optim.lbfgs_steps == 300
+    explicit = Trainer(rd, NeuralSolverConfig.from_dict({"steps": 2000, "progress": False,
+                                                         "optim": {"lbfgs_steps": 7}}))
+    assert explicit.cfg.optim.lbfgs_steps == 7

@@ -155,7 +155,9 @@ class OptimConfig(Settings):
     final_lr_factor: float = number(0.05, 0.0, 1.0, lo_open=True)
     warmup_steps: int = number(0, 0, 10**9, integer=True)
     grad_clip: float = number(1.0, 0.0, _INF)
-    lbfgs_steps: int = number(0, 0, 10**6, integer=True)
+    # L-BFGS iterations after Adam, on one fixed batch; None: default_lbfgs_steps(problem, steps), 300 after a
+    # run of at least 2000 Adam steps on a time-dependent problem on R^d (d != 2), else none (see there).
+    lbfgs_steps: int | None = number(None, 0, 10**6, integer=True, optional=True)
     lbfgs_lr: float = number(1.0, 0.0, 10.0, lo_open=True)
     # "float64": run L-BFGS in double precision even after float32 Adam (dtype="float32"): the
     # line search needs differences of the loss that float32 rounds away near the optimum.
@@ -318,6 +320,26 @@ STEPS_1D_TORUS_TIME_DEPENDENT = 18000
 # (8000 steps, 378 s with three jobs on two cores; results/neural_zoo/means.md, seventh session).
 STEPS_2D_TIME_DEPENDENT = 8000
 STEPS_OTHERWISE = 4000
+
+
+# L-BFGS finish (float64, one fixed batch) of a time-dependent problem on R^d after at least
+# LBFGS_MIN_ADAM_STEPS Adam steps, except in d = 2.  Measured (nineteenth session, rel L2 m / u without -> with 300
+# iterations; results/neural_zoo/means.md): lq_offset_1d 0.0307 / 0.0090 -> 0.0224 / 0.0035 (seed 1: 0.0359 ->
+# 0.0245), r_two_crowds_1d 0.0326 / 0.0090 -> 0.0223 / 0.0065 (seed 1: 0.0388 -> 0.0230), B2 d = 10 after 2000
+# steps 0.025 / 0.012 -> 0.019 / 0.0067 (1000 iterations: 0.0146 / 0.0076, seed 1 0.0171 / 0.0062).  Not in d = 2:
+# there each float64 iteration carries the 24² renormalisation grid of every slice, and the gain was small for
+# the cost (lq_offset_2d 0.140 -> 0.128 with the wall 443 -> 989 s; B7 d = 2 0.112 -> 0.103).  Not on boxes and
+# tori: 500 iterations after 1000 steps left box_bump_1d at 0.30 against 0.26 (second session).  Not after short
+# runs: far from an optimum, L-BFGS on one fixed batch fits that batch.
+LBFGS_EUCLIDEAN_TIME_DEPENDENT = 300
+LBFGS_MIN_ADAM_STEPS = 2000
+
+
+def default_lbfgs_steps(problem, steps: int) -> int:
+    """The L-BFGS iterations used when ``OptimConfig.lbfgs_steps`` is None."""
+    if problem.is_ergodic or problem.domain.bounded or problem.dim == 2 or steps < LBFGS_MIN_ADAM_STEPS:
+        return 0
+    return LBFGS_EUCLIDEAN_TIME_DEPENDENT
 
 
 def default_steps(problem) -> int:
