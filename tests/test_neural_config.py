@@ -71,7 +71,9 @@ def test_default_steps_follow_the_problem():
 
 def test_default_lbfgs_finish_only_after_long_runs_on_time_dependent_rd():
     """optim.lbfgs_steps=None: 300 L-BFGS iterations after at least 2000 Adam steps on a time-dependent
-    problem on R^d (not R²); none on boxes, tori, ergodic problems or after short runs; the trainer resolves it."""
+    problem on R^d (d = 1 or 3..10); none on boxes, tori, ergodic problems or after short runs; the trainer
+    resolves it."""
+    from mfgnet.benchmarks.lq_gaussian import lq_gaussian
     from mfgnet.neural.config import default_lbfgs_steps
     from mfgnet.neural.trainer import Trainer
     from mfgnet.problems.zoo import ZOO
@@ -81,6 +83,7 @@ def test_default_lbfgs_finish_only_after_long_runs_on_time_dependent_rd():
                                                          "ergodic_box_strong_1d"))
     assert [default_lbfgs_steps(rd, s) for s in (1999, 2000, 4000)] == [0, 300, 300]
     assert [default_lbfgs_steps(p, 4000) for p in (box, torus, ergodic, ZOO["lq_offset_2d"]())] == [0, 0, 0, 0]
+    assert [default_lbfgs_steps(lq_gaussian(d).problem, 4000) for d in (3, 10, 11, 20)] == [300, 300, 0, 0]
     trainer = Trainer(rd, NeuralSolverConfig.from_dict({"steps": 2000, "progress": False}))
     assert trainer.cfg.optim.lbfgs_steps == 300
     explicit = Trainer(rd, NeuralSolverConfig.from_dict({"steps": 2000, "progress": False,
