@@ -328,8 +328,10 @@ STEPS_OTHERWISE = 4000
 # 0.0245), r_two_crowds_1d 0.0326 / 0.0090 -> 0.0223 / 0.0065 (seed 1: 0.0388 -> 0.0230), B2 d = 10 after 2000
 # steps 0.025 / 0.012 -> 0.019 / 0.0067 (1000 iterations: 0.0146 / 0.0076, seed 1 0.0171 / 0.0062).  Not in d = 2:
 # there each float64 iteration carries the 24² renormalisation grid of every slice, and the gain was small for
-# the cost (lq_offset_2d 0.140 -> 0.128 with the wall 443 -> 989 s; B7 d = 2 0.112 -> 0.103).  Not on boxes and
-# tori: 500 iterations after 1000 steps left box_bump_1d at 0.30 against 0.26 (second session).  Not after short
+# the cost (lq_offset_2d 0.140 -> 0.128 with the wall 443 -> 989 s; B7 d = 2 0.112 -> 0.103).  Not on boxes: 500
+# iterations after 1000 steps left box_bump_1d at 0.30 against 0.26 (second session).  Not on tori (300 after the
+# default 18000 steps): torus_low_noise_1d 0.031 -> 0.021, but torus_power_1d 0.049 -> 0.100 and
+# torus_three_crowds_1d 0.008 -> 0.030.  Not after short
 # runs: far from an optimum, L-BFGS on one fixed batch fits that batch.  Not above d = 10: B2 d = 20 after 4000
 # steps went m 0.092 -> 0.064 but u 0.0072 -> 0.043 (one fixed batch of 512 points in 20 dimensions).
 LBFGS_EUCLIDEAN_TIME_DEPENDENT = 300
