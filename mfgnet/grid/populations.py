@@ -317,16 +317,38 @@ def _frozen_population(problem: MultiPopulationProblem, k: int, densities: np.nd
     return problem.coupled_problem(k, density_of)
 
 
-def _block_gauss_seidel(problem: MultiPopulationProblem, grid: Grid, config: GridSolverConfig, disc: _Populations):
+def _starting_densities(problem: MultiPopulationProblem, grid: Grid, disc: _Populations, initial) -> np.ndarray:
+    """The iterate (K, Nt + 1, n) the coupled solves start from: m0_k at every level, or the densities of
+    ``initial`` on the nodes (cut at 0, each level rescaled to mass 1, level 0 = m0_k)."""
+    nt = grid.time_steps
+    if initial is None:
+        return np.stack([np.tile(m0, (nt + 1, 1)) for m0 in disc.m0])
+    nodes = grid.nodes.to(torch.float64)
+    densities = np.empty((problem.size, nt + 1, grid.n))
+    for k, source in enumerate(initial):
+        with torch.no_grad():
+            levels = np.stack([np.asarray(torch.as_tensor(source.density(float(t), nodes), dtype=torch.float64)
+                                          ).reshape(grid.n) for t in grid.times])
+        levels = np.where(np.isfinite(levels), np.maximum(levels, 0.0), 0.0)
+        mass = grid.mass(levels)
+        if np.any(mass <= 0):
+            raise ProblemError(f"initial density of population {k + 1} has no mass on the grid at some time level")
+        densities[k] = levels / mass[:, None]
+        densities[k, 0] = disc.m0[k]
+    return densities
+
+
+def _block_gauss_seidel(problem: MultiPopulationProblem, grid: Grid, config: GridSolverConfig, disc: _Populations,
+                        initial=None):
     """Newton's starting point: a few damped sweeps in which each population solves its own MFG
     (the single-population grid solver, robust from any start) with the others frozen."""
     from mfgnet.grid.solver import solve_on_grid
 
     K, nt, n = problem.size, grid.time_steps, grid.n
-    densities = np.stack([np.tile(m0, (nt + 1, 1)) for m0 in disc.m0])
+    densities = _starting_densities(problem, grid, disc, initial)
     values = np.zeros((K, nt + 1, n))
     inner = config.replace(progress=False, tol=max(config.tol, 1e-8))
-    scale = float(np.max(densities))
+    scale = float(max(np.max(m0) for m0 in disc.m0))  # "relative to max m0", whatever the start
     for sweep in range(_SWEEPS):
         change = 0.0
         for k in range(K):
@@ -366,7 +388,7 @@ def _use_sweeps(problem: MultiPopulationProblem, grid: Grid, config: GridSolverC
 
 
 def _sweeps_solve(problem: MultiPopulationProblem, grid: Grid, config: GridSolverConfig, disc: _Populations,
-                  system: TimeDependentPopulationsSystem, report):
+                  system: TimeDependentPopulationsSystem, report, initial=None):
     """Block Gauss-Seidel to convergence: each sweep solves population k = 1..K with the others
     frozen (the single-population grid solver, tolerance ``config.tol``, warm-started from its own
     previous solution; population k sees the new densities of j < k); the densities the next sweep
@@ -378,12 +400,12 @@ def _sweeps_solve(problem: MultiPopulationProblem, grid: Grid, config: GridSolve
     from mfgnet.grid.solver import solve_on_grid
 
     K, nt, n = problem.size, grid.time_steps, grid.n
-    densities = np.stack([np.tile(m0, (nt + 1, 1)) for m0 in disc.m0])  # the iterate: what the others see
+    densities = _starting_densities(problem, grid, disc, initial)  # the iterate: what the others see
     solutions: list[tuple[np.ndarray, np.ndarray] | None] = [None] * K
     # max_iterations caps the sweeps; each population's solve keeps at least the default 50 Newton steps
     first = config.replace(progress=False, max_iterations=max(config.max_iterations, 50))
     warm = first.replace(picard_warmup=_WARM_PICARD)
-    scale = float(np.max(densities))
+    scale = float(max(np.max(m0) for m0 in disc.m0))  # "relative to max m0", whatever the start
     mixer = _Anderson(_ANDERSON_DEPTH, _SOLVE_MIXING)
     info = {"history": [], "changes": [], "inner_iterations": 0, "inner_not_converged": 0, "cold_restarts": 0,
             "stopped_on": ""}
@@ -433,11 +455,21 @@ def _sweeps_solve(problem: MultiPopulationProblem, grid: Grid, config: GridSolve
     return x, info
 
 
-def solve_grid_populations(problem: MultiPopulationProblem, config: GridSolverConfig) -> MultiPopulationSolution:
+def solve_grid_populations(problem: MultiPopulationProblem, config: GridSolverConfig, *,
+                           initial=None) -> MultiPopulationSolution:
     """Newton on the coupled 2K equations, from u_k = 0 and m_k = m0_k (time-dependent) or
     uniform (ergodic), or, as ``config.populations_solve`` says, block Gauss-Seidel sweeps to
     convergence (time-dependent; `_sweeps_solve`); ``converged`` as for one population (the coupled
-    residual <= max(tol, round-off floor)).  ``config.method`` must be "newton" and ``config.order`` 1."""
+    residual <= max(tol, round-off floor)).  ``config.method`` must be "newton" and ``config.order`` 1.
+
+    ``initial`` (time-dependent only): K objects with a ``density(t, x)`` method (e.g. another
+    solver's ``MultiPopulationSolution.populations``) whose densities, on this grid's nodes and
+    levels (negative values cut, each level rescaled to mass 1; level 0 stays m0_k), replace m0_k
+    held constant as the iterate the sweeps (or Newton's Gauss-Seidel start) begin from.  Why: a
+    coupling in which the populations repel each other more than themselves is not monotone and can
+    have several equilibria (segregation 2D at 16²: one symmetric in x₁ ↔ x₂ from the usual start,
+    an asymmetric one from an asymmetric start, both to residual 1e-11), so comparing another solver's
+    answer with the grid's needs the grid equilibrium nearest to that answer."""
     if problem.dim >= 3:
         raise ProblemError(f"problem.dim = {problem.dim}: the grid solver is for 1D and 2D problems")
     if config.method != "newton" or config.order != 1:
@@ -445,9 +477,13 @@ def solve_grid_populations(problem: MultiPopulationProblem, config: GridSolverCo
                            f"(got method={config.method!r}, order={config.order})")
     start = time.perf_counter()
     grid = make_grid(problem.population_problem(0), config.cells, config.time_steps)
+    if initial is not None and problem.is_ergodic:
+        raise ProblemError("initial densities are for time-dependent problems (the sweeps' starting iterate)")
+    if initial is not None and len(initial) != problem.size:
+        raise ProblemError(f"initial: {len(initial)} densities given for {problem.size} populations")
     if _use_sweeps(problem, grid, config):
         check_grid_memory(problem.population_problem(0), config)  # one population's solve at a time
-        return _solve_by_sweeps(problem, grid, config, start)
+        return _solve_by_sweeps(problem, grid, config, start, initial)
     _check_memory(problem, grid)
     disc = _Populations(problem, grid)
     K, n = problem.size, grid.n
@@ -456,7 +492,7 @@ def solve_grid_populations(problem: MultiPopulationProblem, config: GridSolverCo
         x0 = np.concatenate([np.zeros(K * n), np.full(K * n, 1.0 / (n * grid.cell_volume)), np.zeros(2 * K)])
     else:
         system = TimeDependentPopulationsSystem(disc)
-        U0, M0 = _block_gauss_seidel(problem, grid, config, disc)
+        U0, M0 = _block_gauss_seidel(problem, grid, config, disc, initial)
         x0 = np.concatenate([U0.ravel(), M0.ravel()])
     bar = progress_bar(None, f"grid {K} populations {'x'.join(map(str, grid.cells))}", enabled=config.progress)
 
@@ -513,8 +549,8 @@ def _solution(problem: MultiPopulationProblem, grid: Grid, us, ms, lams, diagnos
     return MultiPopulationSolution(problem, solutions, diagnostics)
 
 
-def _solve_by_sweeps(problem: MultiPopulationProblem, grid: Grid, config: GridSolverConfig, start: float
-                     ) -> MultiPopulationSolution:
+def _solve_by_sweeps(problem: MultiPopulationProblem, grid: Grid, config: GridSolverConfig, start: float,
+                     initial=None) -> MultiPopulationSolution:
     """``populations_solve`` "sweeps" (or "auto" on a large time-dependent system): `_sweeps_solve`."""
     disc = _Populations(problem, grid)
     system = TimeDependentPopulationsSystem(disc)
@@ -527,7 +563,7 @@ def _solve_by_sweeps(problem: MultiPopulationProblem, grid: Grid, config: GridSo
         bar.set_postfix_str(f"residual {residual:.2e}, density change {change:.1e}", refresh=False)
 
     with bar:
-        x, info = _sweeps_solve(problem, grid, config, disc, system, report)
+        x, info = _sweeps_solve(problem, grid, config, disc, system, report, initial)
     us, ms = _levels(system, disc, x)
     residual = info["history"][-1]
     # density_change: max |m_k out - m_k in| of the last sweep relative to max m0; inner_iterations: the
