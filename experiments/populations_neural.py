@@ -2,7 +2,7 @@
 segregation against the grid solver.
 
     python experiments/populations_neural.py --problem two_populations|segregation [--dim 1|2]
-        [--steps N] [--config JSON] [--cells N] [--grid-config JSON] [--tag NAME]
+        [--steps N] [--config JSON] [--cells N] [--grid-config JSON] [--nearest-cells N] [--tag NAME]
 
 Trains the K pairs of networks with the defaults (``--steps`` / ``--config`` override them),
 measures each population's relative L2 errors of u and m (and λ for B6) against the exact
@@ -12,6 +12,15 @@ with the grid settings ``--grid-config`` (fields of GridSolverConfig, e.g.
 results/populations/neural_<tag>.md and a figure of the densities (neural solid, reference dashed;
 2D: m at t = T, neural beside the grid, and both along the diagonal at t = T/2 and T).  The md
 also gives rel L2 of each m at five times.
+
+Segregation's coupling is not monotone (the populations repel each other more than themselves), so
+it can have several equilibria: at 16² cells the grid reaches one symmetric in x₁ ↔ x₂ from its
+usual start and an asymmetric one (and its mirror image) from a tilted start, all to residual 1e-11
+(tests/test_grid_populations_sweeps.py).  ``--nearest-cells N`` therefore also solves the grid on N
+cells per axis starting from the neural densities (``solve_grid_populations(..., initial=...)``) and
+reports the neural errors against the equilibrium that solve reaches, its distance to the usual
+reference and each equilibrium's asymmetry: whether the neural answer sits near some equilibrium
+other than the reference, or near none.
 
 The grid reference is cached: its u_k and m_k on the grid's nodes and time levels go to
 results/populations/references/<problem>_<dim>d_<cells>[_<hash of the grid config>].npz and a later
@@ -96,6 +105,24 @@ def grid_reference(problem, cells: int, grid_config: dict) -> tuple[list[GridSol
     return solution.populations, {**info, "cached": ""}
 
 
+def nearest_equilibrium(problem, neural, cells: int, grid_config: dict):
+    """The grid equilibrium reached on ``cells`` cells from the neural densities (each population's
+    GridSolution) and the wall of that solve."""
+    from mfgnet.grid.config import GridSolverConfig
+    from mfgnet.grid.populations import solve_grid_populations
+
+    config = GridSolverConfig(**{"progress": False, **grid_config, "cells": cells})
+    started = time.perf_counter()
+    solution = solve_grid_populations(problem, config, initial=neural.populations)
+    return solution, time.perf_counter() - started
+
+
+def asymmetry(population) -> float:
+    """rel L2 between m(T) and its mirror image in x₁ ↔ x₂ on a 2D grid solution's nodes."""
+    m = np.asarray(population.m[-1])
+    return float(np.linalg.norm(m - m.T) / np.linalg.norm(m))
+
+
 def errors_per_time(neural, reference, times: list[float]) -> list[list[float]]:
     """rel L2 of each population's m at each of ``times`` on the reference's nodes: [k][i]."""
     x = reference[0].nodes.to(torch.float64)
@@ -104,9 +131,9 @@ def errors_per_time(neural, reference, times: list[float]) -> list[list[float]]:
                 for k in range(len(reference))]
 
 
-def figure(problem, neural, reference, path: Path) -> None:
+def figure(problem, neural, reference, path: Path, nearest=None) -> None:
     if problem.dim != 1:  # 2D: each population's m at the last time, neural beside reference
-        return figure_2d(problem, neural, reference, path)
+        return figure_2d(problem, neural, reference, path, nearest)
     lower, upper = problem.bounding_box().bounds()
     x = cell_centre_points(lower, upper, 400)
     times = [None] if problem.is_ergodic else [0.0, 0.5 * problem.horizon, problem.horizon]
@@ -124,9 +151,11 @@ def figure(problem, neural, reference, path: Path) -> None:
     save(fig, path)
 
 
-def figure_2d(problem, neural, reference, path: Path) -> None:
-    """Each population's m at t = T (or stationary), neural beside reference on one colour scale, and
-    in a third panel both along the diagonal x₁ = x₂ at t = T/2 and T (neural solid, reference dashed)."""
+def figure_2d(problem, neural, reference, path: Path, nearest=None) -> None:
+    """Each population's m at t = T (or stationary), neural beside reference (and beside the grid
+    equilibrium reached from the neural densities, ``nearest``, when given) on one colour scale, and
+    in a last panel neural and reference along the diagonal x₁ = x₂ at t = T/2 and T (neural solid,
+    reference dashed)."""
     lower, upper = problem.bounding_box().bounds()
     cells = 96
     x = cell_centre_points(lower, upper, cells)
@@ -134,20 +163,22 @@ def figure_2d(problem, neural, reference, path: Path) -> None:
     times = [None] if problem.is_ergodic else [0.5 * problem.horizon, problem.horizon]
     s = torch.linspace(0.0, 1.0, 201, dtype=torch.float64)
     diagonal = lower + s[:, None] * (upper - lower)
-    fig, axes = panels(problem.size, 3)
+    names = ("neural", "reference") + (() if nearest is None else ("grid from neural",))
+    fig, axes = panels(problem.size, len(names) + 1)
     extent = [float(lower[0]), float(upper[0]), float(lower[1]), float(upper[1])]
     for k in range(problem.size):
+        sources = [neural.populations[k], reference[k]] + ([] if nearest is None else [nearest[k]])
         with torch.no_grad():
-            pair = [neural.populations[k].density(t, x), reference[k].density(t, x)]
+            pair = [source.density(t, x) for source in sources]
         top = max(float(p.max()) for p in pair)
-        for j, (values, name) in enumerate(zip(pair, ("neural", "reference"))):
+        for j, (values, name) in enumerate(zip(pair, names)):
             image = axes[k][j].imshow(values.reshape(cells, cells).T.numpy(), origin="lower", extent=extent, vmin=0,
                                       vmax=top)
             axes[k][j].set_title(f"population {k + 1}: {name}" + ("" if t is None else f", t = {t:g}"))
             axes[k][j].set_xlabel("x₁")
             axes[k][j].set_ylabel("x₂")
-        fig.colorbar(image, ax=axes[k][1], label="density")
-        ax = axes[k][2]
+        fig.colorbar(image, ax=axes[k][len(names) - 1], label="density")
+        ax = axes[k][len(names)]
         for i, tt in enumerate(times):
             with torch.no_grad():
                 ax.plot(s, neural.populations[k].density(tt, diagonal), color=f"C{i}",
@@ -169,8 +200,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grid-config", default="{}", help="GridSolverConfig fields for the reference, JSON")
     parser.add_argument("--dim", type=int, default=1)
     parser.add_argument("--config", default="{}")
+    parser.add_argument("--nearest-cells", type=int, default=None,
+                        help="segregation 2D: also solve the grid on N cells from the neural densities (see above)")
     parser.add_argument("--tag", default=None)
     args = parser.parse_args(argv)
+    if args.nearest_cells is not None and (args.problem != "segregation" or args.dim != 2):
+        parser.error("--nearest-cells is for --problem segregation --dim 2")
     tag = args.tag or (args.problem if args.dim == 1 else f"{args.problem}_{args.dim}d")
     settings = dict(json.loads(args.config), progress=False)
     if args.steps is not None:
@@ -222,9 +257,25 @@ def main(argv: list[str] | None = None) -> None:
                   "| population | " + " | ".join(f"t = {t:g}" for t in times) + " |",
                   "|---|" + "---|" * len(times)]
         lines += [f"| {k + 1} | " + " | ".join(f"{e:.2e}" for e in row) + " |" for k, row in enumerate(per_time)]
+    nearest = None
+    if args.nearest_cells:
+        nearest, nearest_wall = nearest_equilibrium(problem, neural, args.nearest_cells, grid_config)
+        d = nearest.diagnostics
+        lines += ["", f"The grid equilibrium reached from the neural densities ({args.nearest_cells}² cells, "
+                  f"{d.extra.get('populations_solve', '')}, {d.iterations} iterations, converged: {d.converged}, "
+                  f"residual {d.residual:.1e}, {nearest_wall:.0f} s) against the neural answer and the reference; "
+                  "asymmetry = rel L2 of m(T) against its mirror image in x₁ ↔ x₂:", "",
+                  "| population | neural vs nearest: rel L2 u | rel L2 m | nearest vs reference: rel L2 m | "
+                  "asymmetry nearest | asymmetry reference |", "|---|---|---|---|---|---|"]
+        for k, population in enumerate(neural.populations):
+            errors = compare(population, nearest.populations[k])
+            gap = compare(nearest.populations[k], reference[k])["rel_l2_m"]
+            lines.append(f"| {k + 1} | {errors['rel_l2_u']:.2e} | {errors['rel_l2_m']:.2e} | {gap:.2e} | "
+                         f"{asymmetry(nearest.populations[k]):.2e} | {asymmetry(reference[k]):.2e} |")
     lines += ["", "Targets (issue 14): each m within rel L2 3e-2 of the reference.", "",
               f"![densities](neural_{tag}.png)"]
-    figure(problem, neural, reference, OUT / f"neural_{tag}.png")
+    figure(problem, neural, reference, OUT / f"neural_{tag}.png",
+           None if nearest is None else nearest.populations)
     (OUT / f"neural_{tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
