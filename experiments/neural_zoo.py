@@ -124,11 +124,19 @@ def run(name: str, config: dict, steps: int | None) -> dict:
     d = sol.diagnostics
     row = {"problem": name, **evaluate(name, sol, ref), "wall_s": d.wall_time_s, "total_s": total,
            "converged": bool(d.converged), "residual": d.residual, "steps": d.iterations,
-           "lbfgs_steps": d.extra.get("lbfgs_steps", 0), "hjb_residual": d.extra["hjb_residual"],
+           "lbfgs_steps": d.extra.get("lbfgs_steps", 0), "lbfgs_kept": lbfgs_kept(d.extra.get("lbfgs_guard")),
+           "hjb_residual": d.extra["hjb_residual"],
            "fp_residual": d.extra["fp_residual"], "crowd_gap": d.extra.get("crowd_gap"),
            "diagnosis": d.extra.get("diagnosis", {}).get("summary", "")}
     row["met"] = all(row[k] <= v for k, v in TARGETS.items())
     return row
+
+
+def lbfgs_kept(guard: dict | None) -> str | None:
+    """The L-BFGS guard's outcome: the iterations kept, and whether it rolled back (None: no guard ran)."""
+    if guard is None:
+        return None
+    return f"{guard['kept']}" + (" (rolled back)" if guard["rolled_back"] else "")
 
 
 def fmt(v) -> str:
@@ -142,7 +150,7 @@ def fmt(v) -> str:
 
 
 COLUMNS = ("problem", "rel_l2_m", "rel_l2_u", "mass_error", "abs_err_lambda", "wall_s", "steps", "lbfgs_steps",
-           "converged", "residual", "crowd_gap", "met", "diagnosis")
+           "lbfgs_kept", "converged", "residual", "crowd_gap", "met", "diagnosis")
 
 
 def write_tables(tag: str, command: str, config: dict) -> None:

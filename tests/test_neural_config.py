@@ -69,10 +69,10 @@ def test_default_steps_follow_the_problem():
         "box_bump_2d": 8000, "lq_offset_2d": 4000, "ergodic_torus_2d": 4000}
 
 
-def test_default_lbfgs_finish_only_after_long_runs_on_time_dependent_rd():
+def test_default_lbfgs_finish_only_after_long_runs_on_time_dependent_rd_and_the_circle():
     """optim.lbfgs_steps=None: 300 L-BFGS iterations after at least 2000 Adam steps on a time-dependent
-    problem on R^d (d = 1 or 3..10); none on boxes, tori, ergodic problems or after short runs; the trainer
-    resolves it."""
+    problem on R^d (d = 1 or 3..10) or a 1D circle (guarded: optim.lbfgs_guard = 2); none on boxes, ergodic
+    problems, in d = 2 or after short runs; the trainer resolves it."""
     from mfgnet.benchmarks.lq_gaussian import lq_gaussian
     from mfgnet.neural.config import default_lbfgs_steps
     from mfgnet.neural.trainer import Trainer
@@ -82,7 +82,10 @@ def test_default_lbfgs_finish_only_after_long_runs_on_time_dependent_rd():
     rd, box, torus, ergodic = (ZOO[name]() for name in ("lq_offset_1d", "box_bump_1d", "torus_bimodal_1d",
                                                          "ergodic_box_strong_1d"))
     assert [default_lbfgs_steps(rd, s) for s in (1999, 2000, 4000)] == [0, 300, 300]
-    assert [default_lbfgs_steps(p, 4000) for p in (box, torus, ergodic, ZOO["lq_offset_2d"]())] == [0, 0, 0, 0]
+    assert [default_lbfgs_steps(p, 4000) for p in (box, ergodic, ZOO["lq_offset_2d"](), ZOO["box_bump_2d"](),
+                                                   ZOO["ergodic_torus_2d"]())] == [0] * 5
+    assert [default_lbfgs_steps(torus, s) for s in (1999, 18000)] == [0, 300]
+    assert NeuralSolverConfig().optim.lbfgs_guard == 2.0
     assert [default_lbfgs_steps(lq_gaussian(d).problem, 4000) for d in (3, 10, 11, 20)] == [300, 300, 0, 0]
     trainer = Trainer(rd, NeuralSolverConfig.from_dict({"steps": 2000, "progress": False}))
     assert trainer.cfg.optim.lbfgs_steps == 300

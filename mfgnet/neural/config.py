@@ -156,12 +156,20 @@ class OptimConfig(Settings):
     warmup_steps: int = number(0, 0, 10**9, integer=True)
     grad_clip: float = number(1.0, 0.0, _INF)
     # L-BFGS iterations after Adam, on one fixed batch; None: default_lbfgs_steps(problem, steps), 300 after a
-    # run of at least 2000 Adam steps on a time-dependent problem on R^d (d = 1 or 3..10), else none (see there).
+    # run of at least 2000 Adam steps on a time-dependent problem on R^d (d = 1 or 3..10) or a 1D circle, else
+    # none (see there).
     lbfgs_steps: int | None = number(None, 0, 10**6, integer=True, optional=True)
     lbfgs_lr: float = number(1.0, 0.0, 10.0, lo_open=True)
     # "float64": run L-BFGS in double precision even after float32 Adam (dtype="float32"): the
     # line search needs differences of the loss that float32 rounds away near the optimum.
     lbfgs_dtype: str = choice("float64", "same")
+    # L-BFGS fits one fixed batch, which can leave the rest of the domain worse: on a time-dependent
+    # problem its iterations are kept only while the solver's own residual check on fresh points
+    # (mfgnet.neural.check) stays within lbfgs_guard times its value before L-BFGS; checked after every
+    # log_every iterations, and the first check above the bound stops L-BFGS and restores the last
+    # weights that passed.  None: no guard.  Why 2: unguarded, the checks of the rows L-BFGS helped rose 1.5x
+    # or less, those of the rows it hurt 10-14x (default_lbfgs_steps' comment).
+    lbfgs_guard: float | None = number(2.0, 1.0, _INF, optional=True)
 
 
 @dataclass
@@ -322,18 +330,22 @@ STEPS_2D_TIME_DEPENDENT = 8000
 STEPS_OTHERWISE = 4000
 
 
-# L-BFGS finish (float64, one fixed batch) of a time-dependent problem on R^d after at least
-# LBFGS_MIN_ADAM_STEPS Adam steps, in d = 1 and 3..10.  Measured (nineteenth session, rel L2 m / u without -> with 300
-# iterations; results/neural_zoo/means.md): lq_offset_1d 0.0307 / 0.0090 -> 0.0224 / 0.0035 (seed 1: 0.0359 ->
-# 0.0245), r_two_crowds_1d 0.0326 / 0.0090 -> 0.0223 / 0.0065 (seed 1: 0.0388 -> 0.0230), B2 d = 10 after 2000
-# steps 0.025 / 0.012 -> 0.019 / 0.0067 (1000 iterations: 0.0146 / 0.0076, seed 1 0.0171 / 0.0062).  Not in d = 2:
-# there each float64 iteration carries the 24² renormalisation grid of every slice, and the gain was small for
-# the cost (lq_offset_2d 0.140 -> 0.128 with the wall 443 -> 989 s; B7 d = 2 0.112 -> 0.103).  Not on boxes: 500
-# iterations after 1000 steps left box_bump_1d at 0.30 against 0.26 (second session).  Not on tori (300 after the
-# default 18000 steps): torus_low_noise_1d 0.031 -> 0.021, but torus_power_1d 0.049 -> 0.100 and
-# torus_three_crowds_1d 0.008 -> 0.030.  Not after short
-# runs: far from an optimum, L-BFGS on one fixed batch fits that batch.  Not above d = 10: B2 d = 20 after 4000
-# steps went m 0.092 -> 0.064 but u 0.0072 -> 0.043 (one fixed batch of 512 points in 20 dimensions).
+# L-BFGS finish (float64, one fixed batch) of a time-dependent problem on R^d (d = 1 and 3..10) or on a 1D circle,
+# after at least LBFGS_MIN_ADAM_STEPS Adam steps, kept only while the residual check on fresh points stays within
+# OptimConfig.lbfgs_guard (2) times its value before L-BFGS.  Measured (results/neural_zoo/means.md), rel L2 m / u
+# without -> with 300 iterations: lq_offset_1d 0.0307 / 0.0090 -> 0.0224 / 0.0035 (seed 1: 0.0359 -> 0.0245),
+# r_two_crowds_1d 0.0326 / 0.0090 -> 0.0223 / 0.0065 (seed 1: 0.0388 -> 0.0230), B2 d = 10 after 2000 steps
+# 0.025 / 0.012 -> 0.019 / 0.0067 (nineteenth session).  On the circle unguarded (nineteenth): torus_low_noise_1d
+# 0.031 -> 0.021, but torus_power_1d 0.049 -> 0.100 and torus_three_crowds_1d 0.008 -> 0.030, while their
+# residual checks rose 10-14x (0.30 -> 2.9, 0.27 -> 3.9) against 1.3x for torus_low_noise_1d (0.10 -> 0.135)
+# and 1.5x or less on the R rows; with the guard (twentieth) torus_low_noise_1d keeps its 0.021 and the other four
+# circle rows (power, three crowds, bimodal, nonlocal) roll back after the first 100 iterations to exactly their
+# Adam result.  Not in d = 2: there each float64 iteration carries the 24² renormalisation grid of every slice,
+# and the gain was small for the cost (lq_offset_2d 0.140 -> 0.128 with the wall 443 -> 989 s; B7 d = 2 0.112 ->
+# 0.103).  Not on boxes: 500 iterations after 1000 steps left box_bump_1d at 0.30 against 0.26 (second
+# session).  Not after short runs: far from an optimum, L-BFGS on one fixed batch fits that batch.  Not above
+# d = 10: B2 d = 20 after 4000 steps went m 0.092 -> 0.064 but u 0.0072 -> 0.043 (one fixed batch of 512 points in
+# 20 dimensions).
 LBFGS_EUCLIDEAN_TIME_DEPENDENT = 300
 LBFGS_MIN_ADAM_STEPS = 2000
 LBFGS_MAX_DIM = 10
@@ -341,8 +353,9 @@ LBFGS_MAX_DIM = 10
 
 def default_lbfgs_steps(problem, steps: int) -> int:
     """The L-BFGS iterations used when ``OptimConfig.lbfgs_steps`` is None."""
-    if (problem.is_ergodic or problem.domain.bounded or problem.dim == 2 or problem.dim > LBFGS_MAX_DIM
-            or steps < LBFGS_MIN_ADAM_STEPS):
+    circle = problem.domain.periodic and problem.dim == 1
+    if (problem.is_ergodic or (problem.domain.bounded and not circle) or problem.dim == 2
+            or problem.dim > LBFGS_MAX_DIM or steps < LBFGS_MIN_ADAM_STEPS):
         return 0
     return LBFGS_EUCLIDEAN_TIME_DEPENDENT
 

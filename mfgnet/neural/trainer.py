@@ -22,6 +22,7 @@ from typing import NamedTuple
 import torch
 
 from mfgnet.neural import checkpoint, gaussian_start
+from mfgnet.neural.check import check_residual, residual_check
 from mfgnet.neural.checkpoint import CHECKPOINT_NAME
 from mfgnet.neural.config import NeuralSolverConfig, default_lbfgs_steps, default_steps
 from mfgnet.neural.distributed import DataParallel
@@ -118,6 +119,7 @@ class Trainer:
         self.stopped_reason: str | None = None
         self.checkpoint_step: int | None = None
         self.lbfgs_done = 0
+        self.lbfgs_guard_info: dict | None = None
         # The guard's fallback: the networks at the lowest loss seen (finite is not enough: a
         # diverging run passes through finite states with a loss of 1e35).
         self.best_loss = math.inf
@@ -448,7 +450,11 @@ class Trainer:
         """L-BFGS on one fixed batch (deterministic closure), weights frozen.
 
         Runs in chunks of ``log_every`` iterations (the L-BFGS memory carries over) so that
-        progress, logger and monitor see it too; ``clock()`` gives the counted seconds.
+        progress, logger and monitor see it too; ``clock()`` gives the counted seconds.  On a
+        time-dependent problem with ``optim.lbfgs_guard`` set, the solver's residual check on fresh
+        points (`mfgnet.neural.check`) runs before L-BFGS and after every chunk; the first chunk whose
+        check exceeds ``lbfgs_guard`` times the first one stops L-BFGS and restores the weights of the
+        last chunk that passed (or those Adam left).  ``self.lbfgs_guard_info`` records the checks.
         """
         n_iter = self.cfg.optim.lbfgs_steps
         if n_iter == 0 or self.stopped_reason:
@@ -459,6 +465,11 @@ class Trainer:
             self.sampler.dtype = torch.float64
         batch, probes = self._draw()
         params = self._params()
+        bound = None if self.problem.is_ergodic else self.cfg.optim.lbfgs_guard
+        if bound is not None:
+            start = check_residual(residual_check(self))
+            kept = self._weights_snapshot()
+            self.lbfgs_guard_info = {"bound": bound, "start": start, "checks": [], "kept": 0, "rolled_back": False}
         opt = torch.optim.LBFGS(params, lr=self.cfg.optim.lbfgs_lr, max_iter=n_iter, history_size=50,
                                 line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-16)
         last: dict = {}
@@ -489,6 +500,7 @@ class Trainer:
             before = opt.state[opt._params[0]].get("n_iter", 0)
             final = opt.step(closure)
             ran = opt.state[opt._params[0]].get("n_iter", 0) - before
+            log.debug("L-BFGS chunk: %d of %d iterations, %d evaluations allowed", ran, chunk, chunk * 5 // 4)
             if not torch.isfinite(torch.as_tensor(final)) or any(not torch.isfinite(p).all() for p in params):
                 with torch.no_grad():
                     for p, saved in zip(params, snapshot):
@@ -499,9 +511,26 @@ class Trainer:
             self.bar.update(chunk)
             if "terms" in last:
                 self._record(last["terms"], float(self._weighted(last["terms"]).detach()), self.cfg.optim.lbfgs_lr)
+            if bound is not None:
+                value = check_residual(residual_check(self))
+                info = self.lbfgs_guard_info
+                info["checks"].append(value)
+                if not math.isfinite(value) or value > bound * start:
+                    self.nets.load_state_dict(kept)
+                    info["rolled_back"] = True
+                    log.info("L-BFGS stopped after %d iterations: the residual check on fresh points rose from "
+                             "%.3g to %.3g (bound %g x); the weights after %d iterations are kept",
+                             self.lbfgs_done, start, value, bound, info["kept"])
+                    clock(log=True)
+                    return
+                kept = self._weights_snapshot()
+                info["kept"] = self.lbfgs_done
             clock(log=True)
             if ran < chunk:  # converged to its tolerances
                 return
+
+    def _weights_snapshot(self) -> dict:
+        return {k: v.detach().clone() for k, v in self.nets.state_dict().items()}
 
     def warm_start_mode(self) -> str:
         """``cfg.warm_start`` with "auto" resolved: "initial" where m(0) = m0 holds by a blend
