@@ -66,3 +66,15 @@ def test_no_guard_and_real_checks(problem):
     if not info["rolled_back"]:  # then every check passed and the final check is the last one
         assert max(info["checks"]) <= 2.0 * info["start"]
         assert guarded.diagnostics.residual == pytest.approx(info["checks"][-1], rel=1e-9)
+
+
+def test_an_early_stop_reports_the_iterations_made_and_why(problem):
+    # Chunks of 4 iterations may evaluate the loss 5 times: the strong-Wolfe line search spends them early
+    # (measured: 3 iterations, then torch's L-BFGS stopped on the evaluation budget).  The solution says so
+    # instead of claiming the 12 iterations asked for.
+    settings = {**SETTINGS, "log_every": 4, "optim": {"lbfgs_steps": 12, "lbfgs_dtype": "same", "lbfgs_guard": None}}
+    solution = mfgnet.solve(problem, "neural", **settings)
+    extra = solution.diagnostics.extra
+    assert extra["lbfgs_stop"] == "evaluation budget" and 1 <= extra["lbfgs_steps"] < 4
+    full = mfgnet.solve(problem, "neural", **{**settings, "log_every": 20})
+    assert full.diagnostics.extra["lbfgs_stop"] == "" and full.diagnostics.extra["lbfgs_steps"] == 12

@@ -112,7 +112,8 @@ def finish(trainer: Trainer) -> NeuralSolution:
     converged = trainer.stopped_reason is None and math.isfinite(residual) and residual <= config.tolerance
     extra = {"final_loss": final_loss, "hjb_residual": hjb_rms, "fp_residual": fp_rms,
              "check_terms": dict(check["terms"]), "check_laplacian": check["laplacian"], "steps": steps_done,
-             "lbfgs_steps": trainer.lbfgs_done, "lbfgs_guard": trainer.lbfgs_guard_info, "history": history,
+             "lbfgs_steps": trainer.lbfgs_done, "lbfgs_guard": trainer.lbfgs_guard_info,
+             "lbfgs_stop": trainer.lbfgs_stop, "history": history,
              "weights": dict(trainer.weights),
              "device": str(trainer.device), "dtype": config.dtype, "stopped_reason": trainer.stopped_reason,
              "checkpoint": trainer.checkpoint_path, "hutchinson": trainer.hutchinson,

@@ -120,6 +120,7 @@ class Trainer:
         self.checkpoint_step: int | None = None
         self.lbfgs_done = 0
         self.lbfgs_guard_info: dict | None = None
+        self.lbfgs_stop = ""  # why L-BFGS stopped before lbfgs_steps iterations, if it did
         # The guard's fallback: the networks at the lowest loss seen (finite is not enough: a
         # diverging run passes through finite states with a loss of 1e35).
         self.best_loss = math.inf
@@ -497,17 +498,19 @@ class Trainer:
             chunk = min(self.cfg.log_every, n_iter - self.lbfgs_done)
             opt.param_groups[0]["max_iter"] = chunk
             opt.param_groups[0]["max_eval"] = chunk * 5 // 4
-            before = opt.state[opt._params[0]].get("n_iter", 0)
+            state = opt.state[opt._params[0]]
+            before, evals_before = state.get("n_iter", 0), state.get("func_evals", 0)
             final = opt.step(closure)
-            ran = opt.state[opt._params[0]].get("n_iter", 0) - before
-            log.debug("L-BFGS chunk: %d of %d iterations, %d evaluations allowed", ran, chunk, chunk * 5 // 4)
+            state = opt.state[opt._params[0]]
+            ran, evals = state.get("n_iter", 0) - before, state.get("func_evals", 0) - evals_before
+            log.debug("L-BFGS chunk: %d of %d iterations, %d of %d evaluations", ran, chunk, evals, chunk * 5 // 4)
             if not torch.isfinite(torch.as_tensor(final)) or any(not torch.isfinite(p).all() for p in params):
                 with torch.no_grad():
                     for p, saved in zip(params, snapshot):
                         p.copy_(saved)
                 self._nonfinite("L-BFGS loss", last.get("terms", {}))
                 return
-            self.lbfgs_done += chunk
+            self.lbfgs_done += ran  # the iterations it made: fewer than the chunk when it stops early
             self.bar.update(chunk)
             if "terms" in last:
                 self._record(last["terms"], float(self._weighted(last["terms"]).detach()), self.cfg.optim.lbfgs_lr)
@@ -526,7 +529,11 @@ class Trainer:
                 kept = self._weights_snapshot()
                 info["kept"] = self.lbfgs_done
             clock(log=True)
-            if ran < chunk:  # converged to its tolerances
+            if ran < chunk:
+                # Its tolerances, or the chunk's evaluation budget (the line search's extra evaluations):
+                # either way torch's L-BFGS stopped, and so does the finish, saying which.
+                self.lbfgs_stop = "evaluation budget" if evals >= chunk * 5 // 4 else "tolerance"
+                log.info("L-BFGS stopped after %d of %d iterations (%s)", self.lbfgs_done, n_iter, self.lbfgs_stop)
                 return
 
     def _weights_snapshot(self) -> dict:
