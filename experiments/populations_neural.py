@@ -14,9 +14,9 @@ results/populations/neural_<tag>.md and a figure of the densities (neural solid,
 also gives rel L2 of each m at five times.
 
 Segregation's coupling is not monotone (the populations repel each other more than themselves), so
-it can have several equilibria: at 16² cells the grid reaches one symmetric in x₁ ↔ x₂ from its
-usual start and an asymmetric one (and its mirror image) from a tilted start, all to residual 1e-11
-(tests/test_grid_populations_sweeps.py).  ``--nearest-cells N`` therefore also solves the grid on N
+it can have several equilibria: from 8² to 32² cells the grid reaches one symmetric in x₁ ↔ x₂ from
+its usual start and an asymmetric one (and its mirror image) from a tilted start, all to residual 1e-11
+(at 8²: tests/test_grid_populations_sweeps.py).  ``--nearest-cells N`` therefore also solves the grid on N
 cells per axis starting from the neural densities (``solve_grid_populations(..., initial=...)``) and
 reports the neural errors against the equilibrium that solve reaches, its distance to the usual
 reference and each equilibrium's asymmetry: whether the neural answer sits near some equilibrium

@@ -346,7 +346,7 @@ STEPS_OTHERWISE = 4000
 # session).  Not after short runs: far from an optimum, L-BFGS on one fixed batch fits that batch.  Not above
 # d = 10: B2 d = 20 after 4000 steps went m 0.092 -> 0.064 but u 0.0072 -> 0.043 (one fixed batch of 512 points in
 # 20 dimensions).
-LBFGS_EUCLIDEAN_TIME_DEPENDENT = 300
+LBFGS_FINISH_STEPS = 300
 LBFGS_MIN_ADAM_STEPS = 2000
 LBFGS_MAX_DIM = 10
 
@@ -357,7 +357,7 @@ def default_lbfgs_steps(problem, steps: int) -> int:
     if (problem.is_ergodic or (problem.domain.bounded and not circle) or problem.dim == 2
             or problem.dim > LBFGS_MAX_DIM or steps < LBFGS_MIN_ADAM_STEPS):
         return 0
-    return LBFGS_EUCLIDEAN_TIME_DEPENDENT
+    return LBFGS_FINISH_STEPS
 
 
 def default_steps(problem) -> int:

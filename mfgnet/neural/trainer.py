@@ -326,7 +326,7 @@ class Trainer:
         """Keep a copy of the networks (parameters and buffers) when ``loss`` is the lowest yet."""
         if loss < self.best_loss:
             self.best_loss, self.best_step = loss, self.step
-            self.best_state = {k: v.detach().clone() for k, v in self.nets.state_dict().items()}
+            self.best_state = self._weights_snapshot()
 
     def _diverged(self, loss: float) -> bool:
         """Loss ``divergence_factor`` times above the best seen for ``divergence_patience``
@@ -496,14 +496,15 @@ class Trainer:
         while self.lbfgs_done < n_iter:
             snapshot = [p.detach().clone() for p in params]
             chunk = min(self.cfg.log_every, n_iter - self.lbfgs_done)
+            budget = chunk * 5 // 4  # torch's default evaluation budget for max_iter = chunk
             opt.param_groups[0]["max_iter"] = chunk
-            opt.param_groups[0]["max_eval"] = chunk * 5 // 4
+            opt.param_groups[0]["max_eval"] = budget
             state = opt.state[opt._params[0]]
             before, evals_before = state.get("n_iter", 0), state.get("func_evals", 0)
             final = opt.step(closure)
             state = opt.state[opt._params[0]]
             ran, evals = state.get("n_iter", 0) - before, state.get("func_evals", 0) - evals_before
-            log.debug("L-BFGS chunk: %d of %d iterations, %d of %d evaluations", ran, chunk, evals, chunk * 5 // 4)
+            log.debug("L-BFGS chunk: %d of %d iterations, %d of %d evaluations", ran, chunk, evals, budget)
             if not torch.isfinite(torch.as_tensor(final)) or any(not torch.isfinite(p).all() for p in params):
                 with torch.no_grad():
                     for p, saved in zip(params, snapshot):
@@ -532,11 +533,12 @@ class Trainer:
             if ran < chunk:
                 # Its tolerances, or the chunk's evaluation budget (the line search's extra evaluations):
                 # either way torch's L-BFGS stopped, and so does the finish, saying which.
-                self.lbfgs_stop = "evaluation budget" if evals >= chunk * 5 // 4 else "tolerance"
+                self.lbfgs_stop = "evaluation budget" if evals >= budget else "tolerance"
                 log.info("L-BFGS stopped after %d of %d iterations (%s)", self.lbfgs_done, n_iter, self.lbfgs_stop)
                 return
 
     def _weights_snapshot(self) -> dict:
+        """A detached copy of the networks' state (parameters and buffers), for load_state_dict."""
         return {k: v.detach().clone() for k, v in self.nets.state_dict().items()}
 
     def warm_start_mode(self) -> str:
