@@ -41,6 +41,13 @@ def test_a_rising_check_restores_the_weights_adam_left(problem, monkeypatch):
     for (name, a), b in zip(_weights(adam_only).items(), _weights(guarded).values()):
         assert torch.equal(a, b), name
     assert guarded.diagnostics.residual == pytest.approx(adam_only.diagnostics.residual, rel=1e-12)
+    # The diagnosis no longer suggests the L-BFGS that its guard just rolled back, and says why.
+    assert not guarded.diagnostics.converged
+    advice = guarded.diagnostics.extra["diagnosis"]["advice"]
+    assert "not more L-BFGS: its guard rolled the finish back to 0 iterations (the residual check rose from 1 to 2.5)" \
+        in advice, advice
+    adam_advice = adam_only.diagnostics.extra["diagnosis"]["advice"]
+    assert "add optim.lbfgs_steps (a float64 L-BFGS finish after Adam)" in adam_advice
 
 
 def test_the_last_chunk_that_passed_is_kept(problem, monkeypatch):
@@ -60,6 +67,9 @@ def test_the_last_chunk_that_passed_is_kept(problem, monkeypatch):
 def test_no_guard_and_real_checks(problem):
     free = mfgnet.solve(problem, "neural", **{**SETTINGS, "optim": {**SETTINGS["optim"], "lbfgs_guard": None}})
     assert free.diagnostics.extra["lbfgs_guard"] is None and free.diagnostics.extra["lbfgs_steps"] == 60
+    assert not free.diagnostics.converged
+    assert "more optim.lbfgs_steps (the finish made 60 iterations and kept them)" \
+        in free.diagnostics.extra["diagnosis"]["advice"]
     guarded = mfgnet.solve(problem, "neural", **SETTINGS)
     info = guarded.diagnostics.extra["lbfgs_guard"]
     assert info["start"] > 0 and all(c > 0 for c in info["checks"])

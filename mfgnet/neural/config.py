@@ -117,7 +117,10 @@ class SamplerConfig(Settings):
     # Fraction of the slice-time density that follows the running PDE residual over time (32
     # bins); 0 = uniform stratified times.  Meant for the fast transient of a narrow m0 near
     # t = 0 and the layer of an incompatible G near T; off by default: 0.5 on box_bump_1d
-    # left rel L2(m) at 54-70 % after 750 steps where uniform times had 14-20 %.
+    # left rel L2(m) at 54-70 % after 750 steps where uniform times had 14-20 %; on the zoo (default
+    # steps) 0.5 made every box row worse (box_bump_1d m 0.016 -> 0.031, box_bump_2d 0.106 -> 0.137)
+    # and helped torus_power_1d (u 0.077 -> 0.019, an offset of u made near T; m 0.049 -> 0.036)
+    # (results/neural_zoo/means.md, twenty-first session).
     time_adaptive: float = number(0.0, 0.0, 1.0, )
     # Points per time slice for nonlocal couplings ∫K(x,y) m(t,y) dy (a shifted grid on a box or
     # torus, importance samples of the particle cloud on R^d above d = 2).  0: on a box or torus the

@@ -170,10 +170,9 @@ def _crowd_gap(solution: NeuralSolution, config: NeuralSolverConfig) -> float | 
 
 
 _ADVICE = {
-    "hjb": "the HJB residual dominates: train longer (steps), add optim.lbfgs_steps, or widen the network "
-           "(model.width)",
+    "hjb": "the HJB residual dominates: train longer (steps) or widen the network (model.width)",
     "fp": "the Fokker-Planck residual dominates: if it peaks near t = 0 or where m0 is narrow, use "
-          "sampler.kind=density or residual and more sampler.time_slices; else more steps or optim.lbfgs_steps",
+          "sampler.kind=density or residual and more sampler.time_slices; else more steps",
     "terminal": "u(T) misses G: G depends on m so it is a loss term; raise loss.terminal or use "
                 "loss.adaptive=grad_norm",
     "initial": "m(0) misses m0: set model.hard_initial=auto (exact by construction) or raise loss.initial",
@@ -195,6 +194,15 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
               for k, v in terms.items()}
     worst = check["worst"]
     advice = [_ADVICE.get(dominant, "train longer")]
+    if dominant in ("hjb", "fp"):
+        advice.append(_lbfgs_advice(trainer))
+    if dominant == "hjb" and trainer.problem.domain.periodic and not trainer.problem.is_ergodic \
+            and trainer.cfg.sampler.time_adaptive == 0:
+        # On the zoo's five circle problems (18000 steps) 0.5 lowered rel L2 u on all five, e.g.
+        # torus_power_1d 0.077 -> 0.019 (an offset of u made near T); m moved by ±20 %, and every box
+        # problem got worse (results/neural_zoo/means.md, twenty-first session).
+        advice.append("sampler.time_adaptive=0.5 puts slice times where the residual is (on the zoo's circle "
+                      "problems it lowered u's error on all five)")
     drifted = mass_drift is not None and mass_drift > 1e-3
     if drifted:
         advice.append(f"the mass drifted by {mass_drift:.1e}: " + _ADVICE["mass"])
@@ -220,6 +228,17 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
                f"mass drift {'n/a' if mass_drift is None else f'{mass_drift:.1e}'}; try: " + "; ".join(advice))
     return {"dominant": dominant, "shares": shares, "worst": worst, "mass_drift": mass_drift,
             "mass_drifted": drifted, "advice": advice, "summary": summary}
+
+
+def _lbfgs_advice(trainer: Trainer) -> str:
+    """What to say about the L-BFGS finish: add it, give it more iterations, or why more will not help."""
+    info = trainer.lbfgs_guard_info
+    if info is not None and info["rolled_back"]:
+        return (f"not more L-BFGS: its guard rolled the finish back to {info['kept']} iterations (the residual "
+                f"check rose from {info['start']:.2g} to {info['checks'][-1]:.2g})")
+    if trainer.lbfgs_done:
+        return f"more optim.lbfgs_steps (the finish made {trainer.lbfgs_done} iterations and kept them)"
+    return "add optim.lbfgs_steps (a float64 L-BFGS finish after Adam)"
 
 
 @torch.no_grad()

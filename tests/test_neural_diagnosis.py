@@ -1,0 +1,41 @@
+"""The advice of :func:`mfgnet.neural.solver.diagnose` follows what the run did and where the
+remedies were measured (results/neural_zoo/means.md)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from mfgnet.neural import NeuralSolverConfig
+from mfgnet.neural.solver import diagnose
+from mfgnet.problems.zoo import ZOO
+
+CHECK_HJB = {"terms": {"hjb": 2.0, "fp": 1.0},
+             "worst": {"hjb": {"value": 3.0, "t": 0.5, "x": [0.5]}, "fp": {"value": 1.5, "t": 0.1, "x": [0.3]}}}
+
+
+def _trainer(name: str, time_adaptive: float = 0.0, lbfgs_done: int = 0, guard: dict | None = None):
+    cfg = NeuralSolverConfig.from_dict({"sampler": {"time_adaptive": time_adaptive}})
+    return SimpleNamespace(problem=ZOO[name](), cfg=cfg, nets=SimpleNamespace(hard_initial="blend"),
+                           lbfgs_guard_info=guard, lbfgs_done=lbfgs_done, warm_start_info=None, stopped_reason="")
+
+
+def _advice(trainer) -> list[str]:
+    return diagnose(trainer, CHECK_HJB, mass_drift=None, residual=5 ** 0.5)["advice"]
+
+
+def test_residual_following_times_are_suggested_on_the_circle_only():
+    hint = "sampler.time_adaptive=0.5"
+    assert any(hint in a for a in _advice(_trainer("torus_power_1d")))
+    assert not any(hint in a for a in _advice(_trainer("torus_power_1d", time_adaptive=0.5)))  # already on
+    assert not any(hint in a for a in _advice(_trainer("box_bump_1d")))  # it made every box row worse
+
+
+def test_the_lbfgs_advice_follows_the_finish():
+    assert "add optim.lbfgs_steps (a float64 L-BFGS finish after Adam)" in _advice(_trainer("box_bump_1d"))
+    kept = _advice(_trainer("lq_offset_1d", lbfgs_done=300))
+    assert "more optim.lbfgs_steps (the finish made 300 iterations and kept them)" in kept
+    guard = {"bound": 2.0, "start": 0.3, "checks": [1.64], "kept": 0, "rolled_back": True}
+    rolled = _advice(_trainer("torus_power_1d", lbfgs_done=100, guard=guard))
+    assert ("not more L-BFGS: its guard rolled the finish back to 0 iterations "
+            "(the residual check rose from 0.3 to 1.6)") in rolled
+    assert not any("add optim.lbfgs_steps" in a or "more optim.lbfgs_steps" in a for a in rolled)
