@@ -118,6 +118,7 @@ def mfg_residuals(
     fp_relative: bool = True,
     dlog_mass_dt: torch.Tensor | None = None,
     mean_control: torch.Tensor | None = None,
+    jets: tuple[Callable, Callable] | None = None,
 ) -> FieldResiduals:
     """HJB and FP residuals of a (u, m) pair given by a value field and a density *field* w.
 
@@ -145,6 +146,9 @@ def mfg_residuals(
         dlog_mass_dt (n,): d/dt of a time-dependent log_mass (a per-time renormalisation of m).
         mean_control (n, d): the crowd's mean control ᾱ at each point's time, required when the
             problem is an MFG of controls (its cost f(t, x, ᾱ) is added to F).
+        jets: (u's jet, the field's jet), functions of x giving value, ∇ and Δ in one forward pass
+            (:func:`mfgnet.neural.jets.ergodic_jets`); used for an ergodic problem with a quadratic H
+            and the exact Laplacian, where they replace the nested autograd passes.
     """
     from mfgnet.problems.hamiltonians import QuadraticHamiltonian
 
@@ -156,14 +160,18 @@ def mfg_residuals(
     ham = problem.hamiltonian
     quadratic = isinstance(ham, QuadraticHamiltonian)
 
-    u = value_fn(t, x)
-    w = field_fn(t, x)
-    du = torch.autograd.grad(u.sum(), inputs, create_graph=True)
-    dw = torch.autograd.grad(w.sum(), inputs, create_graph=True)
-    grad_u, grad_w = du[-1], dw[-1]
-
-    lap_u = divergence(grad_u, x, probes) if (nu > 0 or quadratic) else torch.zeros_like(u)
-    lap_w = divergence(grad_w, x, probes) if nu > 0 else torch.zeros_like(w)
+    if jets is not None and not time_dependent and quadratic and probes is None:
+        x = x.detach()
+        u, grad_u, lap_u = jets[0](x)
+        w, grad_w, lap_w = jets[1](x)
+    else:
+        u = value_fn(t, x)
+        w = field_fn(t, x)
+        du = torch.autograd.grad(u.sum(), inputs, create_graph=True)
+        dw = torch.autograd.grad(w.sum(), inputs, create_graph=True)
+        grad_u, grad_w = du[-1], dw[-1]
+        lap_u = divergence(grad_u, x, probes) if (nu > 0 or quadratic) else torch.zeros_like(u)
+        lap_w = divergence(grad_w, x, probes) if nu > 0 else torch.zeros_like(w)
     drift = ham.grad_p(x, grad_u)
     div_drift = ham.scale * lap_u if quadratic else divergence(drift, x, probes)
 

@@ -1,0 +1,94 @@
+"""Forward jets (mfgnet.neural.jets): value, derivatives and Laplacian in one pass equal nested
+autograd's to round-off, for every input embedding, activation and the quadratic skip; and the
+ergodic residuals that use them equal the autograd residuals."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mfgnet.benchmarks import ergodic_torus, log_congestion
+from mfgnet.neural.config import ModelConfig
+from mfgnet.neural.jets import ergodic_jets, field_jet, supports_jets
+from mfgnet.neural.networks import FieldNet, MFGNetworks
+from mfgnet.neural.residuals import divergence, mfg_residuals
+from mfgnet.problems.zoo import ZOO
+
+
+def _autograd(net, t, x, time_dependent):
+    x = x.clone().requires_grad_(True)
+    t = t.clone().requires_grad_(True)
+    v = net(t, x)
+    inputs = [t, x] if time_dependent else [x]
+    grads = torch.autograd.grad(v.sum(), inputs, create_graph=True)
+    lap = divergence(grads[-1], x)
+    dirs = torch.cat([grads[0], grads[1]], -1) if time_dependent else grads[0]
+    return v, dirs, lap
+
+
+def _randomise(module, gen):
+    with torch.no_grad():  # nonzero quadratic coefficients and biases, so every term is exercised
+        for p in module.parameters():
+            p.copy_(0.3 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+
+
+CASES = [("box_bump_2d", "tanh"), ("box_narrow_far_1d", "sin"), ("torus_bimodal_1d", "softplus"),
+         ("ergodic_torus_2d", "silu"), ("lq_offset_2d", "tanh"), ("ergodic_box_strong_1d", "tanh")]
+
+
+@pytest.mark.parametrize("name,activation", CASES)
+def test_field_jet_equals_nested_autograd(name, activation):
+    problem = ZOO[name]()
+    gen = torch.Generator().manual_seed(0)
+    cfg = ModelConfig.from_dict({"activation": activation, "periodic_harmonics": 2, "width": 12, "depth": 2})
+    net = FieldNet(problem, cfg, gen).double()
+    _randomise(net, gen)
+    assert supports_jets(net)
+    n, d = 50, problem.dim
+    lower, upper = problem.bounding_box().bounds()
+    x = lower + (upper - lower) * torch.rand(n, d, generator=gen, dtype=torch.float64)
+    time_dependent = not problem.is_ergodic
+    t = (problem.horizon or 1.0) * torch.rand(n, 1, generator=gen, dtype=torch.float64)
+    v, dirs, lap = field_jet(net, t if time_dependent else None, x)
+    v_ref, dirs_ref, lap_ref = _autograd(net, t, x, time_dependent)
+    torch.testing.assert_close(v, v_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(dirs, dirs_ref, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(lap, lap_ref, rtol=1e-10, atol=1e-10)
+
+
+def test_gelu_and_the_residual_mlp_fall_back_to_autograd():
+    problem = ZOO["ergodic_torus_2d"]()
+    gen = torch.Generator().manual_seed(0)
+    assert not supports_jets(FieldNet(problem, ModelConfig.from_dict({"activation": "gelu"}), gen))
+    assert not supports_jets(FieldNet(problem, ModelConfig.from_dict({"kind": "resmlp"}), gen))
+    nets = MFGNetworks(problem, ModelConfig.from_dict({"kind": "resmlp"}), gen)
+    assert ergodic_jets(nets) is None
+    assert ergodic_jets(MFGNetworks(ZOO["box_bump_1d"](), ModelConfig(), gen)) is None  # time-dependent
+
+
+@pytest.mark.parametrize("make", [lambda: ergodic_torus(2).problem, lambda: log_congestion(3, ergodic=True).problem,
+                                  lambda: ZOO["ergodic_box_strong_1d"]()])
+def test_ergodic_residuals_with_jets_equal_the_autograd_residuals(make):
+    problem = make()
+    gen = torch.Generator().manual_seed(1)
+    nets = MFGNetworks(problem, ModelConfig.from_dict({"width": 16, "depth": 2}), gen).double()
+    _randomise(nets, gen)
+    jets = ergodic_jets(nets)
+    assert jets is not None
+    lower, upper = problem.bounding_box().bounds()
+    x = lower + (upper - lower) * torch.rand(40, problem.dim, generator=gen, dtype=torch.float64)
+    t = torch.zeros(40, 1, dtype=torch.float64)
+    common = {"log_mass": nets.log_mass, "ergodic_constant": torch.tensor(0.3, dtype=torch.float64)}
+    plain = mfg_residuals(problem, nets.raw_value, nets.density_field, t, x, **common)
+    jetted = mfg_residuals(problem, nets.raw_value, nets.density_field, t, x, jets=jets, **common)
+    for name in ("hjb", "fp", "u", "m", "grad_u"):
+        torch.testing.assert_close(getattr(jetted, name), getattr(plain, name), rtol=1e-10, atol=1e-10)
+    # and the loss's gradients with respect to the parameters agree too
+    params = list(nets.parameters())
+    g_plain = torch.autograd.grad((plain.hjb ** 2).mean() + (plain.fp ** 2).mean(), params, allow_unused=True)
+    g_jet = torch.autograd.grad((jetted.hjb ** 2).mean() + (jetted.fp ** 2).mean(), params, allow_unused=True)
+    for a, b in zip(g_plain, g_jet):
+        if a is None:
+            assert b is None or torch.count_nonzero(b) == 0
+        else:
+            torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-10)
