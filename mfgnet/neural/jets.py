@@ -9,9 +9,11 @@ along k directions, the Laplacian over the space directions) through each layer 
     activation  v → σ(a),          ∂v → σ'(a) ∂a,      Δv → σ'(a) Δa + σ''(a) Σ_j (∂_j a)²
 
 so that one forward pass gives all of them and one backward pass differentiates the loss.  Why:
-on the ergodic-torus step of B1 in 2D (two tanh MLPs 64×3, 1024 points, float32, one thread; a
-/tmp probe, medians of seven interleaved 30-step blocks) a step took 10.9 ms against 17.8 ms by
-nested autograd; the numbers of the solver's own step are in results/neural_zoo/means.md.
+the solver's Adam step on B1 (ergodic torus; 512 points in 1D, 1024 in 2D; one thread; medians of
+three interleaved 100-step differences, load ~1) with jets / with nested autograd: d = 1 6.6 / 8.7 ms
+(float32), 12.2 / 16.4 ms (float64); d = 2 13.4 / 18.2 ms (float32), 25.7 / 35.9 ms (float64): 0.70-0.76×.
+Against DeepXDE (experiments/peers, results/peers/deepxde_s21.md) the float32 step went from 0.91× to
+0.53× of DeepXDE's at d = 1 and from 0.68× to 0.40× at d = 2.
 
 Supported: the plain MLP core (``model.kind="mlp"``) with tanh, sin, softplus or silu, any input
 embedding, the quadratic skip on R^d, no population code.  :func:`ergodic_jets` says whether a
