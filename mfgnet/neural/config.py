@@ -208,10 +208,12 @@ class LossConfig(Settings):
     # m(0) = m0 compared in log (scale-free) or value form; "auto": log for exp output.
     initial_form: str = choice("auto", "log", "value")
     laplacian: str = choice("auto", "exact", "hutchinson")
-    # How the residuals' derivatives are formed: "auto" carries value, ∇ and Δ forward through the
-    # networks in one pass (mfgnet.neural.jets) where supported (ergodic, quadratic H, exact Laplacian,
-    # the MLP core with tanh/sin/softplus/silu), else nested autograd; "autograd" always the latter.
-    derivatives: str = choice("auto", "autograd")
+    # How the residuals' derivatives are formed: "forward" carries value, ∇ and Δ through the networks in
+    # one pass (mfgnet.neural.jets) wherever supported (quadratic H, exact Laplacian, the MLP core with
+    # tanh/sin/softplus/silu; ergodic problems, and time-dependent ones on a box or torus without the heat
+    # form), else nested autograd; "auto" does so on ergodic problems only (B1 step 0.70-0.76x; the
+    # time-dependent zoo rows were measured with autograd); "autograd" never.
+    derivatives: str = choice("auto", "forward", "autograd")
     hutchinson_probes: int = number(4, 1, 10**4, integer=True)
     # "auto" uses Hutchinson when d > this.
     hutchinson_above_dim: int = number(6, 0, 10**6, integer=True)

@@ -172,23 +172,55 @@ def field_jet(net: FieldNet, t: torch.Tensor, x: torch.Tensor) -> tuple[torch.Te
     return value, dirs, lap
 
 
-JetFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+JetFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def _fixed_jet(fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Value, gradient and Laplacian of a parameter-free function of x (G, log m0) by autograd,
+    detached: nothing in it is trained, so the loss's backward pass need not go through it."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        v = fn(x)
+        (g,) = torch.autograd.grad(v.sum(), x, create_graph=True)
+        lap = sum(torch.autograd.grad(g[:, i].sum(), x, retain_graph=True)[0][:, i] for i in range(x.shape[1]))
+    return v.detach(), g.detach(), lap.detach()
+
+
+def _time_dependent_supported(nets: MFGNetworks) -> bool:
+    return (nets.problem.domain.bounded and nets.heat is None and nets.density_output == "exp"
+            and nets.base_motion is None and not nets.gaussian_base and nets.density_net_enabled
+            and nets.hard_initial in ("off", "log", "blend"))
+
+
+def network_jets(nets: MFGNetworks, time_dependent: bool = False) -> tuple[JetFn, JetFn] | None:
+    """(u's jet, the density field's jet) as functions of (t, x), each giving the value (n,), the
+    derivatives along (t,) x_1..x_d (n, k) and the Laplacian in x (n,); None where unsupported.
+
+    Ergodic problems: the networks (+ the fixed Gaussian base on R^d).  Time-dependent problems (only
+    with ``time_dependent``): a box or torus, with u = G + (1 - t/T) net (``hard_terminal``) or the
+    network, and the density field of the "off", "log" or "blend" form of m(0) = m0 (not "heat")."""
+    if not (supports_jets(nets.value_net) and supports_jets(nets.density_net)):
+        return None
+    if nets.problem.is_ergodic:
+        if nets.base_motion is not None or not nets.density_net_enabled:
+            return None
+        return _ergodic_jets(nets)
+    if not (time_dependent and _time_dependent_supported(nets)):
+        return None
+    return _time_dependent_jets(nets)
 
 
 def ergodic_jets(nets: MFGNetworks) -> tuple[JetFn, JetFn] | None:
-    """(u's jet, the density field's jet) as functions of x for an ergodic problem whose networks
-    :func:`supports_jets`; None otherwise."""
-    if not nets.problem.is_ergodic or nets.base_motion is not None or not nets.density_net_enabled:
-        return None
-    if not (supports_jets(nets.value_net) and supports_jets(nets.density_net)):
-        return None
-    no_time = None
+    """:func:`network_jets` for ergodic problems only."""
+    return network_jets(nets) if nets.problem.is_ergodic else None
 
-    def value_jet(x: torch.Tensor):
-        return field_jet(nets.value_net, no_time, x)
 
-    def density_jet(x: torch.Tensor):
-        value, grad, lap = field_jet(nets.density_net, no_time, x)
+def _ergodic_jets(nets: MFGNetworks) -> tuple[JetFn, JetFn]:
+    def value_jet(t, x):
+        return field_jet(nets.value_net, None, x)
+
+    def density_jet(t, x):
+        value, grad, lap = field_jet(nets.density_net, None, x)
         if nets.gaussian_base:  # the fixed base -|x - mean|² / (2 std²)
             inv_var = 1.0 / nets.base_std.to(x.dtype) ** 2
             centred = x - nets.base_mean.to(x.dtype)
@@ -196,5 +228,51 @@ def ergodic_jets(nets: MFGNetworks) -> tuple[JetFn, JetFn] | None:
             grad = grad - centred * inv_var
             lap = lap - inv_var.sum()
         return value, grad, lap
+
+    return value_jet, density_jet
+
+
+def _time_dependent_jets(nets: MFGNetworks) -> tuple[JetFn, JetFn]:
+    from mfgnet.neural.networks import fixed_terminal, safe_log
+
+    problem, horizon = nets.problem, nets.horizon
+
+    def value_jet(t, x):
+        value, dirs, lap = field_jet(nets.value_net, t, x)
+        if not nets.hard_terminal:
+            return value, dirs, lap
+        g, grad_g, lap_g = _fixed_jet(lambda y: fixed_terminal(problem, y), x)
+        fade = 1.0 - t[:, 0] / horizon  # u = G + (1 - t/T) net
+        u_t = -value / horizon + fade * dirs[:, 0]
+        grad = grad_g + fade.unsqueeze(-1) * dirs[:, 1:]
+        return g + fade * value, torch.cat([u_t.unsqueeze(-1), grad], -1), lap_g + fade * lap
+
+    def density_jet(t, x):
+        free, dirs, lap = field_jet(nets.density_net, t, x)
+        if nets.hard_initial == "off":
+            return free, dirs, lap
+        log_m0, grad_m0, lap_m0 = _fixed_jet(lambda y: safe_log(problem.initial_density(y)), x)
+        tt = t[:, 0]
+        shifted = free - nets.free_log_mass.to(x.dtype)
+        if nets.hard_initial == "log":  # log m = log m0 + (t/T)(free - c)
+            s = tt / horizon
+            w_t = shifted / horizon + s * dirs[:, 0]
+            grad = grad_m0 + s.unsqueeze(-1) * dirs[:, 1:]
+            return log_m0 + s * shifted, torch.cat([w_t.unsqueeze(-1), grad], -1), lap_m0 + s * lap
+        # blend: w = logaddexp(a, b), a = -t/τ + log m0, b = log(1 - e^{-t/τ}) + free - c
+        tau = nets.blend_time
+        ratio = tt / tau
+        a = -ratio + log_m0
+        b = torch.log(-torch.expm1(-ratio)) + shifted
+        w = torch.logaddexp(a, b)
+        pa = torch.exp(a - w)
+        pb = torch.exp(b - w)
+        # d/dt log(1 - e^{-t/τ}), infinite at t = 0 where pb = 0: kept finite so that pb · it is 0 there
+        dlog_s = 1.0 / (tau * torch.expm1(ratio.clamp_min(1e-30)))
+        w_t = -pa / tau + pb * (dlog_s + dirs[:, 0])
+        grad_b = dirs[:, 1:]
+        grad = pa.unsqueeze(-1) * grad_m0 + pb.unsqueeze(-1) * grad_b
+        spread = ((grad_m0 - grad_b) ** 2).sum(-1)
+        return w, torch.cat([w_t.unsqueeze(-1), grad], -1), pa * lap_m0 + pb * lap + pa * pb * spread
 
     return value_jet, density_jet

@@ -146,9 +146,9 @@ def mfg_residuals(
         dlog_mass_dt (n,): d/dt of a time-dependent log_mass (a per-time renormalisation of m).
         mean_control (n, d): the crowd's mean control ᾱ at each point's time, required when the
             problem is an MFG of controls (its cost f(t, x, ᾱ) is added to F).
-        jets: (u's jet, the field's jet), functions of x giving value, ∇ and Δ in one forward pass
-            (:func:`mfgnet.neural.jets.ergodic_jets`); used for an ergodic problem with a quadratic H
-            and the exact Laplacian, where they replace the nested autograd passes.
+        jets: (u's jet, the field's jet), functions of (t, x) giving the value, the derivatives along
+            (t,) x and the Laplacian in one forward pass (:func:`mfgnet.neural.jets.network_jets`); used
+            with a quadratic H and the exact Laplacian, where they replace the nested autograd passes.
     """
     from mfgnet.problems.hamiltonians import QuadraticHamiltonian
 
@@ -160,10 +160,13 @@ def mfg_residuals(
     ham = problem.hamiltonian
     quadratic = isinstance(ham, QuadraticHamiltonian)
 
-    if jets is not None and not time_dependent and quadratic and probes is None:
-        x = x.detach()
-        u, grad_u, lap_u = jets[0](x)
-        w, grad_w, lap_w = jets[1](x)
+    if jets is not None and quadratic and probes is None:
+        x, t = x.detach(), t.detach()
+        u, grad_u, lap_u = jets[0](t, x)
+        w, grad_w, lap_w = jets[1](t, x)
+        if time_dependent:  # the first direction is t
+            du, dw = (grad_u[:, :1],), (grad_w[:, :1],)
+            grad_u, grad_w = grad_u[:, 1:], grad_w[:, 1:]
     else:
         u = value_fn(t, x)
         w = field_fn(t, x)
