@@ -56,7 +56,7 @@ def test_bad_values_name_the_field_and_the_allowed_range(data, field, allowed):
 
 
 def test_default_steps_follow_the_problem():
-    """steps=None: 12000 Adam steps on a time-dependent 1D box, 18000 on a 1D torus, 8000 in 2D, 4000
+    """steps=None: 12000 Adam steps on a time-dependent 1D box, 18000 on a 1D torus, 11000 in 2D, 4000
     elsewhere (R and R² included)."""
     from mfgnet.neural.config import default_steps
     from mfgnet.problems.zoo import ZOO
@@ -66,7 +66,7 @@ def test_default_steps_follow_the_problem():
                                                           "ergodic_box_strong_1d", "box_bump_2d", "lq_offset_2d",
                                                           "ergodic_torus_2d")} == {
         "box_bump_1d": 12000, "torus_bimodal_1d": 18000, "lq_offset_1d": 4000, "ergodic_box_strong_1d": 4000,
-        "box_bump_2d": 8000, "lq_offset_2d": 4000, "ergodic_torus_2d": 4000}
+        "box_bump_2d": 11000, "lq_offset_2d": 4000, "ergodic_torus_2d": 4000}
 
 
 def test_default_lbfgs_finish_only_after_long_runs_on_time_dependent_rd_and_the_circle():

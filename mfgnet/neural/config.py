@@ -211,8 +211,10 @@ class LossConfig(Settings):
     # How the residuals' derivatives are formed: "forward" carries value, ∇ and Δ through the networks in
     # one pass (mfgnet.neural.jets) wherever supported (quadratic H, exact Laplacian, the MLP core with
     # tanh/sin/softplus/silu; ergodic problems, and time-dependent ones on a box or torus without the heat
-    # form), else nested autograd; "auto" does so on ergodic problems only (B1 step 0.70-0.76x; the
-    # time-dependent zoo rows were measured with autograd); "autograd" never.
+    # form), else nested autograd; "auto" does so on ergodic problems and on time-dependent ones in 2D,
+    # where it pays: Adam step jets / autograd, interleaved medians, B1 0.70-0.76x (d = 1, 2),
+    # box_bump_2d 0.72x, but torus_bimodal_1d 0.89x and box_congestion_1d 1.03x (G and log m0 are
+    # differentiated by autograd at every step); "autograd" never (results/neural_zoo/means.md).
     derivatives: str = choice("auto", "forward", "autograd")
     hutchinson_probes: int = number(4, 1, 10**4, integer=True)
     # "auto" uses Hutchinson when d > this.
@@ -254,7 +256,7 @@ class NeuralSolverConfig(Settings):
     # round-off); L-BFGS runs in float64 anyway (optim.lbfgs_dtype).
     dtype: str = choice("float32", "float64")
     # Adam steps; None: default_steps(problem), 12000 for a time-dependent problem on a 1D box, 18000
-    # on a circle, 8000 on a 2D box or torus and 4000 otherwise (see there for the measurements).
+    # on a circle, 11000 on a 2D box or torus and 4000 otherwise (see there for the measurements).
     steps: int | None = number(None, 0, 10**9, integer=True, optional=True)
     checkpoint_every: int = number(500, 1, 10**9, integer=True)
     checkpoint_dir: str | None = path(None)
@@ -335,7 +337,10 @@ STEPS_1D_TORUS_TIME_DEPENDENT = 18000
 # per slice on box_bump_2d instead of 24², sampling.mass_grid_points) a 2D step costs 27-35 ms
 # instead of 66 ms; box_bump_2d with density points went from rel L2 m 0.206 (4000 steps) to 0.108
 # (8000 steps, 378 s with three jobs on two cores; results/neural_zoo/means.md, seventh session).
-STEPS_2D_TIME_DEPENDENT = 8000
+# Twenty-first session: with the forward jets (loss.derivatives=auto in 2D) a step costs 0.72x, so 11000
+# steps take about the wall of 8000 before: box_bump_2d rel L2 m 0.106 -> 0.089 (255 s beside another
+# job), box_two_crowds_2d 0.103 -> 0.079 (219 s); at 8000 steps the jets gave 0.105 and 0.103.
+STEPS_2D_TIME_DEPENDENT = 11000
 STEPS_OTHERWISE = 4000
 
 

@@ -172,6 +172,9 @@ def field_jet(net: FieldNet, t: torch.Tensor, x: torch.Tensor) -> tuple[torch.Te
     return value, dirs, lap
 
 
+# loss.derivatives="auto" uses the jets on time-dependent problems of this dimension (see the setting).
+JETS_AUTO_TIME_DEPENDENT_DIM = 2
+
 JetFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
