@@ -213,8 +213,9 @@ class LossConfig(Settings):
     # tanh/sin/softplus/silu; ergodic problems, and time-dependent ones on a box or torus without the heat
     # form), else nested autograd; "auto" does so on ergodic problems and on time-dependent ones in 2D,
     # where it pays: Adam step jets / autograd, interleaved medians, B1 0.70-0.76x (d = 1, 2),
-    # box_bump_2d 0.72x, but torus_bimodal_1d 0.89x and box_congestion_1d 1.03x (G and log m0 are
-    # differentiated by autograd at every step); "autograd" never (results/neural_zoo/means.md).
+    # box_bump_2d 0.72x, but in 1D torus_bimodal_1d 0.89x, torus_three_crowds_1d 0.94x, torus_low_noise_1d
+    # 0.97x, box_congestion_1d 1.03x (G and log m0 are differentiated by autograd at every step; too little
+    # to re-run the 1D rows for); "autograd" never (results/neural_zoo/means.md).
     derivatives: str = choice("auto", "forward", "autograd")
     hutchinson_probes: int = number(4, 1, 10**4, integer=True)
     # "auto" uses Hutchinson when d > this.
