@@ -9,7 +9,7 @@ import torch
 
 from mfgnet.benchmarks import ergodic_torus, log_congestion
 from mfgnet.neural.config import ModelConfig
-from mfgnet.neural.jets import ergodic_jets, field_jet, network_jets, supports_jets
+from mfgnet.neural.jets import field_jet, network_jets, supports_jets
 from mfgnet.neural.networks import FieldNet, MFGNetworks
 from mfgnet.neural.residuals import divergence, mfg_residuals
 from mfgnet.problems.zoo import ZOO
@@ -62,8 +62,8 @@ def test_gelu_and_the_residual_mlp_fall_back_to_autograd():
     assert not supports_jets(FieldNet(problem, ModelConfig.from_dict({"activation": "gelu"}), gen))
     assert not supports_jets(FieldNet(problem, ModelConfig.from_dict({"kind": "resmlp"}), gen))
     nets = MFGNetworks(problem, ModelConfig.from_dict({"kind": "resmlp"}), gen)
-    assert ergodic_jets(nets) is None
-    assert ergodic_jets(MFGNetworks(ZOO["box_bump_1d"](), ModelConfig(), gen)) is None  # time-dependent
+    assert network_jets(nets, time_dependent=True) is None
+    assert network_jets(MFGNetworks(ZOO["box_bump_1d"](), ModelConfig(), gen)) is None  # time-dependent: opt-in
 
 
 @pytest.mark.parametrize("make", [lambda: ergodic_torus(2).problem, lambda: log_congestion(3, ergodic=True).problem,
@@ -73,7 +73,7 @@ def test_ergodic_residuals_with_jets_equal_the_autograd_residuals(make):
     gen = torch.Generator().manual_seed(1)
     nets = MFGNetworks(problem, ModelConfig.from_dict({"width": 16, "depth": 2}), gen).double()
     _randomise(nets, gen)
-    jets = ergodic_jets(nets)
+    jets = network_jets(nets)
     assert jets is not None
     lower, upper = problem.bounding_box().bounds()
     x = lower + (upper - lower) * torch.rand(40, problem.dim, generator=gen, dtype=torch.float64)
@@ -152,3 +152,16 @@ def test_the_heat_form_and_non_quadratic_hamiltonians_fall_back():
     assert network_jets(heat, time_dependent=True) is None
     lq = MFGNetworks(ZOO["lq_offset_1d"](), ModelConfig(), gen)  # R: the moving Gaussian base
     assert network_jets(lq, time_dependent=True) is None
+
+
+def test_fixed_parts_that_autograd_cannot_follow_have_zero_derivatives():
+    from mfgnet.neural.jets import _fixed_jet
+
+    x = torch.rand(5, 2, dtype=torch.float64)
+    v, g, lap = _fixed_jet(lambda y: torch.full((y.shape[0],), 3.0, dtype=y.dtype), x)  # constant
+    assert torch.equal(v, torch.full((5,), 3.0, dtype=torch.float64)) and not g.any() and not lap.any()
+    v, g, lap = _fixed_jet(lambda y: 2 * y[:, 0] - y[:, 1], x)  # linear: a gradient, no curvature
+    assert torch.equal(g, torch.tensor([[2.0, -1.0]] * 5, dtype=torch.float64)) and not lap.any()
+    v, g, lap = _fixed_jet(lambda y: (y ** 2).sum(-1), x)
+    torch.testing.assert_close(g, 2 * x)
+    torch.testing.assert_close(lap, torch.full((5,), 4.0, dtype=torch.float64))

@@ -16,8 +16,10 @@ Against DeepXDE (experiments/peers, results/peers/deepxde_s21.md) the float32 st
 0.53× of DeepXDE's at d = 1 and from 0.68× to 0.40× at d = 2.
 
 Supported: the plain MLP core (``model.kind="mlp"``) with tanh, sin, softplus or silu, any input
-embedding, the quadratic skip on R^d, no population code.  :func:`ergodic_jets` says whether a
-pair of networks qualifies; the residuals fall back to autograd otherwise.
+embedding, the quadratic skip on R^d, no population code; ergodic problems, and time-dependent ones on a
+box or torus (the forms u = G + (1 - t/T) net and the off / log / blend forms of m(0) = m0).
+:func:`network_jets` says whether a pair of networks qualifies; the residuals fall back to autograd
+otherwise.
 """
 
 from __future__ import annotations
@@ -181,11 +183,21 @@ JetFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor,
 def _fixed_jet(fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Value, gradient and Laplacian of a parameter-free function of x (G, log m0) by autograd,
     detached: nothing in it is trained, so the loss's backward pass need not go through it."""
+    n, d = x.shape
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
         v = fn(x)
-        (g,) = torch.autograd.grad(v.sum(), x, create_graph=True)
-        lap = sum(torch.autograd.grad(g[:, i].sum(), x, retain_graph=True)[0][:, i] for i in range(x.shape[1]))
+        # A function that autograd cannot follow (a constant, a table lookup) has zero derivatives here,
+        # as it has in the nested-autograd residuals.
+        if not v.requires_grad:
+            return v.detach(), torch.zeros_like(x), torch.zeros(n, dtype=x.dtype, device=x.device)
+        (g,) = torch.autograd.grad(v.sum(), x, create_graph=True, allow_unused=True, materialize_grads=True)
+        lap = torch.zeros(n, dtype=x.dtype, device=x.device)
+        if g.requires_grad:
+            for i in range(d):
+                (h,) = torch.autograd.grad(g[:, i].sum(), x, retain_graph=True, allow_unused=True,
+                                           materialize_grads=True)
+                lap = lap + h[:, i]
     return v.detach(), g.detach(), lap.detach()
 
 
@@ -211,11 +223,6 @@ def network_jets(nets: MFGNetworks, time_dependent: bool = False) -> tuple[JetFn
     if not (time_dependent and _time_dependent_supported(nets)):
         return None
     return _time_dependent_jets(nets)
-
-
-def ergodic_jets(nets: MFGNetworks) -> tuple[JetFn, JetFn] | None:
-    """:func:`network_jets` for ergodic problems only."""
-    return network_jets(nets) if nets.problem.is_ergodic else None
 
 
 def _ergodic_jets(nets: MFGNetworks) -> tuple[JetFn, JetFn]:
