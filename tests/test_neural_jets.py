@@ -94,18 +94,22 @@ def test_ergodic_residuals_with_jets_equal_the_autograd_residuals(make):
             torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-10)
 
 
-TIME_CASES = [("box_bump_2d", "auto"), ("torus_bimodal_1d", "auto"), ("readme_box_1d", "log"),
-              ("box_narrow_far_1d", "off"), ("box_wall_push_1d", "auto")]
+TIME_CASES = [("box_bump_2d", "auto", True), ("torus_bimodal_1d", "auto", True), ("readme_box_1d", "log", True),
+              ("box_narrow_far_1d", "off", True), ("box_wall_push_1d", "auto", True),
+              ("log_congestion_2d", "auto", True), ("r_two_crowds_1d", "auto", True),  # R^d: the moving base
+              ("r_two_crowds_1d", "auto", False)]  # the Gaussian start: the base alone
+EXTRA = {"log_congestion_2d": lambda: log_congestion(2).problem}  # B5 on R², local coupling
 
 
-@pytest.mark.parametrize("name,hard_initial", TIME_CASES)
-def test_time_dependent_residuals_with_jets_equal_the_autograd_residuals(name, hard_initial):
-    problem = ZOO[name]()
+@pytest.mark.parametrize("name,hard_initial,density_net", TIME_CASES)
+def test_time_dependent_residuals_with_jets_equal_the_autograd_residuals(name, hard_initial, density_net):
+    problem = EXTRA[name]() if name in EXTRA else ZOO[name]()
     gen = torch.Generator().manual_seed(2)
-    nets = MFGNetworks(problem, ModelConfig.from_dict({"width": 16, "depth": 2, "hard_initial": hard_initial}),
-                       gen).double()
-    _randomise(nets, gen)
-    assert network_jets(nets) is None  # the default ("auto") keeps autograd on time-dependent problems
+    cfg = {"width": 16, "depth": 2, "hard_initial": hard_initial, "moving_base": True}
+    nets = MFGNetworks(problem, ModelConfig.from_dict(cfg), gen).double()
+    _randomise(nets, gen)  # (moving_base makes the base's motion a parameter, so it is randomised too)
+    nets.density_net_enabled = density_net
+    assert network_jets(nets) is None  # called without time_dependent: autograd on time-dependent problems
     jets = network_jets(nets, time_dependent=True)
     assert jets is not None
     n = 40
@@ -150,8 +154,8 @@ def test_the_heat_form_and_non_quadratic_hamiltonians_fall_back():
     gen = torch.Generator().manual_seed(0)
     heat = MFGNetworks(ZOO["torus_bimodal_1d"](), ModelConfig.from_dict({"hard_initial": "heat"}), gen)
     assert network_jets(heat, time_dependent=True) is None
-    lq = MFGNetworks(ZOO["lq_offset_1d"](), ModelConfig(), gen)  # R: the moving Gaussian base
-    assert network_jets(lq, time_dependent=True) is None
+    resmlp = MFGNetworks(ZOO["box_bump_1d"](), ModelConfig.from_dict({"kind": "resmlp"}), gen)
+    assert network_jets(resmlp, time_dependent=True) is None
 
 
 def test_fixed_parts_that_autograd_cannot_follow_have_zero_derivatives():

@@ -210,8 +210,9 @@ class LossConfig(Settings):
     laplacian: str = choice("auto", "exact", "hutchinson")
     # How the residuals' derivatives are formed: "forward" carries value, ∇ and Δ through the networks in
     # one pass (mfgnet.neural.jets) wherever supported (quadratic H, exact Laplacian, the MLP core with
-    # tanh/sin/softplus/silu; ergodic problems, and time-dependent ones on a box or torus without the heat
-    # form), else nested autograd; "auto" does so on ergodic problems and on time-dependent ones in 2D,
+    # tanh/sin/softplus/silu; ergodic problems, time-dependent ones without the heat form on a box, torus or
+    # R^d), else nested autograd; "auto" does so on ergodic problems and on time-dependent 2D boxes and tori
+    # (lq_offset_2d on R²: 73.0 / 72.9 ms, no gain),
     # where it pays: Adam step jets / autograd, interleaved medians, B1 0.70-0.76x (d = 1, 2),
     # box_bump_2d 0.72x, but in 1D torus_bimodal_1d 0.89x, torus_three_crowds_1d 0.94x, torus_low_noise_1d
     # 0.97x, box_congestion_1d 1.03x (G and log m0 are differentiated by autograd at every step; too little

@@ -17,7 +17,8 @@ Against DeepXDE (experiments/peers, results/peers/deepxde_s21.md) the float32 st
 
 Supported: the plain MLP core (``model.kind="mlp"``) with tanh, sin, softplus or silu, any input
 embedding, the quadratic skip on R^d, no population code; ergodic problems, and time-dependent ones on a
-box or torus (the forms u = G + (1 - t/T) net and the off / log / blend forms of m(0) = m0).
+box, torus or R^d (the forms u = G + (1 - t/T) net, the off / log / blend forms of m(0) = m0, the moving
+Gaussian base of R^d).
 :func:`network_jets` says whether a pair of networks qualifies; the residuals fall back to autograd
 otherwise.
 """
@@ -202,9 +203,8 @@ def _fixed_jet(fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.T
 
 
 def _time_dependent_supported(nets: MFGNetworks) -> bool:
-    return (nets.problem.domain.bounded and nets.heat is None and nets.density_output == "exp"
-            and nets.base_motion is None and not nets.gaussian_base and nets.density_net_enabled
-            and nets.hard_initial in ("off", "log", "blend"))
+    return ((nets.problem.domain.bounded or nets.base_motion is not None) and nets.heat is None
+            and nets.density_output == "exp" and nets.hard_initial in ("off", "log", "blend"))
 
 
 def network_jets(nets: MFGNetworks, time_dependent: bool = False) -> tuple[JetFn, JetFn] | None:
@@ -212,8 +212,9 @@ def network_jets(nets: MFGNetworks, time_dependent: bool = False) -> tuple[JetFn
     derivatives along (t,) x_1..x_d (n, k) and the Laplacian in x (n,); None where unsupported.
 
     Ergodic problems: the networks (+ the fixed Gaussian base on R^d).  Time-dependent problems (only
-    with ``time_dependent``): a box or torus, with u = G + (1 - t/T) net (``hard_terminal``) or the
-    network, and the density field of the "off", "log" or "blend" form of m(0) = m0 (not "heat")."""
+    with ``time_dependent``): a box, torus or R^d, with u = G + (1 - t/T) net (``hard_terminal``) or the
+    network, and the density field of the "off", "log" or "blend" form of m(0) = m0 (not "heat"), plus
+    the moving Gaussian base on R^d."""
     if not (supports_jets(nets.value_net) and supports_jets(nets.density_net)):
         return None
     if nets.problem.is_ergodic:
@@ -258,7 +259,13 @@ def _time_dependent_jets(nets: MFGNetworks) -> tuple[JetFn, JetFn]:
         return g + fade * value, torch.cat([u_t.unsqueeze(-1), grad], -1), lap_g + fade * lap
 
     def density_jet(t, x):
-        free, dirs, lap = field_jet(nets.density_net, t, x)
+        if nets.density_net_enabled:
+            free, dirs, lap = field_jet(nets.density_net, t, x)
+        else:  # the Gaussian start: the base alone
+            free = lap = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+            dirs = torch.zeros(x.shape[0], x.shape[1] + 1, dtype=x.dtype, device=x.device)
+        if nets.base_motion is not None:
+            free, dirs, lap = _add_moving_base(nets, t, x, free, dirs, lap)
         if nets.hard_initial == "off":
             return free, dirs, lap
         log_m0, grad_m0, lap_m0 = _fixed_jet(lambda y: safe_log(problem.initial_density(y)), x)
@@ -286,3 +293,25 @@ def _time_dependent_jets(nets: MFGNetworks) -> tuple[JetFn, JetFn]:
         return w, torch.cat([w_t.unsqueeze(-1), grad], -1), pa * lap_m0 + pb * lap + pa * pb * spread
 
     return value_jet, density_jet
+
+
+def _add_moving_base(nets: MFGNetworks, t, x, value, dirs, lap):
+    """Add the jet of R^d's Gaussian base -|z|²/2 - Σ log_ratio, z = (x - mean(t)) e^{-log_ratio(t)} / std0,
+    whose mean and log-width are polynomials in s = t/T (MFGNetworks._base_motion_at)."""
+    horizon = nets.horizon
+    motion = nets.base_motion.to(x.dtype)  # (K, 2, d)
+    k = torch.arange(1, motion.shape[0] + 1, device=x.device, dtype=x.dtype)
+    s = t / horizon  # (n, 1)
+    powers = s ** k
+    dpowers = k * s ** (k - 1) / horizon
+    scale = nets.density_net.embed.scale.to(x.dtype)
+    shift, log_ratio = torch.einsum("nk,kcd->ncd", powers, motion).unbind(1)
+    dshift, dlog_ratio = torch.einsum("nk,kcd->ncd", dpowers, motion).unbind(1)
+    mean = nets.base_mean.to(x.dtype) + scale * shift
+    slope = torch.exp(-log_ratio) / nets.base_std.to(x.dtype)  # ∂z_j/∂x_j
+    z = (x - mean) * slope
+    dz_dt = -scale * dshift * slope - z * dlog_ratio
+    value = value - 0.5 * (z * z).sum(-1) - log_ratio.sum(-1)
+    base_t = -(z * dz_dt).sum(-1) - dlog_ratio.sum(-1)
+    dirs = dirs + torch.cat([base_t.unsqueeze(-1), -z * slope], -1)
+    return value, dirs, lap - (slope * slope).sum(-1)

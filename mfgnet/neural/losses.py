@@ -125,8 +125,9 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
 
     lam = nets.lam if (ergodic and lcfg.lambda_mode == "trainable") else None
     relative = fp_relative(problem, lcfg)
+    auto_time_dependent = problem.dim == JETS_AUTO_TIME_DEPENDENT_DIM and problem.domain.bounded
     jets = None if lcfg.derivatives == "autograd" else network_jets(
-        nets, time_dependent=lcfg.derivatives == "forward" or problem.dim == JETS_AUTO_TIME_DEPENDENT_DIM)
+        nets, time_dependent=lcfg.derivatives == "forward" or auto_time_dependent)
     res = mfg_residuals(problem, nets.raw_value, nets.density_field, batch.t, batch.x,
                         density_output=nets.density_output, log_mass=log_mass, ergodic_constant=lam,
                         conv=None if problem.coupling.is_local else conv, probes=probes,
