@@ -62,8 +62,8 @@ def test_gelu_and_the_residual_mlp_fall_back_to_autograd():
     assert not supports_jets(FieldNet(problem, ModelConfig.from_dict({"activation": "gelu"}), gen))
     assert not supports_jets(FieldNet(problem, ModelConfig.from_dict({"kind": "resmlp"}), gen))
     nets = MFGNetworks(problem, ModelConfig.from_dict({"kind": "resmlp"}), gen)
-    assert network_jets(nets, time_dependent=True) is None
-    assert network_jets(MFGNetworks(ZOO["box_bump_1d"](), ModelConfig(), gen)) is None  # time-dependent: opt-in
+    assert network_jets(nets, "forward") is None
+    assert network_jets(MFGNetworks(ZOO["box_bump_1d"](), ModelConfig(), gen)) is None  # 1D time-dependent: opt-in
 
 
 @pytest.mark.parametrize("make", [lambda: ergodic_torus(2).problem, lambda: log_congestion(3, ergodic=True).problem,
@@ -109,8 +109,10 @@ def test_time_dependent_residuals_with_jets_equal_the_autograd_residuals(name, h
     nets = MFGNetworks(problem, ModelConfig.from_dict(cfg), gen).double()
     _randomise(nets, gen)  # (moving_base makes the base's motion a parameter, so it is randomised too)
     nets.density_net_enabled = density_net
-    assert network_jets(nets) is None  # called without time_dependent: autograd on time-dependent problems
-    jets = network_jets(nets, time_dependent=True)
+    assert network_jets(nets, "autograd") is None
+    # "auto" (the default) takes the jets on time-dependent 2D boxes and tori only
+    assert (network_jets(nets, "auto") is not None) == (problem.dim == 2 and problem.domain.bounded)
+    jets = network_jets(nets, "forward")
     assert jets is not None
     n = 40
     lower, upper = problem.bounding_box().bounds()
@@ -153,9 +155,9 @@ def test_time_dependent_residuals_with_jets_equal_the_autograd_residuals(name, h
 def test_the_heat_form_and_non_quadratic_hamiltonians_fall_back():
     gen = torch.Generator().manual_seed(0)
     heat = MFGNetworks(ZOO["torus_bimodal_1d"](), ModelConfig.from_dict({"hard_initial": "heat"}), gen)
-    assert network_jets(heat, time_dependent=True) is None
+    assert network_jets(heat, "forward") is None
     resmlp = MFGNetworks(ZOO["box_bump_1d"](), ModelConfig.from_dict({"kind": "resmlp"}), gen)
-    assert network_jets(resmlp, time_dependent=True) is None
+    assert network_jets(resmlp, "forward") is None
 
 
 def test_fixed_parts_that_autograd_cannot_follow_have_zero_derivatives():

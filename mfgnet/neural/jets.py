@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from mfgnet.neural.networks import FieldNet, MFGNetworks, Sine
+from mfgnet.neural.residuals import divergence, gradient
 
 
 @dataclass
@@ -175,7 +176,7 @@ def field_jet(net: FieldNet, t: torch.Tensor, x: torch.Tensor) -> tuple[torch.Te
     return value, dirs, lap
 
 
-# loss.derivatives="auto" uses the jets on time-dependent problems of this dimension (see the setting).
+# loss.derivatives="auto" uses the jets on time-dependent boxes and tori of this dimension (see the setting).
 JETS_AUTO_TIME_DEPENDENT_DIM = 2
 
 JetFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
@@ -184,21 +185,15 @@ JetFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor,
 def _fixed_jet(fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Value, gradient and Laplacian of a parameter-free function of x (G, log m0) by autograd,
     detached: nothing in it is trained, so the loss's backward pass need not go through it."""
-    n, d = x.shape
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
         v = fn(x)
         # A function that autograd cannot follow (a constant, a table lookup) has zero derivatives here,
-        # as it has in the nested-autograd residuals.
+        # as it has in the nested-autograd residuals; so has the curvature of a linear one.
         if not v.requires_grad:
-            return v.detach(), torch.zeros_like(x), torch.zeros(n, dtype=x.dtype, device=x.device)
-        (g,) = torch.autograd.grad(v.sum(), x, create_graph=True, allow_unused=True, materialize_grads=True)
-        lap = torch.zeros(n, dtype=x.dtype, device=x.device)
-        if g.requires_grad:
-            for i in range(d):
-                (h,) = torch.autograd.grad(g[:, i].sum(), x, retain_graph=True, allow_unused=True,
-                                           materialize_grads=True)
-                lap = lap + h[:, i]
+            return v.detach(), torch.zeros_like(x), torch.zeros_like(x[:, 0])
+        g = gradient(v, x)
+        lap = divergence(g, x) if g.requires_grad else torch.zeros_like(x[:, 0])
     return v.detach(), g.detach(), lap.detach()
 
 
@@ -207,21 +202,25 @@ def _time_dependent_supported(nets: MFGNetworks) -> bool:
             and nets.density_output == "exp" and nets.hard_initial in ("off", "log", "blend"))
 
 
-def network_jets(nets: MFGNetworks, time_dependent: bool = False) -> tuple[JetFn, JetFn] | None:
+def network_jets(nets: MFGNetworks, derivatives: str = "auto") -> tuple[JetFn, JetFn] | None:
     """(u's jet, the density field's jet) as functions of (t, x), each giving the value (n,), the
-    derivatives along (t,) x_1..x_d (n, k) and the Laplacian in x (n,); None where unsupported.
+    derivatives along (t,) x_1..x_d (n, k) and the Laplacian in x (n,); None where the setting
+    ``loss.derivatives`` (``derivatives``) or the networks leave the residuals to autograd.
 
-    Ergodic problems: the networks (+ the fixed Gaussian base on R^d).  Time-dependent problems (only
-    with ``time_dependent``): a box, torus or R^d, with u = G + (1 - t/T) net (``hard_terminal``) or the
-    network, and the density field of the "off", "log" or "blend" form of m(0) = m0 (not "heat"), plus
-    the moving Gaussian base on R^d."""
-    if not (supports_jets(nets.value_net) and supports_jets(nets.density_net)):
+    Ergodic problems ("auto" or "forward"): the networks (+ the fixed Gaussian base on R^d).
+    Time-dependent problems ("forward", or "auto" on a box or torus in JETS_AUTO_TIME_DEPENDENT_DIM):
+    a box, torus or R^d, with u = G + (1 - t/T) net (``hard_terminal``) or the network, and the
+    density field of the "off", "log" or "blend" form of m(0) = m0 (not "heat"), plus the moving
+    Gaussian base on R^d."""
+    if derivatives == "autograd" or not (supports_jets(nets.value_net) and supports_jets(nets.density_net)):
         return None
-    if nets.problem.is_ergodic:
+    problem = nets.problem
+    if problem.is_ergodic:
         if nets.base_motion is not None or not nets.density_net_enabled:
             return None
         return _ergodic_jets(nets)
-    if not (time_dependent and _time_dependent_supported(nets)):
+    wanted = derivatives == "forward" or (problem.dim == JETS_AUTO_TIME_DEPENDENT_DIM and problem.domain.bounded)
+    if not (wanted and _time_dependent_supported(nets)):
         return None
     return _time_dependent_jets(nets)
 
@@ -297,20 +296,17 @@ def _time_dependent_jets(nets: MFGNetworks) -> tuple[JetFn, JetFn]:
 
 def _add_moving_base(nets: MFGNetworks, t, x, value, dirs, lap):
     """Add the jet of R^d's Gaussian base -|z|²/2 - Σ log_ratio, z = (x - mean(t)) e^{-log_ratio(t)} / std0,
-    whose mean and log-width are polynomials in s = t/T (MFGNetworks._base_motion_at)."""
-    horizon = nets.horizon
-    motion = nets.base_motion.to(x.dtype)  # (K, 2, d)
+    whose mean and log-width are polynomials in s = t/T (MFGNetworks._base_motion_at gives their values;
+    their t-derivatives are formed here)."""
+    mean, log_ratio = nets._base_motion_at(t)
+    motion = nets.base_motion.to(x.dtype)  # (K, 2, d): coefficients of s, s², ...
     k = torch.arange(1, motion.shape[0] + 1, device=x.device, dtype=x.dtype)
-    s = t / horizon  # (n, 1)
-    powers = s ** k
-    dpowers = k * s ** (k - 1) / horizon
-    scale = nets.density_net.embed.scale.to(x.dtype)
-    shift, log_ratio = torch.einsum("nk,kcd->ncd", powers, motion).unbind(1)
+    dpowers = k * (t / nets.horizon) ** (k - 1) / nets.horizon
     dshift, dlog_ratio = torch.einsum("nk,kcd->ncd", dpowers, motion).unbind(1)
-    mean = nets.base_mean.to(x.dtype) + scale * shift
+    dmean = nets.density_net.embed.scale.to(x.dtype) * dshift
     slope = torch.exp(-log_ratio) / nets.base_std.to(x.dtype)  # ∂z_j/∂x_j
     z = (x - mean) * slope
-    dz_dt = -scale * dshift * slope - z * dlog_ratio
+    dz_dt = -dmean * slope - z * dlog_ratio
     value = value - 0.5 * (z * z).sum(-1) - log_ratio.sum(-1)
     base_t = -(z * dz_dt).sum(-1) - dlog_ratio.sum(-1)
     dirs = dirs + torch.cat([base_t.unsqueeze(-1), -z * slope], -1)

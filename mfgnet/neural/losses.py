@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from mfgnet.neural.config import NeuralSolverConfig
-from mfgnet.neural.jets import JETS_AUTO_TIME_DEPENDENT_DIM, network_jets
+from mfgnet.neural.jets import network_jets
 from mfgnet.neural.networks import MFGNetworks, initial_log_mass
 from mfgnet.neural.residuals import FieldResiduals, mfg_residuals
 from mfgnet.neural.sampling import Batch
@@ -125,9 +125,7 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
 
     lam = nets.lam if (ergodic and lcfg.lambda_mode == "trainable") else None
     relative = fp_relative(problem, lcfg)
-    auto_time_dependent = problem.dim == JETS_AUTO_TIME_DEPENDENT_DIM and problem.domain.bounded
-    jets = None if lcfg.derivatives == "autograd" else network_jets(
-        nets, time_dependent=lcfg.derivatives == "forward" or auto_time_dependent)
+    jets = network_jets(nets, lcfg.derivatives)
     res = mfg_residuals(problem, nets.raw_value, nets.density_field, batch.t, batch.x,
                         density_output=nets.density_output, log_mass=log_mass, ergodic_constant=lam,
                         conv=None if problem.coupling.is_local else conv, probes=probes,
