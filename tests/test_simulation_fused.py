@@ -17,16 +17,27 @@ from mfgnet.problems import ProblemError  # noqa: E402
 from mfgnet.problems.examples import crowd_aversion  # noqa: E402
 
 
-def test_ziggurat_normals_are_standard_normal():
+def test_box_muller_normals_are_standard_normal():
     z = fused.standard_normals(2024, 2_000_000).astype(np.float64)
     n = z.size
     assert abs(z.mean()) < 4 / np.sqrt(n) and abs(z.var() - 1) < 4 * np.sqrt(2 / n)
     assert stats.kstest(z, "norm").pvalue > 1e-3
-    for a in (1.0, 2.0, 3.0, 3.5):  # the tail beyond r = 3.44 comes from the slow path
+    assert abs(np.corrcoef(z[0::2], z[1::2])[0, 1]) < 4 / np.sqrt(n / 2)  # a word's two normals
+    for a in (1.0, 2.0, 3.0, 3.5, 4.0):
         p, exact = (z > a).mean(), stats.norm.sf(a)
         assert abs(p - exact) < 5 * np.sqrt(exact / n), (a, p, exact)
     assert np.array_equal(fused.standard_normals(2024, 1000), fused.standard_normals(2024, 1000))
     assert not np.array_equal(fused.standard_normals(2024, 1000), fused.standard_normals(2025, 1000))
+
+
+def test_polynomial_logarithm_of_box_muller():
+    """The branch-free float32 logarithm behind the normals: float32 round-off over its whole range."""
+    from mfgnet.agents.simulation import fused_kernels
+
+    x = np.geomspace(2.0**-33, 1.0, 200_001)[:-1].astype(np.float32)
+    exact = np.log(x.astype(np.float64))
+    got = fused_kernels.log_units(x).astype(np.float64)
+    assert np.max(np.abs(got - exact) / np.maximum(np.abs(exact), 1e-3)) < 1e-6
 
 
 def test_same_seed_same_agents_whatever_the_threads_and_chunks(b3_tabulated):

@@ -19,7 +19,7 @@ quantile table, unless the problem has its own sampler).  Each chunk has its own
 stream (spawned from ``seed``), so results do not depend on the thread count.  With numba
 installed (``mfgnet[fast]``), 1D problems on a torus or box with linear interpolation and
 Gaussian noise run on the fused kernel of :mod:`mfgnet.agents.simulation.fused` instead
-(``backend="numba"``, the default there): the same statistics, 2.0–2.7 times the numpy
+(``backend="numba"``, the default there): the same statistics, 2.6–3.7 times the numpy
 kernel's rate on 2 cores (``python -m mfgnet.bench --only agents``).
 
 Noise: "gaussian" is Euler–Maruyama (float32 Box–Muller on the CPU); "uniform" draws ξ uniform on [-√3, √3] (mean 0,
