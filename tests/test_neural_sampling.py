@@ -75,23 +75,78 @@ def test_ergodic_proposal_on_rd_fits_m_and_integrates_it():
 
 def test_mass_grid_follows_the_initial_crowds_scale():
     """sampler.n_mass = 0: the coarsest per-axis count whose midpoint grid integrates m0 to 1e-3 —
-    12² on box_bump_2d (a bump of width 0.1 in the unit square), 24² on lq_offset_2d (R², whose
-    bounding box spans ~15 m0-widths), 64 in 1D."""
-    from mfgnet.neural.sampling import MASS_GRID_PER_AXIS, MASS_GRID_TOLERANCE, mass_grid_points
+    12² on box_bump_2d (a bump of width 0.1 in the unit square), 64 in 1D; on lq_offset_2d (R², a
+    local-or-mean coupling) over the region around m0's samples, where 12² do (the bounding box,
+    ~15 m0-widths per axis, needed 24²)."""
+    from mfgnet.neural.sampling import (
+        MASS_GRID_PER_AXIS,
+        MASS_GRID_TOLERANCE,
+        _cloud_region,
+        follows_cloud,
+        mass_grid_points,
+    )
     from mfgnet.problems.zoo import ZOO
 
     assert mass_grid_points(ZOO["box_bump_1d"]()) == 64
-    for name, per_axis in (("box_bump_2d", 12), ("lq_offset_2d", 24)):
+    for name, per_axis in (("box_bump_2d", 12), ("lq_offset_2d", 12)):
         problem = ZOO[name]()
         assert mass_grid_points(problem) == per_axis ** 2
         lower, upper = problem.bounding_box().bounds()
-        coarser = MASS_GRID_PER_AXIS[2][MASS_GRID_PER_AXIS[2].index(per_axis) - 1]
+        if follows_cloud(problem):
+            x0 = problem.sample_initial(2048, torch.Generator().manual_seed(11)).double()
+            lower, upper = (v[0] for v in _cloud_region(x0[None], x0.std(0)[None], lower, upper))
+        counts = [MASS_GRID_PER_AXIS[2][max(0, MASS_GRID_PER_AXIS[2].index(per_axis) - 1)], per_axis]
         errors = []
-        for n in (coarser, per_axis):
+        for n in counts:
             cells = torch.stack(torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij"), -1).reshape(-1, 2)
             y = lower + (upper - lower) * (cells.double() + 0.5) / n
             errors.append(abs(float(problem.initial_density(y).sum()) * float(torch.prod(upper - lower)) / n ** 2 - 1))
-        assert errors[0] > MASS_GRID_TOLERANCE >= errors[1], errors
+        assert errors[1] <= MASS_GRID_TOLERANCE, errors
+        assert counts[0] == counts[1] or errors[0] > MASS_GRID_TOLERANCE, errors
+
+
+def test_slice_grids_follow_the_particle_cloud_on_the_plane():
+    """On R² with a mean coupling (B2) each slice's renormalisation grid spans the particle cloud at
+    its time, not the bounding box, and integrates the exact m(t) to 1e-3 with 12² points; its
+    reference mass is ∫m0 = 1 (the grid of a late slice does not cover m0).  A convolution
+    coupling keeps the box grid."""
+    from mfgnet.benchmarks import lq_gaussian
+    from mfgnet.neural.sampling import follows_cloud, mass_grid_points
+
+    bench = lq_gaussian(2, horizon=2.0, kappa=2.0, mean0=2.0, var0=0.05, viscosity=0.05)
+    problem = bench.problem
+    assert follows_cloud(problem) and mass_grid_points(problem) == 144
+    cfg = SamplerConfig(time_slices=8, n_interior=256)
+    sampler = CollocationSampler(problem, cfg, torch.float64, torch.device("cpu"), torch.Generator().manual_seed(0),
+                                 need_quadrature=True, slice_points=144, grid_quadrature=True)
+    K, P = 32, 4096
+    node_t = torch.linspace(0, problem.horizon, K + 1, dtype=torch.float64)
+    sampler.cloud = torch.stack([bench.exact.sample(torch.full((P, 1), t, dtype=torch.float64),
+                                                    torch.Generator().manual_seed(k))
+                                 for k, t in enumerate(node_t.tolist())])
+    batch = sampler._draw_time_dependent(None)
+    assert batch.quad_y.shape == (9, 144, 2) and torch.equal(batch.quad_log_mass0, torch.zeros(9, dtype=torch.float64))
+    lower, upper = problem.bounding_box().bounds()
+    for s, t in enumerate(batch.quad_t.tolist()):
+        y, logw = batch.quad_y[s], batch.quad_logw[s]
+        span = y.amax(0) - y.amin(0)
+        assert bool((span < 0.5 * (upper - lower)).all())  # the crowd, not the box
+        tt = torch.full((y.shape[0], 1), t, dtype=torch.float64)
+        mass = float((bench.exact.density(tt, y) * logw.exp()).sum())
+        assert abs(mass - 1) < 1e-3, (t, mass)
+    assert not follows_cloud(_convolution_problem_on_the_plane())
+
+
+def _convolution_problem_on_the_plane():
+    from mfgnet.problems import Box, MFGProblem, NonlocalCoupling
+    from mfgnet.problems.domains import Euclidean
+
+    def kernel(x, y):
+        return torch.exp(-((x[:, None, :] - y[None, :, :]) ** 2).sum(-1) / 0.01).unsqueeze(-1)
+
+    return MFGProblem(Euclidean(2, box=Box([-5.0, -5.0], [5.0, 5.0])), horizon=1.0, viscosity=0.1,
+                      coupling=NonlocalCoupling(lambda t, x, m, conv: conv[..., 0], kernel),
+                      initial_density=lambda x: torch.exp(-(x ** 2).sum(-1) / 2) / (2 * math.pi))
 
 
 def test_conv_grid_resolves_the_kernel_and_is_what_the_sampler_uses():

@@ -129,7 +129,9 @@ class SamplerConfig(Settings):
     # 256 importance samples on R^d.
     n_conv: int = number(0, 0, 10**7, integer=True)
     # Grid points per time slice for the mass renormalisation when no nonlocal term needs n_conv,
-    # and on R^d (d ≤ 2) for ∫K m too (0 = 64 in 1D, 24² in 2D, 12³ in 3D).  Why: its
+    # and on R^d (d ≤ 2) for ∫K m too (0: sampling.mass_grid_points, the coarsest grid that
+    # integrates m0 to 1e-3: 64 in 1D, 8²-32² in 2D on the bounding box or, on R² with a local or
+    # mean coupling, on the particle cloud's region, sampling.follows_cloud).  Why: its
     # t-derivative is differentiated twice; with 256 points per slice a 1D step cost twice as
     # much, 64 are spectrally accurate.
     n_mass: int = number(0, 0, 10**7, integer=True)

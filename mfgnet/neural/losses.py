@@ -87,7 +87,9 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
         field_q = nets.density_field(tq, batch.quad_y.reshape(-1, d))
         (dfield_dt,) = torch.autograd.grad(field_q.sum(), tq, create_graph=True)
         logits = field_q.reshape(S1, k) + batch.quad_logw
-        slice_log_mass = torch.logsumexp(logits, -1) - initial_log_mass(problem, batch.quad_y, batch.quad_logw)
+        log_mass0 = (initial_log_mass(problem, batch.quad_y, batch.quad_logw) if batch.quad_log_mass0 is None
+                     else batch.quad_log_mass0)
+        slice_log_mass = torch.logsumexp(logits, -1) - log_mass0
         slice_dlog_mass = (torch.softmax(logits, -1) * dfield_dt.reshape(S1, k)).sum(-1)
         log_m_quad = logits - batch.quad_logw - slice_log_mass.unsqueeze(-1)
         density_on_quad = torch.exp(log_m_quad)

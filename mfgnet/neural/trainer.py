@@ -142,7 +142,8 @@ class Trainer:
         # grid over the bounding box serves ∫K m as well: 64 points (1D) resolve the crowds of the
         # zoo's R problems (std ≥ 0.15 against spacings of 0.1), and n_conv = 256 made lq_offset_1d's
         # run 1.7x longer (179 -> 301 s) for no gain.  In 2D, 16² points left a Gaussian of std 0.22
-        # on lq_offset_2d's box (width 6) with a quadrature error of about 1e-3, 24² about 1e-7.
+        # on lq_offset_2d's box (width 6) with a quadrature error of about 1e-3, 24² about 1e-7; where the
+        # slices' grids follow the particle cloud (sampling.follows_cloud) 12² over the crowd do.
         if self.problem.coupling_needs_density_integral() and self.problem.domain.bounded:
             return None
         return mass_points
