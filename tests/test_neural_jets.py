@@ -171,3 +171,27 @@ def test_fixed_parts_that_autograd_cannot_follow_have_zero_derivatives():
     v, g, lap = _fixed_jet(lambda y: (y ** 2).sum(-1), x)
     torch.testing.assert_close(g, 2 * x)
     torch.testing.assert_close(lap, torch.full((5,), 4.0, dtype=torch.float64))
+
+
+def test_compiled_jets_equal_the_plain_jets_and_their_gradients():
+    """loss.compile_jets: torch.compile of field_jet gives the plain jets' values, derivatives, Laplacian and
+    parameter gradients (float64, to round-off); skipped where this machine cannot compile (the solver then
+    falls back to the plain jets with a warning)."""
+    from mfgnet.neural import jets
+
+    problem = ZOO["box_bump_2d"]()
+    gen = torch.Generator().manual_seed(0)
+    net = FieldNet(problem, ModelConfig.from_dict({"width": 12, "depth": 2}), gen).double()
+    _randomise(net, gen)
+    x = torch.rand(40, 2, generator=gen, dtype=torch.float64)
+    t = torch.rand(40, 1, generator=gen, dtype=torch.float64)
+    compiled = jets.compiled_field_jet()(net, t, x)
+    if jets.compile_failed():
+        pytest.skip("torch.compile is not available on this machine")
+    plain = field_jet(net, t, x)
+    for got, want in zip(compiled, plain):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    grads = [torch.autograd.grad(sum(part.square().sum() for part in out), list(net.parameters()))
+             for out in (jets.compiled_field_jet()(net, t, x), field_jet(net, t, x))]
+    for got, want in zip(*grads):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-10)

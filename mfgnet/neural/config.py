@@ -220,6 +220,13 @@ class LossConfig(Settings):
     # 0.97x, box_congestion_1d 1.03x (G and log m0 are differentiated by autograd at every step; too little
     # to re-run the 1D rows for); "autograd" never (results/neural_zoo/means.md).
     derivatives: str = choice("auto", "forward", "autograd")
+    # Compile the networks' jets (where "derivatives" uses them) with torch.compile: fused loops instead
+    # of one pass over memory per elementwise operation.  Off by default: it needs a C++ compiler, takes
+    # seconds per distinct shape and dtype (training, the residual check, the float64 L-BFGS finish),
+    # and falls back to the plain jets, with a warning, where compiling fails.  Measured on B1 d = 2
+    # (float32, 1024 points, one thread, three 150-step runs each): 12.7-13.0 ms a step plain,
+    # 9.3-9.9 ms compiled (0.75x), 6 s to compile (results/neural_zoo/means.md, twenty-second session).
+    compile_jets: bool = flag(False)
     hutchinson_probes: int = number(4, 1, 10**4, integer=True)
     # "auto" uses Hutchinson when d > this.
     hutchinson_above_dim: int = number(6, 0, 10**6, integer=True)

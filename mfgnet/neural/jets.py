@@ -25,6 +25,7 @@ otherwise.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -202,7 +203,43 @@ def _time_dependent_supported(nets: MFGNetworks) -> bool:
             and nets.density_output == "exp" and nets.hard_initial in ("off", "log", "blend"))
 
 
-def network_jets(nets: MFGNetworks, derivatives: str = "auto") -> tuple[JetFn, JetFn] | None:
+_COMPILED_FIELD_JET: Callable | None = None
+_COMPILE_FAILED = False
+
+
+def compiled_field_jet() -> Callable:
+    """:func:`field_jet` through torch.compile (``loss.compile_jets``), falling back to the plain
+    function for the rest of the process, with a warning, when compiling fails (no C++ compiler,
+    an unsupported platform)."""
+    global _COMPILED_FIELD_JET
+    if _COMPILED_FIELD_JET is None:
+        # torch's own deprecation notice, raised as its compiler loads and compiles: nothing a user of
+        # this setting can act on.
+        warnings.filterwarnings("ignore", message=".*torch.jit.script_method.*")
+        compiled = torch.compile(field_jet, dynamic=False)
+
+        def call(net: FieldNet, t: torch.Tensor | None, x: torch.Tensor):
+            global _COMPILE_FAILED
+            if not _COMPILE_FAILED:
+                try:
+                    return compiled(net, t, x)
+                except Exception as exc:  # noqa: BLE001 - any compiler failure: the plain jets give the same numbers
+                    _COMPILE_FAILED = True
+                    warnings.warn(f"loss.compile_jets: torch.compile failed ({type(exc).__name__}: {exc}); "
+                                  "using the plain jets", RuntimeWarning, stacklevel=2)
+            return field_jet(net, t, x)
+
+        _COMPILED_FIELD_JET = call
+    return _COMPILED_FIELD_JET
+
+
+def compile_failed() -> bool:
+    """Whether :func:`compiled_field_jet` has fallen back to the plain jets in this process."""
+    return _COMPILE_FAILED
+
+
+def network_jets(nets: MFGNetworks, derivatives: str = "auto", compile_jets: bool = False
+                 ) -> tuple[JetFn, JetFn] | None:
     """(u's jet, the density field's jet) as functions of (t, x), each giving the value (n,), the
     derivatives along (t,) x_1..x_d (n, k) and the Laplacian in x (n,); None where the setting
     ``loss.derivatives`` (``derivatives``) or the networks leave the residuals to autograd.
@@ -211,26 +248,27 @@ def network_jets(nets: MFGNetworks, derivatives: str = "auto") -> tuple[JetFn, J
     Time-dependent problems ("forward", or "auto" on a box or torus in JETS_AUTO_TIME_DEPENDENT_DIM):
     a box, torus or R^d, with u = G + (1 - t/T) net (``hard_terminal``) or the network, and the
     density field of the "off", "log" or "blend" form of m(0) = m0 (not "heat"), plus the moving
-    Gaussian base on R^d."""
+    Gaussian base on R^d.  ``compile_jets``: the networks' jets through :func:`compiled_field_jet`."""
     if derivatives == "autograd" or not (supports_jets(nets.value_net) and supports_jets(nets.density_net)):
         return None
     problem = nets.problem
+    field = compiled_field_jet() if compile_jets else field_jet
     if problem.is_ergodic:
         if nets.base_motion is not None or not nets.density_net_enabled:
             return None
-        return _ergodic_jets(nets)
+        return _ergodic_jets(nets, field)
     wanted = derivatives == "forward" or (problem.dim == JETS_AUTO_TIME_DEPENDENT_DIM and problem.domain.bounded)
     if not (wanted and _time_dependent_supported(nets)):
         return None
-    return _time_dependent_jets(nets)
+    return _time_dependent_jets(nets, field)
 
 
-def _ergodic_jets(nets: MFGNetworks) -> tuple[JetFn, JetFn]:
+def _ergodic_jets(nets: MFGNetworks, field: Callable = field_jet) -> tuple[JetFn, JetFn]:
     def value_jet(t, x):
-        return field_jet(nets.value_net, None, x)
+        return field(nets.value_net, None, x)
 
     def density_jet(t, x):
-        value, grad, lap = field_jet(nets.density_net, None, x)
+        value, grad, lap = field(nets.density_net, None, x)
         if nets.gaussian_base:  # the fixed base -|x - mean|² / (2 std²)
             inv_var = 1.0 / nets.base_std.to(x.dtype) ** 2
             centred = x - nets.base_mean.to(x.dtype)
@@ -242,13 +280,13 @@ def _ergodic_jets(nets: MFGNetworks) -> tuple[JetFn, JetFn]:
     return value_jet, density_jet
 
 
-def _time_dependent_jets(nets: MFGNetworks) -> tuple[JetFn, JetFn]:
+def _time_dependent_jets(nets: MFGNetworks, field: Callable = field_jet) -> tuple[JetFn, JetFn]:
     from mfgnet.neural.networks import fixed_terminal, safe_log
 
     problem, horizon = nets.problem, nets.horizon
 
     def value_jet(t, x):
-        value, dirs, lap = field_jet(nets.value_net, t, x)
+        value, dirs, lap = field(nets.value_net, t, x)
         if not nets.hard_terminal:
             return value, dirs, lap
         g, grad_g, lap_g = _fixed_jet(lambda y: fixed_terminal(problem, y), x)
@@ -259,7 +297,7 @@ def _time_dependent_jets(nets: MFGNetworks) -> tuple[JetFn, JetFn]:
 
     def density_jet(t, x):
         if nets.density_net_enabled:
-            free, dirs, lap = field_jet(nets.density_net, t, x)
+            free, dirs, lap = field(nets.density_net, t, x)
         else:  # the Gaussian start: the base alone
             free = lap = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
             dirs = torch.zeros(x.shape[0], x.shape[1] + 1, dtype=x.dtype, device=x.device)

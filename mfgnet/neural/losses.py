@@ -127,7 +127,7 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
 
     lam = nets.lam if (ergodic and lcfg.lambda_mode == "trainable") else None
     relative = fp_relative(problem, lcfg)
-    jets = network_jets(nets, lcfg.derivatives)
+    jets = network_jets(nets, lcfg.derivatives, lcfg.compile_jets)
     res = mfg_residuals(problem, nets.raw_value, nets.density_field, batch.t, batch.x,
                         density_output=nets.density_output, log_mass=log_mass, ergodic_constant=lam,
                         conv=None if problem.coupling.is_local else conv, probes=probes,
