@@ -25,6 +25,7 @@ otherwise.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -203,6 +204,7 @@ def _time_dependent_supported(nets: MFGNetworks) -> bool:
             and nets.density_output == "exp" and nets.hard_initial in ("off", "log", "blend"))
 
 
+log = logging.getLogger(__name__)
 _COMPILED_FIELD_JET: Callable | None = None
 _COMPILE_FAILED = False
 
@@ -217,6 +219,8 @@ def compiled_field_jet() -> Callable:
         # this setting can act on.
         warnings.filterwarnings("ignore", message=".*torch.jit.script_method.*")
         compiled = torch.compile(field_jet, dynamic=False)
+        log.info("loss.compile_jets: the networks' jets are compiled by torch.compile at their first use "
+                 "(a few seconds for each shape and dtype: training, the residual check, the L-BFGS finish)")
 
         def call(net: FieldNet, t: torch.Tensor | None, x: torch.Tensor):
             global _COMPILE_FAILED
