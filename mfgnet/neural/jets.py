@@ -36,6 +36,8 @@ from torch import nn
 from mfgnet.neural.networks import FieldNet, MFGNetworks, Sine
 from mfgnet.neural.residuals import divergence, gradient
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Jet:
@@ -204,7 +206,6 @@ def _time_dependent_supported(nets: MFGNetworks) -> bool:
             and nets.density_output == "exp" and nets.hard_initial in ("off", "log", "blend"))
 
 
-log = logging.getLogger(__name__)
 _COMPILED_FIELD_JET: Callable | None = None
 _COMPILE_FAILED = False
 

@@ -95,11 +95,7 @@ def mass_grid_points(problem: MFGProblem) -> int:
     d = problem.dim
     if d not in MASS_GRID_PER_AXIS:
         return 4096
-    lower, upper = problem.bounding_box().bounds()
-    if follows_cloud(problem):
-        x0 = problem.sample_initial(CLOUD_REGION_SAMPLES, torch.Generator().manual_seed(11)).to(torch.float64)
-        lower, upper = _cloud_region(x0.unsqueeze(0), x0.std(0).unsqueeze(0), lower, upper)
-        lower, upper = lower[0], upper[0]
+    lower, upper = initial_cloud_region(problem) if follows_cloud(problem) else problem.bounding_box().bounds()
     counts = MASS_GRID_PER_AXIS[d]
     for n in counts:
         y, cell = _midpoint_grid(lower, upper, n)
@@ -133,6 +129,14 @@ def follows_cloud(problem: MFGProblem) -> bool:
                          for part in (problem.coupling, problem.terminal_cost))
     return (not problem.is_ergodic and renormalises_euclidean(problem) and problem.dim in CLOUD_FOLLOWING_DIMS
             and smooth_kernels and not problem.has_mean_control)
+
+
+def initial_cloud_region(problem: MFGProblem) -> tuple[torch.Tensor, torch.Tensor]:
+    """The grid region of t = 0 where the slices' grids follow the cloud, from CLOUD_REGION_SAMPLES
+    samples of m0 (fixed seed) standing for the initial particles: lower and upper corners (d,)."""
+    x0 = problem.sample_initial(CLOUD_REGION_SAMPLES, torch.Generator().manual_seed(11)).to(torch.float64)
+    lower, upper = _cloud_region(x0.unsqueeze(0), x0.std(0).unsqueeze(0), *problem.bounding_box().bounds())
+    return lower[0], upper[0]
 
 
 def _cloud_region(points: torch.Tensor, std: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor
@@ -214,7 +218,7 @@ class CollocationSampler:
         # per-slice quadrature is the shifted grid on the bounding box, as on a bounded domain,
         # instead of importance samples around the particle cloud.
         self.grid_quadrature = grid_quadrature or not self.euclidean
-        self.follow_cloud = self.grid_quadrature and self.euclidean and follows_cloud(problem)
+        self.follow_cloud = self.grid_quadrature and follows_cloud(problem)
         self.kind = resolve_kind(cfg.kind, problem)
         # Quadrature points per time slice: n_conv, or fewer when only the mass needs them.
         self.slice_points = slice_points or cfg.n_conv
