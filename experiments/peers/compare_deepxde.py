@@ -10,6 +10,7 @@ same evaluation grid; the evaluation time is excluded from both clocks.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -52,8 +53,9 @@ def _best(history: dict, keys: tuple[str, ...] = ("u", "m", "lambda", "time_s", 
 
 
 def run(python: Path, out_dir: Path, threads: int, repeats: int, quick: bool, command: str, dims: list[int],
-        budget: float, name: str = "deepxde", mfgnet_lbfgs: int = 300) -> str:
-    """Run the comparison for each B1 dimension in ``dims``; write ``<name>.md`` / ``.png`` in out_dir."""
+        budget: float, name: str = "deepxde", mfgnet_lbfgs: int = 300, mfgnet_config: dict | None = None) -> str:
+    """Run the comparison for each B1 dimension in ``dims``; write ``<name>.md`` / ``.png`` in out_dir.
+    ``mfgnet_config``: settings laid over mfgnet's for a third mfgnet row (float32), interleaved with the rest."""
     sections, curves = [], []
     for dim in dims:
         every = 25 if dim == 1 else 50
@@ -67,17 +69,22 @@ def run(python: Path, out_dir: Path, threads: int, repeats: int, quick: bool, co
             race_spec = {"dim": dim, "adam_steps": 20000, "every": every, "stop_at": TARGET, "budget_s": budget,
                          "threads": threads}
             best_spec = {**race_spec, "adam_steps": 1000 if dim == 1 else 1500, "lbfgs": True, "stop_at": None}
-        ours, ours32, race = [], [], []
+        ours, ours32, race, extra = [], [], [], []
         # Seeds interleave the sides so that load from other jobs on a shared machine hits both alike.
         for s in range(repeats):
             ours.append(run_side(sys.executable, "deepxde_mfgnet.py", {**ours_spec, "seed": s}))
             race.append(run_side(python, "deepxde_peer.py", {**race_spec, "seed": s}, timeout_s=budget + 120))
             ours32.append(run_side(sys.executable, "deepxde_mfgnet.py", {**ours_spec, "seed": s, "dtype": "float32"}))
+            if mfgnet_config:
+                extra.append(run_side(sys.executable, "deepxde_mfgnet.py",
+                                      {**ours_spec, "seed": s, "dtype": "float32", "config": mfgnet_config}))
         best_runs = 1 if not quick and repeats > 1 else repeats
         best = [run_side(python, "deepxde_peer.py", {**best_spec, "seed": s}, timeout_s=budget + 180)
                 for s in range(best_runs)]
         label = f"Adam {ours_spec['steps']} + L-BFGS {ours_spec['lbfgs_steps']}"
-        sections.append(_section(dim, ours, ours32, race, best, best_spec["budget_s"], repeats, best_runs, label))
+        extra_row = (f"mfgnet, float32 + `{json.dumps(mfgnet_config)}`", extra) if extra else None
+        sections.append(_section(dim, ours, ours32, race, best, best_spec["budget_s"], repeats, best_runs, label,
+                                 extra_row))
         curves.append((dim, ours, ours32, race, best))
     _plot(curves, out_dir / f"{name}.png")
     head = [
@@ -121,13 +128,22 @@ def _race_row(name: str, runs: list[dict], med_peer: float | None) -> tuple[str,
     return f"| {name} | {'; '.join(_fmt_time(h) for h in hits)} | {_fmt_s(med)} | {ms:.1f} | {tail}", med
 
 
-def _section(dim, ours, ours32, race, best, budget, repeats, best_runs, label) -> str:
+def _section(dim, ours, ours32, race, best, budget, repeats, best_runs, label, extra_row=None) -> str:
     peer_row, med_peer = _race_row("DeepXDE (Adam, float32)", race, None)
+    rows = [_race_row("mfgnet (default, float64)", ours, med_peer)[0],
+            _race_row("mfgnet, float32 (DeepXDE's dtype)", ours32, med_peer)[0]]
+    if extra_row is not None:
+        rows.append(_race_row(extra_row[0], extra_row[1], med_peer)[0])
+    # The step-time ratio at DeepXDE's dtype (issue 16's "d = 2 step ≤ 0.4× DeepXDE's").
+    peer_ms = median([_ms_per_adam_step(r["history"]) for r in race])
+    ratios = [f"{name} {median([_ms_per_adam_step(r['history']) for r in runs]) / peer_ms:.3f}×"
+              for name, runs in [("float32", ours32)] + ([("float32 + overlay", extra_row[1])] if extra_row else [])]
     lines = [f"## d = {dim}", "",
              f"### Time to rel L2(m) ≤ 1e-2 (median of {repeats} seeds, sides interleaved seed by seed)", "",
              "| solver | per seed | median | ms / Adam step (median) | speed-up | ≥ 3× |", "|---|---|---|---|---|---|",
-             _race_row("mfgnet (default, float64)", ours, med_peer)[0],
-             _race_row("mfgnet, float32 (DeepXDE's dtype)", ours32, med_peer)[0], peer_row, ""]
+             *rows, peer_row, "",
+             f"mfgnet's ms per Adam step over DeepXDE's (the slope between the first and last Adam checks, so a "
+             f"compile at the first step is not in it): {', '.join(ratios)}.", ""]
     peer_best = [_best(r["history"]) for r in best]
     t_best = median([b["time_s"] for b in peer_best])
     ours_final = [{k: r["history"][k][-1] for k in ("u", "m", "lambda", "time_s", "step")} for r in ours]

@@ -3,6 +3,9 @@
     python experiments/peers/deepxde_mfgnet.py '{"dim": 1, "steps": 300, "lbfgs_steps": 0, "every": 25,
                                                 "seed": 0, "threads": 1}'
 
+An optional ``"config"`` entry (a NeuralSolverConfig overlay, e.g. ``{"loss": {"compile_jets": true}}``)
+is laid over the settings below.
+
 Default network (two tanh MLPs 64×3, sin/cos features, m = exp), 512 collocation points in
 d = 1 and 1024 in d = 2, float64.  Errors (the same grid and formulas as the DeepXDE side) are
 taken through the solver's ``monitor`` hook, whose time the solver excludes from its clock.
@@ -44,7 +47,17 @@ def run_mfgnet(spec: dict) -> dict:
               "optim": {"lbfgs_steps": int(spec.get("lbfgs_steps", 0))}}
     if d == 2:
         config["sampler"] = {"n_interior": 1024, "n_quadrature": 1024}
+    _merge(config, spec.get("config") or {})
     return monitored_run(bench.problem, config, monitor, ("u", "m", "lambda"), adam_steps=int(spec["steps"]))
+
+
+def _merge(base: dict, extra: dict) -> None:
+    """Overlay ``extra`` (run.py's --mfgnet-config) on ``base``, section by section."""
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
 
 
 def monitored_run(problem, config: dict, monitor, keys: tuple[str, ...], adam_steps: int | None = None) -> dict:

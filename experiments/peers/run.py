@@ -3,6 +3,8 @@
     python experiments/peers/run.py mfglib  [--threads 1] [--repeats 3] [--quick]
     python experiments/peers/run.py deepxde [--threads 1] [--repeats 3] [--dims 1 2] [--budget 180] [--quick]
     python experiments/peers/run.py deepxde --dims 2 --tag d2     # -> results/peers/deepxde_d2.md
+    python experiments/peers/run.py deepxde --dims 2 --mfgnet-config '{"loss": {"compile_jets": true}}' \
+        --tag d2_compiled                                       # a third mfgnet row (float32) with these settings
     python experiments/peers/run.py deepxde --problem b2 --dims 5 --repeats 1 --budget 1200 --tag b2_d5
     python experiments/peers/run.py deepxde --problem b2 --dims 5 --repeats 1 --budget 900 --crowd-box \
         --tag b2_d5_crowdbox                                    # DeepXDE's box: the exact crowd's
@@ -16,6 +18,7 @@ thread count; the markdown table and the error-against-wall-time figure go to
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -44,6 +47,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="deepxde --problem b2: DeepXDE's box is that of the exact crowd, not the bounding box")
     parser.add_argument("--budget", type=float, default=180.0, help="deepxde: wall seconds per DeepXDE run")
     parser.add_argument("--mfgnet-lbfgs", type=int, default=300, help="deepxde: mfgnet's L-BFGS steps after Adam 200")
+    parser.add_argument("--mfgnet-config", type=json.loads, default=None,
+                        help="deepxde B1: a JSON overlay of mfgnet's settings, run as a third row in float32 "
+                             "(e.g. '{\"loss\": {\"compile_jets\": true}}')")
     parser.add_argument("--out", default=str(ROOT / "results" / "peers"))
     parser.add_argument("--tag", default="", help="write <peer>_<tag>.md/.png instead of <peer>.md/.png")
     args = parser.parse_args(argv)
@@ -73,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         import compare_deepxde
 
         text = compare_deepxde.run(python, out, args.threads, args.repeats, args.quick, command, args.dims,
-                                   args.budget, name, args.mfgnet_lbfgs)
+                                   args.budget, name, args.mfgnet_lbfgs, args.mfgnet_config)
     print(text)
     print(f"[peers] {args.peer}: {time.perf_counter() - start:.0f} s; wrote {out / (name + '.md')}",
           file=sys.stderr)
