@@ -47,6 +47,8 @@ def test_nested_dict_and_replace():
     ({"tolerance": float("inf")}, "solver.tolerance", "finite"),
     ({"resume": "yes"}, "solver.resume", "true or false"),
     ({"model": 3}, "solver.model", "mapping"),
+    ({"model": {"time_scales": [0.1, 0.0]}}, "model.time_scales", "(0, 100]"),
+    ({"model": {"time_scales": 0.1}}, "model.time_scales", "a list of numbers"),
 ])
 def test_bad_values_name_the_field_and_the_allowed_range(data, field, allowed):
     with pytest.raises(ProblemError) as info:
@@ -92,3 +94,34 @@ def test_default_lbfgs_finish_only_after_long_runs_on_time_dependent_rd_and_the_
     explicit = Trainer(rd, NeuralSolverConfig.from_dict({"steps": 2000, "progress": False,
                                                          "optim": {"lbfgs_steps": 7}}))
     assert explicit.cfg.optim.lbfgs_steps == 7
+
+
+def test_time_scales_are_early_clocks_of_the_time_input():
+    """model.time_scales: each c adds 2 exp(-t / (c T)) - 1 after the linear time input (time-dependent only)."""
+    import torch
+
+    from mfgnet.neural.config import ModelConfig
+    from mfgnet.neural.networks import InputEmbedding
+    from mfgnet.problems.zoo import ZOO
+
+    problem = ZOO["box_noisy_long_1d"]()  # T = 2
+    gen = torch.Generator().manual_seed(0)
+    embed = InputEmbedding(problem, ModelConfig.from_dict({"time_scales": [0.05, 0.5], "fourier_features": 0}), gen)
+    t = torch.tensor([[0.0], [0.1], [2.0]], dtype=torch.float64)
+    x = torch.full((3, 1), 0.25, dtype=torch.float64)
+    feats = embed(t, x)
+    assert feats.shape == (3, 4) and embed.out_features == 4
+    expected = torch.cat([t - 1.0, 2 * torch.exp(-t / 0.1) - 1, 2 * torch.exp(-t / 1.0) - 1], -1)
+    torch.testing.assert_close(feats[:, 1:], expected, rtol=0, atol=1e-15)
+    none = InputEmbedding(problem, ModelConfig.from_dict({"time_scales": [], "fourier_features": 0}), gen)
+    assert none(t, x).shape == (3, 2)
+    ergodic = InputEmbedding(ZOO["ergodic_box_strong_1d"](), ModelConfig.from_dict({"fourier_features": 0}), gen)
+    assert ergodic.out_features == 1  # no time input, no clocks
+    # The default (None): one clock, c = 0.1, on a box; none on a torus or R^d.
+    default = ModelConfig()
+    assert default.time_scales is None
+    assert InputEmbedding(problem, ModelConfig.from_dict({"fourier_features": 0}), gen).out_features == 3
+    torch.testing.assert_close(InputEmbedding(problem, default, gen).time_rates,
+                               torch.tensor([1 / (0.1 * 2.0)], dtype=torch.float64))
+    assert InputEmbedding(ZOO["torus_bimodal_1d"](), default, gen).time_rates.numel() == 0
+    assert InputEmbedding(ZOO["lq_offset_1d"](), default, gen).time_rates.numel() == 0

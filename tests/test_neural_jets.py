@@ -32,15 +32,17 @@ def _randomise(module, gen):
             p.copy_(0.3 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
 
 
-CASES = [("box_bump_2d", "tanh"), ("box_narrow_far_1d", "sin"), ("torus_bimodal_1d", "softplus"),
-         ("ergodic_torus_2d", "silu"), ("lq_offset_2d", "tanh"), ("ergodic_box_strong_1d", "tanh")]
+CASES = [("box_bump_2d", "tanh", [0.1]), ("box_narrow_far_1d", "sin", [0.03, 0.3]),
+         ("torus_bimodal_1d", "softplus", []), ("ergodic_torus_2d", "silu", [0.1]), ("lq_offset_2d", "tanh", [0.1]),
+         ("ergodic_box_strong_1d", "tanh", [0.1])]
 
 
-@pytest.mark.parametrize("name,activation", CASES)
-def test_field_jet_equals_nested_autograd(name, activation):
+@pytest.mark.parametrize("name,activation,time_scales", CASES)
+def test_field_jet_equals_nested_autograd(name, activation, time_scales):
     problem = ZOO[name]()
     gen = torch.Generator().manual_seed(0)
-    cfg = ModelConfig.from_dict({"activation": activation, "periodic_harmonics": 2, "width": 12, "depth": 2})
+    cfg = ModelConfig.from_dict({"activation": activation, "periodic_harmonics": 2, "width": 12, "depth": 2,
+                                 "time_scales": time_scales})
     net = FieldNet(problem, cfg, gen).double()
     _randomise(net, gen)
     assert supports_jets(net)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from mfgnet.problems import ProblemError
 from mfgnet.settings import Settings, choice, flag, number, path
 
 _INF = math.inf
@@ -37,6 +38,16 @@ class ModelConfig(Settings):
     fourier_features: int | None = number(None, 0, 4096, integer=True, optional=True)
     fourier_scale: float = number(2.0, 0.0, _INF, lo_open=True)
     init: str = choice("xavier", "kaiming", "default")
+    # Time-dependent problems: for each c, the input feature 2 exp(−t/(c T)) − 1 beside the linear time input,
+    # a finer clock for the early transient (a narrow crowd spreading and setting off in the first tenth of
+    # T, where the zoo's space-time errors were made).  None: [0.1] on a box, none on a torus or R^d.
+    # Measured on the zoo (results/neural_zoo/means.md, twenty-third session), rel L2 m without -> with [0.1]:
+    # boxes box_narrow_far_1d 0.118 -> 0.077, box_bump_2d 0.089 -> 0.076, box_two_crowds_2d 0.079 -> 0.046,
+    # box_two_crowds_1d 0.021 -> 0.018, box_noisy_long_1d 0.019 -> 0.014, readme_box_1d 0.005 -> 0.007; on the
+    # circle mixed (torus_power_1d u 0.077 -> 0.049, but torus_bimodal_1d m 0.017 -> 0.051) and on R too
+    # (r_two_crowds_1d 0.022 -> 0.018, lq_offset_1d 0.022 -> 0.050; lq_offset_2d 0.135 -> 0.106).  [0.03, 0.1]
+    # took box_narrow_far_1d to 0.058 but box_bump_2d to 0.31 (m jumped at t ≈ 0+, between the time slices).
+    time_scales: list[float] | None = None
     # R^d only: add a separable quadratic in x (coefficients affine in t) to both outputs.
     quadratic_skip: bool = flag(True)
     # Degree in t̂ of the quadratic's coefficients (4: on B2 at d = 10 the affine choice
@@ -94,6 +105,17 @@ class ModelConfig(Settings):
     # λ and renormalisation stay its own), instead of one pair of networks per population.  Off: level
     # in 1D (B6, segregation), worse on B6 in 2D (mfgnet.neural.populations has the numbers).
     population_input: bool = flag(False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        scales = self.time_scales
+        if scales is None:
+            return
+        if not isinstance(scales, (list, tuple)) or not all(
+                isinstance(c, (int, float)) and not isinstance(c, bool) and 0 < c <= 100 for c in scales):
+            raise ProblemError(f"model.time_scales must be a list of numbers in (0, 100] (fractions of the horizon "
+                               f"T; [] for none) or null (the default: [0.1] on a box, none elsewhere), got {scales!r}")
+        object.__setattr__(self, "time_scales", [float(c) for c in scales])
 
 
 @dataclass

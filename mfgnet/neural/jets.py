@@ -142,6 +142,12 @@ def _embedding_jet(embed, t: torch.Tensor, x: torch.Tensor) -> tuple[Jet, slice]
         direction = torch.zeros(k, n, 1, dtype=x.dtype, device=x.device)
         direction[0] = 2.0 / embed.horizon
         add(tt, direction, torch.zeros_like(tt))
+        if embed.time_rates.numel():
+            rates = embed.time_rates.to(x.dtype)  # (c,)
+            decay = torch.exp(-t * rates)  # (n, c)
+            direction = torch.zeros(k, n, rates.numel(), dtype=x.dtype, device=x.device)
+            direction[0] = -2.0 * rates * decay
+            add(2.0 * decay - 1.0, direction, torch.zeros_like(decay))
     return Jet(torch.cat(values, -1), torch.cat(dirs, -1), torch.cat(laps, -1)), space
 
 

@@ -57,7 +57,11 @@ class InputEmbedding(nn.Module):
                 width += 2 * features
             else:
                 self.fourier = None
-        self.out_features = width + (1 if self.time_dependent else 0)
+        # Early-time clocks 2 exp(-t / (c T)) - 1 (model.time_scales), after the linear time input.
+        scales = time_scales(problem, cfg) if self.time_dependent else []
+        self.register_buffer("time_rates", torch.tensor([1.0 / (c * self.horizon) for c in scales],
+                                                        dtype=torch.float64), persistent=False)
+        self.out_features = width + (1 + len(scales) if self.time_dependent else 0)
 
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if self.periodic:
@@ -71,11 +75,23 @@ class InputEmbedding(nn.Module):
                 feats += [torch.sin(proj), torch.cos(proj)]
         if self.time_dependent:
             feats.append(2.0 * t / self.horizon - 1.0)
+            if self.time_rates.numel():
+                feats.append(2.0 * torch.exp(-t * self.time_rates.to(t.dtype)) - 1.0)
         return torch.cat(feats, dim=-1)
 
 
 # model.fourier_features=None on a box (see the field's comment in mfgnet.neural.config).
 BOX_FOURIER_FEATURES = 16
+# model.time_scales=None on a box (see the field's comment in mfgnet.neural.config).
+BOX_TIME_SCALES = (0.1,)
+
+
+def time_scales(problem: MFGProblem, cfg: ModelConfig) -> list[float]:
+    """The early-time clocks of a time-dependent problem's networks: the setting, or with None (the
+    default) BOX_TIME_SCALES on a box and none on a torus or R^d."""
+    if cfg.time_scales is not None:
+        return list(cfg.time_scales)
+    return list(BOX_TIME_SCALES) if isinstance(problem.domain, Box) else []
 
 
 def fourier_feature_count(problem: MFGProblem, cfg: ModelConfig) -> int:
