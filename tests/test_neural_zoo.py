@@ -71,8 +71,8 @@ def test_fourier_features_of_x_by_default_on_a_box_only():
         problem = ZOO[name]()
         assert fourier_feature_count(problem, default) == count, name
         nets = MFGNetworks(problem, default, torch.Generator().manual_seed(0))
-        if count:  # x̂ (d), sin and cos of 16 projections, t̂ for time-dependent problems
-            assert nets.value_net.embed.out_features == problem.dim + 2 * count + (not problem.is_ergodic)
+        if count:  # x̂ (d), sin and cos of 16 projections, t̂ and the early-time clock for time-dependent problems
+            assert nets.value_net.embed.out_features == problem.dim + 2 * count + 2 * (not problem.is_ergodic)
             assert nets.value_net.embed.fourier.shape == (problem.dim, count)
     assert fourier_feature_count(ZOO["box_bump_1d"](), default.replace(fourier_features=0)) == 0
     assert fourier_feature_count(ZOO["lq_offset_1d"](), default.replace(fourier_features=8)) == 8
