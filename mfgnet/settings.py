@@ -2,7 +2,7 @@
 
 A config is a dataclass deriving from [`Settings`][mfgnet.settings.Settings] whose fields
 declare their allowed values in their metadata ([`choice`][mfgnet.settings.choice],
-[`number`][mfgnet.settings.number], [`flag`][mfgnet.settings.flag],
+[`number`][mfgnet.settings.number], [`numbers`][mfgnet.settings.numbers], [`flag`][mfgnet.settings.flag],
 [`path`][mfgnet.settings.path]).  Construction validates every field (also nested settings
 given as dicts), so a bad value raises
 [`ProblemError`][mfgnet.problems.validation.ProblemError] naming the field and its allowed
@@ -25,7 +25,7 @@ from typing import Any
 
 from mfgnet.problems.validation import ProblemError
 
-__all__ = ["Settings", "choice", "flag", "number", "path", "text"]
+__all__ = ["Settings", "choice", "flag", "number", "numbers", "path", "text"]
 
 
 def choice(default: str, *others: str, doc: str = "") -> Any:
@@ -67,6 +67,14 @@ def number(default: float | int | None, lo: float, hi: float = math.inf, *, inte
     meta = {"range": (lo, hi), "integer": integer, "lo_open": lo_open, "hi_open": hi_open, "optional": optional,
             "hint": hint, "doc": doc}
     return dataclasses.field(default=default, metadata=meta)
+
+
+def numbers(default: list[float] | None, lo: float, hi: float = math.inf, *, lo_open: bool = False,
+            hi_open: bool = False, optional: bool = False, doc: str = "") -> Any:
+    """A list of numbers, each in [lo, hi] (the bounds as in :func:`number`); ``optional``: also None."""
+    meta = {"each": {"range": (lo, hi), "integer": False, "lo_open": lo_open, "hi_open": hi_open},
+            "optional": optional, "doc": doc}
+    return dataclasses.field(default_factory=lambda: None if default is None else list(default), metadata=meta)
 
 
 def flag(default: bool, doc: str = "") -> Any:
@@ -158,6 +166,13 @@ def check_field(where: str, f: dataclasses.Field, value: Any) -> Any:
         return value
     if "range" in meta:
         return _check_number(where, meta, value)
+    if "each" in meta:
+        if value is None and meta.get("optional"):
+            return None
+        if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
+            raise ProblemError(f"{where} must be a list of numbers in {describe_range(meta['each'])}"
+                               f"{' or null' if meta.get('optional') else ''}, got {value!r}")
+        return [_check_number(f"{where}[{i}]", meta["each"], item) for i, item in enumerate(value)]
     if meta.get("flag"):
         if not isinstance(value, bool):
             raise ProblemError(f"{where} must be true or false, got {value!r}")

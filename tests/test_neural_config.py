@@ -47,7 +47,7 @@ def test_nested_dict_and_replace():
     ({"tolerance": float("inf")}, "solver.tolerance", "finite"),
     ({"resume": "yes"}, "solver.resume", "true or false"),
     ({"model": 3}, "solver.model", "mapping"),
-    ({"model": {"time_scales": [0.1, 0.0]}}, "model.time_scales", "(0, 100]"),
+    ({"model": {"time_scales": [0.1, 0.0]}}, "model.time_scales[1]", "(0.0, 100.0]"),
     ({"model": {"time_scales": 0.1}}, "model.time_scales", "a list of numbers"),
 ])
 def test_bad_values_name_the_field_and_the_allowed_range(data, field, allowed):

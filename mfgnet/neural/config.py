@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from mfgnet.problems import ProblemError
-from mfgnet.settings import Settings, choice, flag, number, path
+from mfgnet.settings import Settings, choice, flag, number, numbers, path
 
 _INF = math.inf
 
@@ -47,7 +46,7 @@ class ModelConfig(Settings):
     # circle mixed (torus_power_1d u 0.077 -> 0.049, but torus_bimodal_1d m 0.017 -> 0.051) and on R too
     # (r_two_crowds_1d 0.022 -> 0.018, lq_offset_1d 0.022 -> 0.050; lq_offset_2d 0.135 -> 0.106).  [0.03, 0.1]
     # took box_narrow_far_1d to 0.058 but box_bump_2d to 0.31 (m jumped at t ≈ 0+, between the time slices).
-    time_scales: list[float] | None = None
+    time_scales: list[float] | None = numbers(None, 0.0, 100.0, lo_open=True, optional=True)
     # R^d only: add a separable quadratic in x (coefficients affine in t) to both outputs.
     quadratic_skip: bool = flag(True)
     # Degree in t̂ of the quadratic's coefficients (4: on B2 at d = 10 the affine choice
@@ -105,17 +104,6 @@ class ModelConfig(Settings):
     # λ and renormalisation stay its own), instead of one pair of networks per population.  Off: level
     # in 1D (B6, segregation), worse on B6 in 2D (mfgnet.neural.populations has the numbers).
     population_input: bool = flag(False)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        scales = self.time_scales
-        if scales is None:
-            return
-        if not isinstance(scales, (list, tuple)) or not all(
-                isinstance(c, (int, float)) and not isinstance(c, bool) and 0 < c <= 100 for c in scales):
-            raise ProblemError(f"model.time_scales must be a list of numbers in (0, 100] (fractions of the horizon "
-                               f"T; [] for none) or null (the default: [0.1] on a box, none elsewhere), got {scales!r}")
-        object.__setattr__(self, "time_scales", [float(c) for c in scales])
 
 
 @dataclass
