@@ -127,6 +127,7 @@ def run(name: str, config: dict, steps: int | None) -> dict:
            "lbfgs_steps": d.extra.get("lbfgs_steps", 0), "lbfgs_kept": lbfgs_kept(d.extra.get("lbfgs_guard")),
            "hjb_residual": d.extra["hjb_residual"],
            "fp_residual": d.extra["fp_residual"], "crowd_gap": d.extra.get("crowd_gap"),
+           "crowd_scheme_error": d.extra.get("crowd_scheme_error"),
            "diagnosis": d.extra.get("diagnosis", {}).get("summary", "")}
     row["met"] = all(row[k] <= v for k, v in TARGETS.items())
     return row
@@ -150,7 +151,7 @@ def fmt(v) -> str:
 
 
 COLUMNS = ("problem", "rel_l2_m", "rel_l2_u", "mass_error", "abs_err_lambda", "wall_s", "steps", "lbfgs_steps",
-           "lbfgs_kept", "converged", "residual", "crowd_gap", "met", "diagnosis")
+           "lbfgs_kept", "converged", "residual", "crowd_gap", "crowd_scheme_error", "met", "diagnosis")
 
 
 def write_tables(tag: str, command: str, config: dict) -> None:
@@ -179,7 +180,10 @@ def write_tables(tag: str, command: str, config: dict) -> None:
              f"{TARGETS['mass_error']:g}, wall ≤ {TARGETS['wall_s']:g} s.  Met: {met} of {len(rows)}.", "",
              "Errors on the fixed evaluation grid against the cached reference (grid solver or exact); "
              "u centred for ergodic problems, weighted by the reference m on R^d; mass error = max over 21 "
-             "times of |∫m − 1|. 'converged' is the solver's own residual check.", "",
+             "times of |∫m − 1|. 'converged' is the solver's own residual check; crowd_gap is m against the crowd "
+             "that u's feedback produces on a grid, crowd_scheme_error that grid's own estimated error (blank: a row "
+             "run before the twenty-fourth session, whose crowd_gap is the grid's plain crowd, without the "
+             "extrapolation).", "",
              "| " + " | ".join(COLUMNS) + " | load (1 min) |", "|" + "---|" * (len(COLUMNS) + 1)]
     for r in rows:
         lines.append("| " + " | ".join(fmt(r.get(c, "")) for c in COLUMNS) + f" | {r.get('load', '')} |")

@@ -13,8 +13,9 @@ CHECK_HJB = {"terms": {"hjb": 2.0, "fp": 1.0},
              "worst": {"hjb": {"value": 3.0, "t": 0.5, "x": [0.5]}, "fp": {"value": 1.5, "t": 0.1, "x": [0.3]}}}
 
 
-def _trainer(name: str, time_adaptive: float = 0.0, lbfgs_done: int = 0, guard: dict | None = None):
-    cfg = NeuralSolverConfig.from_dict({"sampler": {"time_adaptive": time_adaptive}})
+def _trainer(name: str, time_adaptive: float = 0.0, lbfgs_done: int = 0, guard: dict | None = None,
+             hjb_fraction: float = 0.0):
+    cfg = NeuralSolverConfig.from_dict({"sampler": {"time_adaptive": time_adaptive, "hjb_fraction": hjb_fraction}})
     return SimpleNamespace(problem=ZOO[name](), cfg=cfg, nets=SimpleNamespace(hard_initial="blend"),
                            lbfgs_guard_info=guard, lbfgs_done=lbfgs_done, warm_start_info=None, stopped_reason="")
 
@@ -28,6 +29,14 @@ def test_residual_following_times_are_suggested_on_the_circle_only():
     assert any(hint in a for a in _advice(_trainer("torus_power_1d")))
     assert not any(hint in a for a in _advice(_trainer("torus_power_1d", time_adaptive=0.5)))  # already on
     assert not any(hint in a for a in _advice(_trainer("box_bump_1d")))  # it made every box row worse
+
+
+def test_wider_hjb_points_are_suggested_on_time_dependent_rd_only():
+    hint = "sampler.hjb_fraction=0.5"
+    assert any(hint in a for a in _advice(_trainer("lq_offset_2d")))
+    assert not any(hint in a for a in _advice(_trainer("lq_offset_2d", hjb_fraction=0.5)))  # already on
+    assert not any(hint in a for a in _advice(_trainer("box_bump_1d")))  # a box: the points cover it
+    assert not any(hint in a for a in _advice(_trainer("torus_power_1d")))
 
 
 def test_the_lbfgs_advice_follows_the_finish():

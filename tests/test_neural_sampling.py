@@ -134,6 +134,46 @@ def test_slice_grids_follow_the_particle_cloud_on_the_plane():
     assert not follows_cloud(_convolution_problem_on_the_plane())
 
 
+def test_hjb_only_points_are_wider_than_the_crowd_and_carry_no_fp_weight():
+    """sampler.hjb_fraction on time-dependent R^d: every slice gets that fraction of its points more,
+    drawn with the widened kernel (spread √(1 + 1.2²) ≈ 1.56 cloud std against ≈ 1.03 for Silverman's);
+    their FP factor is 0 and the others' √(points / FP points), so a mean square over all points is
+    the mean square over the FP points; off (0) there is no factor and no extra point."""
+    from mfgnet.benchmarks import lq_gaussian
+
+    bench = lq_gaussian(1, horizon=1.0, mean0=0.0, var0=0.04)
+    problem = bench.problem
+    K, P = 16, 8192
+    node_t = torch.linspace(0, problem.horizon, K + 1, dtype=torch.float64)
+    cloud = torch.stack([bench.exact.sample(torch.full((P, 1), t, dtype=torch.float64),
+                                            torch.Generator().manual_seed(k))
+                         for k, t in enumerate(node_t.tolist())])
+    cfg = SamplerConfig(time_slices=4, n_interior=4000, n_terminal=400, hjb_fraction=0.25, hjb_bandwidth=1.2)
+    sampler = CollocationSampler(problem, cfg, torch.float64, torch.device("cpu"), torch.Generator().manual_seed(0),
+                                 need_quadrature=False)
+    sampler.cloud = cloud
+    batch = sampler._draw_time_dependent(None)
+    per, wide = 1000, 250
+    assert batch.x.shape == (4 * (per + wide), 1) and batch.slice_size == per + wide
+    assert batch.term_x.shape == (500, 1)
+    scale = batch.fp_scale.reshape(4, per + wide)
+    assert torch.all(scale[:, per:] == 0)
+    assert torch.allclose(scale[:, :per], torch.full((4, per), math.sqrt((per + wide) / per), dtype=torch.float64))
+    residual = torch.randn(4 * (per + wide), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    fp_only = residual.reshape(4, per + wide)[:, :per]
+    assert math.isclose(float(((residual * batch.fp_scale) ** 2).mean()), float((fp_only ** 2).mean()), rel_tol=1e-12)
+    x = batch.x[:, 0].reshape(4, per + wide)
+    mean, std = sampler._moments_at(batch.t.reshape(4, per + wide)[:, 0])
+    z = (x - mean) / std  # in units of the cloud's spread at each slice
+    assert math.isclose(float(z[:, per:].std()), math.sqrt(1 + 1.2**2), rel_tol=0.08)
+    assert math.isclose(float(z[:, :per].std()), math.sqrt(1 + 0.2317**2), rel_tol=0.06)
+    off = CollocationSampler(problem, cfg.replace(hjb_fraction=0.0), torch.float64, torch.device("cpu"),
+                             torch.Generator().manual_seed(0), need_quadrature=False)
+    off.cloud = cloud
+    plain = off._draw_time_dependent(None)
+    assert plain.fp_scale is None and plain.x.shape == (4 * per, 1)
+
+
 def _convolution_problem_on_the_plane():
     from mfgnet.problems import Box, MFGProblem, NonlocalCoupling
     from mfgnet.problems.domains import Euclidean

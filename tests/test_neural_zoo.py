@@ -182,6 +182,33 @@ def test_converged_is_exactly_the_residual_and_crowd_checks():
     assert any("off the crowd that u's own feedback produces" in str(w.message) for w in caught)
 
 
+@pytest.mark.parametrize("gap, scheme_error, converged, says", [
+    (0.04, 0.01, True, None),                      # resolved, within tolerance
+    (0.08, 0.01, False, "off the crowd"),          # resolved, off: vetoed
+    (0.20, 0.24, True, "could not resolve"),       # the grid's own error as large as the gap: no verdict
+    (0.40, 0.24, False, "off the crowd"),          # beyond tolerance + the grid's error: vetoed anyway
+])
+def test_the_crowd_check_decides_only_what_its_grid_resolves(monkeypatch, gap, scheme_error, converged, says):
+    """The crowd check's verdict against its grid's own error (mfgnet.neural.solver.CROWD_RESOLUTION):
+    the residual check passes (tolerance 1e6), the crowd gap and the grid's error are set."""
+    from mfgnet.grid.crowd import CrowdGap
+    from mfgnet.neural import solver
+
+    monkeypatch.setattr(solver, "_crowd_gap", lambda solution, config: CrowdGap(gap, scheme_error, 200, 200))
+    cfg = NeuralSolverConfig.from_dict(TINY).replace(steps=2, tolerance=1e6)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sol = solve_neural(ZOO["box_bump_1d"](), cfg)
+    d = sol.diagnostics
+    assert d.converged is converged
+    assert d.extra["crowd_gap"] == gap and d.extra["crowd_scheme_error"] == scheme_error
+    messages = " ".join(str(w.message) for w in caught)
+    if says is None:
+        assert "crowd" not in messages
+    else:
+        assert says in messages
+
+
 def test_moving_base_keeps_mass_one_and_starts_at_m0():
     """model.moving_base: with the network part zeroed, exp(free field) is the moving Gaussian,
     of the base's mass at every t and equal to the fixed base at t = 0."""

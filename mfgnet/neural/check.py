@@ -51,7 +51,11 @@ def residual_check(trainer) -> dict:
     terms = {"hjb": hjb, "fp": fp}
     terms.update({k: math.sqrt(max(float(v.detach()), 0.0)) for k, v in out.terms.items() if k not in terms})
     worst = {}
-    for key, values in (("hjb", out.residuals.hjb), ("fp", out.residuals.fp)):
+    fp_values = out.residuals.fp
+    if batch.fp_scale is not None:  # where the FP residual is imposed, undo the loss's per-slice scale
+        scale = batch.fp_scale
+        fp_values = torch.where(scale > 0, fp_values / torch.where(scale > 0, scale, 1.0), 0.0)
+    for key, values in (("hjb", out.residuals.hjb), ("fp", fp_values)):
         values = torch.nan_to_num(values.detach().abs(), nan=float("inf"))
         i = int(values.argmax())
         worst[key] = {"value": float(values[i]), "x": [round(v, 4) for v in batch.x[i].tolist()],

@@ -155,6 +155,19 @@ class SamplerConfig(Settings):
     widen: float = number(1.5, 1.0, 100.0)
     # Euclidean domains: fraction of points drawn uniformly in problem.bounding_box().
     box_fraction: float = number(0.0, 0.0, 1.0)
+    # Time-dependent R^d: each time slice gets this fraction of its interior points more, drawn wider
+    # than the crowd (around each particle a kernel of hjb_bandwidth × the cloud's standard deviation,
+    # against Silverman's 0.23-0.5 for the others), where only the HJB residual is imposed; the
+    # Fokker-Planck residual stays on the points that follow the crowd.  Why: the crowd is steered by
+    # u's curvature, which the HJB pins through its x² part over the points' spread (lq_offset_2d: m was
+    # the crowd of u's feedback to 1 % in variance, and that crowd 12-20 % too wide).  An option, off by
+    # default: rel L2 m without -> with 0.5 (results/neural_zoo/means.md, twenty-fourth session)
+    # lq_offset_1d 0.023 -> 0.013, lq_offset_2d 0.135 -> 0.106 (221 s), B2 d = 10 0.0235 -> 0.0230, B7
+    # d = 2 0.112 -> 0.109, but r_two_crowds_1d (two crowds: the cloud's std spans both and the gap)
+    # seed 1 0.029 -> 0.041 (and 0.062 with the FP residual on half the points instead of all).
+    # Only with sampler.kind=uniform (R^d's default).
+    hjb_fraction: float = number(0.0, 0.0, 10.0)
+    hjb_bandwidth: float = number(1.2, 0.0, 100.0, lo_open=True)
 
 
 @dataclass

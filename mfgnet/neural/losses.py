@@ -25,7 +25,7 @@ no ergodic residual sees, so it is applied to the final networks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -132,6 +132,8 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
                         density_output=nets.density_output, log_mass=log_mass, ergodic_constant=lam,
                         conv=None if problem.coupling.is_local else conv, probes=probes,
                         fp_relative=relative, dlog_mass_dt=dlog_mass_dt, mean_control=mean_control, jets=jets)
+    if batch.fp_scale is not None:  # points where only the HJB residual is imposed (sampler.hjb_fraction)
+        res = replace(res, fp=res.fp * batch.fp_scale)
     if lcfg.causal != "none" and not ergodic:
         terms["hjb"], terms["fp"] = causal_terms(res.hjb, res.fp, batch.slice_id, batch.quad_t.shape[0] - 1,
                                                  lcfg.causal_epsilon, relative=lcfg.causal == "relative")

@@ -53,6 +53,10 @@ class Batch:
     # (S + 1,) log ∫m0 as each slice's quadrature measures it, the renormalisation's reference; None:
     # m0 on the slice's own points (networks.initial_log_mass), for grids that cover m0 (a box's).
     quad_log_mass0: torch.Tensor | None = None
+    # (n,) factor of each interior point's FP residual: 0 where only the HJB residual is imposed (the wide
+    # points of sampler.hjb_fraction), and √(points / FP points of its slice) elsewhere, so that a mean
+    # square over all points is the mean square over the FP points; None: FP everywhere.
+    fp_scale: torch.Tensor | None = None
 
 
 def resolve_kind(kind: str, problem: MFGProblem) -> str:
@@ -377,16 +381,27 @@ class CollocationSampler:
         v = b * b * var[k0] + a * a * var[k0 + 1] + 2 * a * b * cov[k0]
         return m, v.clamp_min(0).sqrt()
 
-    def _kde_sample(self, t: torch.Tensor, per: int) -> torch.Tensor:
+    def _kde_sample(self, t: torch.Tensor, per: int, wide: int = 0) -> torch.Tensor:
         """per points at each time of t (S,) from a kernel density estimate of the cloud:
-        (S, per, d)."""
+        (S, per, d); the last ``wide`` of each time's points with the kernel widened to
+        ``sampler.hjb_bandwidth`` standard deviations of the cloud."""
         P, d = self.cloud.shape[1], self.d
         S = t.shape[0]
         pick = torch.randint(0, P, (S, per), generator=self.gen)
         centres = self._cloud_at(t, pick)
         std = self._moments_at(t)[1].unsqueeze(1).clamp_min(1e-8)
-        bandwidth = (4.0 / ((d + 2) * P)) ** (1.0 / (d + 4))  # Silverman's rule, per coordinate
+        bandwidth = torch.full((1, per, 1), (4.0 / ((d + 2) * P)) ** (1.0 / (d + 4)),  # Silverman's rule
+                               dtype=centres.dtype)
+        if wide:
+            bandwidth[:, per - wide:] = max(float(bandwidth[0, 0, 0]), self.cfg.hjb_bandwidth)
         return centres + bandwidth * std * self._randn(S, per, d)
+
+    def _hjb_only_points(self, per: int) -> int:
+        """How many HJB-only points join a slice's ``per`` interior points (``sampler.hjb_fraction``):
+        time-dependent R^d with uniform (non-adaptive) points, else 0."""
+        if not (self.euclidean and self.T is not None and self.kind == "uniform"):
+            return 0
+        return int(round(self.cfg.hjb_fraction * per))
 
     def _mix_box(self, pts: torch.Tensor) -> torch.Tensor:
         """Replace a box_fraction of the points (..., n, d) by uniform points of the box."""
@@ -495,10 +510,17 @@ class CollocationSampler:
         S = cfg.time_slices
         per = max(1, math.ceil(cfg.n_interior / S))
         slice_t = self.slice_times(S)
+        wide = self._hjb_only_points(per)
         if self.euclidean:
-            x = self._mix_box(self._kde_sample(slice_t, per))
+            x = self._mix_box(self._kde_sample(slice_t, per + wide, wide))
         else:
             x = self.uniform(S * per).reshape(S, per, d)
+        fp_scale = None
+        if wide:  # `wide` more points in every slice, after its `per`, impose the HJB residual only
+            scale = torch.full((per + wide,), math.sqrt((per + wide) / per), dtype=torch.float64)
+            scale[per:] = 0.0
+            fp_scale = scale.repeat(S)
+            per = per + wide
         blocks = torch.arange(S).repeat_interleave(per)
         t = slice_t[blocks].unsqueeze(-1)
         x = x.reshape(-1, d)
@@ -527,7 +549,10 @@ class CollocationSampler:
             std0 = self._cloud_moments()[1][0].sqrt().clamp_min(1e-8)
             bandwidth = (4.0 / ((d + 2) * self.cloud.shape[1])) ** (1.0 / (d + 4))
             init_x = self._mix_box(x0 + bandwidth * std0 * self._randn(*x0.shape))
-            term_x = self._mix_box(self._kde_sample(torch.tensor([T], dtype=torch.float64), cfg.n_terminal)[0])
+            # u(T) = G holds everywhere: the terminal points are widened like the HJB points.
+            wide_terminal = self._hjb_only_points(cfg.n_terminal)
+            term_x = self._mix_box(self._kde_sample(torch.tensor([T], dtype=torch.float64),
+                                                    cfg.n_terminal + wide_terminal, wide_terminal)[0])
         else:
             init_x, term_x = self.uniform(cfg.n_initial), self.uniform(cfg.n_terminal)
         bnd_t, bnd_x, normal = self._boundary(ergodic=False)
@@ -537,7 +562,8 @@ class CollocationSampler:
                      quad_logw=None if quad_logw is None else o(quad_logw),
                      quad_log_mass0=None if quad_log_mass0 is None else o(quad_log_mass0),
                      self_normalised=self.euclidean, init_x=o(init_x), term_x=o(term_x),
-                     bnd_t=bnd_t, bnd_x=bnd_x, bnd_normal=normal, slice_size=slice_size)
+                     bnd_t=bnd_t, bnd_x=bnd_x, bnd_normal=normal, slice_size=slice_size,
+                     fp_scale=None if fp_scale is None else o(fp_scale))
 
     def _boundary(self, ergodic: bool):
         """Points on the faces of a Box with outward normals; None elsewhere."""
