@@ -98,8 +98,12 @@ def check_solver_memory(problem, config, available: int | None = None) -> None:
     n = int(getattr(sampler, "n_interior", 0) or 0)
     if n <= 0:
         return
-    check_memory(sampler_bytes(n, problem.dim),
-                 f"the neural solver with sampler.n_interior = {n} points in {problem.dim}D",
+    # sampler.hjb_fraction adds that share of HJB-only points on time-dependent R^d (counted everywhere:
+    # an upper bound).
+    extra = float(getattr(sampler, "hjb_fraction", 0.0) or 0.0)
+    total = int(round(n * (1.0 + extra)))
+    what = f"sampler.n_interior = {n} points" + (f" (+ {total - n} HJB-only points)" if total > n else "")
+    check_memory(sampler_bytes(total, problem.dim), f"the neural solver with {what} in {problem.dim}D",
                  "sampler.n_interior", available)
 
 
