@@ -161,11 +161,11 @@ class SamplerConfig(Settings):
     # Fokker-Planck residual stays on the points that follow the crowd.  Why: the crowd is steered by
     # u's curvature, which the HJB pins through its x² part over the points' spread (lq_offset_2d: m was
     # the crowd of u's feedback to 1 % in variance, and that crowd 12-20 % too wide).  An option, off by
-    # default: rel L2 m without -> with 0.5 (results/neural_zoo/means.md, twenty-fourth session)
-    # lq_offset_1d 0.023 -> 0.013, lq_offset_2d 0.135 -> 0.106 (221 s), B2 d = 10 0.0235 -> 0.0230, B7
-    # d = 2 0.112 -> 0.109, but r_two_crowds_1d (two crowds: the cloud's std spans both and the gap)
-    # seed 1 0.029 -> 0.041 (and 0.062 with the FP residual on half the points instead of all).
-    # Only with sampler.kind=uniform (R^d's default).
+    # default: rel L2 m without -> with (results/neural_zoo/means.md, twenty-fourth session), fraction 0.5 and
+    # bandwidth 1.2: lq_offset_1d 0.023 -> 0.013, lq_offset_2d 0.135 -> 0.106, B2 d = 10 0.0235 -> 0.0230,
+    # B7 d = 2 0.112 -> 0.109; fraction 1 and bandwidth 3: lq_offset_2d 0.031 (2: 0.066), B7 d = 2 0.097, but
+    # lq_offset_1d 0.028; and two crowds (r_two_crowds_1d, seed 1; the cloud's std spans both and the gap)
+    # 0.029 -> 0.041 (0.5, 1.2), 0.053 (1, 2).  Only with sampler.kind=uniform (R^d's default).
     hjb_fraction: float = number(0.0, 0.0, 10.0)
     hjb_bandwidth: float = number(1.2, 0.0, 100.0, lo_open=True)
 
