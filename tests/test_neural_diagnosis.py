@@ -32,7 +32,7 @@ def test_residual_following_times_are_suggested_on_the_circle_only():
 
 
 def test_wider_hjb_points_are_suggested_on_time_dependent_rd_only():
-    assert any("sampler.hjb_fraction=1 sampler.hjb_bandwidth=3" in a for a in _advice(_trainer("lq_offset_2d")))
+    assert any("sampler.hjb_fraction=1 sampler.hjb_bandwidth=6" in a for a in _advice(_trainer("lq_offset_2d")))
     assert any("sampler.hjb_fraction=0.5 " in a for a in _advice(_trainer("lq_offset_1d")))
     hint = "sampler.hjb_fraction="
     assert not any(hint in a for a in _advice(_trainer("lq_offset_2d", hjb_fraction=1.0)))  # already on
