@@ -237,14 +237,12 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
                       "problems it lowered u's error on all five)")
     if dominant == "hjb" and not trainer.problem.domain.bounded and not trainer.problem.is_ergodic \
             and trainer.cfg.sampler.hjb_fraction == 0 and trainer.problem.dim <= 2:
-        # lq_offset_1d 0.023 -> 0.013 (0.5, 1.2), lq_offset_2d 0.135 -> 0.011 (1, 6); two crowds got worse
-        # (r_two_crowds_1d seed 1 0.029 -> 0.041); B2 at d = 10 did not move: results/neural_zoo/means.md,
+        # (1, 6): lq_offset_1d 0.023 -> 0.0059, lq_offset_2d 0.135 -> 0.011; two crowds got worse
+        # (r_two_crowds_1d 0.022 -> 0.065); B2 at d = 10 did not move: results/neural_zoo/means.md,
         # twenty-fourth session.
-        one_d = ("sampler.hjb_fraction=0.5", "off-centre LQ on R 2.3 -> 1.3 %")
-        two_d = ("sampler.hjb_fraction=1 sampler.hjb_bandwidth=6", "off-centre LQ on R² 13.5 -> 1.1 %")
-        setting, measured = one_d if trainer.problem.dim == 1 else two_d
-        advice.append(f"for a single crowd, {setting} adds HJB points wider than the crowd, which pin the curvature "
-                      f"of u that steers it ({measured}; not for several separate crowds)")
+        advice.append("for a single crowd, sampler.hjb_fraction=1 sampler.hjb_bandwidth=6 adds HJB points wider than "
+                      "the crowd, which pin the curvature of u that steers it (off-centre LQ on R 2.3 -> 0.6 %, on R² "
+                      "13.5 -> 1.1 %; not for several separate crowds: two crowds on R 2.2 -> 6.5 %)")
     drifted = mass_drift is not None and mass_drift > 1e-3
     if drifted:
         advice.append(f"the mass drifted by {mass_drift:.1e}: " + _ADVICE["mass"])
