@@ -164,11 +164,19 @@ def crowd_gap(solution, crowd: Crowd | None = None, levels: int = 11, cells: int
     if crowd is None:
         crowd = crowd_of_policy(solution.problem, solution.policy, cells, time_steps)
     index = np.unique(np.linspace(0, len(crowd.times) - 1, levels).round().astype(int))
+    return _relative_distance(_density_at_levels(solution, crowd, index), crowd.density[index])
+
+
+def _density_at_levels(solution, crowd: Crowd, index: np.ndarray) -> np.ndarray:
+    """The solution's own m at the crowd's centres and the time levels ``index``: (len(index), n)."""
     with torch.no_grad():
-        own = np.stack([solution.density(float(crowd.times[i]), crowd.centres).double().cpu().numpy()
-                        for i in index])
-    scheme = crowd.density[index]
-    return float(np.linalg.norm(own - scheme) / max(np.linalg.norm(scheme), 1e-300))
+        return np.stack([solution.density(float(crowd.times[i]), crowd.centres).double().cpu().numpy()
+                         for i in index])
+
+
+def _relative_distance(a: np.ndarray, reference: np.ndarray) -> float:
+    """‖a − reference‖ / ‖reference‖ (Frobenius, guarded against a zero reference)."""
+    return float(np.linalg.norm(a - reference) / max(np.linalg.norm(reference), 1e-300))
 
 
 @dataclass
@@ -218,12 +226,5 @@ def estimated_crowd_gap(solution, cells: int, time_steps: int, levels: int = 11)
     coarse_on_fine = np.stack([_on_points(coarse, k // 2, points, periodic) for k in index])
     scheme = fine.density[index]
     extrapolated = 2.0 * scheme - coarse_on_fine
-    with torch.no_grad():
-        own = np.stack([solution.density(float(fine.times[k]), fine.centres).double().cpu().numpy() for k in index])
-
-    def norm(a: np.ndarray) -> float:
-        return float(np.linalg.norm(a))
-
-    return CrowdGap(gap=norm(own - extrapolated) / max(norm(extrapolated), 1e-300),
-                    scheme_error=norm(scheme - coarse_on_fine) / max(norm(scheme), 1e-300),
-                    cells=cells, time_steps=time_steps)
+    return CrowdGap(gap=_relative_distance(_density_at_levels(solution, fine, index), extrapolated),
+                    scheme_error=_relative_distance(coarse_on_fine, scheme), cells=cells, time_steps=time_steps)

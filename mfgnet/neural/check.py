@@ -52,9 +52,8 @@ def residual_check(trainer) -> dict:
     terms.update({k: math.sqrt(max(float(v.detach()), 0.0)) for k, v in out.terms.items() if k not in terms})
     worst = {}
     fp_values = out.residuals.fp
-    if batch.fp_scale is not None:  # where the FP residual is imposed, undo the loss's per-slice scale
-        scale = batch.fp_scale
-        fp_values = torch.where(scale > 0, fp_values / torch.where(scale > 0, scale, 1.0), 0.0)
+    if batch.fp_scale is not None:  # undo the loss's per-slice scale; HJB-only points (scale 0) are no FP point
+        fp_values = torch.where(batch.fp_scale > 0, fp_values.detach() / batch.fp_scale, 0.0)
     for key, values in (("hjb", out.residuals.hjb), ("fp", fp_values)):
         values = torch.nan_to_num(values.detach().abs(), nan=float("inf"))
         i = int(values.argmax())

@@ -390,16 +390,19 @@ class CollocationSampler:
         pick = torch.randint(0, P, (S, per), generator=self.gen)
         centres = self._cloud_at(t, pick)
         std = self._moments_at(t)[1].unsqueeze(1).clamp_min(1e-8)
-        bandwidth = torch.full((1, per, 1), (4.0 / ((d + 2) * P)) ** (1.0 / (d + 4)),  # Silverman's rule
-                               dtype=centres.dtype)
+        bandwidth = torch.full((1, per, 1), self._silverman_bandwidth(), dtype=centres.dtype)
         if wide:
             bandwidth[:, per - wide:] = max(float(bandwidth[0, 0, 0]), self.cfg.hjb_bandwidth)
         return centres + bandwidth * std * self._randn(S, per, d)
 
+    def _silverman_bandwidth(self) -> float:
+        """Silverman's rule for the cloud's kernel, per coordinate, in units of the cloud's std."""
+        return (4.0 / ((self.d + 2) * self.cloud.shape[1])) ** (1.0 / (self.d + 4))
+
     def _hjb_only_points(self, per: int) -> int:
-        """How many HJB-only points join a slice's ``per`` interior points (``sampler.hjb_fraction``):
-        time-dependent R^d with uniform (non-adaptive) points, else 0."""
-        if not (self.euclidean and self.T is not None and self.kind == "uniform"):
+        """How many HJB-only points join a slice's ``per`` interior points of a time-dependent draw
+        (``sampler.hjb_fraction``): on R^d with uniform (non-adaptive) points, else 0."""
+        if not (self.euclidean and self.kind == "uniform"):
             return 0
         return int(round(self.cfg.hjb_fraction * per))
 
@@ -547,8 +550,7 @@ class CollocationSampler:
         if self.euclidean:
             x0 = self.problem.sample_initial(cfg.n_initial, self.gen).to(torch.float64)
             std0 = self._cloud_moments()[1][0].sqrt().clamp_min(1e-8)
-            bandwidth = (4.0 / ((d + 2) * self.cloud.shape[1])) ** (1.0 / (d + 4))
-            init_x = self._mix_box(x0 + bandwidth * std0 * self._randn(*x0.shape))
+            init_x = self._mix_box(x0 + self._silverman_bandwidth() * std0 * self._randn(*x0.shape))
             # u(T) = G holds everywhere: the terminal points are widened like the HJB points.
             wide_terminal = self._hjb_only_points(cfg.n_terminal)
             term_x = self._mix_box(self._kde_sample(torch.tensor([T], dtype=torch.float64),
