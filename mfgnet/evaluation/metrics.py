@@ -155,7 +155,9 @@ def compare(solution: Solution, reference: Solution, points=None) -> dict[str, f
         its m (B2, B5, B7), the points are drawn from the reference m(t) at uniform times (as
         experiments/neural_benchmark.py does), both errors are plain relative L2 there, and
         ``mean_error_T`` / ``cov_error_T`` (:func:`moment_errors`) are added; for d > 3 also
-        ``mass_error`` by importance sampling.
+        ``mass_error`` by importance sampling.  A reference with a ``coarse_reference`` (B7's
+        grid factor at half the resolution) adds ``reference_error_u`` / ``reference_error_m``,
+        its own error estimated on the same points.
     """
     problem = reference.problem
     sampled = points is None and not problem.domain.bounded and getattr(reference, "can_sample", False)
@@ -180,6 +182,16 @@ def compare(solution: Solution, reference: Solution, points=None) -> dict[str, f
         out["mass_error"] = sampled_mass_error(solution, reference)
     if getattr(problem, "has_mean_control", False):
         out["rel_err_mean_control"] = mean_control_error(solution, reference)
+    coarse = getattr(reference, "coarse_reference", None)
+    if coarse is not None:
+        # The reference's own error, estimated from itself at half the resolution (first order: the
+        # difference of the two levels); an error below it cannot be told apart from the reference's.
+        with torch.no_grad():
+            u_coarse, m_coarse = coarse.value(t, x).double(), coarse.density(t, x).double()
+        if problem.is_ergodic:
+            u_coarse = u_coarse - u_coarse.mean()
+        out["reference_error_u"] = relative_l2(u_coarse, u_ref, weights)
+        out["reference_error_m"] = relative_l2(m_coarse, m_ref)
     if problem.is_ergodic:
         lam_ref = float(reference.ergodic_constant)
         out["abs_err_lambda"] = abs(float(solution.ergodic_constant) - lam_ref)

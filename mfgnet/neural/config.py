@@ -166,7 +166,9 @@ class SamplerConfig(Settings):
     # B7 d = 2 0.112 -> 0.109; fraction 1 and bandwidth 6: lq_offset_2d 0.011 / u 0.0025 in 264 s, all targets met
     # (bandwidth 2: 0.066, 3: 0.031, 4: 0.023; B7 d = 2 0.094 at 4), lq_offset_1d 0.0059 (0.028 at 3); but two
     # crowds (r_two_crowds_1d; the cloud's std spans both and the gap) 0.022 -> 0.065 (seed 0, (1, 6)), seed 1
-    # 0.029 -> 0.041 (0.5, 1.2), 0.053 (1, 2).
+    # 0.029 -> 0.041 (0.5, 1.2), 0.053 (1, 2).  Where G grows faster than quadratically, (1, 6) diverges
+    # (r_split_1d, G = (x² - 1)²: the wide points' HJB residual ~1e8); with the points kept in the bounding
+    # box it still diverged, and lq_offset_2d lost its gain (0.011 -> 0.029): not kept (twenty-fifth session).
     # Only with sampler.kind=uniform (R^d's default).
     hjb_fraction: float = number(0.0, 0.0, 10.0)
     hjb_bandwidth: float = number(1.2, 0.0, 100.0, lo_open=True)

@@ -239,10 +239,12 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
             and trainer.cfg.sampler.hjb_fraction == 0 and trainer.problem.dim <= 2:
         # (1, 6): lq_offset_1d 0.023 -> 0.0059, lq_offset_2d 0.135 -> 0.011; two crowds got worse
         # (r_two_crowds_1d 0.022 -> 0.065); B2 at d = 10 did not move: results/neural_zoo/means.md,
-        # twenty-fourth session.
-        advice.append("for a single crowd, sampler.hjb_fraction=1 sampler.hjb_bandwidth=6 adds HJB points wider than "
-                      "the crowd, which pin the curvature of u that steers it (off-centre LQ on R 2.3 -> 0.6 %, on R² "
-                      "13.5 -> 1.1 %; not for several separate crowds: two crowds on R 2.2 -> 6.5 %)")
+        # twenty-fourth session.  Where G grows faster than quadratically the wide points' HJB residual
+        # is huge and training diverges (r_split_1d, G = (x² - 1)²: stopped at step ~200; twenty-fifth).
+        advice.append("for a single crowd and costs at most quadratic in x, sampler.hjb_fraction=1 "
+                      "sampler.hjb_bandwidth=6 adds HJB points wider than the crowd, which pin the curvature of u "
+                      "that steers it (off-centre LQ on R 2.3 -> 0.6 %, on R² 13.5 -> 1.1 %; not for several "
+                      "crowds: two crowds on R 2.2 -> 6.5 %; a quartic G diverged)")
     drifted = mass_drift is not None and mass_drift > 1e-3
     if drifted:
         advice.append(f"the mass drifted by {mass_drift:.1e}: " + _ADVICE["mass"])

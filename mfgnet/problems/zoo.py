@@ -285,6 +285,25 @@ def r_two_crowds_1d() -> MFGProblem:
                       initial_density=m0, initial_sampler=sampler, name="r_two_crowds_1d")
 
 
+def r_split_1d() -> MFGProblem:
+    """R, no closed form: one Gaussian crowd N(0.15, 0.25²) that a double-well terminal cost
+    G = (x² − 1)² splits into two unequal crowds near ±1 by t = T = 1; congestion F = m, ν = 0.1.
+    The harder neighbour of lq_offset_1d for settings that help a single crowd (it starts as one
+    and ends as two).  Box for the grid reference and the evaluation: [-4, 4]."""
+    centre, width = 0.15, 0.25
+
+    def m0(x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-(x[:, 0] - centre) ** 2 / (2 * width * width)) / (math.sqrt(2 * math.pi) * width)
+
+    def sampler(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return (centre + width * torch.randn(n, generator=generator, dtype=torch.float64)).unsqueeze(-1)
+
+    return MFGProblem(Euclidean(1, box=Box([-4.0], [4.0])), horizon=1.0, viscosity=0.1,
+                      coupling=lambda t, x, m: m,
+                      terminal_cost=lambda x, m: ((x**2).sum(-1) - 1.0) ** 2,
+                      initial_density=m0, initial_sampler=sampler, name="r_split_1d")
+
+
 ZOO: dict[str, Callable[[], MFGProblem]] = {
     "box_bump_1d": box_bump_1d,
     "readme_box_1d": readme_box_1d,
@@ -307,6 +326,7 @@ ZOO: dict[str, Callable[[], MFGProblem]] = {
     "lq_offset_1d": lq_offset_1d,
     "lq_offset_2d": lq_offset_2d,
     "r_two_crowds_1d": r_two_crowds_1d,
+    "r_split_1d": r_split_1d,
 }
 
 # How each reference is obtained.  Grid: first-order upwind on ``cells`` per axis and
@@ -333,6 +353,7 @@ REFERENCE: dict[str, dict] = {
     "lq_offset_1d": {"kind": "exact"},
     "lq_offset_2d": {"kind": "exact"},
     "r_two_crowds_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
+    "r_split_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
 }
 
 
