@@ -112,7 +112,6 @@ def test_planar_grid_reference_holds_its_mass_and_converges():
         assert fine_gap < 0.7 * coarse_gap, (coarse_gap, fine_gap)
 
 
-
 def test_compare_reports_the_reference_error_which_halves_with_the_grid():
     """compare() estimates B7's reference error from its planar grid at half the cells and steps
     (first order: the difference of the two levels).  The estimate is only as good as that order, so
@@ -132,6 +131,7 @@ def test_compare_reports_the_reference_error_which_halves_with_the_grid():
         assert 1.5 < estimates[16][k] / estimates[COARSE][k] < 3.0, estimates
     assert 0.08 < estimates[COARSE][0] < 0.2, estimates
 
+
 def test_builder_checks_and_lazy_reference():
     with pytest.raises(ProblemError, match="dim must be an integer >= 2"):
         separable_crowd(1)
@@ -142,7 +142,6 @@ def test_builder_checks_and_lazy_reference():
     x = problem.sample_initial(32, torch.Generator().manual_seed(0))
     m, m0 = reference.density(0.0, x), problem.initial_density(x)
     assert float((m - m0).norm() / m0.norm()) < 0.1  # linear interpolation of the planar m0 on 32 cells
-
 
 
 def test_cli_runs_the_planar_problem_on_the_grid(tmp_path, run_mfgnet):

@@ -96,10 +96,10 @@ def test_default_lbfgs_finish_only_after_long_runs_on_time_dependent_rd_and_the_
     assert explicit.cfg.optim.lbfgs_steps == 7
 
 
-
 def test_hjb_weight_defaults_to_ten_on_time_dependent_euclidean_problems():
     """loss.hjb = None resolves to 10 on time-dependent R and R² and 1 elsewhere (means.md, twenty-fifth session);
     the trainer weighs the HJB term with it, and an explicit weight wins."""
+    from mfgnet.benchmarks.lq_gaussian import lq_gaussian
     from mfgnet.neural.config import default_hjb_weight
     from mfgnet.neural.trainer import Trainer
     from mfgnet.problems.zoo import ZOO
@@ -108,14 +108,13 @@ def test_hjb_weight_defaults_to_ten_on_time_dependent_euclidean_problems():
     names = ("lq_offset_1d", "lq_offset_2d", "r_split_1d", "box_bump_1d", "torus_bimodal_1d", "box_bump_2d",
              "ergodic_box_strong_1d", "ergodic_torus_2d")
     assert [default_hjb_weight(ZOO[n]()) for n in names] == [10.0, 10.0, 10.0, 1.0, 1.0, 1.0, 1.0, 1.0]
-    from mfgnet.benchmarks.lq_gaussian import lq_gaussian
-
     assert [default_hjb_weight(lq_gaussian(d).problem) for d in (1, 2, 3, 10)] == [10.0, 10.0, 1.0, 1.0]
     small = {"steps": 2, "progress": False, "model": {"width": 8}}
     assert Trainer(ZOO["lq_offset_1d"](), NeuralSolverConfig.from_dict(small)).weights["hjb"] == 10.0
     assert Trainer(ZOO["box_bump_1d"](), NeuralSolverConfig.from_dict(small)).weights["hjb"] == 1.0
     explicit = NeuralSolverConfig.from_dict({**small, "loss": {"hjb": 2.5}})
     assert Trainer(ZOO["lq_offset_1d"](), explicit).weights["hjb"] == 2.5
+
 
 def test_time_scales_are_early_clocks_of_the_time_input():
     """model.time_scales: each c adds 2 exp(-t / (c T)) - 1 after the linear time input (time-dependent only)."""

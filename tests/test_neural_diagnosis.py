@@ -31,7 +31,6 @@ def test_residual_following_times_are_suggested_on_the_circle_only():
     assert not any(hint in a for a in _advice(_trainer("box_bump_1d")))  # it made every box row worse
 
 
-
 def test_a_heavier_hjb_term_is_suggested_on_bounded_domains():
     hint = "loss.hjb=10"
     assert any(hint in a for a in _advice(_trainer("box_narrow_far_1d")))
@@ -41,6 +40,7 @@ def test_a_heavier_hjb_term_is_suggested_on_bounded_domains():
     heavy = _trainer("box_narrow_far_1d")
     heavy.cfg = heavy.cfg.replace(loss={"hjb": 10.0})
     assert not any(hint in a for a in _advice(heavy))
+
 
 def test_wider_hjb_points_are_suggested_on_time_dependent_rd_only():
     hint = "sampler.hjb_fraction=1 sampler.hjb_bandwidth=6"
