@@ -116,6 +116,26 @@ def test_hjb_weight_defaults_to_ten_on_time_dependent_euclidean_problems():
     assert Trainer(ZOO["lq_offset_1d"](), explicit).weights["hjb"] == 2.5
 
 
+def test_fp_weight_defaults_to_a_tenth_on_the_time_dependent_circle():
+    """loss.fp = None resolves to 0.1 on time-dependent problems on the circle and 1 elsewhere (means.md,
+    twenty-sixth session); the trainer weighs the FP term with it, and an explicit weight wins."""
+    from mfgnet.benchmarks import hopf_cole
+    from mfgnet.neural.config import default_fp_weight
+    from mfgnet.neural.trainer import Trainer
+    from mfgnet.problems.zoo import ZOO
+
+    assert NeuralSolverConfig().loss.fp is None
+    names = ("torus_bimodal_1d", "torus_power_1d", "box_bump_1d", "box_bump_2d", "lq_offset_1d",
+             "ergodic_box_strong_1d", "ergodic_torus_2d")
+    assert [default_fp_weight(ZOO[n]()) for n in names] == [0.1, 0.1, 1.0, 1.0, 1.0, 1.0, 1.0]
+    assert default_fp_weight(hopf_cole().problem) == 0.1
+    small = {"steps": 2, "progress": False, "model": {"width": 8}}
+    assert Trainer(ZOO["torus_power_1d"](), NeuralSolverConfig.from_dict(small)).weights["fp"] == 0.1
+    assert Trainer(ZOO["box_bump_1d"](), NeuralSolverConfig.from_dict(small)).weights["fp"] == 1.0
+    explicit = NeuralSolverConfig.from_dict({**small, "loss": {"fp": 2.5}})
+    assert Trainer(ZOO["torus_power_1d"](), explicit).weights["fp"] == 2.5
+
+
 def test_time_scales_are_early_clocks_of_the_time_input():
     """model.time_scales: each c adds 2 exp(-t / (c T)) - 1 after the linear time input (time-dependent only)."""
     import torch

@@ -24,7 +24,13 @@ import torch
 from mfgnet.neural import checkpoint, gaussian_start
 from mfgnet.neural.check import check_residual, residual_check
 from mfgnet.neural.checkpoint import CHECKPOINT_NAME
-from mfgnet.neural.config import NeuralSolverConfig, default_hjb_weight, default_lbfgs_steps, default_steps
+from mfgnet.neural.config import (
+    NeuralSolverConfig,
+    default_fp_weight,
+    default_hjb_weight,
+    default_lbfgs_steps,
+    default_steps,
+)
 from mfgnet.neural.distributed import DataParallel
 from mfgnet.neural.losses import M_TERMS, U_TERMS, compute_losses, fp_relative, log_mass_of
 from mfgnet.neural.networks import MFGNetworks
@@ -88,6 +94,8 @@ class Trainer:
             cfg = cfg.replace(optim=cfg.optim.replace(lbfgs_steps=default_lbfgs_steps(problem, cfg.steps)))
         if cfg.loss.hjb is None:
             cfg = cfg.replace(loss=cfg.loss.replace(hjb=default_hjb_weight(problem)))
+        if cfg.loss.fp is None:
+            cfg = cfg.replace(loss=cfg.loss.replace(fp=default_fp_weight(problem)))
         self.problem, self.cfg = problem, cfg
         self.logger, self.monitor = logger, monitor
         self.device = resolve_device(cfg.device)
