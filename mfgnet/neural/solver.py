@@ -230,11 +230,12 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
         advice.append(_lbfgs_advice(trainer))
     if dominant == "hjb" and trainer.problem.domain.periodic and not trainer.problem.is_ergodic \
             and trainer.cfg.sampler.time_adaptive == 0:
-        # On the zoo's five circle problems (18000 steps) 0.5 lowered rel L2 u on all five, e.g.
-        # torus_power_1d 0.077 -> 0.019 (an offset of u made near T); m moved by ±20 %, and every box
-        # problem got worse (results/neural_zoo/means.md, twenty-first session).
-        advice.append("sampler.time_adaptive=0.5 puts slice times where the residual is (on the zoo's circle "
-                      "problems it lowered u's error on all five)")
+        # With FP weight 1 (twenty-first session) 0.5 lowered rel L2 u on all five circle rows (torus_power_1d
+        # 0.077 -> 0.019) and every box row got worse.  With the circle's FP weight 0.1 (twenty-sixth) it is
+        # mixed: torus_power_two_1d 0.093 / 0.047 -> 0.069 / 0.036 and torus_low_noise_1d 0.0087 -> 0.0053, but m
+        # worse on the other four (torus_power_1d 0.013 -> 0.023): results/neural_zoo/means.md.
+        advice.append("sampler.time_adaptive=0.5 puts slice times where the residual is (on the zoo's circle it "
+                      "helped the hardest row and low noise, and cost m on the other four: compare)")
     box = trainer.problem.domain.bounded and not trainer.problem.domain.periodic
     if dominant == "hjb" and box and not trainer.problem.is_ergodic and (trainer.cfg.loss.hjb or 1.0) <= 1.0:
         # Weight 10 (the default on R and R²) on the zoo's boxes: box_narrow_far_1d 0.077 -> 0.018, box_bump_2d
