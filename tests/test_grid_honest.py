@@ -103,6 +103,10 @@ def test_a_stalled_newton_is_solved_again_with_a_longer_damped_start(caplog):
     which converge, says so in the log and records the first attempt.  The same answer as asking for
     that start directly, and no retry then; m within 8 % of the zoo's cached reference (400 cells,
     Richardson; first order at 400 / 800 cells is 2.9 / 1.4 % off it)."""
+    from pathlib import Path
+
+    import torch
+
     from mfgnet.grid.solver import RETRY_DAMPING, RETRY_PICARD_WARMUP
     from mfgnet.problems.zoo import ZOO
 
@@ -118,10 +122,6 @@ def test_a_stalled_newton_is_solved_again_with_a_longer_damped_start(caplog):
                         damping=RETRY_DAMPING)
     assert "retry_first_residual" not in direct.diagnostics.extra
     assert rel_l2(retried.m, direct.m) < 1e-8
-    from pathlib import Path
-
-    import torch
-
     with np.load(Path(__file__).parents[1] / "results/neural_zoo/references/torus_power_two_1d.npz") as ref:
         x, times, m_ref = torch.from_numpy(ref["x"]), ref["times"], ref["m"]
     m = np.stack([retried.density(float(t), x).numpy() for t in times])

@@ -359,7 +359,8 @@ REFERENCE: dict[str, dict] = {
     "torus_low_noise_1d": {"kind": "grid", "cells": 512, "time_steps": 256, "order": 2},
     "torus_nonlocal_1d": {"kind": "grid", "cells": 256, "time_steps": 256, "order": 2},
     "torus_power_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
-    # The default Newton start diverges at 400 cells on this steep H (it converges at 100): damped Picard first.
+    # The grid's default start diverges at 200-400 cells on this steep H (its retry would catch that): asking for
+    # the damped Picard start directly skips the failed first attempt.
     "torus_power_two_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2, "picard_warmup": 20,
                            "damping": 0.3},
     "ergodic_box_strong_1d": {"kind": "grid", "cells": 1024, "order": 2},
