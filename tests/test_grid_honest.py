@@ -99,15 +99,15 @@ def test_metrics_json_is_strict_with_non_finite_listed(tmp_path):
 
 def test_a_stalled_newton_is_solved_again_with_a_longer_damped_start(caplog):
     """The zoo's torus_power_two_1d (H = |p|⁴/4, ν = 0.05) at 200 cells: Newton diverges from the default
-    3-step Picard start (residual ~1e8, "stalled"); the solver tries once more with 20 damped steps,
-    which converge, says so in the log and records the first attempt.  The same answer as asking for
+    3-step Picard start (residual ~1e8, "stalled"); the solver tries again with the first of its longer
+    damped starts (20 steps at 0.3), which converges, says so in the log and records the first attempt.  The same answer as asking for
     that start directly, and no retry then; m within 8 % of the zoo's cached reference (400 cells,
     Richardson; first order at 400 / 800 cells is 2.9 / 1.4 % off it)."""
     from pathlib import Path
 
     import torch
 
-    from mfgnet.grid.solver import RETRY_DAMPING, RETRY_PICARD_WARMUP
+    from mfgnet.grid.solver import RETRY_STARTS
     from mfgnet.problems.zoo import ZOO
 
     problem = ZOO["torus_power_two_1d"]()
@@ -116,10 +116,10 @@ def test_a_stalled_newton_is_solved_again_with_a_longer_damped_start(caplog):
     assert retried.diagnostics.converged and retried.diagnostics.residual <= 1e-10
     metrics = collect_metrics(retried, None, 0.0)  # what metrics.json says
     assert metrics["retry_first_stopped_on"] == "stalled" and metrics["retry_first_residual"] > 1e3
-    assert (metrics["retry_picard_warmup"], metrics["retry_damping"]) == (RETRY_PICARD_WARMUP, RETRY_DAMPING)
+    assert (metrics["retry_picard_warmup"], metrics["retry_damping"], metrics["retries"]) == (*RETRY_STARTS[0], 1)
     assert "solving again" in caplog.text and "not converged" not in caplog.text
-    direct = solve_grid(problem, cells=200, time_steps=200, progress=False, picard_warmup=RETRY_PICARD_WARMUP,
-                        damping=RETRY_DAMPING)
+    warmup, damping = RETRY_STARTS[0]
+    direct = solve_grid(problem, cells=200, time_steps=200, progress=False, picard_warmup=warmup, damping=damping)
     assert "retry_first_residual" not in direct.diagnostics.extra
     assert rel_l2(retried.m, direct.m) < 1e-8
     with np.load(Path(__file__).parents[1] / "results/neural_zoo/references/torus_power_two_1d.npz") as ref:

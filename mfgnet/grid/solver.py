@@ -125,48 +125,51 @@ def solve_on_grid(problem: MFGProblem, grid: Grid, config: GridSolverConfig, qui
     Picard steps (``config.picard_warmup`` of them) and Newton start from it instead of
     u = 0, m = m0 (the K-population sweeps warm-start each population's solve so).
 
-    Where Newton stalls after its short Picard start (``stopped_on`` stalled, small_step or singular,
-    fewer than ``RETRY_PICARD_WARMUP`` Picard steps), the solve runs once more with the longer damped
-    start ``RETRY_PICARD_WARMUP`` / ``RETRY_DAMPING`` and returns that; ``diagnostics.extra``'s
-    ``retry_*`` entries record the first attempt and the start used."""
+    Where Newton stalls after its short Picard start (``stopped_on`` stalled, small_step or singular),
+    the solve runs again with the longer damped starts of ``RETRY_STARTS`` (those longer than
+    ``config.picard_warmup``), one after the other until one converges, and returns the last;
+    ``diagnostics.extra``'s ``retry_*`` entries record the first attempt and the last start used."""
     if initial is not None and problem.is_ergodic:
         raise ValueError("solve_on_grid: an initial guess is for time-dependent problems only")
-    first = _solve_on_grid_once(problem, grid, config, quiet, initial, retry_pending=_may_retry(config))
-    extra = first.diagnostics.extra
-    if first.diagnostics.converged or not _may_retry(config) or extra["stopped_on"] not in _RETRY_ON:
-        return first
-    logger.info("grid solver on '%s': Newton stopped on %s after a %d-step Picard start (residual %.2e); "
-                "solving again with a %d-step damped Picard start (damping %.1f)", problem.name,
-                extra["stopped_on"], config.picard_warmup, first.diagnostics.residual, RETRY_PICARD_WARMUP,
-                RETRY_DAMPING)
-    longer_start = config.replace(picard_warmup=RETRY_PICARD_WARMUP, damping=RETRY_DAMPING)
-    second = _solve_on_grid_once(problem, grid, longer_start, quiet, initial, retry_pending=False)
+    starts = [start for start in RETRY_STARTS if start[0] > config.picard_warmup] if config.method == "newton" else []
+    solution = _solve_on_grid_once(problem, grid, config, quiet, initial, retry_on=_RETRY_ON if starts else ())
+    first = solution.diagnostics
+    if first.converged or first.extra["stopped_on"] not in _RETRY_ON or not starts:
+        return solution
+    wall = first.wall_time_s
+    for rung, (warmup, damping) in enumerate(starts, start=1):
+        logger.info("grid solver on '%s': Newton stopped on %s (residual %.2e); solving again with a %d-step "
+                    "damped Picard start (damping %.2g)", problem.name, solution.diagnostics.extra["stopped_on"],
+                    solution.diagnostics.residual, warmup, damping)
+        longer_start = config.replace(picard_warmup=warmup, damping=damping)
+        solution = _solve_on_grid_once(problem, grid, longer_start, quiet, initial,
+                                       retry_on=_ANY_FAILURE if rung < len(starts) else ())
+        wall += solution.diagnostics.wall_time_s
+        if solution.diagnostics.converged:
+            break
     # Flat keys, so that metrics.json carries them.
-    second.diagnostics.extra.update(retry_first_residual=float(first.diagnostics.residual),
-                                    retry_first_stopped_on=extra["stopped_on"],
-                                    retry_picard_warmup=RETRY_PICARD_WARMUP, retry_damping=RETRY_DAMPING)
-    second.diagnostics.wall_time_s += first.diagnostics.wall_time_s
-    return second
+    solution.diagnostics.extra.update(retry_first_residual=float(first.residual),
+                                      retry_first_stopped_on=first.extra["stopped_on"], retry_picard_warmup=warmup,
+                                      retry_damping=damping, retries=rung)
+    solution.diagnostics.wall_time_s = wall
+    return solution
 
 
-# The longer damped Picard start tried once where Newton stalls after the short default one.  Why: the
-# zoo's torus_power_two_1d (H = |p|⁴/4, ν = 0.05) diverged from the default start (3 steps, damping 0.5)
-# at 200, 300 and 400 cells (residual 1e8-1e11, "stalled") and converged with 20 steps at 0.3 in 1.3 s,
-# 3.5 s and 32 s (Richardson); where the default start works the retry never runs, so the benchmarked
-# speed is unchanged (results/neural_zoo/means.md, twenty-sixth session).
-RETRY_PICARD_WARMUP = 20
-RETRY_DAMPING = 0.3
+# The longer damped Picard starts (steps, damping) tried in turn where Newton stalls after the short default
+# one.  Why: the zoo's torus_power_two_1d (H = |p|⁴/4, ν = 0.05) diverged from the default start (3 steps,
+# damping 0.5) at 200, 300 and 400 cells (residual 1e8-1e11, "stalled") and converged with 20 steps at 0.3
+# in 1.3 s, 3.5 s and 32 s (Richardson); at 600 cells 20 steps at 0.3 still failed (50 Newton steps, 38 s)
+# and 60 at 0.15 converged in 4.9 s.  Where the default start works no retry runs, so the benchmarked speed
+# is unchanged (results/neural_zoo/means.md, twenty-sixth session).
+RETRY_STARTS = ((20, 0.3), (60, 0.15))
 _RETRY_ON = ("stalled", "small_step", "singular")
-
-
-def _may_retry(config: GridSolverConfig) -> bool:
-    return config.method == "newton" and config.picard_warmup < RETRY_PICARD_WARMUP
+_ANY_FAILURE = ("*",)
 
 
 def _solve_on_grid_once(problem: MFGProblem, grid: Grid, config: GridSolverConfig, quiet: bool,
-                        initial: tuple[np.ndarray, np.ndarray] | None, retry_pending: bool) -> GridSolution:
-    """One first-order solve (see :func:`solve_on_grid`); a failed one logs its advice unless
-    ``retry_pending`` and it stopped where :func:`solve_on_grid` tries again."""
+                        initial: tuple[np.ndarray, np.ndarray] | None, retry_on: tuple[str, ...]) -> GridSolution:
+    """One first-order solve (see :func:`solve_on_grid`); a failed one logs its advice unless it stopped
+    for a reason in ``retry_on`` (``_ANY_FAILURE``: any), after which :func:`solve_on_grid` tries again."""
     start = time.perf_counter()
     disc = Discretisation(problem, grid)
     # Outer iterations have no known count (Newton stops at its tolerance): a bar without ETA,
@@ -202,7 +205,8 @@ def _solve_on_grid_once(problem: MFGProblem, grid: Grid, config: GridSolverConfi
         extra["continuation"] = info["continuation"]
     if isinstance(problem.domain, Euclidean):
         extra["edge_mass"] = edge_mass_of(grid, m.reshape(-1, grid.n), warn=not quiet)
-    if not info["converged"] and not quiet and not (retry_pending and info["stopped_on"] in _RETRY_ON):
+    retried = info["stopped_on"] in retry_on or retry_on == _ANY_FAILURE
+    if not info["converged"] and not quiet and not retried:
         logger.warning("grid solver on '%s': %s", problem.name, not_converged_advice(info, extra, config))
     diagnostics = Diagnostics(converged=info["converged"], iterations=info["newton"] + info["picard"],
                               residual=info["history"][-1], residual_history=info["history"],
@@ -228,10 +232,10 @@ def not_converged_advice(info: dict, extra: dict, config: GridSolverConfig) -> s
     if "max_iterations" in str(info["stopped_on"]):
         tips.append("more solver.max_iterations")
     if any(word in str(info["stopped_on"]) for word in ("stalled", "small_step", "singular", "inexact")):
-        if config.picard_warmup < RETRY_PICARD_WARMUP:
-            tips.append(f"a longer damped Picard start (solver.picard_warmup={RETRY_PICARD_WARMUP} "
-                        f"solver.damping={RETRY_DAMPING})")
-        else:  # the solver's own retry (or the user) already used that one
+        if config.picard_warmup < RETRY_STARTS[0][0]:
+            tips.append(f"a longer damped Picard start (solver.picard_warmup={RETRY_STARTS[0][0]} "
+                        f"solver.damping={RETRY_STARTS[0][1]})")
+        else:  # the solver's own retries (or the user) already used that one
             tips.append(f"a still longer damped Picard start (solver.picard_warmup={3 * config.picard_warmup} "
                         f"solver.damping={config.damping / 2:.2g})")
     if config.method != "fictitious_play":
