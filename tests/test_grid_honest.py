@@ -100,9 +100,9 @@ def test_metrics_json_is_strict_with_non_finite_listed(tmp_path):
 def test_a_stalled_newton_is_solved_again_with_a_longer_damped_start(caplog):
     """The zoo's torus_power_two_1d (H = |p|⁴/4, ν = 0.05) at 200 cells: Newton diverges from the default
     3-step Picard start (residual ~1e8, "stalled"); the solver tries again with the first of its longer
-    damped starts (20 steps at 0.3), which converges, says so in the log and records the first attempt.  The same answer as asking for
-    that start directly, and no retry then; m within 8 % of the zoo's cached reference (400 cells,
-    Richardson; first order at 400 / 800 cells is 2.9 / 1.4 % off it)."""
+    damped starts (20 steps at 0.3), which converges, says so in the log and records the first attempt.
+    The same answer as asking for that start directly, and no retry then; m within 8 % of the zoo's
+    cached reference (400 cells, Richardson; first order at 400 / 800 cells is 2.9 / 1.4 % off it)."""
     from pathlib import Path
 
     import torch
