@@ -96,12 +96,22 @@ def test_default_lbfgs_finish_only_after_long_runs_on_time_dependent_rd_and_the_
     assert explicit.cfg.optim.lbfgs_steps == 7
 
 
+def _trainer_weight(zoo_name: str, term: str, explicit: float | None = None) -> float:
+    """The weight of the loss term ``term`` in a small Trainer on the zoo problem (``explicit``: set it)."""
+    from mfgnet.neural.trainer import Trainer
+    from mfgnet.problems.zoo import ZOO
+
+    data = {"steps": 2, "progress": False, "model": {"width": 8}}
+    if explicit is not None:
+        data["loss"] = {term: explicit}
+    return Trainer(ZOO[zoo_name](), NeuralSolverConfig.from_dict(data)).weights[term]
+
+
 def test_hjb_weight_defaults_to_ten_on_time_dependent_euclidean_problems():
     """loss.hjb = None resolves to 10 on time-dependent R and R² and 1 elsewhere (means.md, twenty-fifth session);
     the trainer weighs the HJB term with it, and an explicit weight wins."""
     from mfgnet.benchmarks.lq_gaussian import lq_gaussian
     from mfgnet.neural.config import default_hjb_weight
-    from mfgnet.neural.trainer import Trainer
     from mfgnet.problems.zoo import ZOO
 
     assert NeuralSolverConfig().loss.hjb is None
@@ -109,11 +119,9 @@ def test_hjb_weight_defaults_to_ten_on_time_dependent_euclidean_problems():
              "ergodic_box_strong_1d", "ergodic_torus_2d")
     assert [default_hjb_weight(ZOO[n]()) for n in names] == [10.0, 10.0, 10.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     assert [default_hjb_weight(lq_gaussian(d).problem) for d in (1, 2, 3, 10)] == [10.0, 10.0, 1.0, 1.0]
-    small = {"steps": 2, "progress": False, "model": {"width": 8}}
-    assert Trainer(ZOO["lq_offset_1d"](), NeuralSolverConfig.from_dict(small)).weights["hjb"] == 10.0
-    assert Trainer(ZOO["box_bump_1d"](), NeuralSolverConfig.from_dict(small)).weights["hjb"] == 1.0
-    explicit = NeuralSolverConfig.from_dict({**small, "loss": {"hjb": 2.5}})
-    assert Trainer(ZOO["lq_offset_1d"](), explicit).weights["hjb"] == 2.5
+    assert _trainer_weight("lq_offset_1d", "hjb") == 10.0
+    assert _trainer_weight("box_bump_1d", "hjb") == 1.0
+    assert _trainer_weight("lq_offset_1d", "hjb", explicit=2.5) == 2.5
 
 
 def test_fp_weight_defaults_to_a_tenth_on_the_time_dependent_circle():
@@ -121,7 +129,6 @@ def test_fp_weight_defaults_to_a_tenth_on_the_time_dependent_circle():
     twenty-sixth session); the trainer weighs the FP term with it, and an explicit weight wins."""
     from mfgnet.benchmarks import hopf_cole
     from mfgnet.neural.config import default_fp_weight
-    from mfgnet.neural.trainer import Trainer
     from mfgnet.problems.zoo import ZOO
 
     assert NeuralSolverConfig().loss.fp is None
@@ -129,11 +136,9 @@ def test_fp_weight_defaults_to_a_tenth_on_the_time_dependent_circle():
              "ergodic_box_strong_1d", "ergodic_torus_2d")
     assert [default_fp_weight(ZOO[n]()) for n in names] == [0.1, 0.1, 1.0, 1.0, 1.0, 1.0, 1.0]
     assert default_fp_weight(hopf_cole().problem) == 0.1
-    small = {"steps": 2, "progress": False, "model": {"width": 8}}
-    assert Trainer(ZOO["torus_power_1d"](), NeuralSolverConfig.from_dict(small)).weights["fp"] == 0.1
-    assert Trainer(ZOO["box_bump_1d"](), NeuralSolverConfig.from_dict(small)).weights["fp"] == 1.0
-    explicit = NeuralSolverConfig.from_dict({**small, "loss": {"fp": 2.5}})
-    assert Trainer(ZOO["torus_power_1d"](), explicit).weights["fp"] == 2.5
+    assert _trainer_weight("torus_power_1d", "fp") == 0.1
+    assert _trainer_weight("box_bump_1d", "fp") == 1.0
+    assert _trainer_weight("torus_power_1d", "fp", explicit=2.5) == 2.5
 
 
 def test_time_scales_are_early_clocks_of_the_time_input():

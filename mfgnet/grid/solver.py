@@ -131,27 +131,27 @@ def solve_on_grid(problem: MFGProblem, grid: Grid, config: GridSolverConfig, qui
     ``diagnostics.extra``'s ``retry_*`` entries record the first attempt and the last start used."""
     if initial is not None and problem.is_ergodic:
         raise ValueError("solve_on_grid: an initial guess is for time-dependent problems only")
-    starts = [start for start in RETRY_STARTS if start[0] > config.picard_warmup] if config.method == "newton" else []
-    solution = _solve_on_grid_once(problem, grid, config, quiet, initial, retry_on=_RETRY_ON if starts else ())
+    solution, advice = _solve_on_grid_once(problem, grid, config, quiet, initial)
     first = solution.diagnostics
-    if first.converged or first.extra["stopped_on"] not in _RETRY_ON or not starts:
-        return solution
-    wall = first.wall_time_s
-    for rung, (warmup, damping) in enumerate(starts, start=1):
-        logger.info("grid solver on '%s': Newton stopped on %s (residual %.2e); solving again with a %d-step "
-                    "damped Picard start (damping %.2g)", problem.name, solution.diagnostics.extra["stopped_on"],
-                    solution.diagnostics.residual, warmup, damping)
-        longer_start = config.replace(picard_warmup=warmup, damping=damping)
-        solution = _solve_on_grid_once(problem, grid, longer_start, quiet, initial,
-                                       retry_on=_ANY_FAILURE if rung < len(starts) else ())
-        wall += solution.diagnostics.wall_time_s
-        if solution.diagnostics.converged:
-            break
-    # Flat keys, so that metrics.json carries them.
-    solution.diagnostics.extra.update(retry_first_residual=float(first.residual),
-                                      retry_first_stopped_on=first.extra["stopped_on"], retry_picard_warmup=warmup,
-                                      retry_damping=damping, retries=rung)
-    solution.diagnostics.wall_time_s = wall
+    starts = [start for start in RETRY_STARTS if start[0] > config.picard_warmup] if config.method == "newton" else []
+    if not first.converged and first.extra["stopped_on"] in _RETRY_ON and starts:
+        wall = first.wall_time_s
+        for rung, (warmup, damping) in enumerate(starts, start=1):
+            logger.info("grid solver on '%s': Newton stopped on %s (residual %.2e); solving again with a %d-step "
+                        "damped Picard start (damping %.2g)", problem.name, solution.diagnostics.extra["stopped_on"],
+                        solution.diagnostics.residual, warmup, damping)
+            longer_start = config.replace(picard_warmup=warmup, damping=damping)
+            solution, advice = _solve_on_grid_once(problem, grid, longer_start, quiet, initial)
+            wall += solution.diagnostics.wall_time_s
+            solution.diagnostics.wall_time_s = wall
+            # Flat keys, so that metrics.json carries them.
+            solution.diagnostics.extra.update(retry_first_residual=float(first.residual),
+                                              retry_first_stopped_on=first.extra["stopped_on"],
+                                              retry_picard_warmup=warmup, retry_damping=damping, retries=rung)
+            if solution.diagnostics.converged:
+                break
+    if advice is not None and not quiet:  # only the returned attempt's advice: the earlier ones were retried
+        logger.warning("grid solver on '%s': %s", problem.name, advice)
     return solution
 
 
@@ -163,13 +163,12 @@ def solve_on_grid(problem: MFGProblem, grid: Grid, config: GridSolverConfig, qui
 # is unchanged (results/neural_zoo/means.md, twenty-sixth session).
 RETRY_STARTS = ((20, 0.3), (60, 0.15))
 _RETRY_ON = ("stalled", "small_step", "singular")
-_ANY_FAILURE = ("*",)
 
 
 def _solve_on_grid_once(problem: MFGProblem, grid: Grid, config: GridSolverConfig, quiet: bool,
-                        initial: tuple[np.ndarray, np.ndarray] | None, retry_on: tuple[str, ...]) -> GridSolution:
-    """One first-order solve (see :func:`solve_on_grid`); a failed one logs its advice unless it stopped
-    for a reason in ``retry_on`` (``_ANY_FAILURE``: any), after which :func:`solve_on_grid` tries again."""
+                        initial: tuple[np.ndarray, np.ndarray] | None) -> tuple[GridSolution, str | None]:
+    """One first-order solve (see :func:`solve_on_grid`) and, where it did not converge, the advice
+    (:func:`not_converged_advice`) that :func:`solve_on_grid` logs if it returns this attempt."""
     start = time.perf_counter()
     disc = Discretisation(problem, grid)
     # Outer iterations have no known count (Newton stops at its tolerance): a bar without ETA,
@@ -205,14 +204,12 @@ def _solve_on_grid_once(problem: MFGProblem, grid: Grid, config: GridSolverConfi
         extra["continuation"] = info["continuation"]
     if isinstance(problem.domain, Euclidean):
         extra["edge_mass"] = edge_mass_of(grid, m.reshape(-1, grid.n), warn=not quiet)
-    retried = info["stopped_on"] in retry_on or retry_on == _ANY_FAILURE
-    if not info["converged"] and not quiet and not retried:
-        logger.warning("grid solver on '%s': %s", problem.name, not_converged_advice(info, extra, config))
+    advice = None if info["converged"] else not_converged_advice(info, extra, config)
     diagnostics = Diagnostics(converged=info["converged"], iterations=info["newton"] + info["picard"],
                               residual=info["history"][-1], residual_history=info["history"],
                               wall_time_s=time.perf_counter() - start, extra=extra)
     shape = grid.cells if problem.is_ergodic else (grid.time_steps + 1, *grid.cells)
-    return GridSolution(problem, grid, u.reshape(shape), m.reshape(shape), lam, diagnostics)
+    return GridSolution(problem, grid, u.reshape(shape), m.reshape(shape), lam, diagnostics), advice
 
 
 def not_converged_advice(info: dict, extra: dict, config: GridSolverConfig) -> str:

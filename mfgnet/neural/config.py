@@ -420,10 +420,14 @@ LBFGS_MIN_ADAM_STEPS = 2000
 LBFGS_MAX_DIM = 10
 
 
+def _on_circle(problem) -> bool:
+    """The 1D torus, where several defaults differ (steps, the L-BFGS finish, the FP weight)."""
+    return problem.domain.periodic and problem.dim == 1
+
+
 def default_lbfgs_steps(problem, steps: int) -> int:
     """The L-BFGS iterations used when ``OptimConfig.lbfgs_steps`` is None."""
-    circle = problem.domain.periodic and problem.dim == 1
-    if (problem.is_ergodic or (problem.domain.bounded and not circle) or problem.dim == 2
+    if (problem.is_ergodic or (problem.domain.bounded and not _on_circle(problem)) or problem.dim == 2
             or problem.dim > LBFGS_MAX_DIM or steps < LBFGS_MIN_ADAM_STEPS):
         return 0
     return LBFGS_FINISH_STEPS
@@ -446,14 +450,13 @@ FP_WEIGHT_CIRCLE = 0.1
 
 def default_fp_weight(problem) -> float:
     """The Fokker-Planck residual's weight used when ``LossConfig.fp`` is None (see its comment)."""
-    circle = problem.domain.periodic and problem.dim == 1
-    return FP_WEIGHT_CIRCLE if circle and not problem.is_ergodic else 1.0
+    return FP_WEIGHT_CIRCLE if _on_circle(problem) and not problem.is_ergodic else 1.0
 
 
 def default_steps(problem) -> int:
     """The number of Adam steps used when ``NeuralSolverConfig.steps`` is None."""
     if not problem.is_ergodic and problem.domain.bounded:
-        if problem.dim == 1 and problem.domain.periodic:
+        if _on_circle(problem):
             return STEPS_1D_TORUS_TIME_DEPENDENT
         return {1: STEPS_1D_TIME_DEPENDENT, 2: STEPS_2D_TIME_DEPENDENT}.get(problem.dim, STEPS_OTHERWISE)
     return STEPS_OTHERWISE
