@@ -96,20 +96,23 @@ def test_ergodic_residuals_with_jets_equal_the_autograd_residuals(make):
             torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-10)
 
 
-TIME_CASES = [("box_bump_2d", "auto", True), ("torus_bimodal_1d", "auto", True), ("readme_box_1d", "log", True),
-              ("box_narrow_far_1d", "off", True), ("box_wall_push_1d", "auto", True),
-              ("log_congestion_2d", "auto", True), ("r_two_crowds_1d", "auto", True),  # R^d: the moving base
-              ("r_two_crowds_1d", "auto", False)]  # the Gaussian start: the base alone
+TIME_CASES = [("box_bump_2d", "auto", True, False), ("torus_bimodal_1d", "auto", True, False),
+              ("readme_box_1d", "log", True, False), ("box_narrow_far_1d", "off", True, False),
+              ("box_wall_push_1d", "auto", True, False),
+              ("box_wall_push_1d", "auto", True, True), ("box_two_crowds_2d", "auto", True, True),  # the face layer
+              ("log_congestion_2d", "auto", True, False), ("r_two_crowds_1d", "auto", True, False),  # R^d: moving base
+              ("r_two_crowds_1d", "auto", False, False)]  # the Gaussian start: the base alone
 EXTRA = {"log_congestion_2d": lambda: log_congestion(2).problem}  # B5 on R², local coupling
 
 
-@pytest.mark.parametrize("name,hard_initial,density_net", TIME_CASES)
-def test_time_dependent_residuals_with_jets_equal_the_autograd_residuals(name, hard_initial, density_net):
+@pytest.mark.parametrize("name,hard_initial,density_net,layer", TIME_CASES)
+def test_time_dependent_residuals_with_jets_equal_the_autograd_residuals(name, hard_initial, density_net, layer):
     problem = EXTRA[name]() if name in EXTRA else ZOO[name]()
     gen = torch.Generator().manual_seed(2)
-    cfg = {"width": 16, "depth": 2, "hard_initial": hard_initial, "moving_base": True}
+    cfg = {"width": 16, "depth": 2, "hard_initial": hard_initial, "moving_base": True, "terminal_layer": layer}
     nets = MFGNetworks(problem, ModelConfig.from_dict(cfg), gen).double()
     _randomise(nets, gen)  # (moving_base makes the base's motion a parameter, so it is randomised too)
+    assert nets.terminal_layer == layer
     nets.density_net_enabled = density_net
     assert network_jets(nets, "autograd") is None
     # "auto" (the default) takes the jets on time-dependent 2D boxes and tori only

@@ -76,6 +76,15 @@ class ModelConfig(Settings):
     # not depend on m (else the terminal loss stays).  Why: with G as a loss term the issue's
     # box problems left u(T) and hence the whole flow 10-80 % off.
     hard_terminal: bool = flag(True)
+    # On a box with hard_terminal, u = G + layer + (1 - t/T) net: HJB's boundary layer at the faces towards which G
+    # rises (mfgnet.neural.networks.terminal_layer), so that ∂u/∂n = 0 for t < T by the form.  Without it the
+    # corner (t = T at such a face, where G's slope contradicts ∂u/∂n = 0) is the largest HJB residual, and a
+    # heavier HJB term spends u on it: box_wall_push_1d (G's slope 8.8 into the face x = 1) with loss.hjb=10 went
+    # 0.017 -> 0.061 without the layer, 0.014 with it (its HJB peak 4.2 at the corner -> 0.45 at t = 0.02).
+    # Off by default: alone it took wall_push 0.017 -> 0.013 but box_narrow_far_1d 0.077 -> 0.118 and
+    # box_two_crowds_2d 0.046 -> 0.077; with loss.hjb=10 on every 1D box six rows gained or held, but
+    # box_noisy_long_1d 0.011 -> 0.040 (one seed each; results/neural_zoo/means.md, twenty-seventh session).
+    terminal_layer: bool = flag(False)
     # m(0, x) = m0(x) by the form (time-dependent, exp output): "log": log m = log m0 + t̂ net
     # (m0 > 0 everywhere); "blend": m = (1 - s) m0 + s exp(net), s = 1 - exp(-t / (τ T)), also
     # for m0 that vanishes somewhere (6x(1 - x)); "heat": the blend with m0 replaced by its heat

@@ -207,6 +207,21 @@ def _fixed_jet(fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.T
     return v.detach(), g.detach(), lap.detach()
 
 
+def _fixed_time_jet(fn, t: torch.Tensor, x: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Value, ∂/∂t, gradient in x and Laplacian in x of a parameter-free function of (t, x) by autograd,
+    detached (as :func:`_fixed_jet`)."""
+    with torch.enable_grad():
+        t = t.detach().requires_grad_(True)
+        x = x.detach().requires_grad_(True)
+        v = fn(t, x)
+        if not v.requires_grad:  # nothing that depends on (t, x): zero derivatives
+            return v.detach(), torch.zeros_like(t[:, 0]), torch.zeros_like(x), torch.zeros_like(x[:, 0])
+        v_t, g = torch.autograd.grad(v.sum(), (t, x), create_graph=True)
+        lap = divergence(g, x)
+    return v.detach(), v_t[:, 0].detach(), g.detach(), lap.detach()
+
+
 def _time_dependent_supported(nets: MFGNetworks) -> bool:
     return ((nets.problem.domain.bounded or nets.base_motion is not None) and nets.heat is None
             and nets.density_output == "exp" and nets.hard_initial in ("off", "log", "blend"))
@@ -292,7 +307,7 @@ def _ergodic_jets(nets: MFGNetworks, field: Callable = field_jet) -> tuple[JetFn
 
 
 def _time_dependent_jets(nets: MFGNetworks, field: Callable = field_jet) -> tuple[JetFn, JetFn]:
-    from mfgnet.neural.networks import fixed_terminal, safe_log
+    from mfgnet.neural.networks import fixed_terminal, safe_log, terminal_layer
 
     problem, horizon = nets.problem, nets.horizon
 
@@ -303,6 +318,9 @@ def _time_dependent_jets(nets: MFGNetworks, field: Callable = field_jet) -> tupl
         g, grad_g, lap_g = _fixed_jet(lambda y: fixed_terminal(problem, y), x)
         fade = 1.0 - t[:, 0] / horizon  # u = G + (1 - t/T) net
         u_t = -value / horizon + fade * dirs[:, 0]
+        if nets.terminal_layer:  # u = G + layer(t, x) + (1 - t/T) net
+            w, w_t, grad_w, lap_w = _fixed_time_jet(lambda s, y: terminal_layer(problem, s, y), t, x)
+            g, grad_g, lap_g, u_t = g + w, grad_g + grad_w, lap_g + lap_w, u_t + w_t
         grad = grad_g + fade.unsqueeze(-1) * dirs[:, 1:]
         return g + fade * value, torch.cat([u_t.unsqueeze(-1), grad], -1), lap_g + fade * lap
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from mfgnet.neural.config import ModelConfig
 from mfgnet.neural.heat import MAX_MODES, HeatFlow
-from mfgnet.problems import Box, Euclidean, MFGProblem, ProblemError, Torus
+from mfgnet.problems import Box, Euclidean, MFGProblem, ProblemError, QuadraticHamiltonian, Torus
 
 
 class Sine(nn.Module):
@@ -221,7 +221,8 @@ class MFGNetworks(nn.Module):
 
     ``raw_value(t, x)`` is u before the ergodic shift: the network output, or with
     ``hard_terminal`` (G local and independent of m) ``G(x) + (T - t)/T · net(t, x)``, so that
-    u(T) = G exactly.  ``value = raw_value - u_shift`` (u_shift makes ∫u = 0 for ergodic problems).
+    u(T) = G exactly (plus :func:`terminal_layer` with ``model.terminal_layer`` on a box).
+    ``value = raw_value - u_shift`` (u_shift makes ∫u = 0 for ergodic problems).
 
     The density is ``m = exp(log_density)`` with ``log_density = density_field - log_mass``
     (``density_output = "exp"``) or ``m = softplus(density_field) / exp(log_mass)``.  The free
@@ -284,6 +285,8 @@ class MFGNetworks(nn.Module):
         self.density_net_enabled = True
         self.hard_terminal = (cfg.hard_terminal and not problem.is_ergodic
                               and terminal_is_fixed(problem))
+        self.terminal_layer = (self.hard_terminal and cfg.terminal_layer and isinstance(problem.domain, Box)
+                               and problem.viscosity > 0)
         self.hard_initial = "off"
         self.heat = None
         if cfg.hard_initial != "off" and not problem.is_ergodic and cfg.density_output == "exp":
@@ -314,6 +317,8 @@ class MFGNetworks(nn.Module):
         out = self.value_net(t, x)
         if self.hard_terminal:
             g = fixed_terminal(self.problem, x)
+            if self.terminal_layer:  # HJB's layer at the faces G rises towards (model.terminal_layer)
+                g = g + terminal_layer(self.problem, t, x)
             out = g + (1.0 - t[:, 0] / self.horizon) * out
         return out
 
@@ -433,6 +438,39 @@ def fixed_terminal(problem: MFGProblem, x: torch.Tensor) -> torch.Tensor:
     """G(x) for a terminal cost that :func:`terminal_is_fixed`, shape (n,)."""
     t = torch.full((x.shape[0], 1), float(problem.horizon), dtype=x.dtype, device=x.device)
     return problem.terminal_cost(t, x, torch.ones(x.shape[0], dtype=x.dtype, device=x.device))
+
+
+def terminal_layer(problem: MFGProblem, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """HJB's boundary layer at the faces of a box towards which G rises, shape (n,) (``model.terminal_layer``).
+
+    At a face where G's outward slope s is positive the optimal drift points away from the face and, backward in
+    time, HJB carries the layer into it: for H = (κ/2)|p|² the steady layer has u' = s tanh(κ s dist / 2ν), i.e.
+    u = G - (2ν/κ) log(1 + exp(-κ s dist / ν)) near the face, which turns G's slope into ∂u/∂n = 0.  Here ν is
+    replaced by ν_τ = ν (1 - exp(-κ s² τ / ν)), τ = T - t, so that the layer vanishes at t = T (u(T) = G) and has
+    its steady form after the layer's formation time; ∂u/∂n = 0 holds for every t < T.  s is G's slope at the
+    point of the face nearest x (so it may vary along a face in 2D).  Faces towards which G falls get no layer
+    (there HJB carries the face's influence inwards, a smooth part the network fits).  Other Hamiltonians take
+    κ = 1: the layer is then a guess of the right width, and the no-flux loss does the rest."""
+    nu = problem.viscosity
+    kappa = problem.hamiltonian.scale if isinstance(problem.hamiltonian, QuadraticHamiltonian) else 1.0
+    lower, upper = problem.domain.bounds()
+    tau = (problem.horizon - t[:, 0]).clamp_min(0.0)
+    layer = torch.zeros_like(t[:, 0])
+    for i in range(problem.dim):  # 2d faces: a loop over faces, not over points
+        for face, inward in ((float(lower[i]), 1.0), (float(upper[i]), -1.0)):
+            on_face = torch.cat([x[:, :i], torch.full_like(x[:, i:i + 1], face), x[:, i + 1:]], dim=1)
+            with torch.enable_grad():
+                probe = on_face if on_face.requires_grad else on_face.requires_grad_(True)
+                g = fixed_terminal(problem, probe)
+                if not g.requires_grad:  # a G autograd cannot follow: no slope known
+                    continue
+                (slope,) = torch.autograd.grad(g.sum(), probe, create_graph=x.requires_grad)
+            rise = (-inward * slope[:, i]).clamp_min(0.0)  # G's outward slope where it rises towards the face
+            nu_tau = nu * -torch.expm1(-kappa * rise * rise * tau / nu)
+            dist = inward * (x[:, i] - face)
+            layer = layer - (2.0 / kappa) * nu_tau * nn.functional.softplus(
+                -kappa * rise * dist / nu_tau.clamp_min(1e-30))
+    return layer
 
 
 def fixed_quadrature(problem: MFGProblem) -> tuple[torch.Tensor, torch.Tensor]:

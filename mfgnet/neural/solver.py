@@ -241,10 +241,15 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
         # Weight 10 (the default on R and R²) on the zoo's boxes: box_narrow_far_1d 0.077 -> 0.018, box_bump_2d
         # 0.076 -> 0.038, seven more 1D rows gained, but box_wall_push_1d 0.017 -> 0.061 (weight 3: 0.031) and
         # box_two_crowds_2d 0.046 -> 0.185.  Not on the circle: its default FP weight 0.1 already does this
-        # (results/neural_zoo/means.md, twenty-fifth and twenty-sixth sessions).
+        # (results/neural_zoo/means.md, twenty-fifth and twenty-sixth sessions).  With model.terminal_layer
+        # wall_push's loss is gone (0.014 with weight 10; twenty-seventh), two_crowds_2d's is not (0.186), and
+        # box_noisy_long_1d goes 0.011 -> 0.040 (its crowd ends in a layer 0.25 wide).
         advice.append("loss.hjb=10 weighs the HJB residual more (on the zoo's boxes it took a narrow crowd 7.7 -> "
-                      "1.8 % and a 2D bump 7.6 -> 3.8 %, but a crowd pushed against a face 1.7 -> 6.1 % and two 2D "
-                      "crowds 4.6 -> 18.5 %: compare with the grid)")
+                      "1.8 % and a 2D bump 7.6 -> 3.8 %, but two 2D crowds 4.6 -> 18.5 %); add "
+                      "model.terminal_layer=true where G rises into a face (HJB's layer there in u's form: without "
+                      "it a crowd pushed against the opposite face went 1.7 -> 6.1 % with loss.hjb=10, with it "
+                      "1.4 %; but a crowd that ends inside a wide layer, ν / slope, 1.1 -> 4.0 %): compare with "
+                      "the grid")
     if dominant == "hjb" and not trainer.problem.domain.bounded and not trainer.problem.is_ergodic \
             and trainer.cfg.sampler.hjb_fraction == 0 and trainer.problem.dim <= 2:
         # (1, 6): lq_offset_1d 0.023 -> 0.0059, lq_offset_2d 0.135 -> 0.011; two crowds got worse
