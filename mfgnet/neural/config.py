@@ -82,8 +82,8 @@ class ModelConfig(Settings):
     # heavier HJB term spends u on it: box_wall_push_1d (G's slope 8.8 into the face x = 1) with loss.hjb=10 went
     # 0.017 -> 0.061 without the layer, 0.014 with it (its HJB peak 4.2 at the corner -> 0.45 at t = 0.02).
     # Off by default: alone it took wall_push 0.017 -> 0.013 but box_narrow_far_1d 0.077 -> 0.118 and
-    # box_two_crowds_2d 0.046 -> 0.077; with loss.hjb=10 on every 1D box six rows gained or held, but
-    # box_noisy_long_1d 0.011 -> 0.040 (one seed each; results/neural_zoo/means.md, twenty-seventh session).
+    # box_two_crowds_2d 0.046 -> 0.077; with loss.hjb=10 on every 1D box five rows gained, but box_noisy_long_1d
+    # went 0.0135 (0.011 with weight 10 alone) -> 0.040 (one seed each; results/neural_zoo/means.md, 27th session).
     terminal_layer: bool = flag(False)
     # m(0, x) = m0(x) by the form (time-dependent, exp output): "log": log m = log m0 + t̂ net
     # (m0 > 0 everywhere); "blend": m = (1 - s) m0 + s exp(net), s = 1 - exp(-t / (τ T)), also

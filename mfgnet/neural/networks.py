@@ -456,7 +456,7 @@ def terminal_layer(problem: MFGProblem, t: torch.Tensor, x: torch.Tensor) -> tor
     lower, upper = problem.domain.bounds()
     tau = (problem.horizon - t[:, 0]).clamp_min(0.0)
     layer = torch.zeros_like(t[:, 0])
-    for i in range(problem.dim):  # 2d faces: a loop over faces, not over points
+    for i in range(problem.dim):  # a loop over the box's 2d faces, not over points
         for face, inward in ((float(lower[i]), 1.0), (float(upper[i]), -1.0)):
             on_face = torch.cat([x[:, :i], torch.full_like(x[:, i:i + 1], face), x[:, i + 1:]], dim=1)
             with torch.enable_grad():
