@@ -21,6 +21,7 @@ from torch import nn
 
 from mfgnet.neural.config import ModelConfig
 from mfgnet.neural.heat import MAX_MODES, HeatFlow
+from mfgnet.neural.residuals import gradient
 from mfgnet.problems import Box, Euclidean, MFGProblem, ProblemError, QuadraticHamiltonian, Torus
 
 
@@ -464,7 +465,7 @@ def terminal_layer(problem: MFGProblem, t: torch.Tensor, x: torch.Tensor) -> tor
                 g = fixed_terminal(problem, probe)
                 if not g.requires_grad:  # a G autograd cannot follow: no slope known
                     continue
-                (slope,) = torch.autograd.grad(g.sum(), probe, create_graph=x.requires_grad)
+                slope = gradient(g, probe)  # kept in the graph: the residuals differentiate it along the face
             rise = (-inward * slope[:, i]).clamp_min(0.0)  # G's outward slope where it rises towards the face
             nu_tau = nu * -torch.expm1(-kappa * rise * rise * tau / nu)
             dist = inward * (x[:, i] - face)
