@@ -115,21 +115,27 @@ def test_planar_grid_reference_holds_its_mass_and_converges():
 def test_compare_reports_the_reference_error_which_halves_with_the_grid():
     """compare() estimates B7's reference error from its planar grid at half the cells and steps
     (first order: the difference of the two levels).  The estimate is only as good as that order, so
-    it must halve from 16 to 32 cells (measured: rel L2 m 0.304 -> 0.127, and 0.070 at 64 cells, the
-    default, which is why a neural error near 7 % cannot be judged against it)."""
+    it must halve from 16 to 32 cells (measured: rel L2 m 0.304 -> 0.127, and 0.070 at 64 cells,
+    which is why the reference is now Richardson's, order 2)."""
     from mfgnet.evaluation import compare
 
     estimates = {}
-    for cells in (16, COARSE):
-        _, reference = separable_crowd(2, cells=cells)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # the 8-cell level's box warning
-            out = compare(reference, reference)
-        assert out["rel_l2_m"] == 0.0 and out["rel_l2_u"] == 0.0
-        estimates[cells] = (out["reference_error_m"], out["reference_error_u"])
+    for order in (1, 2):
+        for cells in (16, COARSE):
+            _, reference = separable_crowd(2, cells=cells, order=order)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # the 8-cell level's box warning
+                out = compare(reference, reference)
+            assert out["rel_l2_m"] == 0.0 and out["rel_l2_u"] == 0.0
+            estimates[order, cells] = (out["reference_error_m"], out["reference_error_u"])
     for k in range(2):
-        assert 1.5 < estimates[16][k] / estimates[COARSE][k] < 3.0, estimates
-    assert 0.08 < estimates[COARSE][0] < 0.2, estimates
+        assert 1.5 < estimates[1, 16][k] / estimates[1, COARSE][k] < 3.0, estimates
+    assert 0.08 < estimates[1, COARSE][0] < 0.2, estimates
+    # Richardson (the default): its estimate (the levels' difference / 3) falls with the grid too and
+    # sits well below the first-order one at the same cells (measured 0.051 against 0.127 in m).
+    for k in range(2):
+        assert estimates[2, COARSE][k] < 0.6 * estimates[2, 16][k], estimates
+        assert estimates[2, COARSE][k] < 0.5 * estimates[1, COARSE][k], estimates
 
 
 def test_builder_checks_and_lazy_reference():

@@ -157,7 +157,8 @@ def compare(solution: Solution, reference: Solution, points=None) -> dict[str, f
         ``mean_error_T`` / ``cov_error_T`` (:func:`moment_errors`) are added; for d > 3 also
         ``mass_error`` by importance sampling.  A reference with a ``coarse_reference`` (B7's
         grid factor at half the resolution) adds ``reference_error_u`` / ``reference_error_m``,
-        its own error estimated on the same points.
+        its own error estimated on the same points (the levels' difference over 2^p − 1, p the
+        reference's ``reference_order``, 1 if it has none).
     """
     problem = reference.problem
     sampled = points is None and not problem.domain.bounded and getattr(reference, "can_sample", False)
@@ -184,14 +185,16 @@ def compare(solution: Solution, reference: Solution, points=None) -> dict[str, f
         out["rel_err_mean_control"] = mean_control_error(solution, reference)
     coarse = getattr(reference, "coarse_reference", None)
     if coarse is not None:
-        # The reference's own error, estimated from itself at half the resolution (first order: the
-        # difference of the two levels); an error below it cannot be told apart from the reference's.
+        # The reference's own error, estimated from itself at half the resolution: at order p the
+        # two levels differ by about (2^p − 1) times the finer one's error; an error below it cannot
+        # be told apart from the reference's.
+        scale = 1.0 / (2 ** getattr(reference, "reference_order", 1) - 1)
         with torch.no_grad():
             u_coarse, m_coarse = coarse.value(t, x).double(), coarse.density(t, x).double()
         if problem.is_ergodic:
             u_coarse = u_coarse - u_coarse.mean()
-        out["reference_error_u"] = relative_l2(u_coarse, u_ref, weights)
-        out["reference_error_m"] = relative_l2(m_coarse, m_ref)
+        out["reference_error_u"] = scale * relative_l2(u_coarse, u_ref, weights)
+        out["reference_error_m"] = scale * relative_l2(m_coarse, m_ref)
     if problem.is_ergodic:
         lam_ref = float(reference.ergodic_constant)
         out["abs_err_lambda"] = abs(float(solution.ergodic_constant) - lam_ref)

@@ -315,7 +315,7 @@ class SpaceTimeJacobian:
     its blocks and assembled only to be factorised.  ``base`` (n, n): ``I/dt - ν Δ``; ``J``: the levels'
     ``J_k`` (sparse block-diagonal or :class:`~mfgnet.grid.tridiagonal.LevelDiagonals`), ``A_mu`` the
     transport ``d(Jᵀ m)/du`` (either kind), ``dm_diag`` (L, n) the local part of ``dHJB/dm`` and
-    ``apply_um`` all of it (with a nonlocal coupling's low-rank part, which the assembled matrix leaves
+    ``apply_um`` all of it (with a nonlocal coupling's kernel part, which the assembled matrix leaves
     out: its LU is then a preconditioner even at its own iterate).  ``key`` identifies the iterate (x
     and ν) for the shared factors ``reuse``; ``switch``: Schur GMRES iterations that turn to K's LU.
     """
@@ -342,7 +342,7 @@ class SpaceTimeJacobian:
         return np.concatenate([hjb.ravel(), fp.ravel()])
 
     def assemble(self) -> sp.csc_matrix:
-        """K as a sparse matrix (without a nonlocal coupling's low-rank part)."""
+        """K as a sparse matrix (without a nonlocal coupling's kernel part)."""
         L, n, dt = self.levels, self.n, self.dt
 
         def sparse(M):

@@ -1,7 +1,8 @@
 """``solve_grid``: the coupled solve (Newton with a Picard warm start, Picard, fictitious play).
 
-Nonlocal couplings are handled exactly inside Newton through the low-rank auxiliary
-unknowns of :mod:`mfgnet.grid.coupling`, so every method works for them (B2 included).
+Nonlocal couplings are handled exactly inside Newton through the kernel operators of
+:mod:`mfgnet.grid.coupling` (low-rank auxiliary unknowns in the ergodic system), so every
+method works for them (B2 included).
 """
 
 from __future__ import annotations

@@ -16,9 +16,10 @@ solution because the FP rows sum to ``n μ``)::
 
 Every system here maps a flat vector x to its residual r(x) and, on request, a linear
 solver for its Jacobian (an object with ``solve(rhs)``, see :mod:`mfgnet.grid.linalg`).
-Nonlocal couplings enter the Jacobian through their low-rank factor (see
+Nonlocal couplings enter the Jacobian through their kernel's quadrature matrices (see
 :mod:`mfgnet.grid.coupling`): as an operator in the time-dependent solve, and as auxiliary
-unknowns ``z = Rᵀ m`` (bordering rows of the sparse matrix) in the ergodic one.
+unknowns ``z = Rᵀ m`` of a low-rank factorisation (bordering rows of the sparse matrix) in the
+ergodic one.
 """
 
 from __future__ import annotations
@@ -174,18 +175,14 @@ class TimeDependentSystem:
         factors = d.level_factors(U, J)
         dm_diag = F.d_m.copy()
         dm_diag[-1] += G.d_m[0] / dt
-        F_low = None if d.coupling.factor is None else (F.d_z, d.coupling.factor.right)
-        G_low = None if d.terminal.factor is None else (G.d_z[0] / dt, d.terminal.factor.right)
 
         def apply_um(dm: np.ndarray) -> np.ndarray:
-            """dHJB/dm applied to dm (L, n): local diagonal plus the low-rank nonlocal parts."""
+            """dHJB/dm applied to dm (L, n): local diagonal plus the nonlocal kernels' parts."""
             out = -dm_diag * dm
-            if F_low is not None:
-                d_z, right = F_low
-                out -= np.einsum("lnr,lr->ln", d_z, dm @ right)
-            if G_low is not None:
-                d_z, right = G_low
-                out[-1] -= d_z @ (right.T @ dm[-1])
+            if F.d_conv is not None:
+                out -= d.coupling.apply_conv_jacobian(F.d_conv, dm)
+            if G.d_conv is not None:
+                out[-1] -= d.terminal.apply_conv_jacobian(G.d_conv, dm[-1:])[0] / dt
             return out
 
         transport = d.transport_jacobian(hs, M)
@@ -269,10 +266,11 @@ class ErgodicSystem:
             return r, None
         B = (-d.nu * lap + J).tocsr()
         transport = d.ham.transport_jacobian(hs, m[None])
-        factor = d.coupling.factor
+        factor = d.coupling.low_rank()
+        d_z = None if factor is None else F.d_conv[0][:, factor.channel] * factor.left  # ∂F/∂z, (n, r)
         if d.factor_reuse is not None:  # K applied from its blocks, never assembled
             return r, CoupledErgodicSolve(B, F.d_m[0], transport, None if factor is None else factor.right,
-                                          None if factor is None else F.d_z[0], u, d.factor_reuse)
+                                          d_z, u, d.factor_reuse)
         ones = sp.csr_matrix(np.ones((n, 1)))
         vol = sp.csr_matrix(np.full((1, n), grid.cell_volume))
         rows = [
@@ -285,7 +283,7 @@ class ErgodicSystem:
             right = factor.right
             for row in rows:
                 row.append(None)
-            rows[0][-1] = sp.csr_matrix(-F.d_z[0])
+            rows[0][-1] = sp.csr_matrix(-d_z)
             rows.append([None, sp.csr_matrix(-right.T), None, None, sp.identity(right.shape[1], format="csr")])
         return r, DirectSolve(sp.bmat(rows, format="csr"), grid, fields=2)
 
