@@ -108,8 +108,10 @@ def _trainer_weight(zoo_name: str, term: str, explicit: float | None = None) -> 
 
 
 def test_hjb_weight_defaults_to_ten_on_time_dependent_euclidean_problems():
-    """loss.hjb = None resolves to 10 on time-dependent R and R² and 1 elsewhere (means.md, twenty-fifth session);
-    the trainer weighs the HJB term with it, and an explicit weight wins."""
+    """loss.hjb = None resolves to 10 on time-dependent R^d (R and R² since the twenty-fifth session, every d since
+    the twenty-eighth) and 1 elsewhere (ergodic problems, boxes, tori); the trainer weighs the HJB term with it, and
+    an explicit weight wins."""
+    from mfgnet.benchmarks.log_congestion import log_congestion
     from mfgnet.benchmarks.lq_gaussian import lq_gaussian
     from mfgnet.neural.config import default_hjb_weight
     from mfgnet.problems.zoo import ZOO
@@ -118,7 +120,8 @@ def test_hjb_weight_defaults_to_ten_on_time_dependent_euclidean_problems():
     names = ("lq_offset_1d", "lq_offset_2d", "r_split_1d", "box_bump_1d", "torus_bimodal_1d", "box_bump_2d",
              "ergodic_box_strong_1d", "ergodic_torus_2d")
     assert [default_hjb_weight(ZOO[n]()) for n in names] == [10.0, 10.0, 10.0, 1.0, 1.0, 1.0, 1.0, 1.0]
-    assert [default_hjb_weight(lq_gaussian(d).problem) for d in (1, 2, 3, 10)] == [10.0, 10.0, 1.0, 1.0]
+    assert [default_hjb_weight(lq_gaussian(d).problem) for d in (1, 2, 3, 10)] == [10.0, 10.0, 10.0, 10.0]
+    assert default_hjb_weight(log_congestion(5, ergodic=True).problem) == 1.0
     assert _trainer_weight("lq_offset_1d", "hjb") == 10.0
     assert _trainer_weight("box_bump_1d", "hjb") == 1.0
     assert _trainer_weight("lq_offset_1d", "hjb", explicit=2.5) == 2.5

@@ -219,14 +219,16 @@ class LossConfig(Settings):
 
     section = "solver.loss"
 
-    # Weight of the HJB residual; None: default_hjb_weight(problem), 10 on time-dependent R and R², else 1.
+    # Weight of the HJB residual; None: default_hjb_weight(problem), 10 on time-dependent R^d, else 1.
     # Why 10 there (results/neural_zoo/means.md, twenty-fifth session; rel L2 m / u, weight 1 -> 10): the R
     # rows' error was u's feedback (m is the crowd its u steers, to 1-2 %), and a heavier HJB term pins u where
     # the crowd is: lq_offset_1d 0.0229 / 0.0033 -> 0.0069 / 0.0013, lq_offset_2d 0.135 / 0.0083 -> 0.0216 /
     # 0.0030 (4: 0.050), r_two_crowds_1d 0.0220 / 0.0055 -> 0.0149 / 0.0034, r_split_1d 0.0615 / 0.0345 ->
-    # 0.0283 / 0.0201 (4: 0.037), B8 trade crowding m 0.0105 -> 0.0014, B7 d = 2 0.088 -> 0.085.  Not above
-    # d = 2: B5 (600 steps) d = 5 3.5e-4 -> 1.1e-3 (no longer converged), d = 10 1.0e-3 -> 1.4e-3, though B2
-    # d = 10 gained (0.0235 -> 0.0188, a setting for it: loss.hjb=10).
+    # 0.0283 / 0.0201 (4: 0.037), B8 trade crowding m 0.0105 -> 0.0014.  Above d = 2 since the twenty-eighth
+    # session (results/neural_dimension/README.md; seed 1, 4000 steps, B5 600): B7 d = 5 0.101 / 0.023 ->
+    # 0.021 / 0.0024, d = 10 0.088 / 0.016 -> 0.033 / 0.0050 (seed 0: 0.092 -> 0.033), B2 d = 10 0.0150 ->
+    # 0.0125, d = 20 0.088 -> 0.064; it loses where it has room: B2 d = 5 0.0076 -> 0.0100, B5 d = 5 4.8e-4 ->
+    # 6.6e-4 (its residual check 0.009 -> 0.012, no longer converged), d = 10 1.1e-3 -> 2.0e-3.
     hjb: float | None = number(None, 0.0, _INF, optional=True)
     # Weight of the Fokker-Planck residual; None: default_fp_weight(problem), 0.1 on the time-dependent circle,
     # else 1.  Why 0.1 there (results/neural_zoo/means.md, twenty-sixth session; rel L2 m / u, weight 1 -> 0.1):
@@ -443,13 +445,12 @@ def default_lbfgs_steps(problem, steps: int) -> int:
 
 
 HJB_WEIGHT_EUCLIDEAN = 10.0
-HJB_WEIGHT_MAX_DIM = 2
 
 
 def default_hjb_weight(problem) -> float:
     """The HJB residual's weight used when ``LossConfig.hjb`` is None (see its comment)."""
     euclidean = not problem.domain.bounded
-    if euclidean and not problem.is_ergodic and problem.dim <= HJB_WEIGHT_MAX_DIM:
+    if euclidean and not problem.is_ergodic:
         return HJB_WEIGHT_EUCLIDEAN
     return 1.0
 
