@@ -183,13 +183,14 @@ def test_converged_is_exactly_the_residual_and_crowd_checks():
 
 
 @pytest.mark.parametrize("gap, scheme_error, converged, says", [
-    (0.04, 0.01, True, None),                      # resolved, within tolerance
-    (0.08, 0.01, False, "off the crowd"),          # resolved, off: vetoed
+    (0.04, 0.01, True, None),                      # within tolerance
+    (0.08, 0.01, False, "off the crowd"),          # beyond tolerance + the grid's error: vetoed
+    (0.052, 0.063, True, "could not resolve"),     # B2 d = 2 (m 0.04 % off the exact one): no verdict
     (0.20, 0.24, True, "could not resolve"),       # the grid's own error as large as the gap: no verdict
     (0.40, 0.24, False, "off the crowd"),          # beyond tolerance + the grid's error: vetoed anyway
 ])
 def test_the_crowd_check_decides_only_what_its_grid_resolves(monkeypatch, gap, scheme_error, converged, says):
-    """The crowd check's verdict against its grid's own error (mfgnet.neural.solver.CROWD_RESOLUTION):
+    """The crowd check's verdict against its grid's own error (mfgnet.neural.solver, the note at _CROWD_CHECK):
     the residual check passes (tolerance 1e6), the crowd gap and the grid's error are set."""
     from mfgnet.grid.crowd import CrowdGap
     from mfgnet.neural import solver

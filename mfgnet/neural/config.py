@@ -335,8 +335,9 @@ class NeuralSolverConfig(Settings):
     # Final RMS residual under which diagnostics.converged is True.
     tolerance: float = number(1e-2, 0.0, _INF, lo_open=True)
     # Time-dependent problems in d <= 2: the crowd that u's feedback produces is computed on a
-    # grid (mfgnet.grid.crowd) and converged also needs m within this relative L2 distance of it
-    # (None: no such check).  The residual on fresh points cannot see a crowd that jumps at t ≈ 0:
+    # grid (mfgnet.grid.crowd) and converged also needs m within this relative L2 distance of it plus
+    # that grid's own estimated error (between the two: no verdict, said in a warning; None: no check).
+    # The residual on fresh points cannot see a crowd that jumps at t ≈ 0:
     # the neural social optimum of crowd_aversion (F = 4m) ended at residual 0.0037, "converged",
     # with m uniform from t = 0.05 on and a gap of 0.52 (results/price_of_anarchy/).
     crowd_gap_tolerance: float | None = number(5e-2, 0.0, _INF, lo_open=True, optional=True)
