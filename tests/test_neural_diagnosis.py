@@ -60,3 +60,19 @@ def test_the_lbfgs_advice_follows_the_finish():
     assert ("not more L-BFGS: its guard rolled the finish back to 0 iterations "
             "(the residual check rose from 0.3 to 1.6)") in rolled
     assert not any("add optim.lbfgs_steps" in a or "more optim.lbfgs_steps" in a for a in rolled)
+
+
+def test_the_gaussian_start_is_suggested_on_time_dependent_rd_above_d_2():
+    from mfgnet.benchmarks import log_congestion, lq_gaussian
+
+    hint = "warm_start=gaussian"
+    high = _trainer("lq_offset_2d")
+    high.problem = lq_gaussian(10).problem
+    assert any(hint in a for a in _advice(high))
+    high.warm_start_info = {"steps": 2000}  # the start ran
+    assert not any(hint in a for a in _advice(high))
+    ergodic = _trainer("lq_offset_2d")
+    ergodic.problem = log_congestion(10, ergodic=True).problem
+    assert not any(hint in a for a in _advice(ergodic))
+    assert not any(hint in a for a in _advice(_trainer("lq_offset_2d")))  # on by default up to d = 2
+    assert not any(hint in a for a in _advice(_trainer("box_bump_2d")))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from mfgnet.neural import gaussian_start
 from mfgnet.neural.check import check_residual, residual_check
 from mfgnet.neural.config import NeuralSolverConfig
 from mfgnet.neural.distributed import init_from_env
@@ -261,6 +262,14 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
                       "sampler.hjb_bandwidth=6 adds HJB points wider than the crowd, which pin the curvature of u "
                       "that steers it (off-centre LQ on R 2.3 -> 0.6 %, on R² 13.5 -> 1.1 %; not for several "
                       "crowds: two crowds on R 2.2 -> 6.5 %; a quartic G diverged)")
+    if not trainer.problem.domain.bounded and not trainer.problem.is_ergodic and trainer.warm_start_info is None \
+            and trainer.problem.dim > gaussian_start.AUTO_MAX_DIM:
+        # Twenty-eighth session (seed 1, 4000 steps, B5 600; results/neural_dimension/README.md): a narrow crowd far
+        # from where G pulls it at d = 10 (B2 κ = 2, ν = 0.05, x̄0 = 2, s0 = 0.05) 0.543 -> 0.092 with the start;
+        # with B2's and B5's default parameters it lost (0.0125 -> 0.022, 0.0020 -> 0.0092), B7 d = 10 0.033 -> 0.030.
+        advice.append("warm_start=gaussian plays the game among Gaussian crowds first (off above d = 2 by default: at "
+                      "d = 10 it took a narrow crowd far from its target 54 -> 9 % in m, but LQ and log-congestion "
+                      "with their default parameters 1.3 -> 2.2 % and 0.2 -> 0.9 %: compare)")
     drifted = mass_drift is not None and mass_drift > 1e-3
     if drifted:
         advice.append(f"the mass drifted by {mass_drift:.1e}: " + _ADVICE["mass"])
