@@ -138,7 +138,35 @@ def bench_grid_levels(quick: bool, repeat: int) -> list[Row]:
                                               if v != variants[0]]
         rows.append(Row("grid_levels", f"B3 {cells} cells x {sol.grid.time_steps} levels, tridiagonal", new,
                         "CPU s / solve", "; ".join(notes)))
+    rows.append(_bench_grid_levels_2d(quick, repeat))
     return rows
+
+
+def _bench_grid_levels_2d(quick: bool, repeat: int) -> Row:
+    """2D time levels: whole solves of B7's planar crowd (a nonlocal Gaussian kernel, applied axis by axis)
+    interleaved A B A B, medians of CPU seconds, with the levels' SuperLU ordering of
+    `mfgnet.grid.linalg.LEVEL_LU_OPTIONS` against COLAMD (the former one)."""
+    from mfgnet.benchmarks.separable_crowd import separable_crowd_2d
+    from mfgnet.grid import linalg, solve_grid
+
+    problem = separable_crowd_2d()
+    cells = 24 if quick else 64
+    variants = {"minimum degree of A + A^T": dict(linalg.LEVEL_LU_OPTIONS), "COLAMD": {"permc_spec": "COLAMD"}}
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    try:
+        for _ in range(max(repeat, 3)):
+            for name, options in variants.items():
+                linalg.LEVEL_LU_OPTIONS = options
+                start = time.process_time()
+                sol = solve_grid(problem, cells=cells, time_steps=cells, progress=False)
+                times[name].append(time.process_time() - start)
+    finally:
+        linalg.LEVEL_LU_OPTIONS = variants["minimum degree of A + A^T"]
+    median = {v: float(np.median(t)) for v, t in times.items()}
+    new, old = median["minimum degree of A + A^T"], median["COLAMD"]
+    return Row("grid_levels", f"B7 planar crowd {cells}² x {cells} levels, sparse LU per level", new, "CPU s / solve",
+               f"minimum degree of A + A^T, diagonal pivots; COLAMD {old:.3f} s: {old / new:.2f}x; "
+               f"{sol.diagnostics.extra['newton_iterations']} Newton")
 
 
 def bench_neural(quick: bool, repeat: int) -> list[Row]:
