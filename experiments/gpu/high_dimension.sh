@@ -14,7 +14,8 @@
 # 0.085 s with the device-side draw (18 s before, on the CPU); a B2 step with 2048 interior points
 # 0.07 s at d = 10 and 50, 0.09-0.11 s at d = 100 (launch-bound: ~2100 kernels per step); B7 at
 # d = 100 0.10 s.  So 500 steps at d = 50 and 100 and B7 at d = 100 for 400 steps: 178 s in all on
-# the second run.  The python run is capped by `timeout` at 480 s and writes its table after every
+# the second run, plus B7's reference since the twenty-eighth session (Richardson on 64 and 128 planar grid
+# cells, on the host's CPU: ~110 s on the 2-core development machine).  The python run is capped by `timeout` at 480 s and writes its table after every
 # row, so an estimate gone wrong keeps what ran.
 # PYTHON names the interpreter that holds torch (default python3).
 set -euo pipefail
