@@ -40,24 +40,18 @@ _CHUNK_ENTRIES = 2e6  # kernel entries evaluated at once (bounds memory, no loop
 
 @dataclass
 class KernelFactor:
-    """``conv = ((m @ R)[..., None, :] * L) @ onehot``: L (n, r), R (n, r), channel (r,) of c channels."""
+    """``W_c = L_c R_cᵀ``: L (n, r), R (n, r), ``channel`` (r,) the channel of each of the r columns, c channels."""
 
     left: np.ndarray
     right: np.ndarray
     channel: np.ndarray
     channels: int
 
-    @property
-    def rank(self) -> int:
-        return self.right.shape[1]
-
-    def onehot(self) -> np.ndarray:
-        return np.eye(self.channels)[self.channel]  # (r, c)
-
     def conv(self, m: np.ndarray) -> np.ndarray:
-        """m (L, n) -> conv (L, n, c)."""
-        z = m @ self.right
-        return (z[:, None, :] * self.left[None]) @ self.onehot()
+        """m (L, n) -> conv (L, n, c), ``(m R_c) L_cᵀ`` per channel: no (L, n, r) array (the time-dependent
+        Newton calls this in every GMRES product)."""
+        return np.stack([(m @ self.right[:, cols]) @ self.left[:, cols].T
+                         for cols in (self.channel == ch for ch in range(self.channels))], -1)
 
     def low_rank(self) -> KernelFactor:
         return self
@@ -89,18 +83,28 @@ class ProductKernel:
     def low_rank(self) -> KernelFactor:
         """``W = L Rᵀ`` from each axis's truncated SVD (rank the product of the axes' ranks): the
         ergodic Newton's auxiliary unknowns."""
-        lefts, rights, channel = [], [], []
+        per_channel = []
         for ch in range(self.channels):
             left, right = np.ones((1, 1)), np.ones((1, 1))
             for a in self.axes:
-                u, sv, vt = np.linalg.svd(a[ch])
-                rank = max(1, int(np.sum(sv > _SVD_CUTOFF * sv[0])))
-                left, right = np.kron(left, u[:, :rank] * sv[:rank]), np.kron(right, vt[:rank].T)
-            lefts.append(left)
-            rights.append(right)
-            channel.append(np.full(left.shape[1], ch))
-        return KernelFactor(np.concatenate(lefts, 1), np.concatenate(rights, 1), np.concatenate(channel),
-                            self.channels)
+                axis_left, axis_right = _truncated_svd(a[ch])
+                left, right = np.kron(left, axis_left), np.kron(right, axis_right)
+            per_channel.append((left, right))
+        return _stack_channels(per_channel)
+
+
+def _truncated_svd(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``matrix ≈ L Rᵀ`` keeping the singular values above ``_SVD_CUTOFF`` times the largest: (L, R)."""
+    u, sv, vt = np.linalg.svd(matrix)
+    rank = max(1, int(np.sum(sv > _SVD_CUTOFF * sv[0])))
+    return u[:, :rank] * sv[:rank], vt[:rank].T
+
+
+def _stack_channels(per_channel: list[tuple[np.ndarray, np.ndarray]]) -> KernelFactor:
+    """One :class:`KernelFactor` from each channel's (L_c, R_c)."""
+    channel = np.concatenate([np.full(left.shape[1], ch) for ch, (left, _) in enumerate(per_channel)])
+    return KernelFactor(np.concatenate([left for left, _ in per_channel], 1),
+                        np.concatenate([right for _, right in per_channel], 1), channel, len(per_channel))
 
 
 def _axis_lines(kernel, grid: Grid, anchor: torch.Tensor) -> list[torch.Tensor]:
@@ -162,14 +166,7 @@ def factor_kernel(kernel, grid: Grid) -> KernelFactor | ProductKernel:
         axes[0] = axes[0] / (corner.numpy() ** (grid.dim - 1))[:, None, None]
         return ProductKernel(axes, grid.cells)
     full = grid.cell_volume * torch.cat(blocks, 0).numpy()
-    lefts, rights, channel = [], [], []
-    for ch in range(c):
-        u, sv, vt = np.linalg.svd(full[:, :, ch])
-        rank = max(1, int(np.sum(sv > _SVD_CUTOFF * sv[0])))
-        lefts.append(u[:, :rank] * sv[:rank])
-        rights.append(vt[:rank].T)
-        channel.append(np.full(rank, ch))
-    return KernelFactor(np.concatenate(lefts, 1), np.concatenate(rights, 1), np.concatenate(channel), c)
+    return _stack_channels([_truncated_svd(full[:, :, ch]) for ch in range(c)])
 
 
 @dataclass
