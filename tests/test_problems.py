@@ -1,6 +1,8 @@
 """Problem layer: validation messages, domains, Hamiltonians, user-defined problems."""
 
 import math
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -41,12 +43,32 @@ def uniform(x):
     (dict(initial_density=lambda x: torch.full((x.shape[0],), float("nan"))), "non-finite"),
     (dict(coupling=lambda x, m: m), "F(t, x, m)"),
     (dict(terminal_cost=lambda t, x, m: m), "G(x, m)"),
+    # What F and G return is checked on a few points when the problem is declared: before, a (n, 1) F
+    # crashed the neural solver with an IndexError deep inside, a (n, 1) G broadcast to (n, n) and
+    # trained silently, a float or numpy result raised AttributeError inside the grid solver.
+    (dict(coupling=lambda t, x, m: m.unsqueeze(-1)), "coupling(t, x, m) returned shape (5, 1)"),
+    (dict(terminal_cost=lambda x, m: x ** 2), "terminal_cost(x, m) returned shape (5, 1)"),
+    (dict(coupling=lambda t, x, m: 1.0), "got float (a constant c: return c + 0 * m)"),
+    (dict(coupling=lambda t, x, m: np.asarray(m)), "must return a torch tensor of shape (n,)"),
+    (dict(coupling=lambda t, x, m: (m > 0).long()), "expected a floating dtype"),
+    (dict(coupling=lambda t, x, m: m / 0.0), "non-finite values"),
+    (dict(coupling=lambda t, x, m: x[:, 0, 1] + m), "coupling(t, x, m) failed on x of shape (5, 1)"),
+    (dict(coupling=NonlocalCoupling(lambda t, x, m, conv: conv, mean_kernel)), "returned shape (5, 1)"),
 ])
 def test_bad_input_names_the_field(kwargs, field):
     base = dict(domain=Torus(1), horizon=1.0, viscosity=0.1, initial_density=uniform)
     base.update(kwargs)
-    with pytest.raises(ProblemError, match=field.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ProblemError, match=re.escape(field)):
         MFGProblem(**base)
+
+
+def test_a_float32_coupling_is_declared_with_a_warning_and_a_good_one_without():
+    with pytest.warns(UserWarning, match="returned torch.float32 for torch.float64 points"):
+        MFGProblem(Torus(1), 1.0, 0.1, initial_density=uniform, coupling=lambda t, x, m: m.float())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MFGProblem(Torus(2), 1.0, 0.1, initial_density=uniform, coupling=lambda t, x, m: m + t[:, 0] + x[:, 1],
+                   terminal_cost=NonlocalCoupling(lambda t, x, m, conv: conv[:, 0] * m, mean_kernel))
 
 
 def test_domain_validation():

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import torch
 
-from mfgnet.problems.couplings import Coupling, PlusFixedCost, as_coupling
+from mfgnet.problems.couplings import Coupling, NonlocalCoupling, PlusFixedCost, as_coupling
 from mfgnet.problems.domains import Box, Domain, Euclidean, cell_centre_points
 from mfgnet.problems.hamiltonians import Hamiltonian, as_hamiltonian
 from mfgnet.problems.validation import ProblemError, argument_count
@@ -142,6 +142,12 @@ class MFGProblem:
         self._density_scale = 1.0
         if initial_density is not None:
             self._check_initial_density()
+        # The user's own F and G (plain callables or a NonlocalCoupling; the library's wrappers are
+        # trusted) are called once on a few points, so that a wrong shape or type is named here
+        # instead of failing deep inside a solver, or (a (n, 1) G broadcast against (n,)) silently.
+        for field, given in (("coupling", coupling), ("terminal_cost", terminal_cost)):
+            if given is not None and (not isinstance(given, Coupling) or type(given) is NonlocalCoupling):
+                self._check_coupling_output(field, getattr(self, field))
 
     # ------------------------------------------------------------------ basics
     @property
@@ -258,6 +264,46 @@ class MFGProblem:
             warnings.warn(f"initial_density integrates to {mass:.6g}, not 1; it is rescaled to mass 1",
                           stacklevel=3)
             self._density_scale = 1.0 / mass
+
+    def _check_coupling_output(self, field: str, coupling: Coupling) -> None:
+        """Call ``coupling`` at 5 points of the bounding box with m = 0.5 (t = 0) and check that it
+        returns a finite floating tensor of shape (5,); warn when its dtype is less precise than
+        the points' (float64): the grid solver's Newton then stalls at that dtype's rounding."""
+        n, d = 5, self.dim
+        lower, upper = self.bounding_box().bounds()
+        gen = torch.Generator().manual_seed(0)
+        x = lower + (upper - lower) * torch.rand(n, d, generator=gen, dtype=torch.float64)
+        t = torch.zeros(n, 1, dtype=torch.float64)
+        m = torch.full((n,), 0.5, dtype=torch.float64)
+        call = f"{field}(t, x, m)" if field == "coupling" else f"{field}(x, m)"
+        try:
+            with torch.no_grad():
+                conv = None
+                if coupling.kernel is not None:  # ∫K m over the 5 points as the quadrature
+                    conv = coupling.kernel(x, x).mean(dim=1) * 0.5
+                out = coupling(t, x, m, conv)
+        except ProblemError:
+            raise
+        except Exception as exc:  # a user's callable failing on (n, d) points and (n,) densities
+            raise ProblemError(f"{call} failed on x of shape ({n}, {d}) (domain.dim = {d}) and m of shape "
+                               f"({n},): {type(exc).__name__}: {exc}") from exc
+        if not isinstance(out, torch.Tensor):
+            hint = ("a constant c: return c + 0 * m" if isinstance(out, (int, float))
+                    else "torch operations on t, x and m give one")
+            raise ProblemError(f"{call} must return a torch tensor of shape (n,) for x of shape (n, {d}), got "
+                               f"{type(out).__name__} ({hint})")
+        if out.shape != (n,):
+            raise ProblemError(f"{call} returned shape {tuple(out.shape)} for x of shape ({n}, {d}) and m of "
+                               f"shape ({n},); expected ({n},)")
+        if not out.is_floating_point():
+            raise ProblemError(f"{call} returned dtype {out.dtype}; expected a floating dtype (that of x)")
+        if not torch.isfinite(out).all():
+            raise ProblemError(f"{call} returned non-finite values (NaN or Inf) at m = 0.5 in the domain")
+        if torch.finfo(out.dtype).eps > torch.finfo(x.dtype).eps:
+            warnings.warn(f"{call} returned {out.dtype} for {x.dtype} points: its values carry {out.dtype}'s "
+                          f"rounding (relative {torch.finfo(out.dtype).eps:.0e}), so the grid solver's Newton "
+                          "stalls above its default tolerance (solver.tol = 1e-10); return values in x's dtype "
+                          "(e.g. .to(x.dtype))", stacklevel=3)
 
     def _rejection_sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         box = self.bounding_box()
