@@ -54,6 +54,10 @@ def uniform(x):
     (dict(coupling=lambda t, x, m: m / 0.0), "non-finite values"),
     (dict(coupling=lambda t, x, m: x[:, 0, 1] + m), "coupling(t, x, m) failed on x of shape (5, 1)"),
     (dict(coupling=NonlocalCoupling(lambda t, x, m, conv: conv, mean_kernel)), "returned shape (5, 1)"),
+    # and a user's Hamiltonian (an (n, 1) H raised IndexError inside the neural solver, one argument TypeError)
+    (dict(hamiltonian=lambda x, p: 0.5 * p ** 2), "hamiltonian(x, p) returned (5, 1)"),
+    (dict(hamiltonian=lambda p: 0.5 * (p ** 2).sum(-1)), "H(x, p) (2 arguments), it takes 1"),
+    (dict(hamiltonian=lambda x, p: p.norm(dim=-1) / 0.0), "non-finite values"),
 ])
 def test_bad_input_names_the_field(kwargs, field):
     base = dict(domain=Torus(1), horizon=1.0, viscosity=0.1, initial_density=uniform)

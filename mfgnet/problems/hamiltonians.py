@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-from mfgnet.problems.validation import ProblemError
+from mfgnet.problems.validation import ProblemError, argument_count
 
 
 class Hamiltonian:
@@ -160,5 +160,8 @@ def as_hamiltonian(value) -> Hamiltonian:
     if isinstance(value, Hamiltonian):
         return value
     if callable(value):
+        n_args = argument_count(value, 2)
+        if n_args != 2:
+            raise ProblemError(f"hamiltonian must be callable as H(x, p) (2 arguments), it takes {n_args}")
         return CallableHamiltonian(value)
     raise ProblemError(f"hamiltonian must be a Hamiltonian or a callable H(x, p), got {value!r}")

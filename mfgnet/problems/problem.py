@@ -25,7 +25,7 @@ import torch
 
 from mfgnet.problems.couplings import Coupling, NonlocalCoupling, PlusFixedCost, as_coupling
 from mfgnet.problems.domains import Box, Domain, Euclidean, cell_centre_points
-from mfgnet.problems.hamiltonians import Hamiltonian, as_hamiltonian
+from mfgnet.problems.hamiltonians import CallableHamiltonian, Hamiltonian, as_hamiltonian
 from mfgnet.problems.validation import ProblemError, argument_count
 
 Sampler = Callable[[int, torch.Generator | None], torch.Tensor]
@@ -148,6 +148,8 @@ class MFGProblem:
         for field, given in (("coupling", coupling), ("terminal_cost", terminal_cost)):
             if given is not None and (not isinstance(given, Coupling) or type(given) is NonlocalCoupling):
                 self._check_coupling_output(field, getattr(self, field))
+        if isinstance(self.hamiltonian, CallableHamiltonian):
+            self._check_hamiltonian_output()
 
     # ------------------------------------------------------------------ basics
     @property
@@ -304,6 +306,30 @@ class MFGProblem:
                           f"rounding (relative {torch.finfo(out.dtype).eps:.0e}), so the grid solver's Newton "
                           "stalls above its default tolerance (solver.tol = 1e-10); return values in x's dtype "
                           "(e.g. .to(x.dtype))", stacklevel=3)
+
+    def _check_hamiltonian_output(self) -> None:
+        """Call a user's H(x, p) and ∂pH at 5 points (p standard normal): H must give (5,), ∂pH (5, d)."""
+        n, d = 5, self.dim
+        lower, upper = self.bounding_box().bounds()
+        gen = torch.Generator().manual_seed(0)
+        x = lower + (upper - lower) * torch.rand(n, d, generator=gen, dtype=torch.float64)
+        p = torch.randn(n, d, generator=gen, dtype=torch.float64)
+        for call, expected, fn in (("hamiltonian(x, p)", (n,), self.hamiltonian),
+                                   ("∂pH(x, p) of the hamiltonian", (n, d), self.hamiltonian.grad_p)):
+            try:
+                out = fn(x, p)
+            except ProblemError:
+                raise
+            except Exception as exc:  # a user's callable failing on (n, d) points and momenta
+                raise ProblemError(f"{call} failed on x and p of shape ({n}, {d}) (domain.dim = {d}): "
+                                   f"{type(exc).__name__}: {exc}") from exc
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            if shape != expected:
+                raise ProblemError(f"{call} returned {shape} for x and p of shape ({n}, {d}); expected {expected}"
+                                   + (" (H sums over the coordinates of p: e.g. 0.5 * (p ** 2).sum(-1))"
+                                      if expected == (n,) else ""))
+            if not torch.isfinite(out).all():
+                raise ProblemError(f"{call} returned non-finite values (NaN or Inf) at standard normal p")
 
     def _rejection_sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         box = self.bounding_box()
