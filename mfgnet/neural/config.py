@@ -359,6 +359,8 @@ class NeuralSolverConfig(Settings):
     # None = 128 in 1D, 32 in 2D.  Off by default: on four hard 1D zoo problems the fit alone
     # (~25 s) was 2-7 % off the fine reference in m, but 500 residual steps after it drifted to
     # 12-89 % (the residual loss does not hold the fitted state; results/neural_warmstart.md).
+    # Several populations: one coupled coarse solve, each pair of networks fitted to its part
+    # (mfgnet.neural.warmstart.coarse_population_solutions).
     # "initial": the density network is fitted to m(t, ·) = m0 at every t (no grid, 2-4 s), so that
     # the blend form of m(0) = m0 cannot move mass faster than the dynamics (initial_fit).
     # "gaussian" (time-dependent R^d): the game among Gaussian crowds first, u_θ trained on HJB while

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -35,6 +36,7 @@ import torch
 
 from mfgnet.neural.config import NeuralSolverConfig
 from mfgnet.neural.trainer import Trainer, step_optimiser
+from mfgnet.neural.warmstart import coarse_population_solutions
 from mfgnet.problems.populations import MultiPopulationProblem
 from mfgnet.progress import progress_bar
 from mfgnet.resources import check_solver_memory
@@ -70,8 +72,20 @@ def solve_neural_populations(problem: MultiPopulationProblem, config: NeuralSolv
                                 population=(k, problem.size) if shared else None))
         if shared and k > 0:
             trainers[k].share_cores(trainers[0])
-    # Warm starts one after the other: each sees the others' networks as they are then.
+    # warm_start='grid': one coupled coarse grid solve, each population fitted to its part of it (solved
+    # apart, population k would answer the others' untrained networks).  Other warm starts run one after
+    # the other: each sees the others' networks as they are then.
+    coarse_info = None
+    resuming = config.resume and all(t.checkpoint_path and os.path.exists(t.checkpoint_path) for t in trainers)
+    if trainers[0].warm_start_mode() == "grid" and not resuming:
+        coarse, coarse_info = coarse_population_solutions(problem, config.warm_start_cells)
+        for trainer, part in zip(trainers, coarse):
+            trainer.coarse_solution = part
     clocks = [trainer.begin() for trainer in trainers]
+    if coarse_info is not None:  # the shared solve's cost and verdict in every population's record
+        for trainer in trainers:
+            if trainer.warm_start_info is not None:
+                trainer.warm_start_info.update(coarse_info, coupled=True)
     running = [True] * problem.size
     steps = [trainer.cfg.steps for trainer in trainers]  # resolved per population (steps=None: its default)
     bar = progress_bar(sum(steps), f"neural, {problem.size} populations", enabled=config.progress, unit="step")

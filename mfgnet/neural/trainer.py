@@ -141,6 +141,9 @@ class Trainer:
                                 unit="step")
         self._fingerprint: dict | None = None
         self.warm_start_info: dict | None = None
+        # warm_start='grid' of one population among several: its part of the coupled coarse solve
+        # (set by mfgnet.neural.populations before begin()); None: the trainer solves its own problem.
+        self.coarse_solution = None
 
     def slice_points(self) -> int | None:
         """Quadrature points per time slice when only the mass renormalisation needs them."""
@@ -600,7 +603,7 @@ class Trainer:
                 self.warm_start_info = gaussian_start.gaussian_start(self, steps) if steps > 0 else None
             else:
                 fit = warm_start if mode == "grid" else initial_fit
-                options = {"cells": cfg.warm_start_cells} if mode == "grid" else {}
+                options = {"cells": cfg.warm_start_cells, "coarse": self.coarse_solution} if mode == "grid" else {}
                 self.warm_start_info = fit(self.problem, self.nets, steps=steps, seed=cfg.seed, dtype=self.dtype,
                                            device=self.device, **options)
             self.bar.reset()  # its rate and ETA count the residual steps only

@@ -65,7 +65,7 @@ def default_cells(dim: int) -> int:
 
 def warm_start(problem: MFGProblem, nets, *, cells: int | None = None, steps: int = 1000,
                seed: int = 0, dtype: torch.dtype = torch.float64,
-               device: torch.device | str = "cpu") -> dict:
+               device: torch.device | str = "cpu", coarse=None) -> dict:
     """Fit the networks to a coarse grid solution of ``problem`` (in place).
 
     Parameters
@@ -84,6 +84,9 @@ def warm_start(problem: MFGProblem, nets, *, cells: int | None = None, steps: in
         the residual training draws the same points as without the warm start).
     dtype, device
         Those of the networks.
+    coarse : Solution or None
+        A coarse solution already at hand (population k's part of a coupled grid solve of several
+        populations, :func:`coarse_population_solutions`): fitted instead of solving ``problem``.
 
     Returns
     -------
@@ -106,10 +109,11 @@ def warm_start(problem: MFGProblem, nets, *, cells: int | None = None, steps: in
                            "coarse grid solve costs cells^d; use warm_start='off' for dim >= 3")
     cells = cells or default_cells(problem.dim)
     start = time.perf_counter()
-    try:
-        coarse = solve_grid(problem, cells=cells, progress=False)
-    except ProblemError as exc:
-        raise ProblemError(f"warm_start='grid': the coarse grid solve failed: {exc}") from exc
+    if coarse is None:
+        try:
+            coarse = solve_grid(problem, cells=cells, progress=False)
+        except ProblemError as exc:
+            raise ProblemError(f"warm_start='grid': the coarse grid solve failed: {exc}") from exc
     grid_time = time.perf_counter() - start
 
     gen = torch.Generator().manual_seed(seed)
@@ -174,6 +178,28 @@ def warm_start(problem: MFGProblem, nets, *, cells: int | None = None, steps: in
             "grid_time_s": grid_time, "fit_time_s": fit_time, "grid_converged": bool(coarse.diagnostics.converged),
             "steps": steps, "fit_rel_l2_u": _rel(u, u_ref), "fit_rel_l2_m": _rel(m, m_ref), "lambda": lam}
     return info
+
+
+def coarse_population_solutions(problem, cells: int | None = None) -> tuple[list, dict]:
+    """The coupled coarse grid solve of a MultiPopulationProblem (d ≤ 2) for ``warm_start='grid'``:
+    every population's part of one equilibrium, so that each pair of networks starts from the
+    crowds the others really form (fitting each population alone would solve it against the
+    others' untrained networks).  Returns the K solutions and ``{"cells", "grid_time_s",
+    "grid_converged"}``."""
+    from mfgnet.grid import solve_grid
+
+    if problem.dim > 2:
+        raise ProblemError(f"warm_start='grid' needs a 1D or 2D problem (problem.dim = {problem.dim}): the "
+                           "coarse grid solve costs cells^d; use warm_start='off' for dim >= 3")
+    cells = cells or default_cells(problem.dim)
+    start = time.perf_counter()
+    try:
+        coarse = solve_grid(problem, cells=cells, progress=False)
+    except ProblemError as exc:
+        raise ProblemError(f"warm_start='grid': the coarse grid solve of the {problem.size} populations "
+                           f"failed: {exc}") from exc
+    return coarse.populations, {"cells": cells, "grid_time_s": time.perf_counter() - start,
+                                "grid_converged": bool(coarse.diagnostics.converged)}
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
