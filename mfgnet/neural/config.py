@@ -250,6 +250,17 @@ class LossConfig(Settings):
     # steps, rel L2 m 0.105 without, 0.017 with; results/neural_zoo/means.md, seventeenth session).
     mass: float = number(1.0, 0.0, _INF)
     mean_zero: float = number(1.0, 0.0, _INF)
+    # Weak form of the Fokker–Planck equation on a time-dependent box with renormalised mass: at every
+    # slice, ∫ m_t φ − ν ∫ m Δφ + ∫ m ∂pH(∇u)·∇φ = 0 for the no-flux cosines φ_k up to weak_fp_modes
+    # per axis, by the slice's quadrature; the mean of its squares over slices and modes, each mode
+    # scaled by 1 / (1 + |ω_k|²); on a torus its Fourier modes.  m's derivatives do not enter it.  An option,
+    # off (0) by default: weight 100 with loss.fp=0 (the weak form alone) gave box_narrow_far_1d m 0.029 /
+    # u 0.0066 (defaults 0.077 / 0.032) and u 0.006-0.008 on three other misses, but m lost elsewhere
+    # (box_wall_push_1d 0.017 -> 0.090, torus_power_two_1d 0.093 -> 0.145); beside the strong FP term
+    # (fp 1 or 0.1) it did not rescue the rows a lighter FP term loses (results/neural_zoo/means.md,
+    # twenty-ninth session).
+    weak_fp: float = number(0.0, 0.0, _INF)
+    weak_fp_modes: int = number(16, 1, 256, integer=True)
     # "grad_norm": gradient-norm balancing after Wang, Teng & Perdikaris (2021): every
     # adapt_every steps each data weight moves towards mean|∇L_pde| / mean|∇L_i|.
     adaptive: str = choice("none", "grad_norm")

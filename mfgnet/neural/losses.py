@@ -25,6 +25,7 @@ no ergodic residual sees, so it is applied to the final networks.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -36,7 +37,7 @@ from mfgnet.neural.residuals import FieldResiduals, mfg_residuals
 from mfgnet.neural.sampling import Batch
 
 U_TERMS = ("hjb", "terminal", "boundary_u", "mean_zero")
-M_TERMS = ("fp", "initial", "boundary_m", "mass")
+M_TERMS = ("fp", "weak_fp", "initial", "boundary_m", "mass")
 
 
 @dataclass
@@ -96,6 +97,10 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
         log_mass = slice_log_mass[batch.slice_id]
         dlog_mass_dt = slice_dlog_mass[batch.slice_id]
         terminal_log_mass = slice_log_mass[-1]
+        if lcfg.weak_fp > 0 and problem.domain.bounded:  # test functions without boundary terms
+            dlog_m_dt = dfield_dt.reshape(S1, k) - slice_dlog_mass.unsqueeze(-1)
+            terms["weak_fp"] = weak_fp_term(problem, nets, batch, tq, density_on_quad, dlog_m_dt,
+                                            lcfg.weak_fp_modes)
         if lcfg.mass > 0 and nets.hard_initial in ("blend", "heat"):
             # The mass before renormalising stays near m0's while the blend fades: else the free
             # part can grow by e^16 and swamp the fading m0 at t = 0+, a jump in time that no slice
@@ -152,6 +157,55 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
         terms["boundary_u"], terms["boundary_m"] = boundary_losses(problem, nets, batch, log_mass,
                                                                    relative=relative)
     return StepLosses(terms=terms, residuals=res, log_mass=log_mass)
+
+
+def weak_fp_term(problem, nets: MFGNetworks, batch: Batch, tq: torch.Tensor, m_q: torch.Tensor,
+                 dlog_m_dt: torch.Tensor, modes: int) -> torch.Tensor:
+    """Mean square of the weak FP residuals r_{s,k} = ∫ m_t φ_k − ν ∫ m Δφ_k + ∫ m ∂pH(∇u)·∇φ_k over
+    the slices s (their quadrature: points (S1, n, d), m_q (S1, n), ∂t log m (S1, n)) and the test
+    functions of :func:`weak_test_functions` (no boundary terms: no-flux cosines on a box, Fourier
+    modes on a torus), mode k scaled by 1 / (1 + |ω_k|²) (an H⁻¹-like norm)."""
+    S1, n, d = batch.quad_y.shape
+    y = batch.quad_y.reshape(-1, d).detach().requires_grad_(True)
+    u = nets.raw_value(tq.detach(), y)
+    (grad_u,) = torch.autograd.grad(u.sum(), y, create_graph=True)
+    drift = problem.hamiltonian.grad_p(y, grad_u)  # (S1 n, d)
+    phi, grad, lap, omega2 = weak_test_functions(problem, y.detach(), modes)
+    flux = (drift.unsqueeze(1) * grad).sum(-1)  # ∂pH·∇φ, (S1 n, M)
+    w = torch.exp(batch.quad_logw).reshape(-1, 1) * m_q.reshape(-1, 1)  # quadrature weight × m
+    integrand = w * (dlog_m_dt.reshape(-1, 1) * phi - problem.viscosity * lap + flux)
+    r = integrand.reshape(S1, n, -1).sum(1)  # (S1, M)
+    return (r ** 2 / (1.0 + omega2)).mean()
+
+
+def weak_test_functions(problem, y: torch.Tensor, modes: int):
+    """(φ (n, M), ∇φ (n, M, d), Δφ (n, M), |ω|² (M,)) at points y (n, d): on a box the no-flux cosines
+    Π_i cos(ω_i (y_i − a_i)), ω_i = π k_i / L_i, 0 ≤ k_i ≤ modes, k ≠ 0 (∂φ/∂n = 0 at the faces); on a
+    torus cos and sin of ω·y, ω = 2π k / L over half the lattice |k_i| ≤ modes."""
+    d = y.shape[1]
+    lower, upper = problem.domain.bounds()
+    lower, upper = lower.to(y), upper.to(y)
+    ks = torch.arange(-modes if problem.domain.periodic else 0, modes + 1, dtype=y.dtype, device=y.device)
+    lattice = torch.stack(torch.meshgrid(*[ks] * d, indexing="ij"), -1).reshape(-1, d)
+    if problem.domain.periodic:
+        # half the lattice: the first nonzero k_i positive (k and −k give the same cos and ± sin)
+        first = torch.where(lattice != 0, lattice, torch.zeros_like(lattice))
+        sign = torch.stack([f[f != 0][0] if (f != 0).any() else f.new_zeros(()) for f in first])
+        omega = 2 * math.pi * lattice[sign > 0] / (upper - lower)
+        theta = (y - lower) @ omega.T  # (n, M)
+        cos, sin = torch.cos(theta), torch.sin(theta)
+        phi = torch.cat([cos, sin], 1)
+        grad = torch.cat([-sin.unsqueeze(-1) * omega, cos.unsqueeze(-1) * omega], 1)
+        omega2 = (omega ** 2).sum(-1).repeat(2)
+    else:
+        omega = math.pi * lattice[1:] / (upper - lower)  # k = 0 left out
+        phase = (y - lower).unsqueeze(1) * omega  # (n, M, d)
+        cos, sin = torch.cos(phase), torch.sin(phase)
+        phi = cos.prod(-1)
+        grad = torch.stack([-omega[:, i] * sin[..., i] * torch.cat([cos[..., :i], cos[..., i + 1:]], -1).prod(-1)
+                            for i in range(d)], -1)
+        omega2 = (omega ** 2).sum(-1)
+    return phi, grad, -omega2 * phi, omega2
 
 
 def causal_terms(hjb: torch.Tensor, fp: torch.Tensor, slice_id: torch.Tensor, slices: int, epsilon: float,

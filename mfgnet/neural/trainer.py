@@ -41,7 +41,7 @@ from mfgnet.problems import ProblemError
 from mfgnet.progress import progress_bar
 
 _WEIGHT_FIELD = {"hjb": "hjb", "fp": "fp", "terminal": "terminal", "initial": "initial", "boundary_u": "boundary",
-                 "boundary_m": "boundary", "mass": "mass", "mean_zero": "mean_zero"}
+                 "boundary_m": "boundary", "mass": "mass", "mean_zero": "mean_zero", "weak_fp": "weak_fp"}
 
 log = logging.getLogger(__name__)
 
