@@ -189,8 +189,8 @@ def weak_test_functions(problem, y: torch.Tensor, modes: int):
     lattice = torch.stack(torch.meshgrid(*[ks] * d, indexing="ij"), -1).reshape(-1, d)
     if problem.domain.periodic:
         # half the lattice: the first nonzero k_i positive (k and −k give the same cos and ± sin)
-        first = torch.where(lattice != 0, lattice, torch.zeros_like(lattice))
-        sign = torch.stack([f[f != 0][0] if (f != 0).any() else f.new_zeros(()) for f in first])
+        first_nonzero = (lattice != 0).to(torch.int64).argmax(-1, keepdim=True)  # row 0 (k = 0) gives 0
+        sign = lattice.gather(1, first_nonzero).squeeze(1)
         omega = 2 * math.pi * lattice[sign > 0] / (upper - lower)
         theta = (y - lower) @ omega.T  # (n, M)
         cos, sin = torch.cos(theta), torch.sin(theta)

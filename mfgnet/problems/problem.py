@@ -31,6 +31,10 @@ from mfgnet.problems.validation import ProblemError, argument_count
 Sampler = Callable[[int, torch.Generator | None], torch.Tensor]
 
 
+# Points at which a declaration calls the user's F, G and H once (their shapes, types and dtypes checked).
+PROBE_POINTS = 5
+
+
 class MFGProblem:
     """A mean field game, declared once for every solver.
 
@@ -267,14 +271,17 @@ class MFGProblem:
                           stacklevel=3)
             self._density_scale = 1.0 / mass
 
+    def _probe_points(self) -> torch.Tensor:
+        """PROBE_POINTS points drawn in the bounding box (seeded): where the declaration calls F, G and H."""
+        lower, upper = self.bounding_box().bounds()
+        gen = torch.Generator().manual_seed(0)
+        return lower + (upper - lower) * torch.rand(PROBE_POINTS, self.dim, generator=gen, dtype=torch.float64)
+
     def _check_coupling_output(self, field: str, coupling: Coupling) -> None:
         """Call ``coupling`` at 5 points of the bounding box with m = 0.5 (t = 0) and check that it
         returns a finite floating tensor of shape (5,); warn when its dtype is less precise than
         the points' (float64): the grid solver's Newton then stalls at that dtype's rounding."""
-        n, d = 5, self.dim
-        lower, upper = self.bounding_box().bounds()
-        gen = torch.Generator().manual_seed(0)
-        x = lower + (upper - lower) * torch.rand(n, d, generator=gen, dtype=torch.float64)
+        n, d, x = PROBE_POINTS, self.dim, self._probe_points()
         t = torch.zeros(n, 1, dtype=torch.float64)
         m = torch.full((n,), 0.5, dtype=torch.float64)
         call = f"{field}(t, x, m)" if field == "coupling" else f"{field}(x, m)"
@@ -309,11 +316,8 @@ class MFGProblem:
 
     def _check_hamiltonian_output(self) -> None:
         """Call a user's H(x, p) and ∂pH at 5 points (p standard normal): H must give (5,), ∂pH (5, d)."""
-        n, d = 5, self.dim
-        lower, upper = self.bounding_box().bounds()
-        gen = torch.Generator().manual_seed(0)
-        x = lower + (upper - lower) * torch.rand(n, d, generator=gen, dtype=torch.float64)
-        p = torch.randn(n, d, generator=gen, dtype=torch.float64)
+        n, d, x = PROBE_POINTS, self.dim, self._probe_points()
+        p = torch.randn(n, d, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
         for call, expected, fn in (("hamiltonian(x, p)", (n,), self.hamiltonian),
                                    ("∂pH(x, p) of the hamiltonian", (n, d), self.hamiltonian.grad_p)):
             try:
