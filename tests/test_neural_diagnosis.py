@@ -42,6 +42,17 @@ def test_a_heavier_hjb_term_is_suggested_on_boxes():
     assert not any(hint in a for a in _advice(heavy))
 
 
+def test_the_weak_form_is_suggested_on_bounded_time_dependent_problems_until_it_is_on():
+    hint = "loss.weak_fp=100"
+    assert any(hint in a for a in _advice(_trainer("box_narrow_far_1d")))
+    assert any(hint in a for a in _advice(_trainer("torus_power_two_1d")))
+    assert not any(hint in a for a in _advice(_trainer("lq_offset_1d")))  # R: its test functions need a bounded domain
+    assert not any(hint in a for a in _advice(_trainer("ergodic_box_strong_1d")))
+    weak = _trainer("box_narrow_far_1d")
+    weak.cfg = weak.cfg.replace(loss={"weak_fp": 100.0})
+    assert not any(hint in a for a in _advice(weak))
+
+
 def test_wider_hjb_points_are_suggested_on_time_dependent_rd_only():
     hint = "sampler.hjb_fraction=1 sampler.hjb_bandwidth=6"
     assert any(hint in a for a in _advice(_trainer("lq_offset_2d")))
