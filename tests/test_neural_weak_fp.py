@@ -28,13 +28,12 @@ def test_weak_fp_vanishes_on_a_stationary_pair_and_not_on_a_wrong_drift(dim, n):
     y, logw = _midpoints(n, dim, slices)
     m = torch.exp(-c * (y ** 2).sum(-1) / (2 * nu))
     m = m / (m * logw.exp()).sum(-1, keepdim=True)
-    tq = torch.rand(slices * y.shape[1], 1, dtype=torch.float64)
-    batch = SimpleNamespace(quad_y=y, quad_logw=logw)
+    batch = SimpleNamespace(quad_y=y, quad_logw=logw, quad_t=torch.rand(slices, dtype=torch.float64))
     zero_dt = torch.zeros_like(m)
 
     def term(gain):
         nets = SimpleNamespace(raw_value=lambda t, x: gain * c * (x ** 2).sum(-1) / 2)
-        return float(weak_fp_term(problem, nets, batch, tq, m, zero_dt, modes=6))
+        return float(weak_fp_term(problem, nets, batch, m, zero_dt, modes=6))
 
     exact, wrong = term(1.0), term(2.0)
     assert wrong > 1e-3 and exact < 1e-6 * wrong, (exact, wrong)
@@ -52,11 +51,10 @@ def test_weak_fp_sees_the_time_derivative(domain, wave):
     decay = a * torch.exp(-nu * wave ** 2 * times)[:, None]
     m = 1 + decay * torch.cos(wave * y[..., 0])
     dlog_m_dt = -nu * wave ** 2 * decay * torch.cos(wave * y[..., 0]) / m
-    tq = times.repeat_interleave(n)[:, None]
     nets = SimpleNamespace(raw_value=lambda t, x: 0.0 * x.sum(-1))
-    batch = SimpleNamespace(quad_y=y, quad_logw=logw)
-    exact = float(weak_fp_term(problem, nets, batch, tq, m, dlog_m_dt, modes=8))
-    frozen = float(weak_fp_term(problem, nets, batch, tq, m, torch.zeros_like(m), modes=8))
+    batch = SimpleNamespace(quad_y=y, quad_logw=logw, quad_t=times)
+    exact = float(weak_fp_term(problem, nets, batch, m, dlog_m_dt, modes=8))
+    frozen = float(weak_fp_term(problem, nets, batch, m, torch.zeros_like(m), modes=8))
     assert frozen > 1e-4 and exact < 1e-8 * frozen, (exact, frozen)
 
 

@@ -99,8 +99,7 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
         terminal_log_mass = slice_log_mass[-1]
         if lcfg.weak_fp > 0 and problem.domain.bounded:  # test functions without boundary terms
             dlog_m_dt = dfield_dt.reshape(S1, k) - slice_dlog_mass.unsqueeze(-1)
-            terms["weak_fp"] = weak_fp_term(problem, nets, batch, tq, density_on_quad, dlog_m_dt,
-                                            lcfg.weak_fp_modes)
+            terms["weak_fp"] = weak_fp_term(problem, nets, batch, density_on_quad, dlog_m_dt, lcfg.weak_fp_modes)
         if lcfg.mass > 0 and nets.hard_initial in ("blend", "heat"):
             # The mass before renormalising stays near m0's while the blend fades: else the free
             # part can grow by e^16 and swamp the fading m0 at t = 0+, a jump in time that no slice
@@ -159,18 +158,15 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
     return StepLosses(terms=terms, residuals=res, log_mass=log_mass)
 
 
-def weak_fp_term(problem, nets: MFGNetworks, batch: Batch, tq: torch.Tensor, m_q: torch.Tensor,
-                 dlog_m_dt: torch.Tensor, modes: int) -> torch.Tensor:
+def weak_fp_term(problem, nets: MFGNetworks, batch: Batch, m_q: torch.Tensor, dlog_m_dt: torch.Tensor,
+                 modes: int) -> torch.Tensor:
     """Mean square of the weak FP residuals r_{s,k} = ∫ m_t φ_k − ν ∫ m Δφ_k + ∫ m ∂pH(∇u)·∇φ_k over
     the slices s (their quadrature: points (S1, n, d), m_q (S1, n), ∂t log m (S1, n)) and the test
     functions of :func:`weak_test_functions` (no boundary terms: no-flux cosines on a box, Fourier
     modes on a torus), mode k scaled by 1 / (1 + |ω_k|²) (an H⁻¹-like norm)."""
     S1, n, d = batch.quad_y.shape
-    y = batch.quad_y.reshape(-1, d).detach().requires_grad_(True)
-    u = nets.raw_value(tq.detach(), y)
-    (grad_u,) = torch.autograd.grad(u.sum(), y, create_graph=True)
-    drift = problem.hamiltonian.grad_p(y, grad_u)  # (S1 n, d)
-    phi, grad, lap, omega2 = weak_test_functions(problem, y.detach(), modes)
+    drift = drift_on_quadrature(problem, nets, batch, create_graph=True)  # (S1 n, d)
+    phi, grad, lap, omega2 = weak_test_functions(problem, batch.quad_y.reshape(-1, d).detach(), modes)
     flux = (drift.unsqueeze(1) * grad).sum(-1)  # ∂pH·∇φ, (S1 n, M)
     w = torch.exp(batch.quad_logw).reshape(-1, 1) * m_q.reshape(-1, 1)  # quadrature weight × m
     integrand = w * (dlog_m_dt.reshape(-1, 1) * phi - problem.viscosity * lap + flux)
@@ -299,14 +295,20 @@ def mean_control_on_slices(problem, nets: MFGNetworks, batch: Batch, log_m_quad:
     here too: one extra pass of u and ∇u over its points.  With ``differentiate`` False the
     mean control is a constant of the step (a fixed-point view); True lets the loss see how
     ᾱ moves with the networks, as ``loss.differentiate_conv`` does for ∫K m."""
-    S1, k, d = batch.quad_y.shape
-    tq = batch.quad_t.repeat_interleave(k).unsqueeze(-1)
-    y = batch.quad_y.reshape(-1, d).detach().requires_grad_(True)
-    u = nets.raw_value(tq, y)
-    (grad_u,) = torch.autograd.grad(u.sum(), y, create_graph=differentiate)
-    alpha = -problem.hamiltonian.grad_p(y, grad_u).reshape(S1, k, d)
+    alpha = -drift_on_quadrature(problem, nets, batch, create_graph=differentiate).reshape(batch.quad_y.shape)
     mean_control = torch.einsum("skd,sk->sd", alpha, density_weights(batch, log_m_quad, differentiate))
     return mean_control if differentiate else mean_control.detach()
+
+
+def drift_on_quadrature(problem, nets: MFGNetworks, batch: Batch, create_graph: bool) -> torch.Tensor:
+    """∂pH(y, ∇u(t_s, y)) at every slice's quadrature points, flattened to (S1 k, d): one pass of u and ∇u
+    (``create_graph``: differentiable with respect to u's parameters)."""
+    S1, k, d = batch.quad_y.shape
+    tq = batch.quad_t.repeat_interleave(k).unsqueeze(-1).detach()
+    y = batch.quad_y.reshape(-1, d).detach().requires_grad_(True)
+    u = nets.raw_value(tq, y)
+    (grad_u,) = torch.autograd.grad(u.sum(), y, create_graph=create_graph)
+    return problem.hamiltonian.grad_p(y, grad_u)
 
 
 def terminal_loss(problem, nets: MFGNetworks, batch: Batch, log_mass, conv_terminal) -> torch.Tensor:
