@@ -53,6 +53,17 @@ def test_the_weak_form_is_suggested_on_bounded_time_dependent_problems_until_it_
     assert not any(hint in a for a in _advice(weak))
 
 
+def test_warped_slice_times_are_suggested_in_1d_where_they_are_off():
+    hint = "sampler.time_warp=ends"
+    assert any(hint in a for a in _advice(_trainer("box_narrow_far_1d")))
+    assert any(hint in a for a in _advice(_trainer("torus_power_two_1d")))
+    auto = _trainer("torus_power_two_1d")
+    auto.cfg = auto.cfg.replace(sampler={"time_warp": "auto"})  # "ends" on the circle
+    assert not any(hint in a for a in _advice(auto))
+    assert not any(hint in a for a in _advice(_trainer("box_bump_2d")))  # 2D boxes got worse with it
+    assert not any(hint in a for a in _advice(_trainer("ergodic_box_strong_1d")))  # no time
+
+
 def test_wider_hjb_points_are_suggested_on_time_dependent_rd_only():
     hint = "sampler.hjb_fraction=1 sampler.hjb_bandwidth=6"
     assert any(hint in a for a in _advice(_trainer("lq_offset_2d")))

@@ -121,3 +121,16 @@ def test_single_process_is_not_distributed(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert init_from_env("cpu") is False
     assert not DataParallel().enabled
+
+
+def test_time_warp_factors_are_sharded_with_their_points():
+    problem = hopf_cole(1)[0]
+    cfg = NeuralSolverConfig.from_dict(TINY)
+    trainer = Trainer(problem, cfg.replace(sampler=cfg.sampler.replace(time_warp="early")))
+    full = trainer.sampler.draw(trainer.nets, 0)
+    assert full.time_scale is not None and full.time_scale.shape[0] == full.t.shape[0]
+    shards = [DataParallel(rank=r, world=WORLD).shard_batch(full) for r in range(WORLD)]
+    assert torch.equal(torch.cat([s.time_scale for s in shards]), full.time_scale)
+    for s in shards:  # each point keeps its own slice's factor √(2r), t = T r²
+        r = torch.sqrt(s.t[:, 0] / problem.horizon)
+        assert torch.allclose(s.time_scale, torch.sqrt(2.0 * r))

@@ -230,3 +230,47 @@ def test_auto_kind_follows_the_density_on_time_dependent_boxes_in_1d_and_2d():
              ("box_bump_1d", "box_bump_2d", "torus_bimodal_1d", "ergodic_box_strong_1d", "lq_offset_2d")}
     assert kinds == {"box_bump_1d": "density", "box_bump_2d": "density", "torus_bimodal_1d": "uniform",
                      "ergodic_box_strong_1d": "uniform", "lq_offset_2d": "uniform"}
+
+
+def test_time_warp_keeps_the_integrals_over_time():
+    """sampler.time_warp: slice times crowd t = 0 ("early") or both ends ("ends"), and the residual
+    factors (√ of the inverse time density) make a mean square over the points an unbiased estimate of
+    the same (1/T) ∫ f(t) dt on T = 2, for f = t² and for layers e^{-t/0.05} at t = 0+ and
+    e^{-(T-t)/0.05} at T-, with a step-to-step spread of each layer's estimate 3.5-6.7 times smaller
+    where the warp crowds that end (measured; asserted: 3 times); "early" doubles the spread at T-
+    (its slices thin out there)."""
+    problem = MFGProblem(Box([0.0], [1.0]), horizon=2.0, viscosity=0.1, coupling=lambda t, x, m: m,
+                         initial_density=lambda x: torch.ones(x.shape[0], dtype=x.dtype))
+    estimates, spread = {}, {}
+    for warp in ("uniform", "early", "ends"):
+        cfg = SamplerConfig(kind="uniform", n_interior=64, time_slices=16, time_warp=warp)
+        sampler = CollocationSampler(problem, cfg, torch.float64, torch.device("cpu"),
+                                     torch.Generator().manual_seed(1), need_quadrature=False)
+        per_draw = []
+        for _ in range(400):
+            batch = sampler.draw(None, step=0)
+            t = batch.t[:, 0]
+            assert float(t.min()) >= 0.0 and float(t.max()) < 2.0
+            assert (batch.time_scale is None) == (warp == "uniform")
+            w = torch.ones_like(t) if batch.time_scale is None else batch.time_scale ** 2
+            per_draw.append(torch.stack([(w * t**2).mean(), (w * torch.exp(-t / 0.05)).mean(),
+                                         (w * torch.exp(-(2.0 - t) / 0.05)).mean()]))
+        per_draw = torch.stack(per_draw)
+        estimates[warp], spread[warp] = per_draw.mean(0), per_draw.std(0)
+    layer = 0.05 * (1 - math.exp(-40.0)) / 2.0
+    exact = torch.tensor([4.0 / 3.0, layer, layer], dtype=torch.float64)
+    for warp, est in estimates.items():  # within 4 standard errors of the 400-draw means
+        assert ((est - exact).abs() < 4 * spread[warp] / 20).all(), (warp, est, exact, spread[warp])
+    assert spread["early"][1] < spread["uniform"][1] / 3, spread
+    assert spread["ends"][1] < spread["uniform"][1] / 3 and spread["ends"][2] < spread["uniform"][2] / 3, spread
+    assert spread["early"][2] > spread["uniform"][2], spread
+
+
+def test_auto_time_warp_crowds_the_ends_on_the_circle_only():
+    from mfgnet.neural.sampling import resolve_time_warp
+    from mfgnet.problems.zoo import ZOO
+
+    assert resolve_time_warp("auto", ZOO["torus_power_two_1d"]()) == "ends"
+    for name in ("box_bump_1d", "lq_offset_1d", "box_bump_2d", "ergodic_torus_2d"):
+        assert resolve_time_warp("auto", ZOO[name]()) == "uniform", name
+    assert resolve_time_warp("early", ZOO["box_bump_1d"]()) == "early"

@@ -31,7 +31,8 @@ def residual_check(trainer) -> dict:
     every condition term present ("terms"), where |HJB| and |FP| peak ("worst"), and λ."""
     cfg = trainer.cfg
     gen = torch.Generator().manual_seed(cfg.seed + 7919)
-    scfg = dataclasses.replace(cfg.sampler, kind="uniform", n_interior=cfg.n_eval, box_fraction=0.0)
+    scfg = dataclasses.replace(cfg.sampler, kind="uniform", n_interior=cfg.n_eval, box_fraction=0.0,
+                               time_warp="uniform")
     sampler = CollocationSampler(trainer.problem, scfg, trainer.dtype, trainer.device, gen,
                                  trainer.sampler.need_quadrature, slice_points=trainer.slice_points(),
                                  grid_quadrature=trainer.sampler.grid_quadrature)

@@ -141,6 +141,14 @@ class SamplerConfig(Settings):
     # and helped torus_power_1d (u 0.077 -> 0.019, an offset of u made near T; m 0.049 -> 0.036)
     # (results/neural_zoo/means.md, twenty-first session).
     time_adaptive: float = number(0.0, 0.0, 1.0, )
+    # Slice times crowded where the residual has its layers, with importance weights: each point's
+    # HJB and FP residuals are multiplied by √ of the inverse density of its slice time, so the mean
+    # squares estimate the same integrals over [0, T] as uniform slices (sampling.warp_times):
+    # "ends" t = T (1 − cos πr) / 2 crowds t = 0 (the early transient, the blend's layer at 0+) and
+    # t = T (the rush into the target), "early" t = T r² only t = 0; "auto": "ends" on a time-dependent
+    # problem on the circle, else "uniform" (sampling.resolve_time_warp has the measurements; "auto" is
+    # to become the default once the zoo's torus rows are re-run under it at the usual load).
+    time_warp: str = choice("uniform", "auto", "ends", "early")
     # Points per time slice for nonlocal couplings ∫K(x,y) m(t,y) dy (a shifted grid on a box or
     # torus, importance samples of the particle cloud on R^d above d = 2).  0: on a box or torus the
     # coarsest grid that integrates m0 and K m0 to 1e-3 (sampling.conv_grid_points: 64 for

@@ -43,7 +43,7 @@ from mfgnet.problems import ProblemError
 # Fields of a Batch with one row per collocation point (sliced across ranks), and the
 # sampler field that sets each count (for error messages).
 PER_POINT_FIELDS = {"t": "sampler.n_interior", "x": "sampler.n_interior", "slice_id": "sampler.n_interior",
-                    "fp_scale": "sampler.n_interior",
+                    "fp_scale": "sampler.n_interior", "time_scale": "sampler.n_interior",
                     "init_x": "sampler.n_initial", "term_x": "sampler.n_terminal",
                     "bnd_t": "sampler.n_boundary", "bnd_x": "sampler.n_boundary",
                     "bnd_normal": "sampler.n_boundary"}

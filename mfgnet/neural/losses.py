@@ -138,6 +138,8 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
                         fp_relative=relative, dlog_mass_dt=dlog_mass_dt, mean_control=mean_control, jets=jets)
     if batch.fp_scale is not None:  # points where only the HJB residual is imposed (sampler.hjb_fraction)
         res = replace(res, fp=res.fp * batch.fp_scale)
+    if batch.time_scale is not None:  # sampler.time_warp: importance weights of the slice times
+        res = replace(res, hjb=res.hjb * batch.time_scale, fp=res.fp * batch.time_scale)
     if lcfg.causal != "none" and not ergodic:
         terms["hjb"], terms["fp"] = causal_terms(res.hjb, res.fp, batch.slice_id, batch.quad_t.shape[0] - 1,
                                                  lcfg.causal_epsilon, relative=lcfg.causal == "relative")

@@ -57,6 +57,9 @@ class Batch:
     # points of sampler.hjb_fraction), and √(points / FP points of its slice) elsewhere, so that a mean
     # square over all points is the mean square over the FP points; None: FP everywhere.
     fp_scale: torch.Tensor | None = None
+    # (n,) factor of each interior point's HJB and FP residuals under sampler.time_warp: √ of the inverse
+    # density of its slice time (mean squares stay estimates of the integrals over [0, T]); None: uniform.
+    time_scale: torch.Tensor | None = None
 
 
 def resolve_kind(kind: str, problem: MFGProblem) -> str:
@@ -79,6 +82,23 @@ def resolve_kind(kind: str, problem: MFGProblem) -> str:
         return kind
     use_density = not problem.is_ergodic and isinstance(problem.domain, Box) and problem.dim <= 2
     return "density" if use_density else "uniform"
+
+
+def resolve_time_warp(warp: str, problem: MFGProblem) -> str:
+    """The slice-time warp that ``"auto"`` stands for: ``"ends"`` on a time-dependent problem on the
+    circle (a 1D torus), ``"uniform"`` elsewhere.
+
+    Why (results/neural_zoo/means.md, thirtieth session; one seed per row, rel L2 m / u, uniform ->
+    ends): on the zoo's circle torus_power_two_1d 0.093 / 0.047 -> 0.038 / 0.011, torus_power_1d
+    0.013 / 0.011 -> 0.0055 / 0.0054, torus_bimodal_1d 0.0049 / 0.0023 -> 0.0028 / 0.0017, torus_low_noise_1d
+    0.0087 / 0.0017 -> 0.0069 / 0.0020, torus_three_crowds_1d 0.0021 / 0.00087 -> 0.0026 / 0.00039 (their
+    error sits at both ends of [0, T]; torus_nonlocal_1d not measured); on the 1D boxes it was a wash (m ratios 0.71-1.22), on R
+    slightly worse (lq_offset_1d 0.0069 -> 0.0081), on the 2D boxes worse (box_bump_2d 0.076 -> 0.086,
+    box_two_crowds_2d 0.046 -> 0.057)."""
+    if warp != "auto":
+        return warp
+    on_circle = problem.domain.periodic and problem.dim == 1
+    return "ends" if on_circle and not problem.is_ergodic else "uniform"
 
 
 # The mass renormalisation's grid per time slice (trainer.slice_points, when sampler.n_mass = 0): the
@@ -203,6 +223,22 @@ def conv_grid_points(problem: MFGProblem) -> int:
     return counts[-1] ** d
 
 
+def warp_times(slice_t: torch.Tensor, T: float, warp: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Slice times (S,) in [0, T) mapped by ``sampler.time_warp`` and each one's importance weight:
+    t = T g(r), r = slice_t / T stratified uniform, weight 1 / (T × the density of t) = g'(r), so
+    that a mean over the points weighted by it estimates the same (1/T) ∫ f dt as uniform times.
+
+    "uniform": g(r) = r (weights None); "early": g(r) = r² (weight 2r: slices crowd t = 0);
+    "ends": g(r) = (1 − cos πr) / 2 (weight (π/2) sin πr: slices crowd t = 0 and t = T).
+    """
+    if warp == "uniform":
+        return slice_t, None
+    r = slice_t / T
+    if warp == "early":
+        return T * r * r, 2.0 * r
+    return T * (1.0 - torch.cos(math.pi * r)) / 2.0, (math.pi / 2.0) * torch.sin(math.pi * r)
+
+
 class CollocationSampler:
     def __init__(self, problem: MFGProblem, cfg: SamplerConfig, dtype: torch.dtype, device: torch.device,
                  generator: torch.Generator, need_quadrature: bool, slice_points: int | None = None,
@@ -224,6 +260,7 @@ class CollocationSampler:
         self.grid_quadrature = grid_quadrature or not self.euclidean
         self.follow_cloud = self.grid_quadrature and follows_cloud(problem)
         self.kind = resolve_kind(cfg.kind, problem)
+        self.time_warp = resolve_time_warp(cfg.time_warp, problem)
         # Quadrature points per time slice: n_conv, or fewer when only the mass needs them.
         self.slice_points = slice_points or cfg.n_conv
         if not self.slice_points and need_quadrature and self.grid_quadrature and not problem.is_ergodic:
@@ -513,6 +550,7 @@ class CollocationSampler:
         S = cfg.time_slices
         per = max(1, math.ceil(cfg.n_interior / S))
         slice_t = self.slice_times(S)
+        slice_t, slice_w = warp_times(slice_t, T, self.time_warp)
         wide = self._hjb_only_points(per)
         if self.euclidean:
             x = self._mix_box(self._kde_sample(slice_t, per + wide, wide))
@@ -565,7 +603,8 @@ class CollocationSampler:
                      quad_log_mass0=None if quad_log_mass0 is None else o(quad_log_mass0),
                      self_normalised=self.euclidean, init_x=o(init_x), term_x=o(term_x),
                      bnd_t=bnd_t, bnd_x=bnd_x, bnd_normal=normal, slice_size=slice_size,
-                     fp_scale=None if fp_scale is None else o(fp_scale))
+                     fp_scale=None if fp_scale is None else o(fp_scale),
+                     time_scale=None if slice_w is None else o(slice_w.sqrt()[slice_id]))
 
     def _boundary(self, ergodic: bool):
         """Points on the faces of a Box with outward normals; None elsewhere."""
