@@ -92,9 +92,9 @@ def resolve_time_warp(warp: str, problem: MFGProblem) -> str:
     ends): on the zoo's circle torus_power_two_1d 0.093 / 0.047 -> 0.038 / 0.011, torus_power_1d
     0.013 / 0.011 -> 0.0055 / 0.0054, torus_bimodal_1d 0.0049 / 0.0023 -> 0.0028 / 0.0017, torus_low_noise_1d
     0.0087 / 0.0017 -> 0.0069 / 0.0020, torus_three_crowds_1d 0.0021 / 0.00087 -> 0.0026 / 0.00039 (their
-    error sits at both ends of [0, T]; torus_nonlocal_1d not measured); on the 1D boxes it was a wash
-    (m ratios 0.71-1.22), on R slightly worse (lq_offset_1d 0.0069 -> 0.0081), on the 2D boxes worse
-    (box_bump_2d 0.076 -> 0.086, box_two_crowds_2d 0.046 -> 0.057)."""
+    error sits at both ends of [0, T]), torus_nonlocal_1d 0.0083 / 0.0024 -> 0.0085 / 0.00085; on the 1D
+    boxes it was a wash (m ratios 0.71-1.22), on R mixed (r_two_crowds_1d 0.015 -> 0.0046, lq_offset_1d
+    0.0069 -> 0.0081), on the 2D boxes worse (box_bump_2d 0.076 -> 0.086, box_two_crowds_2d 0.046 -> 0.057)."""
     if warp != "auto":
         return warp
     on_circle = problem.domain.periodic and problem.dim == 1
