@@ -20,6 +20,13 @@ def _trainer(name: str, time_adaptive: float = 0.0, lbfgs_done: int = 0, guard: 
                            lbfgs_guard_info=guard, lbfgs_done=lbfgs_done, warm_start_info=None, stopped_reason="")
 
 
+def _configured(name: str, **sections) -> SimpleNamespace:
+    """``_trainer(name)`` with config sections replaced, e.g. ``loss={"hjb": 10.0}``."""
+    trainer = _trainer(name)
+    trainer.cfg = trainer.cfg.replace(**sections)
+    return trainer
+
+
 def _advice(trainer) -> list[str]:
     return diagnose(trainer, CHECK_HJB, mass_drift=None, residual=5 ** 0.5)["advice"]
 
@@ -37,9 +44,7 @@ def test_a_heavier_hjb_term_is_suggested_on_boxes():
     assert any(hint in a for a in _advice(_trainer("box_bump_2d")))
     assert not any(hint in a for a in _advice(_trainer("torus_power_1d")))  # the circle's FP weight is 0.1
     assert not any(hint in a for a in _advice(_trainer("lq_offset_2d")))  # R²: already 10 by default
-    heavy = _trainer("box_narrow_far_1d")
-    heavy.cfg = heavy.cfg.replace(loss={"hjb": 10.0})
-    assert not any(hint in a for a in _advice(heavy))
+    assert not any(hint in a for a in _advice(_configured("box_narrow_far_1d", loss={"hjb": 10.0})))
 
 
 def test_the_weak_form_is_suggested_on_bounded_time_dependent_problems_until_it_is_on():
@@ -48,17 +53,14 @@ def test_the_weak_form_is_suggested_on_bounded_time_dependent_problems_until_it_
     assert any(hint in a for a in _advice(_trainer("torus_power_two_1d")))
     assert not any(hint in a for a in _advice(_trainer("lq_offset_1d")))  # R: its test functions need a bounded domain
     assert not any(hint in a for a in _advice(_trainer("ergodic_box_strong_1d")))
-    weak = _trainer("box_narrow_far_1d")
-    weak.cfg = weak.cfg.replace(loss={"weak_fp": 100.0})
-    assert not any(hint in a for a in _advice(weak))
+    assert not any(hint in a for a in _advice(_configured("box_narrow_far_1d", loss={"weak_fp": 100.0})))
 
 
 def test_warped_slice_times_are_suggested_in_1d_where_they_are_off():
     hint = "sampler.time_warp=ends"
     assert any(hint in a for a in _advice(_trainer("box_narrow_far_1d")))
     assert any(hint in a for a in _advice(_trainer("torus_power_two_1d")))
-    auto = _trainer("torus_power_two_1d")
-    auto.cfg = auto.cfg.replace(sampler={"time_warp": "auto"})  # "ends" on the circle
+    auto = _configured("torus_power_two_1d", sampler={"time_warp": "auto"})  # "ends" on the circle
     assert not any(hint in a for a in _advice(auto))
     assert not any(hint in a for a in _advice(_trainer("box_bump_2d")))  # 2D boxes got worse with it
     assert not any(hint in a for a in _advice(_trainer("ergodic_box_strong_1d")))  # no time

@@ -143,7 +143,8 @@ class SamplerConfig(Settings):
     time_adaptive: float = number(0.0, 0.0, 1.0, )
     # Slice times crowded where the residual has its layers, with importance weights: each point's
     # HJB and FP residuals are multiplied by √ of the inverse density of its slice time, so the mean
-    # squares estimate the same integrals over [0, T] as uniform slices (sampling.warp_times):
+    # squares estimate the same integrals over [0, T] as uniform slices (sampling.warp_times; the terms
+    # averaged over slices, loss.weak_fp and the blend's mass term, are not reweighted):
     # "ends" t = T (1 − cos πr) / 2 crowds t = 0 (the early transient, the blend's layer at 0+) and
     # t = T (the rush into the target), "early" t = T r² only t = 0; "auto": "ends" on a time-dependent
     # problem on the circle, else "uniform" (sampling.resolve_time_warp has the measurements; "auto" is

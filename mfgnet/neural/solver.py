@@ -264,7 +264,7 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
     if dominant in ("hjb", "fp") and trainer.problem.dim == 1 and not trainer.problem.is_ergodic \
             and resolve_time_warp(trainer.cfg.sampler.time_warp, trainer.problem) == "uniform":
         # Importance-weighted slice times crowding t = 0 and T (thirtieth session, one seed each; "auto" picks them
-        # on the circle, where m gained on four of the five rows measured, u on four): on the 1D boxes a wash
+        # on the circle, where m gained on four of the six rows, u on five): on the 1D boxes a wash
         # (box_bump_1d 0.015 -> 0.011, box_wall_push_1d 0.017 -> 0.012, box_noisy_long_1d 0.0135 -> 0.0165,
         # box_narrow_far_1d u 0.032 -> 0.023 with m as before), on R lq_offset_1d 0.0069 -> 0.0081; worse on the
         # 2D boxes: results/neural_zoo/means.md.
