@@ -58,10 +58,10 @@ def test_the_weak_form_is_suggested_on_bounded_time_dependent_problems_until_it_
 
 def test_warped_slice_times_are_suggested_in_1d_where_they_are_off():
     hint = "sampler.time_warp=ends"
-    assert any(hint in a for a in _advice(_trainer("box_narrow_far_1d")))
-    assert any(hint in a for a in _advice(_trainer("torus_power_two_1d")))
-    auto = _configured("torus_power_two_1d", sampler={"time_warp": "auto"})  # "ends" on the circle
-    assert not any(hint in a for a in _advice(auto))
+    assert any(hint in a for a in _advice(_trainer("box_narrow_far_1d")))  # "auto" is uniform on a box
+    assert not any(hint in a for a in _advice(_trainer("torus_power_two_1d")))  # "auto" is "ends" on the circle
+    uniform = _configured("torus_power_two_1d", sampler={"time_warp": "uniform"})
+    assert any(hint in a for a in _advice(uniform))
     assert not any(hint in a for a in _advice(_trainer("box_bump_2d")))  # 2D boxes got worse with it
     assert not any(hint in a for a in _advice(_trainer("ergodic_box_strong_1d")))  # no time
 

@@ -266,11 +266,12 @@ def test_time_warp_keeps_the_integrals_over_time():
     assert spread["early"][2] > spread["uniform"][2], spread
 
 
-def test_auto_time_warp_crowds_the_ends_on_the_circle_only():
+def test_auto_time_warp_crowds_the_ends_on_the_circle_and_the_line_only():
     from mfgnet.neural.sampling import resolve_time_warp
     from mfgnet.problems.zoo import ZOO
 
-    assert resolve_time_warp("auto", ZOO["torus_power_two_1d"]()) == "ends"
-    for name in ("box_bump_1d", "lq_offset_1d", "box_bump_2d", "ergodic_torus_2d"):
+    for name in ("torus_power_two_1d", "lq_offset_1d", "r_split_1d"):
+        assert resolve_time_warp("auto", ZOO[name]()) == "ends", name
+    for name in ("box_bump_1d", "lq_offset_2d", "box_bump_2d", "ergodic_torus_2d", "ergodic_box_strong_1d"):
         assert resolve_time_warp("auto", ZOO[name]()) == "uniform", name
     assert resolve_time_warp("early", ZOO["box_bump_1d"]()) == "early"

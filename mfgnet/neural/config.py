@@ -147,9 +147,8 @@ class SamplerConfig(Settings):
     # averaged over slices, loss.weak_fp and the blend's mass term, are not reweighted):
     # "ends" t = T (1 − cos πr) / 2 crowds t = 0 (the early transient, the blend's layer at 0+) and
     # t = T (the rush into the target), "early" t = T r² only t = 0; "auto": "ends" on a time-dependent
-    # problem on the circle, else "uniform" (sampling.resolve_time_warp has the measurements; "auto" is
-    # to become the default once the zoo's torus rows are re-run under it at the usual load).
-    time_warp: str = choice("uniform", "auto", "ends", "early")
+    # problem on the circle or the line R, else "uniform" (sampling.resolve_time_warp has the measurements).
+    time_warp: str = choice("auto", "uniform", "ends", "early")
     # Points per time slice for nonlocal couplings ∫K(x,y) m(t,y) dy (a shifted grid on a box or
     # torus, importance samples of the particle cloud on R^d above d = 2).  0: on a box or torus the
     # coarsest grid that integrates m0 and K m0 to 1e-3 (sampling.conv_grid_points: 64 for

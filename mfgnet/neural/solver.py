@@ -263,12 +263,12 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
                       "a crowd against a face 1.7 -> 7-9 % and two crowds on the circle 9.3 -> 14.5 %): compare")
     if dominant in ("hjb", "fp") and trainer.problem.dim == 1 and not trainer.problem.is_ergodic \
             and resolve_time_warp(trainer.cfg.sampler.time_warp, trainer.problem) == "uniform":
-        # Importance-weighted slice times crowding t = 0 and T (thirtieth session, one seed each; "auto" picks them
-        # on the circle, where m gained on four of the six rows, u on five): on the 1D boxes a wash
-        # (box_bump_1d 0.015 -> 0.011, box_wall_push_1d 0.017 -> 0.012, box_noisy_long_1d 0.0135 -> 0.0165,
-        # box_narrow_far_1d u 0.032 -> 0.023 with m as before), on R lq_offset_1d 0.0069 -> 0.0081; worse on the
+        # Importance-weighted slice times crowding t = 0 and T (thirtieth and thirty-first sessions, one seed each;
+        # "auto" picks them on the circle, where m gained on four of the six rows and u on five, and on R, two of
+        # three): on the 1D boxes a wash (box_bump_1d 0.015 -> 0.011, box_wall_push_1d 0.017 -> 0.012,
+        # box_noisy_long_1d 0.0135 -> 0.0165, box_narrow_far_1d u 0.032 -> 0.023 with m as before); worse on the
         # 2D boxes: results/neural_zoo/means.md.
-        advice.append("sampler.time_warp=ends (or auto: ends on the circle only) crowds the slice times at t = 0 "
+        advice.append("sampler.time_warp=ends (auto: ends on the circle and R only) crowds the slice times at t = 0 "
                       "and T with importance weights (the same loss, sampled where its layers are: on the zoo's "
                       "circle two crowds went 9.3 -> 3.8 % in m, on its 1D boxes m moved 0.7-1.2x): compare")
     if dominant == "hjb" and not trainer.problem.domain.bounded and not trainer.problem.is_ergodic \
