@@ -168,6 +168,9 @@ def write_tables(tag: str, command: str, config: dict) -> None:
         for r in rows:
             writer.writerow(r)
     met = sum(r["met"] for r in rows)
+    # The wall depends on the machine and its load (one shared 2-core box, several jobs at a time); the errors
+    # are deterministic, so they are counted on their own as well.
+    accurate = sum(all(r[k] <= v for k, v in TARGETS.items() if k != "wall_s") for r in rows)
     lines = [f"# Neural solver on the problem zoo ({tag})", "",
              f"Command: `{command}`  ",
              f"Config overrides: `{json.dumps(config)}` (empty = the defaults of mfgnet.neural.NeuralSolverConfig)  ",
@@ -177,7 +180,8 @@ def write_tables(tag: str, command: str, config: dict) -> None:
              f"Machine: {platform.machine()}, 2-core CPU shared with other jobs (load per row below), "
              f"1 torch thread; torch {torch.__version__}.  ",
              f"Targets: rel L2(m) ≤ {TARGETS['rel_l2_m']:g}, rel L2(u) ≤ {TARGETS['rel_l2_u']:g}, mass error ≤ "
-             f"{TARGETS['mass_error']:g}, wall ≤ {TARGETS['wall_s']:g} s.  Met: {met} of {len(rows)}.", "",
+             f"{TARGETS['mass_error']:g}, wall ≤ {TARGETS['wall_s']:g} s.  Met: {met} of {len(rows)}; the error and "
+             f"mass targets alone: {accurate} of {len(rows)}.", "",
              "Errors on the fixed evaluation grid against the cached reference (grid solver or exact); "
              "u centred for ergodic problems, weighted by the reference m on R^d; mass error = max over 21 "
              "times of |∫m − 1|. 'converged' is the solver's own residual check; crowd_gap is m against the crowd "

@@ -77,9 +77,9 @@ def numbers(default: list[float] | None, lo: float, hi: float = math.inf, *, lo_
     return dataclasses.field(default_factory=lambda: None if default is None else list(default), metadata=meta)
 
 
-def flag(default: bool, doc: str = "") -> Any:
-    """A true/false field."""
-    return dataclasses.field(default=default, metadata={"flag": True, "doc": doc})
+def flag(default: bool | None, doc: str = "", *, optional: bool = False) -> Any:
+    """A true/false field; ``optional``: also None (a default that the code decides per problem)."""
+    return dataclasses.field(default=default, metadata={"flag": True, "optional": optional, "doc": doc})
 
 
 def path(default: str | None = None, doc: str = "") -> Any:
@@ -174,8 +174,11 @@ def check_field(where: str, f: dataclasses.Field, value: Any) -> Any:
                                f"{' or null' if meta.get('optional') else ''}, got {value!r}")
         return [_check_number(f"{where}[{i}]", meta["each"], item) for i, item in enumerate(value)]
     if meta.get("flag"):
+        if value is None and meta.get("optional"):
+            return None
         if not isinstance(value, bool):
-            raise ProblemError(f"{where} must be true or false, got {value!r}")
+            raise ProblemError(f"{where} must be true or false{' or null' if meta.get('optional') else ''}, "
+                               f"got {value!r}")
         return value
     if meta.get("path"):
         if value is None or isinstance(value, str):

@@ -38,13 +38,24 @@ def test_residual_following_times_are_suggested_on_the_circle_only():
     assert not any(hint in a for a in _advice(_trainer("box_bump_1d")))  # it made every box row worse
 
 
-def test_a_heavier_hjb_term_is_suggested_on_boxes():
+def test_a_heavier_hjb_term_is_suggested_on_boxes_where_it_is_not_the_default():
     hint = "loss.hjb=10"
-    assert any(hint in a for a in _advice(_trainer("box_narrow_far_1d")))
     assert any(hint in a for a in _advice(_trainer("box_bump_2d")))
+    assert not any(hint in a for a in _advice(_trainer("box_narrow_far_1d")))  # 1D boxes: already 10 by default
+    assert any(hint in a for a in _advice(_configured("box_narrow_far_1d", loss={"hjb": 1.0})))
     assert not any(hint in a for a in _advice(_trainer("torus_power_1d")))  # the circle's FP weight is 0.1
     assert not any(hint in a for a in _advice(_trainer("lq_offset_2d")))  # R²: already 10 by default
-    assert not any(hint in a for a in _advice(_configured("box_narrow_far_1d", loss={"hjb": 10.0})))
+    assert not any(hint in a for a in _advice(_configured("box_bump_2d", loss={"hjb": 10.0})))
+
+
+def test_the_terminal_layer_is_suggested_on_1d_boxes_under_the_heavier_hjb_term_where_it_is_off():
+    hint = "model.terminal_layer=true"
+    assert any(hint in a for a in _advice(_trainer("box_narrow_far_1d")))  # hjb 10 by default, layer off
+    layered = _trainer("box_wall_push_1d")
+    layered.nets.terminal_layer = True  # on by default there (corner strength 13.7)
+    assert not any(hint in a for a in _advice(layered))
+    assert not any(hint in a for a in _advice(_configured("box_narrow_far_1d", loss={"hjb": 1.0})))
+    assert not any(hint in a for a in _advice(_trainer("box_bump_2d")))
 
 
 def test_the_weak_form_is_suggested_on_bounded_time_dependent_problems_until_it_is_on():

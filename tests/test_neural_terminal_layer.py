@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mfgnet.neural.config import ModelConfig
-from mfgnet.neural.networks import MFGNetworks, fixed_terminal, terminal_layer
+from mfgnet.neural.networks import CORNER_STRENGTH_LAYER, MFGNetworks, fixed_terminal, terminal_layer
 from mfgnet.neural.residuals import gradient
 from mfgnet.problems import Box, MFGProblem, QuadraticHamiltonian
 from mfgnet.problems.zoo import ZOO
@@ -80,4 +80,36 @@ def test_the_networks_keep_u_at_the_horizon_and_the_option_stays_off_elsewhere()
     torch.testing.assert_close(u_T, fixed_terminal(problem, x), rtol=0, atol=1e-14)
     torus = MFGNetworks(ZOO["torus_bimodal_1d"](), ModelConfig.from_dict({"terminal_layer": True}), gen)
     assert not torus.terminal_layer  # boxes only
-    assert not MFGNetworks(problem, ModelConfig(), gen).terminal_layer  # off by default
+    assert MFGNetworks(problem, ModelConfig(), gen).terminal_layer  # the default: on where the corner is strong
+    assert not MFGNetworks(problem, ModelConfig.from_dict({"terminal_layer": False}), gen).terminal_layer
+    assert not MFGNetworks(ZOO["box_noisy_long_1d"](), ModelConfig(), gen).terminal_layer  # a weak corner
+
+
+def test_the_corner_strength_follows_its_formula_and_picks_the_layer():
+    from mfgnet.neural.networks import corner_strength, default_terminal_layer
+
+    # box_wall_push_1d: G = 4 (x + 0.1)² rises into x = 1 with slope 8.8 (and falls into x = 0): 8.8² 0.25^1.5 √2
+    assert math.isclose(corner_strength(ZOO["box_wall_push_1d"]()), 8.8**2 * 0.25**1.5 * math.sqrt(2), rel_tol=1e-12)
+    # box_noisy_long_1d: G = 2 (x − 0.2)², slopes 0.8 into x = 0 and 3.2 into x = 1, ν = 0.2, T = 2
+    assert math.isclose(corner_strength(ZOO["box_noisy_long_1d"]()), 3.2**2 * 0.2**1.5 * math.sqrt(2), rel_tol=1e-12)
+    on = {name for name in ("box_bump_1d", "box_narrow_far_1d", "box_noisy_long_1d", "box_wall_push_1d",
+                            "box_steep_rise_1d", "box_two_crowds_1d") if default_terminal_layer(ZOO[name]())}
+    assert on == {"box_wall_push_1d", "box_steep_rise_1d"}
+    for name in ("torus_bimodal_1d", "box_bump_2d", "ergodic_box_strong_1d", "lq_offset_1d"):
+        assert not default_terminal_layer(ZOO[name]()), name
+
+
+def test_the_default_layer_skips_the_weak_corners():
+    # box_steep_rise_1d: G = 6 (x − 0.25)² rises into x = 1 with slope 9 (strength 8.9) and into x = 0 with slope 3
+    # (strength 0.99): with min_strength 4 only the face x = 1 keeps its layer.
+    problem = ZOO["box_steep_rise_1d"]()
+    x = torch.linspace(0.0, 1.0, 41, dtype=torch.float64)[:, None]
+    t = torch.full((41, 1), 0.5, dtype=torch.float64)
+    every = terminal_layer(problem, t, x).detach()
+    strong = terminal_layer(problem, t, x, 4.0).detach()
+    near_zero, near_one = x[:, 0] < 0.3, x[:, 0] > 0.7
+    assert float(every[0]) < -0.2 and float(strong[near_zero].abs().max()) < 1e-10
+    # away from x = 0 the two differ only by the face-0 layer's tail (e^{-κ s x / ν}, below 1e-5 beyond 0.7)
+    torch.testing.assert_close(strong[near_one], every[near_one], rtol=0, atol=1e-5)
+    nets = MFGNetworks(problem, ModelConfig.from_dict({"width": 8, "depth": 2}), torch.Generator().manual_seed(0))
+    assert nets.terminal_layer and nets.layer_min_strength == CORNER_STRENGTH_LAYER

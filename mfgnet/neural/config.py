@@ -81,10 +81,14 @@ class ModelConfig(Settings):
     # corner (t = T at such a face, where G's slope contradicts ∂u/∂n = 0) is the largest HJB residual, and a
     # heavier HJB term spends u on it: box_wall_push_1d (G's slope 8.8 into the face x = 1) with loss.hjb=10 went
     # 0.017 -> 0.061 without the layer, 0.014 with it (its HJB peak 4.2 at the corner -> 0.45 at t = 0.02).
-    # Off by default: alone it took wall_push 0.017 -> 0.013 but box_narrow_far_1d 0.077 -> 0.118 and
-    # box_two_crowds_2d 0.046 -> 0.077; with loss.hjb=10 on every 1D box five rows gained, but box_noisy_long_1d
-    # went 0.0135 (0.011 with weight 10 alone) -> 0.040 (one seed each; results/neural_zoo/means.md, 27th session).
-    terminal_layer: bool = flag(False)
+    # None: networks.default_terminal_layer(problem): on a time-dependent 1D box, the layer at each face whose
+    # corner is strong (s² ν^{3/2} √T ≥ 4, s G's slope into the face: the corner's share of the HJB loss;
+    # box_wall_push_1d 13.7, box_noisy_long_1d 1.3, the other original 1D boxes ≤ 0.03), none elsewhere; true:
+    # at every face G rises into.  Not everywhere: alone it took box_narrow_far_1d 0.077 -> 0.118 and
+    # box_two_crowds_2d 0.046 -> 0.077; with loss.hjb=10 on every rising face box_noisy_long_1d went 0.011 ->
+    # 0.040, box_narrow_far_1d 0.018 -> 0.033 and box_steep_rise_1d (slopes 9 and 3) 0.015 -> 0.101 (at its
+    # strong face only: 0.015).  One seed each; results/neural_zoo/means.md, 27th and 31st sessions.
+    terminal_layer: bool | None = flag(None, optional=True)
     # m(0, x) = m0(x) by the form (time-dependent, exp output): "log": log m = log m0 + t̂ net
     # (m0 > 0 everywhere); "blend": m = (1 - s) m0 + s exp(net), s = 1 - exp(-t / (τ T)), also
     # for m0 that vanishes somewhere (6x(1 - x)); "heat": the blend with m0 replaced by its heat
@@ -227,7 +231,12 @@ class LossConfig(Settings):
 
     section = "solver.loss"
 
-    # Weight of the HJB residual; None: default_hjb_weight(problem), 10 on time-dependent R^d, else 1.
+    # Weight of the HJB residual; None: default_hjb_weight(problem), 10 on time-dependent R^d and 1D boxes,
+    # else 1.  On 1D boxes since the thirty-first session (rel L2 m, weight 1 -> 10 with the terminal layer's
+    # default): box_narrow_far_1d 0.077 -> 0.018, box_bump_1d 0.015 -> 0.008, box_two_crowds_1d 0.018 -> 0.008,
+    # m gained on ten of the eleven 1D box rows; box_wall_push_1d 0.017 -> 0.061 without the layer, 0.0135 with
+    # it; lost: box_center_pull_1d 0.011 -> 0.013 (u 0.0038 -> 0.0025), box_noisy_long_1d's u 0.012 -> 0.016.
+    # Not on 2D boxes: box_two_crowds_2d 0.046 -> 0.185.
     # Why 10 there (results/neural_zoo/means.md, twenty-fifth session; rel L2 m / u, weight 1 -> 10): the R
     # rows' error was u's feedback (m is the crowd its u steers, to 1-2 %), and a heavier HJB term pins u where
     # the crowd is: lq_offset_1d 0.0229 / 0.0033 -> 0.0069 / 0.0013, lq_offset_2d 0.135 / 0.0083 -> 0.0216 /
@@ -466,14 +475,15 @@ def default_lbfgs_steps(problem, steps: int) -> int:
     return LBFGS_FINISH_STEPS
 
 
-HJB_WEIGHT_EUCLIDEAN = 10.0
+HJB_WEIGHT_HEAVY = 10.0
 
 
 def default_hjb_weight(problem) -> float:
     """The HJB residual's weight used when ``LossConfig.hjb`` is None (see its comment)."""
     euclidean = not problem.domain.bounded
-    if euclidean and not problem.is_ergodic:
-        return HJB_WEIGHT_EUCLIDEAN
+    line_segment = problem.domain.bounded and not problem.domain.periodic and problem.dim == 1
+    if (euclidean or line_segment) and not problem.is_ergodic:
+        return HJB_WEIGHT_HEAVY
     return 1.0
 
 

@@ -319,7 +319,8 @@ def _time_dependent_jets(nets: MFGNetworks, field: Callable = field_jet) -> tupl
         fade = 1.0 - t[:, 0] / horizon  # u = G + (1 - t/T) net
         u_t = -value / horizon + fade * dirs[:, 0]
         if nets.terminal_layer:  # u = G + layer(t, x) + (1 - t/T) net
-            w, w_t, grad_w, lap_w = _fixed_time_jet(lambda s, y: terminal_layer(problem, s, y), t, x)
+            min_strength = nets.layer_min_strength
+            w, w_t, grad_w, lap_w = _fixed_time_jet(lambda s, y: terminal_layer(problem, s, y, min_strength), t, x)
             g, grad_g, lap_g, u_t = g + w, grad_g + grad_w, lap_g + lap_w, u_t + w_t
         grad = grad_g + fade.unsqueeze(-1) * dirs[:, 1:]
         return g + fade * value, torch.cat([u_t.unsqueeze(-1), grad], -1), lap_g + fade * lap

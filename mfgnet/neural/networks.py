@@ -286,8 +286,11 @@ class MFGNetworks(nn.Module):
         self.density_net_enabled = True
         self.hard_terminal = (cfg.hard_terminal and not problem.is_ergodic
                               and terminal_is_fixed(problem))
-        self.terminal_layer = (self.hard_terminal and cfg.terminal_layer and isinstance(problem.domain, Box)
+        wanted = default_terminal_layer(problem) if cfg.terminal_layer is None else cfg.terminal_layer
+        self.terminal_layer = (self.hard_terminal and wanted and isinstance(problem.domain, Box)
                                and problem.viscosity > 0)
+        # The default puts the layer only at the strong corners; an explicit true at every face G rises into.
+        self.layer_min_strength = CORNER_STRENGTH_LAYER if cfg.terminal_layer is None else 0.0
         self.hard_initial = "off"
         self.heat = None
         if cfg.hard_initial != "off" and not problem.is_ergodic and cfg.density_output == "exp":
@@ -319,7 +322,7 @@ class MFGNetworks(nn.Module):
         if self.hard_terminal:
             g = fixed_terminal(self.problem, x)
             if self.terminal_layer:  # HJB's layer at the faces G rises towards (model.terminal_layer)
-                g = g + terminal_layer(self.problem, t, x)
+                g = g + terminal_layer(self.problem, t, x, self.layer_min_strength)
             out = g + (1.0 - t[:, 0] / self.horizon) * out
         return out
 
@@ -441,7 +444,40 @@ def fixed_terminal(problem: MFGProblem, x: torch.Tensor) -> torch.Tensor:
     return problem.terminal_cost(t, x, torch.ones(x.shape[0], dtype=x.dtype, device=x.device))
 
 
-def terminal_layer(problem: MFGProblem, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+# The corner strength above which ``model.terminal_layer=None`` turns the layer on (default_terminal_layer):
+# between box_noisy_long_1d's 1.3, which the layer hurt, and box_wall_push_1d's 13.7, which needs it under the
+# heavier HJB term of 1D boxes (results/neural_zoo/means.md, thirty-first session).
+CORNER_STRENGTH_LAYER = 4.0
+
+
+def corner_strength(problem: MFGProblem) -> float:
+    """max over the faces of a 1D box towards which G rises of s² ν^{3/2} √T (s: G's slope into the face).
+
+    Why this number: near such a face u(T) = G has slope s while ∂u/∂n = 0 for t < T, so u turns within
+    δ ≈ √(ν τ) of the face (τ = T − t) and ν u_xx ≈ s √(ν / τ) there; the HJB residual's square integrated over
+    that layer and τ ∈ [0, T] is ≈ 2 s² ν^{3/2} √T, the share of the loss that the corner takes."""
+    lower, upper = problem.domain.bounds()
+    faces = torch.tensor([[float(lower[0])], [float(upper[0])]], dtype=torch.float64, requires_grad=True)
+    slope = torch.autograd.grad(fixed_terminal(problem, faces).sum(), faces)[0][:, 0]
+    rise = torch.stack([(-slope[0]).clamp_min(0.0), slope[1].clamp_min(0.0)])  # outward slope where G rises
+    nu = float(problem.viscosity)
+    return float(rise.max()) ** 2 * nu**1.5 * math.sqrt(float(problem.horizon))
+
+
+def default_terminal_layer(problem: MFGProblem) -> bool:
+    """``model.terminal_layer=None``: the layer on a time-dependent 1D box whose corner strength
+    (:func:`corner_strength`) is at least CORNER_STRENGTH_LAYER and whose G is fixed and differentiable."""
+    if problem.is_ergodic or not isinstance(problem.domain, Box) or problem.dim != 1 or problem.viscosity <= 0:
+        return False
+    if not terminal_is_fixed(problem):
+        return False
+    try:
+        return corner_strength(problem) >= CORNER_STRENGTH_LAYER
+    except RuntimeError:  # a G autograd cannot follow: no slope known, no layer (as terminal_layer does)
+        return False
+
+
+def terminal_layer(problem: MFGProblem, t: torch.Tensor, x: torch.Tensor, min_strength: float = 0.0) -> torch.Tensor:
     """HJB's boundary layer at the faces of a box towards which G rises, shape (n,) (``model.terminal_layer``).
 
     At a face where G's outward slope s is positive the optimal drift points away from the face and, backward in
@@ -451,7 +487,8 @@ def terminal_layer(problem: MFGProblem, t: torch.Tensor, x: torch.Tensor) -> tor
     its steady form after the layer's formation time; ∂u/∂n = 0 holds for every t < T.  s is G's slope at the
     point of the face nearest x (so it may vary along a face in 2D).  Faces towards which G falls get no layer
     (there HJB carries the face's influence inwards, a smooth part the network fits).  Other Hamiltonians take
-    κ = 1: the layer is then a guess of the right width, and the no-flux loss does the rest."""
+    κ = 1: the layer is then a guess of the right width, and the no-flux loss does the rest.  Faces whose corner
+    strength s² ν^{3/2} √T (:func:`corner_strength`) is below ``min_strength`` get no layer either."""
     nu = problem.viscosity
     kappa = problem.hamiltonian.scale if isinstance(problem.hamiltonian, QuadraticHamiltonian) else 1.0
     lower, upper = problem.domain.bounds()
@@ -467,6 +504,9 @@ def terminal_layer(problem: MFGProblem, t: torch.Tensor, x: torch.Tensor) -> tor
                     continue
                 slope = gradient(g, probe)  # kept in the graph: the residuals differentiate it along the face
             rise = (-inward * slope[:, i]).clamp_min(0.0)  # G's outward slope where it rises towards the face
+            if min_strength > 0:  # weak corners keep no layer (a wide one there cut into the crowd: 31st session)
+                strong = rise * rise * nu**1.5 * math.sqrt(float(problem.horizon)) >= min_strength
+                rise = torch.where(strong, rise, torch.zeros_like(rise))
             nu_tau = nu * -torch.expm1(-kappa * rise * rise * tau / nu)
             dist = inward * (x[:, i] - face)
             layer = layer - (2.0 / kappa) * nu_tau * nn.functional.softplus(

@@ -11,7 +11,7 @@ import torch
 
 from mfgnet.neural import gaussian_start
 from mfgnet.neural.check import check_residual, residual_check
-from mfgnet.neural.config import NeuralSolverConfig
+from mfgnet.neural.config import NeuralSolverConfig, default_hjb_weight
 from mfgnet.neural.distributed import init_from_env
 from mfgnet.neural.heat import HeatFlow
 from mfgnet.neural.losses import fp_relative
@@ -240,19 +240,22 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
         advice.append("sampler.time_adaptive=0.5 puts slice times where the residual is (on the zoo's circle it "
                       "helped the hardest row and low noise, and cost m on the other four: compare)")
     box = trainer.problem.domain.bounded and not trainer.problem.domain.periodic
-    if dominant == "hjb" and box and not trainer.problem.is_ergodic and (trainer.cfg.loss.hjb or 1.0) <= 1.0:
-        # Weight 10 (the default on R and R²) on the zoo's boxes: box_narrow_far_1d 0.077 -> 0.018, box_bump_2d
-        # 0.076 -> 0.038, seven more 1D rows gained, but box_wall_push_1d 0.017 -> 0.061 (weight 3: 0.031) and
-        # box_two_crowds_2d 0.046 -> 0.185.  Not on the circle: its default FP weight 0.1 already does this
-        # (results/neural_zoo/means.md, twenty-fifth and twenty-sixth sessions).  With model.terminal_layer
-        # wall_push's loss is gone (0.014 with weight 10; twenty-seventh), two_crowds_2d's is not (0.186), and
-        # box_noisy_long_1d goes 0.011 -> 0.040 (its crowd ends in a layer 0.25 wide).
-        advice.append("loss.hjb=10 weighs the HJB residual more (on the zoo's boxes it took a narrow crowd 7.7 -> "
-                      "1.8 % and a 2D bump 7.6 -> 3.8 %, but two 2D crowds 4.6 -> 18.5 %); add "
-                      "model.terminal_layer=true where G rises into a face (HJB's layer there in u's form: without "
-                      "it a crowd pushed against the opposite face went 1.7 -> 6.1 % with loss.hjb=10, with it "
-                      "1.4 %; but a crowd that ends inside a wide layer, ν / slope, 1.1 -> 4.0 %): compare with "
-                      "the grid")
+    hjb_weight = trainer.cfg.loss.hjb if trainer.cfg.loss.hjb is not None else default_hjb_weight(trainer.problem)
+    if dominant == "hjb" and box and not trainer.problem.is_ergodic and hjb_weight <= 1.0:
+        # Weight 10 (the default on R^d and, since the thirty-first session, 1D boxes) on the zoo's boxes:
+        # box_narrow_far_1d 0.077 -> 0.018, box_bump_2d 0.076 -> 0.038, seven more 1D rows gained, but
+        # box_two_crowds_2d 0.046 -> 0.185 and, without model.terminal_layer, box_wall_push_1d 0.017 -> 0.061
+        # (results/neural_zoo/means.md, twenty-fifth to twenty-seventh sessions).
+        advice.append("loss.hjb=10 weighs the HJB residual more (the default on R^d and 1D boxes; on the zoo's 2D "
+                      "boxes it took a bump 7.6 -> 3.8 % but two crowds 4.6 -> 18.5 %): compare with the grid")
+    if dominant == "hjb" and box and trainer.problem.dim == 1 and not trainer.problem.is_ergodic \
+            and hjb_weight > 1.0 and not getattr(trainer.nets, "terminal_layer", False):
+        # Its default turns it on from corner strength 4 (networks.default_terminal_layer); below that it was
+        # measured to hurt (box_noisy_long_1d, strength 1.3: 0.011 -> 0.040; twenty-seventh session).
+        advice.append("model.terminal_layer=true puts HJB's layer at the faces G rises into in u's form (on by "
+                      "default where G's slope s into a face makes s² ν^1.5 √T ≥ 4: a crowd pushed against the "
+                      "opposite face went 6.1 -> 1.4 % with it; below that a crowd ending inside the layer went "
+                      "1.1 -> 4.0 %): compare")
     if dominant in ("hjb", "fp") and trainer.problem.domain.bounded and not trainer.problem.is_ergodic \
             and trainer.cfg.loss.weak_fp == 0:
         # The weak form alone (fp 0, weak_fp 100) on the zoo's misses: box_narrow_far_1d 0.077 / 0.032 -> 0.029 /

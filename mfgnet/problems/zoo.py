@@ -102,6 +102,26 @@ def box_wall_push_1d() -> MFGProblem:
                       initial_density=_box_bumps([[0.7]], 0.1), name="box_wall_push_1d")
 
 
+def box_steep_rise_1d() -> MFGProblem:
+    """A harder neighbour of :func:`box_wall_push_1d` (added when the 1D boxes' heavier HJB term and the
+    terminal layer's default made that one need the layer): G = 6 (x − 0.25)² rises steeply into the face
+    x = 1 (slope 9; corner strength 8.9) and gently into x = 0 (slope 3), strong noise ν = 0.2 over T = 1.5,
+    but the crowd (a bump at 0.6, width 0.08, F = 1.5 m) ends inside the box, not against a face."""
+    return MFGProblem(Box([0.0], [1.0]), horizon=1.5, viscosity=0.2, coupling=lambda t, x, m: 1.5 * m,
+                      terminal_cost=lambda x, m: 6 * (x[:, 0] - 0.25) ** 2,
+                      initial_density=_box_bumps([[0.6]], 0.08), name="box_steep_rise_1d")
+
+
+def box_center_pull_1d() -> MFGProblem:
+    """A second neighbour of the terminal layer's default (added with :func:`box_steep_rise_1d`, not used to
+    choose it): G = 8 (x − 0.5)² rises into both faces with slope 8 (corner strength 5.7 at each), ν = 0.2,
+    T = 1; two crowds start near the faces (bumps at 0.15 and 0.85, width 0.08, weights 0.5 / 0.5) and are
+    pulled together against congestion F = 2 m."""
+    return MFGProblem(Box([0.0], [1.0]), horizon=1.0, viscosity=0.2, coupling=lambda t, x, m: 2.0 * m,
+                      terminal_cost=lambda x, m: 8 * (x[:, 0] - 0.5) ** 2,
+                      initial_density=_box_bumps([[0.15], [0.85]], 0.08, [0.5, 0.5]), name="box_center_pull_1d")
+
+
 def box_congestion_1d() -> MFGProblem:
     """Congestion Hamiltonian H = ½ c(x)|p|², c(x) = 1 / (1 + 2 sin²(πx)) (slow in the middle):
     a bump at 0.2 (width 0.08) pulled to 0.8 by G = (x − 0.8)², F = m, ν = 0.05, T = 1."""
@@ -322,6 +342,8 @@ ZOO: dict[str, Callable[[], MFGProblem]] = {
     "box_narrow_far_1d": box_narrow_far_1d,
     "box_noisy_long_1d": box_noisy_long_1d,
     "box_wall_push_1d": box_wall_push_1d,
+    "box_steep_rise_1d": box_steep_rise_1d,
+    "box_center_pull_1d": box_center_pull_1d,
     "box_congestion_1d": box_congestion_1d,
     "box_two_crowds_1d": box_two_crowds_1d,
     "box_aversion_strong_1d": box_aversion_strong_1d,
@@ -350,6 +372,8 @@ REFERENCE: dict[str, dict] = {
     "box_narrow_far_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_noisy_long_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_wall_push_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
+    "box_steep_rise_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
+    "box_center_pull_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_congestion_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_two_crowds_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_aversion_strong_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
