@@ -460,8 +460,12 @@ def corner_strength(problem: MFGProblem) -> float:
     faces = torch.tensor([[float(lower[0])], [float(upper[0])]], dtype=torch.float64, requires_grad=True)
     slope = torch.autograd.grad(fixed_terminal(problem, faces).sum(), faces)[0][:, 0]
     rise = torch.stack([(-slope[0]).clamp_min(0.0), slope[1].clamp_min(0.0)])  # outward slope where G rises
-    nu = float(problem.viscosity)
-    return float(rise.max()) ** 2 * nu**1.5 * math.sqrt(float(problem.horizon))
+    return float(_strength(rise.max(), problem))
+
+
+def _strength(rise: torch.Tensor, problem: MFGProblem) -> torch.Tensor:
+    """s² ν^{3/2} √T of G's outward slope(s) s = ``rise`` (see :func:`corner_strength`)."""
+    return rise * rise * float(problem.viscosity) ** 1.5 * math.sqrt(float(problem.horizon))
 
 
 def default_terminal_layer(problem: MFGProblem) -> bool:
@@ -505,8 +509,7 @@ def terminal_layer(problem: MFGProblem, t: torch.Tensor, x: torch.Tensor, min_st
                 slope = gradient(g, probe)  # kept in the graph: the residuals differentiate it along the face
             rise = (-inward * slope[:, i]).clamp_min(0.0)  # G's outward slope where it rises towards the face
             if min_strength > 0:  # weak corners keep no layer (a wide one there cut into the crowd: 31st session)
-                strong = rise * rise * nu**1.5 * math.sqrt(float(problem.horizon)) >= min_strength
-                rise = torch.where(strong, rise, torch.zeros_like(rise))
+                rise = torch.where(_strength(rise, problem) >= min_strength, rise, torch.zeros_like(rise))
             nu_tau = nu * -torch.expm1(-kappa * rise * rise * tau / nu)
             dist = inward * (x[:, i] - face)
             layer = layer - (2.0 / kappa) * nu_tau * nn.functional.softplus(
