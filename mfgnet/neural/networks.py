@@ -286,9 +286,9 @@ class MFGNetworks(nn.Module):
         self.density_net_enabled = True
         self.hard_terminal = (cfg.hard_terminal and not problem.is_ergodic
                               and terminal_is_fixed(problem))
-        wanted = default_terminal_layer(problem) if cfg.terminal_layer is None else cfg.terminal_layer
-        self.terminal_layer = (self.hard_terminal and wanted and isinstance(problem.domain, Box)
-                               and problem.viscosity > 0)
+        self.terminal_layer = (self.hard_terminal and isinstance(problem.domain, Box) and problem.viscosity > 0
+                               and (default_terminal_layer(problem) if cfg.terminal_layer is None
+                                    else cfg.terminal_layer))
         # The default puts the layer only at the strong corners; an explicit true at every face G rises into.
         self.layer_min_strength = CORNER_STRENGTH_LAYER if cfg.terminal_layer is None else 0.0
         self.hard_initial = "off"
@@ -451,16 +451,33 @@ CORNER_STRENGTH_LAYER = 4.0
 
 
 def corner_strength(problem: MFGProblem) -> float:
-    """max over the faces of a 1D box towards which G rises of s² ν^{3/2} √T (s: G's slope into the face).
+    """max over the faces of a 1D box towards which G rises of s² ν^{3/2} √T (s: G's slope into the face);
+    0 where autograd cannot follow G (no slope known).
 
     Why this number: near such a face u(T) = G has slope s while ∂u/∂n = 0 for t < T, so u turns within
     δ ≈ √(ν τ) of the face (τ = T − t) and ν u_xx ≈ s √(ν / τ) there; the HJB residual's square integrated over
     that layer and τ ∈ [0, T] is ≈ 2 s² ν^{3/2} √T, the share of the loss that the corner takes."""
     lower, upper = problem.domain.bounds()
-    faces = torch.tensor([[float(lower[0])], [float(upper[0])]], dtype=torch.float64, requires_grad=True)
-    slope = torch.autograd.grad(fixed_terminal(problem, faces).sum(), faces)[0][:, 0]
-    rise = torch.stack([(-slope[0]).clamp_min(0.0), slope[1].clamp_min(0.0)])  # outward slope where G rises
-    return float(_strength(rise.max(), problem))
+    strength = 0.0
+    for face, inward in ((float(lower[0]), 1.0), (float(upper[0]), -1.0)):
+        rise = _rise_into_face(problem, torch.tensor([[face]], dtype=torch.float64), 0, inward)
+        if rise is None:
+            return 0.0
+        strength = max(strength, float(_strength(rise[0].detach(), problem)))
+    return strength
+
+
+def _rise_into_face(problem: MFGProblem, on_face: torch.Tensor, axis: int, inward: float) -> torch.Tensor | None:
+    """G's outward slope at the points ``on_face`` of the face normal to ``axis`` (inward normal sign ``inward``)
+    where G rises towards that face, 0 where it falls; shape (n,).  Kept in the graph (the residuals differentiate
+    it along the face); None where autograd cannot follow G."""
+    with torch.enable_grad():
+        probe = on_face if on_face.requires_grad else on_face.requires_grad_(True)
+        g = fixed_terminal(problem, probe)
+        if not g.requires_grad:
+            return None
+        slope = gradient(g, probe)
+    return (-inward * slope[:, axis]).clamp_min(0.0)
 
 
 def _strength(rise: torch.Tensor, problem: MFGProblem) -> torch.Tensor:
@@ -473,12 +490,7 @@ def default_terminal_layer(problem: MFGProblem) -> bool:
     (:func:`corner_strength`) is at least CORNER_STRENGTH_LAYER and whose G is fixed and differentiable."""
     if problem.is_ergodic or not isinstance(problem.domain, Box) or problem.dim != 1 or problem.viscosity <= 0:
         return False
-    if not terminal_is_fixed(problem):
-        return False
-    try:
-        return corner_strength(problem) >= CORNER_STRENGTH_LAYER
-    except RuntimeError:  # a G autograd cannot follow: no slope known, no layer (as terminal_layer does)
-        return False
+    return terminal_is_fixed(problem) and corner_strength(problem) >= CORNER_STRENGTH_LAYER
 
 
 def terminal_layer(problem: MFGProblem, t: torch.Tensor, x: torch.Tensor, min_strength: float = 0.0) -> torch.Tensor:
@@ -501,13 +513,9 @@ def terminal_layer(problem: MFGProblem, t: torch.Tensor, x: torch.Tensor, min_st
     for i in range(problem.dim):  # a loop over the box's 2d faces, not over points
         for face, inward in ((float(lower[i]), 1.0), (float(upper[i]), -1.0)):
             on_face = torch.cat([x[:, :i], torch.full_like(x[:, i:i + 1], face), x[:, i + 1:]], dim=1)
-            with torch.enable_grad():
-                probe = on_face if on_face.requires_grad else on_face.requires_grad_(True)
-                g = fixed_terminal(problem, probe)
-                if not g.requires_grad:  # a G autograd cannot follow: no slope known
-                    continue
-                slope = gradient(g, probe)  # kept in the graph: the residuals differentiate it along the face
-            rise = (-inward * slope[:, i]).clamp_min(0.0)  # G's outward slope where it rises towards the face
+            rise = _rise_into_face(problem, on_face, i, inward)
+            if rise is None:  # a G autograd cannot follow: no slope known
+                continue
             if min_strength > 0:  # weak corners keep no layer (a wide one there cut into the crowd: 31st session)
                 rise = torch.where(_strength(rise, problem) >= min_strength, rise, torch.zeros_like(rise))
             nu_tau = nu * -torch.expm1(-kappa * rise * rise * tau / nu)
