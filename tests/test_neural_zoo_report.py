@@ -33,7 +33,8 @@ def test_summary_table_and_figure(tmp_path):
             _row("lq_offset_1d", 0.0081, 0.0012, 1e-8, 310.0)]
     lines = zoo.summary_lines(rows)
     assert len(lines) == 2 + len(rows)
-    assert lines[2].startswith("| box_bump_2d | box, 2D, time-dependent | 0.076 | 0.027 |") and lines[2].endswith("| m |")
+    assert lines[2].startswith("| box_bump_2d | box, 2D, time-dependent | 0.076 | 0.027 |")
+    assert lines[2].endswith("| m |")
     assert "| torus, 2D, ergodic |" in lines[3] and lines[3].endswith("| none |")
     assert "| R^d, 1D, time-dependent |" in lines[4] and lines[4].endswith("| wall |")
     path = zoo.plot_rows(rows, tmp_path / "zoo.png")

@@ -247,6 +247,11 @@ class LossConfig(Settings):
     # 0.0125, d = 20 0.088 -> 0.064; it loses where it has room: B2 d = 5 0.0076 -> 0.0100, B5 d = 5 4.8e-4 ->
     # 6.6e-4 (its residual check 0.009 -> 0.012, no longer converged), d = 10 1.1e-3 -> 2.0e-3.
     hjb: float | None = number(None, 0.0, _INF, optional=True)
+    # The HJB term's weight in the density network's gradient (which reaches m through F(m) in the HJB
+    # residual); the value network's stays `hjb`.  None: the same as `hjb` (one joint loss).  An option: a
+    # heavy HJB term pins u, but through a strong coupling it also bends m towards whatever lowers HJB (on
+    # box_two_crowds_2d, F = 2m, weight 10 left m 56 % off at t = 0.05, 19 % in space-time).
+    hjb_density: float | None = number(None, 0.0, _INF, optional=True)
     # Weight of the Fokker-Planck residual; None: default_fp_weight(problem), 0.1 on the time-dependent circle,
     # else 1.  Why 0.1 there (results/neural_zoo/means.md, twenty-sixth session; rel L2 m / u, weight 1 -> 0.1):
     # as with hjb = 10 on R, u's feedback was the error, but hjb = 10 also outweighed the renormalised mass term

@@ -135,7 +135,8 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
     res = mfg_residuals(problem, nets.raw_value, nets.density_field, batch.t, batch.x,
                         density_output=nets.density_output, log_mass=log_mass, ergodic_constant=lam,
                         conv=None if problem.coupling.is_local else conv, probes=probes,
-                        fp_relative=relative, dlog_mass_dt=dlog_mass_dt, mean_control=mean_control, jets=jets)
+                        fp_relative=relative, dlog_mass_dt=dlog_mass_dt, mean_control=mean_control, jets=jets,
+                        coupling_grad_scale=hjb_density_scale(lcfg))
     if batch.fp_scale is not None:  # points where only the HJB residual is imposed (sampler.hjb_fraction)
         res = replace(res, fp=res.fp * batch.fp_scale)
     if batch.time_scale is not None:  # sampler.time_warp: importance weights of the slice times
@@ -158,6 +159,14 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
         terms["boundary_u"], terms["boundary_m"] = boundary_losses(problem, nets, batch, log_mass,
                                                                    relative=relative)
     return StepLosses(terms=terms, residuals=res, log_mass=log_mass)
+
+
+def hjb_density_scale(lcfg) -> float:
+    """The factor that turns the HJB term's weight into ``loss.hjb_density`` in the density network's
+    gradient (1 when it is None: both networks see ``loss.hjb``, a number once the trainer resolved it)."""
+    if lcfg.hjb_density is None or not lcfg.hjb:
+        return 1.0
+    return lcfg.hjb_density / lcfg.hjb
 
 
 def weak_fp_term(problem, nets: MFGNetworks, batch: Batch, m_q: torch.Tensor, dlog_m_dt: torch.Tensor,

@@ -119,6 +119,7 @@ def mfg_residuals(
     dlog_mass_dt: torch.Tensor | None = None,
     mean_control: torch.Tensor | None = None,
     jets: tuple[Callable, Callable] | None = None,
+    coupling_grad_scale: float = 1.0,
 ) -> FieldResiduals:
     """HJB and FP residuals of a (u, m) pair given by a value field and a density *field* w.
 
@@ -149,6 +150,9 @@ def mfg_residuals(
         jets: (u's jet, the field's jet), functions of (t, x) giving the value, the derivatives along
             (t,) x and the Laplacian in one forward pass (:func:`mfgnet.neural.jets.network_jets`); used
             with a quadratic H and the exact Laplacian, where they replace the nested autograd passes.
+        coupling_grad_scale: the factor on the gradient that reaches m (and ∫K m) through F in the HJB
+            residual; the values are unchanged (``loss.hjb_density``: the HJB term's weight in the density
+            network's gradient, apart from its weight in the value network's).
     """
     from mfgnet.problems.hamiltonians import QuadraticHamiltonian
 
@@ -202,7 +206,11 @@ def mfg_residuals(
         if fp_relative:
             fp = fp / m
 
-    coupling = _with_mean_control_cost(problem, problem.coupling(t, x, m, conv), t, x, mean_control)
+    m_seen, conv_seen = m, conv
+    if coupling_grad_scale != 1.0:
+        m_seen = _scale_gradient(m, coupling_grad_scale)
+        conv_seen = None if conv is None else _scale_gradient(conv, coupling_grad_scale)
+    coupling = _with_mean_control_cost(problem, problem.coupling(t, x, m_seen, conv_seen), t, x, mean_control)
     hjb0 = -nu * lap_u + ham(x, grad_u) - coupling
     lam = None
     if time_dependent:
@@ -211,6 +219,11 @@ def mfg_residuals(
         lam = -hjb0.mean().detach() if ergodic_constant is None else ergodic_constant
         hjb = hjb0 + lam
     return FieldResiduals(hjb=hjb, fp=fp, u=u, m=m, grad_u=grad_u, drift=drift, ergodic_constant=lam)
+
+
+def _scale_gradient(value: torch.Tensor, factor: float) -> torch.Tensor:
+    """``value`` unchanged, its gradient multiplied by ``factor`` on the way back."""
+    return value.detach() + factor * (value - value.detach())
 
 
 def _with_mean_control_cost(problem, coupling: torch.Tensor, t, x, mean_control) -> torch.Tensor:
