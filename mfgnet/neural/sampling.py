@@ -89,7 +89,8 @@ def resolve_time_warp(warp: str, problem: MFGProblem) -> str:
     circle (a 1D torus) or the line R, ``"uniform"`` elsewhere.
 
     Why (results/neural_zoo/means.md, thirtieth session; one seed per row, rel L2 m / u, uniform ->
-    ends): on the zoo's circle torus_power_two_1d 0.093 / 0.047 -> 0.038 / 0.011, torus_power_1d
+    ends): on the zoo's circle torus_power_two_1d 0.093 / 0.047 -> 0.038 / 0.011 (seed 1: 0.092 / 0.049 -> 0.108 /
+    0.015; seed 2 with ends 0.093 / 0.008), torus_power_1d
     0.013 / 0.011 -> 0.0055 / 0.0054, torus_bimodal_1d 0.0049 / 0.0023 -> 0.0028 / 0.0017, torus_low_noise_1d
     0.0087 / 0.0017 -> 0.0069 / 0.0020, torus_three_crowds_1d 0.0021 / 0.00087 -> 0.0026 / 0.00039 (their
     error sits at both ends of [0, T]), torus_nonlocal_1d 0.0083 / 0.0024 -> 0.0085 / 0.00085; on the 1D

@@ -273,7 +273,8 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
         # 2D boxes: results/neural_zoo/means.md.
         advice.append("sampler.time_warp=ends (auto: ends on the circle and R only) crowds the slice times at t = 0 "
                       "and T with importance weights (the same loss, sampled where its layers are: on the zoo's "
-                      "circle two crowds went 9.3 -> 3.8 % in m, on its 1D boxes m moved 0.7-1.2x): compare")
+                      "circle two crowds went 4.7-4.9 -> 1.1-1.5 % in u on two seeds, m 9.3 -> 3.8 % on one and "
+                      "9.2 -> 10.8 % on the other; on its 1D boxes m moved 0.7-1.2x): compare")
     if dominant == "hjb" and not trainer.problem.domain.bounded and not trainer.problem.is_ergodic \
             and trainer.cfg.sampler.hjb_fraction == 0 and trainer.problem.dim <= 2:
         # (1, 6): lq_offset_1d 0.023 -> 0.0059, lq_offset_2d 0.135 -> 0.011; two crowds got worse
