@@ -107,24 +107,39 @@ def _trainer_weight(zoo_name: str, term: str, explicit: float | None = None) -> 
     return Trainer(ZOO[zoo_name](), NeuralSolverConfig.from_dict(data)).weights[term]
 
 
-def test_hjb_weight_defaults_to_ten_on_time_dependent_euclidean_problems_and_1d_boxes():
-    """loss.hjb = None resolves to 10 on time-dependent R^d (R and R² since the twenty-fifth session, every d since
-    the twenty-eighth) and 1D boxes (thirty-first) and 1 elsewhere (ergodic problems, 2D boxes, tori); the trainer
-    weighs the HJB term with it, and an explicit weight wins."""
-    from mfgnet.benchmarks.log_congestion import log_congestion
-    from mfgnet.benchmarks.lq_gaussian import lq_gaussian
-    from mfgnet.neural.config import default_hjb_weight
+def _trainer_loss_setting(zoo_name: str, field: str, explicit: float | None = None) -> float:
+    """A loss setting as a small Trainer on the zoo problem resolved it (``explicit``: set it)."""
+    from mfgnet.neural.trainer import Trainer
     from mfgnet.problems.zoo import ZOO
 
-    assert NeuralSolverConfig().loss.hjb is None
-    names = ("lq_offset_1d", "lq_offset_2d", "r_split_1d", "box_bump_1d", "torus_bimodal_1d", "box_bump_2d",
+    data = {"steps": 2, "progress": False, "model": {"width": 8}}
+    if explicit is not None:
+        data["loss"] = {field: explicit}
+    return getattr(Trainer(ZOO[zoo_name](), NeuralSolverConfig.from_dict(data)).cfg.loss, field)
+
+
+def test_hjb_weight_defaults_to_ten_on_time_dependent_euclidean_problems_and_boxes():
+    """loss.hjb = None resolves to 10 on time-dependent R^d (R and R² since the twenty-fifth session, every d since
+    the twenty-eighth), 1D boxes (thirty-first) and 2D boxes (thirty-second) and 1 elsewhere (ergodic problems,
+    tori); the trainer weighs the HJB term with it, and an explicit weight wins.  loss.hjb_density = None resolves
+    to 1 on time-dependent 2D boxes and to the HJB weight elsewhere."""
+    from mfgnet.benchmarks.log_congestion import log_congestion
+    from mfgnet.benchmarks.lq_gaussian import lq_gaussian
+    from mfgnet.neural.config import default_hjb_density, default_hjb_weight
+    from mfgnet.problems.zoo import ZOO
+
+    assert NeuralSolverConfig().loss.hjb is None and NeuralSolverConfig().loss.hjb_density is None
+    names = ("lq_offset_1d", "lq_offset_2d", "r_split_1d", "box_bump_1d", "box_bump_2d", "torus_bimodal_1d",
              "ergodic_box_strong_1d", "ergodic_torus_2d")
-    assert [default_hjb_weight(ZOO[n]()) for n in names] == [10.0, 10.0, 10.0, 10.0, 1.0, 1.0, 1.0, 1.0]
+    assert [default_hjb_weight(ZOO[n]()) for n in names] == [10.0, 10.0, 10.0, 10.0, 10.0, 1.0, 1.0, 1.0]
+    assert [default_hjb_density(ZOO[n](), 10.0) for n in names] == [10.0, 10.0, 10.0, 10.0, 1.0, 10.0, 10.0, 10.0]
     assert [default_hjb_weight(lq_gaussian(d).problem) for d in (1, 2, 3, 10)] == [10.0, 10.0, 10.0, 10.0]
     assert default_hjb_weight(log_congestion(5, ergodic=True).problem) == 1.0
     assert _trainer_weight("lq_offset_1d", "hjb") == 10.0
+    assert _trainer_weight("box_bump_2d", "hjb") == 10.0
     assert _trainer_weight("box_bump_1d", "hjb") == 10.0
-    assert _trainer_weight("box_bump_2d", "hjb") == 1.0
+    assert [_trainer_loss_setting(n, "hjb_density") for n in ("box_bump_2d", "box_bump_1d")] == [1.0, 10.0]
+    assert _trainer_loss_setting("box_bump_2d", "hjb_density", explicit=4.0) == 4.0
     assert _trainer_weight("lq_offset_1d", "hjb", explicit=2.5) == 2.5
 
 

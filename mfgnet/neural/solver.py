@@ -242,12 +242,12 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
     box = trainer.problem.domain.bounded and not trainer.problem.domain.periodic
     hjb_weight = trainer.cfg.loss.hjb if trainer.cfg.loss.hjb is not None else default_hjb_weight(trainer.problem)
     if dominant == "hjb" and box and not trainer.problem.is_ergodic and hjb_weight <= 1.0:
-        # Weight 10 (the default on R^d and, since the thirty-first session, 1D boxes) on the zoo's boxes:
-        # box_narrow_far_1d 0.077 -> 0.018, box_bump_2d 0.076 -> 0.038, seven more 1D rows gained, but
-        # box_two_crowds_2d 0.046 -> 0.185 and, without model.terminal_layer, box_wall_push_1d 0.017 -> 0.061
-        # (results/neural_zoo/means.md, twenty-fifth to twenty-seventh sessions).
-        advice.append("loss.hjb=10 weighs the HJB residual more (the default on R^d and 1D boxes; on the zoo's 2D "
-                      "boxes it took a bump 7.6 -> 3.8 % but two crowds 4.6 -> 18.5 %): compare with the grid")
+        # Weight 10 (the default on R^d and on 1D and 2D boxes, there with loss.hjb_density 1) on the zoo's boxes:
+        # box_narrow_far_1d 0.077 -> 0.018, seven more 1D rows gained; on 2D boxes with hjb_density 1 three rows
+        # gained 1.2-3x (results/neural_zoo/means.md, twenty-fifth to thirty-second sessions).
+        advice.append("loss.hjb=10 weighs the HJB residual more (the default on R^d and on 1D and 2D boxes, where "
+                      "it took a narrow crowd 7.7 -> 1.8 %; on 2D boxes with loss.hjb_density=1): compare with "
+                      "the grid")
     if dominant == "hjb" and box and trainer.problem.dim == 1 and not trainer.problem.is_ergodic \
             and hjb_weight > 1.0 and not getattr(trainer.nets, "terminal_layer", False):
         # Its default turns it on from corner strength 4 (networks.default_terminal_layer); below that it was

@@ -27,6 +27,7 @@ from mfgnet.neural.checkpoint import CHECKPOINT_NAME
 from mfgnet.neural.config import (
     NeuralSolverConfig,
     default_fp_weight,
+    default_hjb_density,
     default_hjb_weight,
     default_lbfgs_steps,
     default_steps,
@@ -94,6 +95,8 @@ class Trainer:
             cfg = cfg.replace(optim=cfg.optim.replace(lbfgs_steps=default_lbfgs_steps(problem, cfg.steps)))
         if cfg.loss.hjb is None:
             cfg = cfg.replace(loss=cfg.loss.replace(hjb=default_hjb_weight(problem)))
+        if cfg.loss.hjb_density is None:
+            cfg = cfg.replace(loss=cfg.loss.replace(hjb_density=default_hjb_density(problem, cfg.loss.hjb)))
         if cfg.loss.fp is None:
             cfg = cfg.replace(loss=cfg.loss.replace(fp=default_fp_weight(problem)))
         self.problem, self.cfg = problem, cfg

@@ -263,6 +263,16 @@ def box_two_crowds_2d() -> MFGProblem:
                       initial_density=_box_bumps([[0.25, 0.7], [0.7, 0.25]], 0.07), name="box_two_crowds_2d")
 
 
+def box_wall_push_2d() -> MFGProblem:
+    """2D no-flux square: a bump at (0.6, 0.6) (width 0.08) pushed into the face x₁ = 0 by
+    G = 3 (x₁ + 0.1)² + (x₂ − 0.5)², with congestion F = m, ν = 0.05, T = 1: the 2D neighbour of
+    box_wall_push_1d (a crowd held against a face, G steep into the empty face x₁ = 1), added as the
+    unseen check of the 2D boxes' HJB weights (thirty-second session)."""
+    return MFGProblem(Box([0.0, 0.0], [1.0, 1.0]), horizon=1.0, viscosity=0.05, coupling=lambda t, x, m: m,
+                      terminal_cost=lambda x, m: 3.0 * (x[:, 0] + 0.1) ** 2 + (x[:, 1] - 0.5) ** 2,
+                      initial_density=_box_bumps([[0.6, 0.6]], 0.08), name="box_wall_push_2d")
+
+
 def ergodic_torus_2d() -> MFGProblem:
     """Ergodic 2D torus: F = m + 0.5 (cos 2πx₁ + sin 2πx₂ cos 2πx₁) (no closed form), ν = 0.1."""
     def coupling(t, x, m):
@@ -357,6 +367,7 @@ ZOO: dict[str, Callable[[], MFGProblem]] = {
     "ergodic_box_strong_1d": ergodic_box_strong_1d,
     "box_bump_2d": box_bump_2d,
     "box_two_crowds_2d": box_two_crowds_2d,
+    "box_wall_push_2d": box_wall_push_2d,
     "ergodic_torus_2d": ergodic_torus_2d,
     "lq_offset_1d": lq_offset_1d,
     "lq_offset_2d": lq_offset_2d,
@@ -390,6 +401,7 @@ REFERENCE: dict[str, dict] = {
     "ergodic_box_strong_1d": {"kind": "grid", "cells": 1024, "order": 2},
     "box_bump_2d": {"kind": "grid", "cells": 48, "time_steps": 48, "order": 2},
     "box_two_crowds_2d": {"kind": "grid", "cells": 64, "time_steps": 64, "order": 2},
+    "box_wall_push_2d": {"kind": "grid", "cells": 64, "time_steps": 64, "order": 2},
     "ergodic_torus_2d": {"kind": "grid", "cells": 128, "order": 2},
     "lq_offset_1d": {"kind": "exact"},
     "lq_offset_2d": {"kind": "exact"},
