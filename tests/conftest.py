@@ -1,6 +1,8 @@
 """Shared fixtures."""
 
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +56,18 @@ def b3_tabulated():
     steps = 20
     policy = TabulatedPolicy.from_solution(bench.exact, [0.5 * k / steps for k in range(steps)], 512)
     return bench, policy, steps
+
+
+@pytest.fixture
+def experiment_script():
+    """``load(name)``: the module of ``experiments/<name>.py``, loaded from the checkout (the scripts are
+    not a package)."""
+    root = Path(__file__).resolve().parents[1]
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"experiment_{name}", root / "experiments" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

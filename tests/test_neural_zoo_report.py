@@ -1,25 +1,13 @@
 """The zoo experiment's report: which targets a row misses, the compact table and the figure."""
 
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _zoo_script():
-    spec = importlib.util.spec_from_file_location("neural_zoo_script", ROOT / "experiments/neural_zoo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def _row(problem, m, u, mass, wall):
     return {"problem": problem, "rel_l2_m": m, "rel_l2_u": u, "mass_error": mass, "wall_s": wall,
             "converged": False}
 
 
-def test_missed_targets_name_each_target_a_row_misses():
-    zoo = _zoo_script()
+def test_missed_targets_name_each_target_a_row_misses(experiment_script):
+    zoo = experiment_script("neural_zoo")
     assert zoo.missed_targets(_row("box_bump_1d", 0.01, 0.01, 1e-6, 100.0)) == []
     assert zoo.missed_targets(_row("box_bump_1d", 0.031, 0.01, 1e-6, 301.0)) == ["m", "wall"]
     assert zoo.missed_targets(_row("box_bump_1d", 0.01, 0.06, 2e-3, 100.0)) == ["u", "mass"]
@@ -27,8 +15,8 @@ def test_missed_targets_name_each_target_a_row_misses():
     assert zoo.missed_targets(_row("box_bump_1d", float("nan"), 0.01, 1e-6, 100.0)) == ["m"]
 
 
-def test_summary_table_and_figure(tmp_path):
-    zoo = _zoo_script()
+def test_summary_table_and_figure(tmp_path, experiment_script):
+    zoo = experiment_script("neural_zoo")
     rows = [_row("box_bump_2d", 0.076, 0.027, 1.2e-4, 236.0), _row("ergodic_torus_2d", 0.0011, 0.0047, 8e-8, 31.0),
             _row("lq_offset_1d", 0.0081, 0.0012, 1e-8, 310.0)]
     lines = zoo.summary_lines(rows)

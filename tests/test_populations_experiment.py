@@ -1,23 +1,11 @@
 """experiments/populations.py's observed order on grids that do not double (16, 32, 48, 64)."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("populations_experiment", ROOT / "experiments/populations.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("p", [0.8, 1.0, 2.0])
-def test_difference_order_recovers_the_order_of_synthetic_differences(p):
-    order = _module().difference_order
+def test_difference_order_recovers_the_order_of_synthetic_differences(p, experiment_script):
+    order = experiment_script("populations").difference_order
     n0, n1, n2 = 32, 48, 64
     # Solutions u_N = u + C N^-p: successive differences C (N0^-p - N1^-p) and C (N1^-p - N2^-p).
     prev, value = 3.0 * (n0 ** -p - n1 ** -p), 3.0 * (n1 ** -p - n2 ** -p)

@@ -1,16 +1,13 @@
 """experiments/populations_neural.py: ``--grid-config`` reaches the grid reference solve, and the
 reference is cached (a second run reads it instead of solving); a tiny 1D case, seconds."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import mfgnet
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = {"dtype": "float64", "log_every": 50, "n_eval": 256, "warm_start": "off",
         "model": {"width": 16, "depth": 2},
         "sampler": {"n_interior": 64, "n_boundary": 16, "n_quadrature": 32, "time_slices": 4, "n_conv": 32,
@@ -20,15 +17,8 @@ pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
               pytest.mark.filterwarnings("ignore:neural solver on:RuntimeWarning")]
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("populations_neural", ROOT / "experiments/populations_neural.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_grid_config_reaches_the_reference_and_the_reference_is_cached(tmp_path, monkeypatch):
-    script = load_script()
+def test_grid_config_reaches_the_reference_and_the_reference_is_cached(tmp_path, monkeypatch, experiment_script):
+    script = experiment_script("populations_neural")
     monkeypatch.setattr(script, "OUT", tmp_path)
     argv = ["--problem", "segregation", "--steps", "2", "--cells", "16", "--config", json.dumps(TINY),
             "--grid-config", '{"max_iterations": 1, "populations_solve": "sweeps"}', "--tag", "tiny"]
