@@ -255,7 +255,8 @@ class LossConfig(Settings):
     # 18.5 % in space-time).  2D boxes, rel L2 m / u, hjb 1 -> hjb 10 with hjb_density 1 (thirty-second
     # session, results/neural_zoo/means.md): box_bump_2d 0.076 / 0.027 -> 0.055 / 0.025 (seed 1: 0.081 / 0.033 ->
     # 0.058 / 0.028), box_two_crowds_2d 0.046 / 0.021 -> 0.038 / 0.013 (seed 1: 0.055 / 0.021 -> 0.043 / 0.011),
-    # box_wall_push_2d (added as the unseen check) 0.277 / 0.057 -> 0.092 / 0.019; all three still miss 3e-2.
+    # box_wall_push_2d (added as the unseen check) 0.277 / 0.057 -> 0.092 / 0.019 but seed 1 0.290 -> 0.269 (no
+    # gain); all three still miss 3e-2.
     # Not on R^d: B2 d = 10 0.0188 -> 0.0214.
     hjb_density: float | None = number(None, 0.0, _INF, optional=True)
     # Weight of the Fokker-Planck residual; None: default_fp_weight(problem), 0.1 on the time-dependent circle,
