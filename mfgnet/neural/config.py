@@ -490,14 +490,14 @@ def default_lbfgs_steps(problem, steps: int) -> int:
 HJB_WEIGHT_HEAVY = 10.0
 
 
-def _box_up_to_2d(problem) -> bool:
-    return problem.domain.bounded and not problem.domain.periodic and problem.dim <= 2
+def _on_box(problem) -> bool:
+    return problem.domain.bounded and not problem.domain.periodic
 
 
 def default_hjb_weight(problem) -> float:
     """The HJB residual's weight used when ``LossConfig.hjb`` is None (see its comment)."""
     euclidean = not problem.domain.bounded
-    if (euclidean or _box_up_to_2d(problem)) and not problem.is_ergodic:
+    if (euclidean or (_on_box(problem) and problem.dim <= 2)) and not problem.is_ergodic:
         return HJB_WEIGHT_HEAVY
     return 1.0
 
@@ -509,7 +509,7 @@ HJB_DENSITY_2D_BOX = 1.0
 def default_hjb_density(problem, hjb: float) -> float:
     """The HJB term's weight in the density network's gradient used when ``LossConfig.hjb_density`` is None:
     ``HJB_DENSITY_2D_BOX`` on a time-dependent 2D box, else ``hjb`` itself (see the field's comment)."""
-    if _box_up_to_2d(problem) and problem.dim == 2 and not problem.is_ergodic:
+    if _on_box(problem) and problem.dim == 2 and not problem.is_ergodic:
         return HJB_DENSITY_2D_BOX
     return hjb
 
