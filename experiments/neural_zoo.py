@@ -36,7 +36,8 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
 
 from mfgnet.evaluation.metrics import mass_error, relative_l2  # noqa: E402
 from mfgnet.grid import solve_grid  # noqa: E402
-from mfgnet.neural import solve_neural  # noqa: E402
+from mfgnet.neural import NeuralSolverConfig, networks_solution, solve_neural  # noqa: E402
+from mfgnet.neural.equilibrium import applies, decide, equilibrium_check  # noqa: E402
 from mfgnet.problems.zoo import REFERENCE, ZOO, exact_solution  # noqa: E402
 
 OUT = ROOT / "results" / "neural_zoo"
@@ -112,7 +113,12 @@ def evaluate(name: str, solution, ref: dict) -> dict:
     return out
 
 
-def run(name: str, config: dict, steps: int | None) -> dict:
+def networks_path(tag: str, name: str) -> Path:
+    """Where a run's trained networks are kept (``*.pt`` is git-ignored: local, for ``--recheck``)."""
+    return OUT / "runs" / tag / "networks" / f"{name}.pt"
+
+
+def run(name: str, config: dict, steps: int | None, tag: str = "default") -> dict:
     ref = reference(name)
     problem = ZOO[name]()
     cfg = dict(config)
@@ -121,15 +127,43 @@ def run(name: str, config: dict, steps: int | None) -> dict:
     start = time.perf_counter()
     sol = solve_neural(problem, cfg)
     total = time.perf_counter() - start
+    path = networks_path(tag, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"networks": sol.networks.state_dict(), "config": cfg}, path)
     d = sol.diagnostics
     row = {"problem": name, **evaluate(name, sol, ref), "wall_s": d.wall_time_s, "total_s": total,
            "converged": bool(d.converged), "residual": d.residual, "steps": d.iterations,
            "lbfgs_steps": d.extra.get("lbfgs_steps", 0), "lbfgs_kept": lbfgs_kept(d.extra.get("lbfgs_guard")),
            "hjb_residual": d.extra["hjb_residual"],
            "fp_residual": d.extra["fp_residual"], "crowd_gap": d.extra.get("crowd_gap"),
-           "crowd_scheme_error": d.extra.get("crowd_scheme_error"),
+           "crowd_scheme_error": d.extra.get("crowd_scheme_error"), "value_gap": d.extra.get("value_gap"),
+           "value_scheme_error": d.extra.get("value_scheme_error"), "converged_by": d.extra.get("converged_by"),
+           "residual_ok": d.extra["residual_ok"],
            "diagnosis": d.extra.get("diagnosis", {}).get("summary", "")}
     row["met"] = all(row[k] <= v for k, v in TARGETS.items())
+    return row
+
+
+def recheck(name: str, tag: str) -> dict | None:
+    """The solver's fixed-point check and ``converged`` again for a stored row, from its saved networks
+    (no training; e.g. after the check changed): the row, updated and written, or None without both files."""
+    row_path, net_path = OUT / "runs" / tag / f"{name}.json", networks_path(tag, name)
+    if not (row_path.exists() and net_path.exists()):
+        return None
+    saved = torch.load(net_path, weights_only=True)  # tensors and plain containers only: cannot run code
+    problem = ZOO[name]()
+    cfg = NeuralSolverConfig.from_dict(saved["config"])
+    solution = networks_solution(problem, cfg, saved["networks"])
+    check = equilibrium_check(solution, cfg.equilibrium_tolerance) if applies(problem, cfg.equilibrium_tolerance) \
+        else None
+    row = json.loads(row_path.read_text())
+    residual_ok = row.get("residual_ok", row["residual"] <= cfg.tolerance)
+    row["converged"], row["converged_by"] = decide(residual_ok, check)
+    row["residual_ok"] = residual_ok
+    if check is not None:
+        row.update({k: v for k, v in check.record().items() if k in COLUMNS})
+    row["rechecked"] = time.strftime("%Y-%m-%d")
+    row_path.write_text(json.dumps(row, indent=1))
     return row
 
 
@@ -151,7 +185,8 @@ def fmt(v) -> str:
 
 
 COLUMNS = ("problem", "rel_l2_m", "rel_l2_u", "mass_error", "abs_err_lambda", "wall_s", "steps", "lbfgs_steps",
-           "lbfgs_kept", "converged", "residual", "crowd_gap", "crowd_scheme_error", "met", "diagnosis")
+           "lbfgs_kept", "converged", "converged_by", "residual", "crowd_gap", "crowd_scheme_error", "value_gap",
+           "value_scheme_error", "met", "diagnosis")
 
 
 def missed_targets(row: dict) -> list[str]:
@@ -254,10 +289,13 @@ def write_tables(tag: str, command: str, config: dict) -> None:
              "## Every column, with the solver's diagnosis", "",
              "Errors on the fixed evaluation grid against the cached reference (grid solver or exact); "
              "u centred for ergodic problems, weighted by the reference m on R^d; mass error = max over 21 "
-             "times of |∫m − 1|. 'converged' is the solver's own residual check; crowd_gap is m against the crowd "
-             "that u's feedback produces on a grid, crowd_scheme_error that grid's own estimated error (blank: a row "
-             "run before the twenty-fourth session, whose crowd_gap is the grid's plain crowd, without the "
-             "extrapolation).", "",
+             "times of |∫m − 1|. 'converged' is the solver's own verdict (mfgnet.neural.equilibrium), "
+             "'converged_by' which check gave it (residual, or the equilibrium check: both gaps within 3 %); "
+             "crowd_gap is m against the crowd that u's feedback produces on a grid, value_gap u against the value "
+             "of the best response to m, each *_scheme_error that grid's own estimated error.  Rows without "
+             "value_gap were run before the thirty-third session, when 'converged' was the residual check "
+             "(vetoed by a crowd gap above 5 % plus its grid's error) and never true on a time-dependent row; "
+             "`--recheck` brings a row with saved networks up to date.", "",
              "| " + " | ".join(COLUMNS) + " | load (1 min) |", "|" + "---|" * (len(COLUMNS) + 1)]
     for r in rows:
         lines.append("| " + " | ".join(fmt(r.get(c, "")) for c in COLUMNS) + f" | {r.get('load', '')} |")
@@ -271,6 +309,9 @@ def main(argv=None) -> None:
     parser.add_argument("--config", default="{}", help="JSON dict of neural config overrides")
     parser.add_argument("--tag", default="default", help="run label; 'default' writes zoo.md / zoo.csv")
     parser.add_argument("--references-only", action="store_true")
+    parser.add_argument("--recheck", action="store_true",
+                        help="no training: the solver's fixed-point check and converged again for stored rows, "
+                             "from their saved networks (runs/<tag>/networks/)")
     args = parser.parse_args(argv)
     config = json.loads(args.config)
     command = "python experiments/neural_zoo.py " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -278,8 +319,16 @@ def main(argv=None) -> None:
         if args.references_only:
             reference(name)
             continue
+        if args.recheck:
+            row = recheck(name, args.tag)
+            if row is not None:  # the table names the overrides the rows were trained with
+                config = {k: v for k, v in torch.load(networks_path(args.tag, name), weights_only=True)[
+                    "config"].items() if k != "steps" or args.steps is not None}
+            print(f"[zoo] {name}: " + ("no stored row and networks" if row is None else
+                                       f"converged {row['converged']} ({row['converged_by']})"), flush=True)
+            continue
         load = os.getloadavg()[0]
-        row = run(name, config, args.steps)
+        row = run(name, config, args.steps, args.tag)
         row["load"] = f"{load:.1f}–{os.getloadavg()[0]:.1f}"
         run_dir = OUT / "runs" / args.tag
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -287,6 +336,13 @@ def main(argv=None) -> None:
         print(f"[zoo] {name}: m {row['rel_l2_m']:.2e} u {row['rel_l2_u']:.2e} mass {row['mass_error']:.1e} "
               f"wall {row['wall_s']:.0f} s converged {row['converged']} met {row['met']}", flush=True)
         write_tables(args.tag, command, config)
+    if args.recheck:  # the table keeps naming the command that trained its rows
+        suffix = "" if args.tag == "default" else f"_{args.tag}"
+        table = OUT / f"zoo{suffix}.md"
+        last = next((line for line in table.read_text().splitlines() if line.startswith("Command")), "") \
+            if table.exists() else ""
+        trained = last.split("`")[1] if last.count("`") >= 2 else "(unknown)"
+        write_tables(args.tag, f"{trained}`, rechecked with `{command}", config)
 
 
 if __name__ == "__main__":

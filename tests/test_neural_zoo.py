@@ -159,53 +159,67 @@ def test_a_free_part_that_swamps_the_fading_m0_is_penalised(name):
     assert after > 0.5 * (keep * 16.0**2).mean().item() > 10 * before
 
 
-def test_converged_is_exactly_the_residual_and_crowd_checks():
+def test_converged_is_exactly_the_residual_and_equilibrium_checks():
     problem = ZOO["box_noisy_long_1d"]()
     cfg = NeuralSolverConfig.from_dict(TINY).replace(steps=5)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         sol = solve_neural(problem, cfg)
-    assert not sol.diagnostics.converged
+    d = sol.diagnostics
+    assert not d.converged and d.extra["converged_by"] is None
     assert any("dominant term" in str(w.message) for w in caught)
-    gap = sol.diagnostics.extra["crowd_gap"]
+    gap = d.extra["crowd_gap"]
     assert 0.05 < gap < 10  # 5 steps: m is far from the crowd its feedback produces
-    loose = solve_neural(problem, cfg.replace(tolerance=1e6, crowd_gap_tolerance=2 * gap))
+    assert 0 < d.extra["value_gap"] < 10 and d.extra["value_scheme_error"] < 0.05
+    worst = max(gap, d.extra["value_gap"], d.extra["crowd_scheme_error"], d.extra["value_scheme_error"])
+    # a tolerance that both gaps meet certifies the pair, whatever the residual
+    loose = solve_neural(problem, cfg.replace(tolerance=1e-12, equilibrium_tolerance=2 * worst))
     assert loose.diagnostics.converged and "diagnosis" not in loose.diagnostics.extra
-    unchecked = solve_neural(problem, cfg.replace(tolerance=1e6, crowd_gap_tolerance=None))
+    assert loose.diagnostics.extra["converged_by"] == "equilibrium check"
+    unchecked = solve_neural(problem, cfg.replace(tolerance=1e6, equilibrium_tolerance=None))
     assert unchecked.diagnostics.converged and "crowd_gap" not in unchecked.diagnostics.extra
+    assert unchecked.diagnostics.extra["converged_by"] == "residual"
     # the residual passes, the crowd check does not: not converged, and the warning says why
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        strict = solve_neural(problem, cfg.replace(tolerance=1e6, crowd_gap_tolerance=gap / 2))
+        strict = solve_neural(problem, cfg.replace(tolerance=1e6, equilibrium_tolerance=gap / 2))
     assert not strict.diagnostics.converged
     assert strict.diagnostics.extra["diagnosis"]["dominant"] == "crowd_gap"
-    assert any("off the crowd that u's own feedback produces" in str(w.message) for w in caught)
+    assert any("off the crowd that u's feedback produces" in str(w.message) for w in caught)
 
 
-@pytest.mark.parametrize("gap, scheme_error, converged, says", [
-    (0.04, 0.01, True, None),                      # within tolerance
-    (0.08, 0.01, False, "off the crowd"),          # beyond tolerance + the grid's error: vetoed
-    (0.052, 0.063, True, "could not resolve"),     # B2 d = 2 (m 0.04 % off the exact one): no verdict
-    (0.20, 0.24, True, "could not resolve"),       # the grid's own error as large as the gap: no verdict
-    (0.40, 0.24, False, "off the crowd"),          # beyond tolerance + the grid's error: vetoed anyway
+@pytest.mark.parametrize("residual_passes, crowd, value, converged, says", [
+    (True, (0.02, 0.01), (0.01, 0.005), True, None),                  # both checks pass
+    (False, (0.02, 0.01), (0.01, 0.005), True, None),                 # the fixed point certifies it
+    (False, (0.02, 0.04), (0.01, 0.005), False, "could not decide"),  # the crowd's grid cannot resolve 3 %
+    (True, (0.08, 0.01), (0.01, 0.005), False, "off the crowd"),      # beyond tolerance + the grid's error
+    (True, (0.01, 0.01), (0.08, 0.01), False, "off the value of the best response"),
+    (True, (0.052, 0.063), (0.01, 0.005), True, "could not decide"),  # B2 d = 2 (m 0.04 % off): no verdict
+    (False, (0.40, 0.24), (0.01, 0.005), False, "off the crowd"),
 ])
-def test_the_crowd_check_decides_only_what_its_grid_resolves(monkeypatch, gap, scheme_error, converged, says):
-    """The crowd check's verdict against its grid's own error (mfgnet.neural.solver, the note at _CROWD_CHECK):
-    the residual check passes (tolerance 1e6), the crowd gap and the grid's error are set."""
-    from mfgnet.grid.crowd import CrowdGap
-    from mfgnet.neural import solver
+def test_the_equilibrium_check_decides_only_what_its_grid_resolves(monkeypatch, residual_passes, crowd, value,
+                                                                   converged, says):
+    """converged against the residual and the two gaps (mfgnet.neural.equilibrium; tolerance 3 %), the gaps
+    and their grids' errors set."""
+    from mfgnet.grid.crowd import GapEstimate
+    from mfgnet.neural import equilibrium
 
-    monkeypatch.setattr(solver, "_crowd_gap", lambda solution, config: CrowdGap(gap, scheme_error, 200, 200))
-    cfg = NeuralSolverConfig.from_dict(TINY).replace(steps=2, tolerance=1e6)
+    monkeypatch.setattr(equilibrium, "equilibrium_check", lambda solution, tol: equilibrium.EquilibriumCheck(
+        GapEstimate(*crowd, 400, 400), GapEstimate(*value, 400, 400), tol))
+    cfg = NeuralSolverConfig.from_dict(TINY).replace(steps=2, tolerance=1e6 if residual_passes else 1e-12,
+                                                      equilibrium_tolerance=0.03)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         sol = solve_neural(ZOO["box_bump_1d"](), cfg)
     d = sol.diagnostics
     assert d.converged is converged
-    assert d.extra["crowd_gap"] == gap and d.extra["crowd_scheme_error"] == scheme_error
+    assert d.extra["converged_by"] == (None if not converged else "residual" if residual_passes
+                                       else "equilibrium check")
+    assert (d.extra["crowd_gap"], d.extra["crowd_scheme_error"]) == crowd
+    assert (d.extra["value_gap"], d.extra["value_scheme_error"]) == value
     messages = " ".join(str(w.message) for w in caught)
     if says is None:
-        assert "crowd" not in messages
+        assert not any(w in messages for w in ("crowd", "best response"))
     else:
         assert says in messages
 

@@ -19,7 +19,7 @@ Richardson extrapolation of the two and reports the scheme's own error beside th
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -180,29 +180,32 @@ def _relative_distance(a: np.ndarray, reference: np.ndarray) -> float:
 
 
 @dataclass
-class CrowdGap:
-    """`estimated_crowd_gap`'s answer: ``gap`` (relative L2 of m against the extrapolated crowd),
-    ``scheme_error`` (the estimated relative L2 error of the crowd on the finer grid, before the
-    extrapolation: a bound on what the gap can resolve), ``cells`` and ``time_steps`` (finer grid)."""
+class GapEstimate:
+    """A grid check's answer (`estimated_crowd_gap`, `mfgnet.grid.best_response.estimated_value_gap`):
+    ``gap`` (relative L2 of the solution's own field against the extrapolated grid answer),
+    ``scheme_error`` (the estimated relative L2 error of the grid answer on the finer grid, before the
+    extrapolation: a bound on what the gap can resolve), ``cells`` and ``time_steps`` (finer grid), and
+    ``field``, the grid answer itself on the finer grid ((Nt + 1, n); None where not kept)."""
 
     gap: float
     scheme_error: float
     cells: int
     time_steps: int
+    field: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
-def _on_points(crowd: Crowd, level: int, points: np.ndarray, periodic: bool) -> np.ndarray:
-    """The crowd's density at one time level, linearly interpolated to ``points`` (n, d) (a box:
-    linear extrapolation within the half cell beyond the outer centres; a torus: wrapped)."""
-    axes = [np.asarray(a, dtype=np.float64) for a in crowd.axes]
-    values = crowd.density[level].reshape([len(a) for a in axes])
+def on_points(axes: list, values: np.ndarray, points: np.ndarray, periodic: bool) -> np.ndarray:
+    """Cell-centre ``values`` (n,) on the grid of ``axes``, linearly interpolated to ``points`` (n', d)
+    (a box: linear extrapolation within the half cell beyond the outer centres; a torus: wrapped)."""
+    axes = [np.asarray(a, dtype=np.float64) for a in axes]
+    values = np.asarray(values).reshape([len(a) for a in axes])
     if periodic:  # one wrapped layer on each side, so points between the last centre and the first interpolate
         values = np.pad(values, 1, mode="wrap")
         axes = [np.concatenate([[2 * a[0] - a[1]], a, [2 * a[-1] - a[-2]]]) for a in axes]
     return RegularGridInterpolator(axes, values, bounds_error=False, fill_value=None)(points)
 
 
-def estimated_crowd_gap(solution, cells: int, time_steps: int, levels: int = 11) -> CrowdGap:
+def estimated_crowd_gap(solution, cells: int, time_steps: int, levels: int = 11) -> GapEstimate:
     """`crowd_gap` with the scheme's own error removed and estimated.
 
     The crowd is solved on (``cells``, ``time_steps``) and on (``cells`` / 2, ``time_steps`` / 2);
@@ -223,8 +226,9 @@ def estimated_crowd_gap(solution, cells: int, time_steps: int, levels: int = 11)
     index = np.unique(np.linspace(0, time_steps // 2, levels).round().astype(int)) * 2  # levels on both grids
     points = fine.centres.double().numpy()
     periodic = bool(problem.domain.periodic)
-    coarse_on_fine = np.stack([_on_points(coarse, k // 2, points, periodic) for k in index])
+    coarse_on_fine = np.stack([on_points(coarse.axes, coarse.density[k // 2], points, periodic) for k in index])
     scheme = fine.density[index]
     extrapolated = 2.0 * scheme - coarse_on_fine
-    return CrowdGap(gap=_relative_distance(_density_at_levels(solution, fine, index), extrapolated),
-                    scheme_error=_relative_distance(coarse_on_fine, scheme), cells=cells, time_steps=time_steps)
+    return GapEstimate(gap=_relative_distance(_density_at_levels(solution, fine, index), extrapolated),
+                       scheme_error=_relative_distance(coarse_on_fine, scheme), cells=cells, time_steps=time_steps,
+                       field=fine.density)

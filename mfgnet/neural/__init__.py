@@ -6,6 +6,6 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "config": ["LossConfig", "ModelConfig", "NeuralSolverConfig", "OptimConfig", "SamplerConfig"],
     "residuals": ["divergence", "mfg_residuals", "pde_residuals", "rademacher"],
     "solution": ["NeuralSolution"],
-    "solver": ["solve_neural"],
+    "solver": ["networks_solution", "solve_neural"],
     "trainer": ["NonFiniteLossError"],
 })

@@ -26,7 +26,8 @@ CHECKPOINT_NAME = "checkpoint.pt"
 # Settings that change how a run is observed, stored or where it runs, but not the
 # trajectory of the parameters; resuming with other values of these is allowed.
 _NOT_FINGERPRINTED = {"checkpoint_dir", "checkpoint_every", "resume", "verbose", "progress", "log_every",
-                      "device", "cpu_threads", "n_eval", "tolerance", "on_nonfinite", "steps"}
+                      "device", "cpu_threads", "n_eval", "tolerance", "equilibrium_tolerance", "on_nonfinite",
+                      "steps"}
 _PROBE_POINTS = 16
 _PROBE_SEED = 20240917
 _DIGITS = 12  # significant digits of the probe values: robust to last-bit noise, not to a parameter change

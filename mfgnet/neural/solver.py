@@ -13,9 +13,10 @@ from mfgnet.neural import gaussian_start
 from mfgnet.neural.check import check_residual, residual_check
 from mfgnet.neural.config import NeuralSolverConfig, default_hjb_weight
 from mfgnet.neural.distributed import init_from_env
+from mfgnet.neural.equilibrium import decide
 from mfgnet.neural.heat import HeatFlow
 from mfgnet.neural.losses import fp_relative
-from mfgnet.neural.networks import fourier_feature_count
+from mfgnet.neural.networks import MFGNetworks, fourier_feature_count
 from mfgnet.neural.sampling import resolve_time_warp
 from mfgnet.neural.solution import NeuralSolution
 from mfgnet.neural.trainer import Trainer
@@ -45,16 +46,18 @@ def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None =
     slice of the collocation points, gradients averaged, the same loss curve as one process;
     only rank 0 writes checkpoints and calls ``callback`` (see :mod:`mfgnet.neural.distributed`).
 
-    ``diagnostics.residual`` is the solver's own check: the root of the summed mean squares, on
-    fresh points, of the HJB and FP residuals and of every condition that is not exact by
-    construction; ``converged`` is True exactly when it is finite and <= ``tolerance`` (and no
-    NaN stopped the run) and, for time-dependent problems in d <= 2, when m is not farther from
-    the crowd that u's feedback produces, computed on a grid by `mfgnet.grid.crowd`
-    (``extra["crowd_gap"]``, relative L2), than ``crowd_gap_tolerance`` plus that grid's own
-    estimated error (``extra["crowd_scheme_error"]``); a gap above the tolerance by less than
-    that error is no verdict, and the run says so instead of vetoing.  A run that misses gets
-    ``extra["diagnosis"]`` (dominant term, where the residuals peak, mass drift, advice) and one
-    RuntimeWarning.
+    ``diagnostics.residual`` is the solver's own residual check: the root of the summed mean squares,
+    on fresh points, of the HJB and FP residuals and of every condition that is not exact by
+    construction.  For time-dependent problems in d <= 2 the solver also checks the pair as a fixed
+    point on a grid (`mfgnet.neural.equilibrium`): m against the crowd that u's feedback produces
+    (``extra["crowd_gap"]``, relative L2) and u against the value of the best response to m
+    (``extra["value_gap"]``), each with its grid's own estimated error (``extra["crowd_scheme_error"]``,
+    ``extra["value_scheme_error"]``).  ``converged`` is True exactly when no NaN stopped the run and
+    either the residual is finite and <= ``tolerance`` and no gap exceeds ``equilibrium_tolerance``
+    plus its grid's error, or both gaps and both grids' errors are within ``equilibrium_tolerance``
+    (``extra["converged_by"]`` says which).  A gap between the two is no verdict, and the run says so.
+    A run that misses gets ``extra["diagnosis"]`` (dominant term, where the residuals peak, mass
+    drift, the gaps, advice) and one RuntimeWarning.
 
     ``diagnostics.extra`` holds final_loss, hjb_residual, fp_residual (RMS on fresh points),
     steps, lbfgs_steps, history (per-step lists: loss, each term, lambda, lr, ...), weights,
@@ -99,9 +102,21 @@ def _settings(config, overrides: dict, workdir) -> NeuralSolverConfig:
     return config
 
 
+def networks_solution(problem: MFGProblem, config: NeuralSolverConfig | dict | None, state: dict) -> NeuralSolution:
+    """A solution from saved weights (``solution.networks.state_dict()``) and the config they were trained
+    with: the networks are built as the solver builds them and loaded; no training, no diagnostics."""
+    config = _settings(config, {}, None)
+    nets = MFGNetworks(problem, config.model, torch.Generator().manual_seed(config.seed or 0))
+    nets = nets.to(dtype=torch.float64 if config.dtype == "float64" else torch.float32)
+    nets.load_state_dict(state)
+    nets.eval()
+    lam = float(nets.lam.detach()) if problem.is_ergodic else None
+    return NeuralSolution(problem, nets, None, ergodic_constant=lam)
+
+
 def finish(trainer: Trainer) -> NeuralSolution:
-    """The trained networks as a solution, with the solver's own check: residuals on fresh points,
-    the crowd gap, ``converged``, and a diagnosis (and one RuntimeWarning) when it misses."""
+    """The trained networks as a solution, with the solver's own checks: residuals on fresh points, the
+    fixed-point gaps (d <= 2), ``converged``, and a diagnosis (and one RuntimeWarning) when it misses."""
     problem, config = trainer.problem, trainer.cfg
     trainer._finalise_normalisation(fine=True)
     check = residual_check(trainer)
@@ -113,7 +128,8 @@ def finish(trainer: Trainer) -> NeuralSolution:
     # The solver's own check: the RMS of every equation it solves on fresh points, the PDEs and the
     # conditions that are not exact by construction (terminal, initial, no-flux, mass) alike.
     residual = check_residual(check)
-    converged = trainer.stopped_reason is None and math.isfinite(residual) and residual <= config.tolerance
+    clean = trainer.stopped_reason is None and math.isfinite(residual)  # no NaN stop, a finite residual
+    residual_ok = clean and residual <= config.tolerance
     extra = {"final_loss": final_loss, "hjb_residual": hjb_rms, "fp_residual": fp_rms,
              "check_terms": dict(check["terms"]), "check_laplacian": check["laplacian"], "steps": steps_done,
              "lbfgs_steps": trainer.lbfgs_done, "lbfgs_guard": trainer.lbfgs_guard_info,
@@ -129,38 +145,29 @@ def finish(trainer: Trainer) -> NeuralSolution:
              "warm_start": trainer.warm_start_info}
     trainer.nets.eval()
     solution = NeuralSolution(problem, trainer.nets, None, ergodic_constant=lam)
-    crowd = _crowd_gap(solution, config)
-    gap = None if crowd is None else crowd.gap
-    # A gap within the tolerance passes; one beyond the tolerance plus the check grid's own estimated
-    # error fails (m is off whatever that error); one in between is no verdict (see the note at _CROWD_CHECK).
-    tol = config.crowd_gap_tolerance
-    crowd_ok = gap is None or gap <= tol + crowd.scheme_error
-    unresolved = None if gap is None or gap <= tol or not crowd_ok else (
-        f"the crowd check could not resolve this crowd: its grid ({crowd.cells} cells per axis, {crowd.time_steps} "
-        f"steps, on the problem's bounding box) is itself about {crowd.scheme_error:.1%} off, so m's gap of "
-        f"{gap:.1%} to the crowd that u's feedback produces, above the tolerance {tol:.0%} by less than that, is "
-        f"no verdict; a grid solve (solver=grid, finer cells) checks it")
-    if crowd is not None:
-        extra["crowd_gap"] = gap
-        extra["crowd_scheme_error"] = crowd.scheme_error
-    if converged and not crowd_ok:
-        converged = False
-        extra["diagnosis"] = {"dominant": "crowd_gap", "advice": [_CROWD_ADVICE], "summary": (
-            f"residual {residual:.2e} <= tolerance {config.tolerance:.1e}, but m is {gap:.1%} (relative L2) off the "
-            f"crowd that u's own feedback produces (tolerance {tol:.0%}; the check's grid is itself about "
-            f"{crowd.scheme_error:.1%} off): the networks settled "
-            f"in a state the residual check does not see; try: {_CROWD_ADVICE}")}
+    eq = _equilibrium_check(solution, config)
+    extra["residual_ok"] = residual_ok
+    if eq is not None:
+        extra.update(eq.record())
+    # The fixed-point check decides where it can: both gaps passing certify the pair whatever the residual's
+    # size, a failed gap vetoes a residual that passes (mfgnet.neural.equilibrium).  A NaN stop never converges.
+    converged, extra["converged_by"] = decide(residual_ok, eq) if clean else (False, None)
+    if residual_ok and not converged and eq is not None and eq.vetoes:
+        dominant = "crowd_gap" if eq.verdicts().get("crowd") == "fail" else "value_gap"
+        advice = _CROWD_ADVICE if dominant == "crowd_gap" else _VALUE_ADVICE
+        extra["diagnosis"] = {"dominant": dominant, "advice": [advice], "summary": (
+            f"residual {residual:.2e} <= tolerance {config.tolerance:.1e}, but {eq.failures()}: the networks "
+            f"settled in a state the residual check does not see; try: {advice}")}
     elif not converged:
         extra["diagnosis"] = diagnose(trainer, check, mass_drift, residual)
-        if not crowd_ok:
-            extra["diagnosis"]["summary"] += (f"; and m is {gap:.1%} off the crowd that u's own feedback produces "
-                                              f"(tolerance {tol:.0%}; the check's grid is itself about "
-                                              f"{crowd.scheme_error:.1%} off)")
-        elif unresolved:
-            extra["diagnosis"]["summary"] += f"; {unresolved}"
-    elif unresolved:  # converged by the residual check alone: say that the crowd check could not confirm it
-        extra["crowd_check"] = unresolved
-        warnings.warn(f"neural solver on {problem.name!r}: converged by the residual check; {unresolved}",
+        if eq is not None:
+            extra["diagnosis"]["summary"] += f"; and {eq.summary()}"
+            if eq.unresolved():
+                extra["diagnosis"]["summary"] += f"; {eq.unresolved()}"
+    elif eq is not None and not eq.certifies and eq.unresolved():
+        # converged by the residual check alone: say that the fixed-point check could not confirm it
+        extra["equilibrium_check"] = eq.unresolved()
+        warnings.warn(f"neural solver on {problem.name!r}: converged by the residual check; {eq.unresolved()}",
                       RuntimeWarning, stacklevel=3)
     if not converged:
         warnings.warn(f"neural solver on {problem.name!r}: {extra['diagnosis']['summary']}", RuntimeWarning,
@@ -171,37 +178,30 @@ def finish(trainer: Trainer) -> NeuralSolution:
     return solution
 
 
-# The crowd check's grid: coarser than social_cost's (a check, not a measurement), solved again
-# on half of it for the Richardson extrapolation (mfgnet.grid.crowd.estimated_crowd_gap).  Its own
-# error on a unit box is small (crowd_aversion, 1D 200 cells / 200 steps against the grid solver's
-# m at 512 cells: 0.7 % before the extrapolation), on R^d's wide bounding boxes it is not (below).
-_CROWD_CHECK = {1: (200, 200), 2: (64, 80)}
-# The check vetoes `converged` only where the gap exceeds the tolerance by more
-# than the scheme's estimated error, because the extrapolated crowd is not reliably more accurate
-# than that estimate.  Sometimes it is (lq_offset_1d with the exact policy: estimate 7.1 %,
-# extrapolated crowd 1.8 % off), sometimes not: on lq_offset_2d (64² cells on a box 6 wide, a crowd
-# of std 0.2) the estimate is 24 % and the extrapolated crowd still 17 % off the exact m (the check
-# reported the networks' m "32 % off the crowd of u's feedback" where m and 20000 particles simulated
-# under u agreed to 1 % in mean and 3 % in variance; results/neural_zoo/means.md, twenty-fourth
-# session), and on B2 d = 2 the networks' m, 0.04 % off the exact one, was 5.2 % off the extrapolated
-# crowd whose estimate was 6.3 % (twenty-eighth session): with the former rule (a strict verdict
-# wherever the estimate was at most twice the tolerance) that run said converged = False at residual
-# 0.0037.
+# The fixed-point check vetoes `converged` only where a gap exceeds the tolerance by more than its
+# grid's estimated error, because the extrapolated answer is not reliably more accurate than that
+# estimate.  Sometimes it is (lq_offset_1d with the exact policy: estimate 7.1 %, extrapolated crowd
+# 1.8 % off), sometimes not: on lq_offset_2d (64² cells on a box 6 wide, a crowd of std 0.2) the
+# estimate is 24 % and the extrapolated crowd still 17 % off the exact m (the check reported the
+# networks' m "32 % off the crowd of u's feedback" where m and 20000 particles simulated under u
+# agreed to 1 % in mean and 3 % in variance; results/neural_zoo/means.md, twenty-fourth session), and
+# on B2 d = 2 the networks' m, 0.04 % off the exact one, was 5.2 % off the extrapolated crowd whose
+# estimate was 6.3 % (twenty-eighth session).  For the same reason a gap certifies only where its
+# grid's error is within the tolerance too (mfgnet.neural.equilibrium.verdict).
 _CROWD_ADVICE = ("the crowd jumps where few collocation points are (often at t ≈ 0): sampler.kind=density, "
                  "more sampler.time_slices, warm_start=grid, or the grid solver (solver=grid) in 1D/2D")
+_VALUE_ADVICE = ("u is not the value of the best response to m: more steps, loss.hjb=10, or the grid solver "
+                 "(solver=grid) in 1D/2D")
 
 
-def _crowd_gap(solution: NeuralSolution, config: NeuralSolverConfig):
-    """`mfgnet.grid.crowd.estimated_crowd_gap` of the trained networks (a CrowdGap: the gap and
-    the check's own error), or None where it is not checked (ergodic problems, d > 2,
-    ``crowd_gap_tolerance=None``)."""
-    problem = solution.problem
-    if config.crowd_gap_tolerance is None or problem.is_ergodic or problem.dim > 2:
+def _equilibrium_check(solution: NeuralSolution, config: NeuralSolverConfig):
+    """`mfgnet.neural.equilibrium.equilibrium_check` of the trained networks, or None where it does
+    not run (ergodic problems, d > 2, ``equilibrium_tolerance=None``)."""
+    from mfgnet.neural import equilibrium
+
+    if not equilibrium.applies(solution.problem, config.equilibrium_tolerance):
         return None
-    from mfgnet.grid.crowd import estimated_crowd_gap
-
-    cells, steps = _CROWD_CHECK[problem.dim]
-    return estimated_crowd_gap(solution, cells=cells, time_steps=steps)
+    return equilibrium.equilibrium_check(solution, config.equilibrium_tolerance)
 
 
 _ADVICE = {

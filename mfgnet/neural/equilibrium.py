@@ -1,0 +1,154 @@
+"""The fixed-point check of trained networks: is (u, m) an equilibrium, measured on a grid?
+
+An MFG equilibrium is a pair in which u is the value of the best response to the crowd m and m is
+the crowd that u's feedback produces.  For time-dependent problems in d <= 2 the solver checks both
+halves on a grid, with nothing of its own training in the loop:
+
+* the crowd gap: m against the crowd that u's feedback produces from m0
+  (`mfgnet.grid.crowd.estimated_crowd_gap`, Fokker–Planck under u's feedback);
+* the value gap: u against the value of the best response to m
+  (`mfgnet.grid.best_response.estimated_value_gap`, HJB for m).
+
+Each is a relative L2 distance over space-time with the grid's own error removed (Richardson from
+the grid and its half) and estimated (``scheme_error``).  Against ``tolerance`` a gap *passes* when it
+and its grid's error are both within the tolerance, *fails* when it exceeds the tolerance plus that
+error (the pair is off, whatever the grid's error), and is *unresolved* in between.
+
+Why it decides `converged` beside the PDE residual: the residual's size depends on the problem's
+scale and peaks in thin layers (a narrow m0 at t = 0+), so on the zoo's time-dependent rows it stayed
+0.05-1.3 where the networks were 0.3-3 % off the reference (never below the 1e-2 tolerance), while the
+two gaps follow the errors themselves: box_narrow_far_1d (seed 1) m 1.41 % / u 0.62 % off the
+reference, crowd gap 1.62 %, value gap 0.66 %; torus_power_two_1d m 10.8 % / u 1.46 %, gaps 17.0 % /
+1.48 %; box_wall_push_2d m 26.9 % / u 5.9 %, gaps 48 % / 2.3 % (results/neural_zoo/means.md,
+thirty-third session).  A failed gap also vetoes a residual that passes: the residual on fresh points
+cannot see a crowd that jumps at t ≈ 0 (the neural social optimum of crowd_aversion ended at residual
+0.0037 with m uniform from t = 0.05 on and a crowd gap of 0.52; results/price_of_anarchy/).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mfgnet.grid.crowd import GapEstimate
+from mfgnet.problems import ProblemError
+
+# Cells per axis and time steps of the check's finer grid (its half is solved too).  1D: 400 / 400,
+# where 200 / 200 left the crowd's own error at 4 % on a narrow crowd (box_narrow_far_1d; 2.3 % at
+# 400, 1.2 % at 800, the extrapolated gap 1.62-1.66 % on all three), 3-7 s for both checks at load 2-3.
+# 2D: 64² / 80, 7 s (crowd) and 13-17 s (value); 128² would take minutes.
+CHECK_GRID = {1: (400, 400), 2: (64, 80)}
+
+_WHAT = {"crowd": ("m", "the crowd that u's feedback produces"),
+         "value": ("u", "the value of the best response to m")}
+
+
+def verdict(gap: GapEstimate, tolerance: float) -> str:
+    """"pass", "fail" or "unresolved" for one gap against ``tolerance`` (see the module's docstring)."""
+    if gap.gap <= tolerance and gap.scheme_error <= tolerance:
+        return "pass"
+    if gap.gap > tolerance + gap.scheme_error:
+        return "fail"
+    return "unresolved"
+
+
+@dataclass
+class EquilibriumCheck:
+    """Both gaps of a solution (``value`` None where the grid cannot solve the problem's HJB, said in
+    ``skipped``) and the tolerance they were judged against."""
+
+    crowd: GapEstimate
+    value: GapEstimate | None
+    tolerance: float
+    skipped: str | None = None
+
+    def gaps(self) -> dict[str, GapEstimate]:
+        return {k: g for k, g in (("crowd", self.crowd), ("value", self.value)) if g is not None}
+
+    def verdicts(self) -> dict[str, str]:
+        return {k: verdict(g, self.tolerance) for k, g in self.gaps().items()}
+
+    @property
+    def certifies(self) -> bool:
+        """Both gaps pass: the pair is an equilibrium to within the tolerance."""
+        return self.value is not None and all(v == "pass" for v in self.verdicts().values())
+
+    @property
+    def vetoes(self) -> bool:
+        """Some gap fails: the pair is not an equilibrium to within the tolerance."""
+        return "fail" in self.verdicts().values()
+
+    def failures(self) -> str:
+        """One clause per failed gap ("m is 12.0% off the crowd that u's feedback produces ...")."""
+        return "; ".join(self._clause(k) for k, v in self.verdicts().items() if v == "fail")
+
+    def unresolved(self) -> str:
+        """One clause per gap the check's grid could not decide."""
+        parts = []
+        for k, v in self.verdicts().items():
+            if v == "unresolved":
+                g = self.gaps()[k]
+                what, of = _WHAT[k]
+                parts.append(f"the {k} check could not decide: its grid ({g.cells} cells per axis, {g.time_steps} "
+                             f"steps, on the problem's bounding box) is itself about {g.scheme_error:.1%} off, so "
+                             f"{what}'s gap of {g.gap:.1%} to {of} is no verdict at tolerance {self.tolerance:.0%}; "
+                             "a grid solve (solver=grid, finer cells) checks it")
+        return "; ".join(parts)
+
+    def summary(self) -> str:
+        """Both gaps in one sentence, for logs and the diagnosis."""
+        parts = [self._clause(k) for k in self.gaps()]
+        if self.skipped:
+            parts.append(self.skipped)
+        return "; ".join(parts)
+
+    def _clause(self, kind: str) -> str:
+        g = self.gaps()[kind]
+        what, of = _WHAT[kind]
+        return (f"{what} is {g.gap:.1%} (relative L2) off {of} (tolerance {self.tolerance:.0%}; the check's grid "
+                f"is itself about {g.scheme_error:.1%} off)")
+
+    def record(self) -> dict:
+        """The numbers for ``diagnostics.extra``."""
+        out = {"crowd_gap": self.crowd.gap, "crowd_scheme_error": self.crowd.scheme_error,
+               "equilibrium_tolerance": self.tolerance, "equilibrium_verdicts": self.verdicts()}
+        if self.value is not None:
+            out.update(value_gap=self.value.gap, value_scheme_error=self.value.scheme_error)
+        if self.skipped:
+            out["value_check"] = self.skipped
+        return out
+
+
+def decide(residual_ok: bool, check: EquilibriumCheck | None) -> tuple[bool, str | None]:
+    """``converged`` and what decided it ("residual", "equilibrium check" or None) from the residual
+    check (finite, within its tolerance, no NaN stop) and the fixed-point check (None where it does
+    not run): the residual, unless a gap fails; or both gaps passing, whatever the residual."""
+    if residual_ok and (check is None or not check.vetoes):
+        return True, "residual"
+    if check is not None and check.certifies:
+        return True, "equilibrium check"
+    return False, None
+
+
+def applies(problem, tolerance: float | None) -> bool:
+    """Whether the check runs: a tolerance is set, the problem is time-dependent and d <= 2."""
+    return tolerance is not None and not problem.is_ergodic and problem.dim in CHECK_GRID
+
+
+def equilibrium_check(solution, tolerance: float) -> EquilibriumCheck:
+    """Both gaps of ``solution`` on the grid of :data:`CHECK_GRID` (see the module's docstring)."""
+    from mfgnet.grid.best_response import estimated_value_gap
+    from mfgnet.grid.crowd import estimated_crowd_gap
+
+    cells, steps = CHECK_GRID[solution.problem.dim]
+    crowd = estimated_crowd_gap(solution, cells=cells, time_steps=steps)
+    if solution.problem.has_mean_control:
+        # The best response of an MFG of controls also depends on the crowd's mean control ᾱ(t), which the
+        # grid's HJB for a given m does not know (mfgnet.grid.controls freezes it in a fixed point of its own).
+        return EquilibriumCheck(crowd, None, tolerance, "the value check does not run on an MFG of controls (its "
+                                "best response needs the crowd's mean control as well as m)")
+    try:
+        # On R^d the value gap is weighted by the crowd that u's feedback produces (estimated_value_gap)
+        value, skipped = estimated_value_gap(solution, cells=cells, time_steps=steps, weight=crowd.field), None
+    except ProblemError as err:  # a Hamiltonian or coupling the grid does not discretise, an HJB solve that failed
+        value, skipped = None, f"the value check did not run ({err})"
+    return EquilibriumCheck(crowd, value, tolerance, skipped)
