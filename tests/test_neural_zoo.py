@@ -204,7 +204,7 @@ def test_the_equilibrium_check_decides_only_what_its_grid_resolves(monkeypatch, 
     from mfgnet.grid.crowd import GapEstimate
     from mfgnet.neural import equilibrium
 
-    monkeypatch.setattr(equilibrium, "equilibrium_check", lambda solution, tol: equilibrium.EquilibriumCheck(
+    monkeypatch.setattr(equilibrium, "equilibrium_check", lambda solution, tol, **_: equilibrium.EquilibriumCheck(
         GapEstimate(*crowd, 400, 400), GapEstimate(*value, 400, 400), tol))
     cfg = NeuralSolverConfig.from_dict(TINY).replace(steps=2, tolerance=1e6 if residual_passes else 1e-12,
                                                       equilibrium_tolerance=0.03)

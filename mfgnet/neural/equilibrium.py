@@ -136,13 +136,25 @@ def applies(problem, tolerance: float | None) -> bool:
     return tolerance is not None and not problem.is_ergodic and problem.dim in CHECK_GRID
 
 
-def equilibrium_check(solution, tolerance: float) -> EquilibriumCheck:
-    """Both gaps of ``solution`` on the grid of :data:`CHECK_GRID` (see the module's docstring)."""
-    from mfgnet.grid.best_response import estimated_value_gap
+def equilibrium_check(solution, tolerance: float, progress: bool = False) -> EquilibriumCheck:
+    """Both gaps of ``solution`` on the grid of :data:`CHECK_GRID` (see the module's docstring); a
+    progress bar (``progress``) where it takes more than a few seconds (2D: ~20 s)."""
     from mfgnet.grid.crowd import estimated_crowd_gap
+    from mfgnet.progress import progress_bar
 
     cells, steps = CHECK_GRID[solution.problem.dim]
-    crowd = estimated_crowd_gap(solution, cells=cells, time_steps=steps)
+    with progress_bar(2, f"fixed-point check on {cells} cells per axis", enabled=progress, unit="half") as bar:
+        crowd = estimated_crowd_gap(solution, cells=cells, time_steps=steps)
+        bar.update(1)
+        check = _value_half(solution, crowd, tolerance, cells, steps)
+        bar.update(1)
+    return check
+
+
+def _value_half(solution, crowd: GapEstimate, tolerance: float, cells: int, steps: int) -> EquilibriumCheck:
+    """The check with its value half beside an already computed crowd half."""
+    from mfgnet.grid.best_response import estimated_value_gap
+
     if solution.problem.has_mean_control:
         # The best response of an MFG of controls also depends on the crowd's mean control ᾱ(t), which the
         # grid's HJB for a given m does not know (mfgnet.grid.controls freezes it in a fixed point of its own).

@@ -201,7 +201,7 @@ def _equilibrium_check(solution: NeuralSolution, config: NeuralSolverConfig):
 
     if not equilibrium.applies(solution.problem, config.equilibrium_tolerance):
         return None
-    return equilibrium.equilibrium_check(solution, config.equilibrium_tolerance)
+    return equilibrium.equilibrium_check(solution, config.equilibrium_tolerance, progress=config.progress)
 
 
 _ADVICE = {
