@@ -144,9 +144,10 @@ def run(name: str, config: dict, steps: int | None, tag: str = "default") -> dic
     return row
 
 
-def recheck(name: str, tag: str) -> dict | None:
+def recheck(name: str, tag: str) -> tuple[dict, dict] | None:
     """The solver's fixed-point check and ``converged`` again for a stored row, from its saved networks
-    (no training; e.g. after the check changed): the row, updated and written, or None without both files."""
+    (no training; e.g. after the check changed): the row, updated and written, and the config overrides
+    it was trained with; None without both files."""
     row_path, net_path = OUT / "runs" / tag / f"{name}.json", networks_path(tag, name)
     if not (row_path.exists() and net_path.exists()):
         return None
@@ -164,7 +165,7 @@ def recheck(name: str, tag: str) -> dict | None:
         row.update({k: v for k, v in check.record().items() if k in COLUMNS})
     row["rechecked"] = time.strftime("%Y-%m-%d")
     row_path.write_text(json.dumps(row, indent=1))
-    return row
+    return row, saved["config"]
 
 
 def lbfgs_kept(guard: dict | None) -> str | None:
@@ -320,12 +321,12 @@ def main(argv=None) -> None:
             reference(name)
             continue
         if args.recheck:
-            row = recheck(name, args.tag)
-            if row is not None:  # the table names the overrides the rows were trained with
-                config = {k: v for k, v in torch.load(networks_path(args.tag, name), weights_only=True)[
-                    "config"].items() if k != "steps" or args.steps is not None}
-            print(f"[zoo] {name}: " + ("no stored row and networks" if row is None else
-                                       f"converged {row['converged']} ({row['converged_by']})"), flush=True)
+            done = recheck(name, args.tag)
+            if done is None:
+                print(f"[zoo] {name}: no stored row and networks", flush=True)
+                continue
+            row, config = done  # the table names the overrides the rows were trained with
+            print(f"[zoo] {name}: converged {row['converged']} ({row['converged_by']})", flush=True)
             continue
         load = os.getloadavg()[0]
         row = run(name, config, args.steps, args.tag)

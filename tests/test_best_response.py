@@ -78,7 +78,8 @@ def test_saved_networks_give_the_same_solution_and_check(tmp_path, monkeypatch, 
     assert row["value_gap"] is not None and row["converged_by"] is None
     (tmp_path / "runs" / "t").mkdir(parents=True, exist_ok=True)
     (tmp_path / "runs" / "t" / "box_bump_1d.json").write_text(zoo.json.dumps(row))
-    again = zoo.recheck("box_bump_1d", "t")
+    again, trained_with = zoo.recheck("box_bump_1d", "t")
+    assert trained_with == config
     for key in ("crowd_gap", "value_gap", "crowd_scheme_error", "value_scheme_error"):
         assert again[key] == pytest.approx(row[key], rel=1e-9)
     assert again["converged"] is row["converged"]
