@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mfgnet.grid.crowd import GapEstimate, check_crowd_problem, on_points
+from mfgnet.grid.crowd import GapEstimate, check_crowd_problem, relative_distance, richardson
 from mfgnet.grid.hjb import solve_hjb
 from mfgnet.grid.mesh import Grid, make_grid
 from mfgnet.problems import ProblemError
@@ -45,12 +45,6 @@ def best_response_value(solution, cells: int, time_steps: int) -> tuple[Grid, np
     return grid, result.u.reshape(len(grid.times), -1), u, m
 
 
-def _weighted_distance(a: np.ndarray, reference: np.ndarray, weight: np.ndarray | None) -> float:
-    """‖a − reference‖ / ‖reference‖ in L2, weighted by ``weight`` where given."""
-    w = np.ones_like(reference) if weight is None else weight
-    return float(np.sqrt((w * (a - reference) ** 2).sum() / max((w * reference ** 2).sum(), 1e-300)))
-
-
 def estimated_value_gap(solution, cells: int, time_steps: int, levels: int = 11,
                         weight: np.ndarray | None = None) -> GapEstimate:
     """How far the solution's u is from the value of the best response to its own m.
@@ -73,15 +67,12 @@ def estimated_value_gap(solution, cells: int, time_steps: int, levels: int = 11,
     problem = solution.problem
     fine_grid, fine, u, m = best_response_value(solution, cells, time_steps)
     coarse_grid, coarse, _, _ = best_response_value(solution, cells // 2, time_steps // 2)
-    index = np.unique(np.linspace(0, time_steps // 2, levels).round().astype(int)) * 2  # levels on both grids
-    points = fine_grid.nodes.double().numpy()
-    periodic = bool(problem.domain.periodic)
-    coarse_on_fine = np.stack([on_points(coarse_grid.axes, coarse[k // 2], points, periodic) for k in index])
-    scheme = fine[index]
     if weight is not None and weight.shape != fine.shape:
         raise ProblemError(f"weight has shape {weight.shape}; expected {fine.shape} (levels, nodes of the finer grid)")
+    index, scheme, coarse_on_fine, extrapolated = richardson(
+        fine, coarse, coarse_grid.axes, fine_grid.nodes.double().numpy(), bool(problem.domain.periodic), time_steps,
+        levels)
     weight = None if problem.domain.bounded else (m if weight is None else weight)[index]
-    extrapolated = 2.0 * scheme - coarse_on_fine
-    return GapEstimate(gap=_weighted_distance(u[index], extrapolated, weight),
-                       scheme_error=_weighted_distance(coarse_on_fine, scheme, weight), cells=cells,
+    return GapEstimate(gap=relative_distance(u[index], extrapolated, weight),
+                       scheme_error=relative_distance(coarse_on_fine, scheme, weight), cells=cells,
                        time_steps=time_steps)

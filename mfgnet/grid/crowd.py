@@ -164,7 +164,7 @@ def crowd_gap(solution, crowd: Crowd | None = None, levels: int = 11, cells: int
     if crowd is None:
         crowd = crowd_of_policy(solution.problem, solution.policy, cells, time_steps)
     index = np.unique(np.linspace(0, len(crowd.times) - 1, levels).round().astype(int))
-    return _relative_distance(_density_at_levels(solution, crowd, index), crowd.density[index])
+    return relative_distance(_density_at_levels(solution, crowd, index), crowd.density[index])
 
 
 def _density_at_levels(solution, crowd: Crowd, index: np.ndarray) -> np.ndarray:
@@ -174,9 +174,12 @@ def _density_at_levels(solution, crowd: Crowd, index: np.ndarray) -> np.ndarray:
                          for i in index])
 
 
-def _relative_distance(a: np.ndarray, reference: np.ndarray) -> float:
-    """‖a − reference‖ / ‖reference‖ (Frobenius, guarded against a zero reference)."""
-    return float(np.linalg.norm(a - reference) / max(np.linalg.norm(reference), 1e-300))
+def relative_distance(a: np.ndarray, reference: np.ndarray, weight: np.ndarray | None = None) -> float:
+    """‖a − reference‖ / ‖reference‖ (Frobenius, weighted by ``weight`` where given; guarded against a
+    zero reference)."""
+    if weight is None:
+        return float(np.linalg.norm(a - reference) / max(np.linalg.norm(reference), 1e-300))
+    return float(np.sqrt((weight * (a - reference) ** 2).sum() / max((weight * reference ** 2).sum(), 1e-300)))
 
 
 @dataclass
@@ -194,7 +197,7 @@ class GapEstimate:
     field: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
-def on_points(axes: list, values: np.ndarray, points: np.ndarray, periodic: bool) -> np.ndarray:
+def _on_points(axes: list, values: np.ndarray, points: np.ndarray, periodic: bool) -> np.ndarray:
     """Cell-centre ``values`` (n,) on the grid of ``axes``, linearly interpolated to ``points`` (n', d)
     (a box: linear extrapolation within the half cell beyond the outer centres; a torus: wrapped)."""
     axes = [np.asarray(a, dtype=np.float64) for a in axes]
@@ -203,6 +206,17 @@ def on_points(axes: list, values: np.ndarray, points: np.ndarray, periodic: bool
         values = np.pad(values, 1, mode="wrap")
         axes = [np.concatenate([[2 * a[0] - a[1]], a, [2 * a[-1] - a[-2]]]) for a in axes]
     return RegularGridInterpolator(axes, values, bounds_error=False, fill_value=None)(points)
+
+
+def richardson(fine: np.ndarray, coarse: np.ndarray, coarse_axes: list, points: np.ndarray, periodic: bool,
+               time_steps: int, levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A grid answer ``fine`` ((``time_steps`` + 1, n) at ``points``) and the same on the half grid
+    (``coarse`` on ``coarse_axes``, half the levels), at ``levels`` evenly spaced times both grids share:
+    (those fine levels, c_h there, c_2h interpolated onto the fine nodes, 2 c_h − c_2h)."""
+    index = np.unique(np.linspace(0, time_steps // 2, levels).round().astype(int)) * 2  # levels on both grids
+    coarse_on_fine = np.stack([_on_points(coarse_axes, coarse[k // 2], points, periodic) for k in index])
+    scheme = fine[index]
+    return index, scheme, coarse_on_fine, 2.0 * scheme - coarse_on_fine
 
 
 def estimated_crowd_gap(solution, cells: int, time_steps: int, levels: int = 11) -> GapEstimate:
@@ -223,12 +237,9 @@ def estimated_crowd_gap(solution, cells: int, time_steps: int, levels: int = 11)
     problem = solution.problem
     fine = crowd_of_policy(problem, solution.policy, cells, time_steps)
     coarse = crowd_of_policy(problem, solution.policy, cells // 2, time_steps // 2)
-    index = np.unique(np.linspace(0, time_steps // 2, levels).round().astype(int)) * 2  # levels on both grids
-    points = fine.centres.double().numpy()
-    periodic = bool(problem.domain.periodic)
-    coarse_on_fine = np.stack([on_points(coarse.axes, coarse.density[k // 2], points, periodic) for k in index])
-    scheme = fine.density[index]
-    extrapolated = 2.0 * scheme - coarse_on_fine
-    return GapEstimate(gap=_relative_distance(_density_at_levels(solution, fine, index), extrapolated),
-                       scheme_error=_relative_distance(coarse_on_fine, scheme), cells=cells, time_steps=time_steps,
+    index, scheme, coarse_on_fine, extrapolated = richardson(
+        fine.density, coarse.density, coarse.axes, fine.centres.double().numpy(), bool(problem.domain.periodic),
+        time_steps, levels)
+    return GapEstimate(gap=relative_distance(_density_at_levels(solution, fine, index), extrapolated),
+                       scheme_error=relative_distance(coarse_on_fine, scheme), cells=cells, time_steps=time_steps,
                        field=fine.density)
