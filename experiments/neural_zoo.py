@@ -38,6 +38,7 @@ from mfgnet.evaluation.metrics import mass_error, relative_l2  # noqa: E402
 from mfgnet.grid import solve_grid  # noqa: E402
 from mfgnet.neural import NeuralSolverConfig, networks_solution, solve_neural  # noqa: E402
 from mfgnet.neural.equilibrium import applies, decide, equilibrium_check  # noqa: E402
+from mfgnet.neural.solver import vetoed_diagnosis, with_check_clauses  # noqa: E402
 from mfgnet.problems.zoo import REFERENCE, ZOO, exact_solution  # noqa: E402
 
 OUT = ROOT / "results" / "neural_zoo"
@@ -163,9 +164,29 @@ def recheck(name: str, tag: str) -> tuple[dict, dict] | None:
     row["residual_ok"] = residual_ok
     if check is not None:
         row.update({k: v for k, v in check.record().items() if k in COLUMNS})
+    row["diagnosis"] = rechecked_diagnosis(row, check, cfg.tolerance)
     row["rechecked"] = time.strftime("%Y-%m-%d")
     row_path.write_text(json.dumps(row, indent=1))
     return row, saved["config"]
+
+
+# Where the fixed-point check's clauses begin in a stored diagnosis (mfgnet.neural.solver.with_check_clauses
+# appends them to the residual's diagnosis; rows run before the thirty-third session carry the older crowd
+# check's wording).
+_CHECK_CLAUSES = ("; and m is ", "; and u is ", "; the crowd check could not", "; the value check could not")
+
+
+def rechecked_diagnosis(row: dict, check, tolerance: float) -> str:
+    """A stored row's diagnosis under its new verdict, as a fresh run would write it: none when it converged,
+    the veto's when its residual passes, else its residual part (what training left: dominant term, where,
+    advice) followed by the new check's clauses."""
+    if row["converged"]:
+        return ""
+    if row["residual_ok"]:  # a passing residual fails to converge only by a veto
+        return vetoed_diagnosis(row["residual"], tolerance, check)["summary"]
+    text = row.get("diagnosis") or ""
+    cut = min((i for i in (text.find(c) for c in _CHECK_CLAUSES) if i >= 0), default=len(text))
+    return with_check_clauses({"summary": text[:cut]}, check)["summary"]
 
 
 def lbfgs_kept(guard: dict | None) -> str | None:
@@ -293,10 +314,12 @@ def write_tables(tag: str, command: str, config: dict) -> None:
              "times of |∫m − 1|. 'converged' is the solver's own verdict (mfgnet.neural.equilibrium), "
              "'converged_by' which check gave it (residual, or the equilibrium check: both gaps within 3 %); "
              "crowd_gap is m against the crowd that u's feedback produces on a grid, value_gap u against the value "
-             "of the best response to m, each *_scheme_error that grid's own estimated error.  Rows without "
-             "value_gap were run before the thirty-third session, when 'converged' was the residual check "
-             "(vetoed by a crowd gap above 5 % plus its grid's error) and never true on a time-dependent row; "
-             "`--recheck` brings a row with saved networks up to date.", "",
+             "of the best response to m, each *_scheme_error that grid's own estimated error (in 1D a gap the "
+             "400-cell grid cannot decide is solved again on 800 cells).  Ergodic rows have no gaps (no grid "
+             "check; the residual decides); time-dependent rows without value_gap were run before the "
+             "thirty-third session, when 'converged' was the residual check (vetoed by a crowd gap above 5 % plus "
+             "its grid's error) and never true on a time-dependent row; `--recheck` brings a row with saved "
+             "networks up to date.", "",
              "| " + " | ".join(COLUMNS) + " | load (1 min) |", "|" + "---|" * (len(COLUMNS) + 1)]
     for r in rows:
         lines.append("| " + " | ".join(fmt(r.get(c, "")) for c in COLUMNS) + f" | {r.get('load', '')} |")

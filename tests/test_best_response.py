@@ -83,5 +83,49 @@ def test_saved_networks_give_the_same_solution_and_check(tmp_path, monkeypatch, 
     for key in ("crowd_gap", "value_gap", "crowd_scheme_error", "value_scheme_error"):
         assert again[key] == pytest.approx(row[key], rel=1e-9)
     assert again["converged"] is row["converged"]
+    assert again["diagnosis"] == row["diagnosis"]  # the residual's part kept, the check's clauses rebuilt
     saved = torch.load(zoo.networks_path("t", "box_bump_1d"), weights_only=True)
     assert set(saved) == {"networks", "config"}
+
+
+def test_recheck_rewrites_the_diagnosis_under_the_new_verdict(experiment_script):
+    """A re-judged row reads as a fresh run would: no diagnosis once it converges, the veto's when its residual
+    passes, else the residual's part of the stored text with the new check's clauses in place of the old ones
+    (older wording included) and another seed advised where the crowd gap fails."""
+    zoo = experiment_script("neural_zoo")
+    crowd, value = GapEstimate(0.06, 0.01, 400, 400), GapEstimate(0.02, 0.01, 400, 400)
+    check = EquilibriumCheck(crowd, value, 0.03)
+    residual_part = "residual 4.4e-01 > tolerance 1.0e-02; dominant term fp; try: more steps"
+    stale = residual_part + ("; the crowd check could not resolve this crowd: its grid (64 cells per axis) is "
+                             "itself about 2.8% off, so ... tolerance 5%")
+    row = {"converged": False, "residual_ok": False, "residual": 0.44, "diagnosis": stale}
+    text = zoo.rechecked_diagnosis(row, check, 1e-2)
+    assert text.startswith(f"{residual_part}; and {check.summary()}")
+    assert "6.0%" in text and "tolerance 3%" in text and "5%" not in text
+    assert "another seed" in text  # the crowd gap fails: 6 % > 3 % + 1 %
+    assert zoo.rechecked_diagnosis({**row, "converged": True}, check, 1e-2) == ""
+    assert zoo.rechecked_diagnosis({**row, "diagnosis": text}, check, 1e-2) == text  # idempotent
+    passing = GapEstimate(0.01, 0.01, 400, 400)
+    calm = zoo.rechecked_diagnosis(row, EquilibriumCheck(passing, value, 0.03), 1e-2)
+    assert "another seed" not in calm and calm.startswith(residual_part)
+    vetoed = zoo.rechecked_diagnosis({**row, "residual_ok": True, "residual": 0.008}, check, 1e-2)
+    assert vetoed.startswith("residual 8.00e-03 <= tolerance 1.0e-02, but ") and "6.0%" in vetoed
+    assert residual_part not in vetoed
+
+
+def test_a_gap_the_checks_grid_cannot_decide_is_solved_again_on_a_finer_grid(monkeypatch):
+    """B3's exact pair on coarse grids (tolerance 3 %): on 24 cells the value gap is 2.8 % with the grid itself
+    4.9 % off (no verdict, so no certificate); the check solves that half again on the refined grid (64 cells:
+    0.4 %, grid 2.1 % off) and certifies the pair.  The crowd half, decided on 24 cells, is kept."""
+    from mfgnet.neural import equilibrium
+
+    problem, exact = hopf_cole()
+    monkeypatch.setattr(equilibrium, "CHECK_GRID", {1: (24, 24)})
+    monkeypatch.setattr(equilibrium, "REFINED_GRID", {})
+    coarse = equilibrium.equilibrium_check(exact, 0.03)
+    assert coarse.verdicts() == {"crowd": "pass", "value": "unresolved"} and not coarse.certifies
+    monkeypatch.setattr(equilibrium, "REFINED_GRID", {1: (64, 64)})
+    refined = equilibrium.equilibrium_check(exact, 0.03)
+    assert refined.certifies and refined.value.cells == 64 and refined.crowd.cells == 24
+    assert refined.value.gap < 0.01 and refined.value.scheme_error < 0.03
+    assert refined.crowd == coarse.crowd

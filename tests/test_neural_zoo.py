@@ -222,6 +222,10 @@ def test_the_equilibrium_check_decides_only_what_its_grid_resolves(monkeypatch, 
         assert not any(w in messages for w in ("crowd", "best response"))
     else:
         assert says in messages
+    # a failed crowd gap: another seed is among the advice (the hardest rows land in better or worse states by
+    # seed), and only then
+    seed_advised = "another seed" in d.extra.get("diagnosis", {}).get("summary", "")
+    assert seed_advised is (crowd[0] > 0.03 + crowd[1])
 
 
 def test_moving_base_keeps_mass_one_and_starts_at_m0():
