@@ -299,8 +299,9 @@ def write_tables(tag: str, command: str, config: dict) -> None:
              *(["Rows come from several invocations; which session ran which rows, with which defaults: "
                 "[history.md](history.md); every remedy measured: [means.md](means.md).  "]
                if tag == "default" else []),
-             *(["Every row again with another seed (`--tag seed1 --config '{\"progress\": false, \"seed\": 1}'`): "
-                "[zoo_seed1.md](zoo_seed1.md).  "] if tag == "default" and (OUT / "zoo_seed1.md").exists() else []),
+             *([f"Every row again with seed {k} (`--tag seed{k} --config '{{\"progress\": false, \"seed\": {k}}}'`): "
+                f"[zoo_seed{k}.md](zoo_seed{k}.md).  " for k in (1, 2)
+                if tag == "default" and (OUT / f"zoo_seed{k}.md").exists()]),
              f"Machine: {platform.machine()}, 2-core CPU shared with other jobs (load per row below), "
              f"1 torch thread; torch {torch.__version__}.  ",
              f"Targets: rel L2(m) ≤ {TARGETS['rel_l2_m']:g}, rel L2(u) ≤ {TARGETS['rel_l2_u']:g}, mass error ≤ "
