@@ -67,7 +67,8 @@ def estimated_value_gap(solution, cells: int, time_steps: int, levels: int = 11,
     problem = solution.problem
     fine_grid, fine, u, m = best_response_value(solution, cells, time_steps)
     coarse_grid, coarse, _, _ = best_response_value(solution, cells // 2, time_steps // 2)
-    if weight is not None and weight.shape != fine.shape:
+    # A box or torus is not weighted, so there a weight (e.g. a crowd from another grid) is not checked either
+    if weight is not None and not problem.domain.bounded and weight.shape != fine.shape:
         raise ProblemError(f"weight has shape {weight.shape}; expected {fine.shape} (levels, nodes of the finer grid)")
     index, scheme, coarse_on_fine, extrapolated = richardson(
         fine, coarse, coarse_grid.axes, fine_grid.nodes.double().numpy(), bool(problem.domain.periodic), time_steps,

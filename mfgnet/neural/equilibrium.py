@@ -187,10 +187,8 @@ def _value_half(solution, crowd: GapEstimate, tolerance: float, cells: int, step
         return EquilibriumCheck(crowd, None, tolerance, "the value check does not run on an MFG of controls (its "
                                 "best response needs the crowd's mean control as well as m)")
     try:
-        # On R^d the value gap is weighted by the crowd that u's feedback produces (estimated_value_gap); a
-        # box or torus is not weighted
-        weight = None if solution.problem.domain.bounded else crowd.field
-        value, skipped = estimated_value_gap(solution, cells=cells, time_steps=steps, weight=weight), None
+        # On R^d the value gap is weighted by the crowd that u's feedback produces (estimated_value_gap)
+        value, skipped = estimated_value_gap(solution, cells=cells, time_steps=steps, weight=crowd.field), None
     except ProblemError as err:  # a Hamiltonian or coupling the grid does not discretise, an HJB solve that failed
         value, skipped = None, f"the value check did not run ({err})"
     return EquilibriumCheck(crowd, value, tolerance, skipped)
