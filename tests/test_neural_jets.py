@@ -101,7 +101,8 @@ TIME_CASES = [("box_bump_2d", "auto", True, False), ("torus_bimodal_1d", "auto",
               ("box_wall_push_1d", "auto", True, False),
               ("box_wall_push_1d", "auto", True, True), ("box_two_crowds_2d", "auto", True, True),  # the face layer
               ("log_congestion_2d", "auto", True, False), ("r_two_crowds_1d", "auto", True, False),  # R^d: moving base
-              ("r_two_crowds_1d", "auto", False, False)]  # the Gaussian start: the base alone
+              ("r_two_crowds_1d", "auto", False, False),  # the Gaussian start: the base alone
+              ("lq_offset_2d", "auto", True, False)]  # u(T) = G(x, m̄(T)) with the crowd's mean (B2)
 EXTRA = {"log_congestion_2d": lambda: log_congestion(2).problem}  # B5 on R², local coupling
 
 
@@ -127,6 +128,8 @@ def test_time_dependent_residuals_with_jets_equal_the_autograd_residuals(name, h
     t[1] = 1e-4 * problem.horizon
     common = {"log_mass": 0.1 * torch.randn(n, generator=gen, dtype=torch.float64),
               "dlog_mass_dt": torch.randn(n, generator=gen, dtype=torch.float64)}
+    if not problem.coupling.is_local:  # ∫K m at each point, data of the residual (B2: the crowd's mean)
+        common["conv"] = problem.coupling.kernel(x, x[:8]).mean(1)
     for relative in (True, False):
         plain = mfg_residuals(problem, nets.raw_value, nets.density_field, t, x, fp_relative=relative, **common)
         jetted = mfg_residuals(problem, nets.raw_value, nets.density_field, t, x, fp_relative=relative, jets=jets,

@@ -54,11 +54,79 @@ def test_initial_and_terminal_conditions_hold_to_round_off(name, form):
         m0 = problem.initial_density(x)
         m = nets.density(torch.zeros(x.shape[0], 1, dtype=torch.float64), x)
         assert torch.allclose(m, m0, rtol=1e-12, atol=1e-12)
-        if nets.hard_terminal:
+        assert nets.hard_terminal
+        if not nets.terminal_from_crowd:  # B2's G reads the mean of m(T): the next test
             u = nets.value(torch.full((x.shape[0], 1), problem.horizon, dtype=torch.float64), x)
             assert torch.allclose(u, fixed_terminal(problem, x), rtol=0, atol=1e-12)
-        else:  # B2's G depends on the mean of m(T): it stays a loss term
-            assert not problem.terminal_cost.is_local
+
+
+@pytest.mark.parametrize("name", ["lq_offset_1d", "lq_offset_2d"])
+def test_terminal_cost_of_the_crowd_mean_holds_by_the_form(name):
+    """B2's G = (c_T/2)|x - ρ m̄(T)|² reads m(T) through its mean: u(T, x) == G(x, m̄(T)) with m̄(T) the
+    density network's own mean, recomputed here on a finer grid, for random weights (float64); u(T) keeps
+    the crowd of the last refresh until the next one."""
+    from mfgnet.neural.networks import terminal_reads_crowd_integral
+    from mfgnet.problems.zoo import LQ_PARAMS
+
+    problem = ZOO[name]()
+    assert terminal_reads_crowd_integral(problem)
+    assert not terminal_reads_crowd_integral(ZOO["box_bump_1d"]())  # a local G
+    nets = MFGNetworks(problem, NeuralSolverConfig().model, torch.Generator().manual_seed(1)).double()
+    assert nets.hard_terminal and nets.terminal_from_crowd
+    no_form = MFGNetworks(problem, NeuralSolverConfig().model.replace(hard_terminal=False),
+                          torch.Generator().manual_seed(1))
+    assert not no_form.hard_terminal and not no_form.terminal_from_crowd
+    d, T = problem.dim, problem.horizon
+    lower, upper = problem.bounding_box().bounds()
+    per_axis = {1: 4096, 2: 256}[d]
+    axes = [lower[i] + (torch.arange(per_axis, dtype=torch.float64) + 0.5) * (upper[i] - lower[i]) / per_axis
+            for i in range(d)]
+    y = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, d)
+    x = problem.bounding_box().sample(200, torch.Generator().manual_seed(2))
+    at_T = torch.full((200, 1), T, dtype=torch.float64)
+
+    def terminal_of_own_mean():
+        m = nets.density(torch.full((y.shape[0], 1), T, dtype=torch.float64), y)
+        mean = (m.unsqueeze(-1) * y).sum(0) / m.sum()
+        return 0.5 * LQ_PARAMS["terminal_weight"] * ((x - LQ_PARAMS["rho"] * mean) ** 2).sum(-1)
+
+    with torch.no_grad():
+        for seed in (1, 2):  # random, non-trivial weights, then others
+            for p in nets.density_net.parameters():
+                p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(seed * p.numel()),
+                                         dtype=p.dtype))
+            stale = nets.value(at_T, x)
+            nets.refresh_terminal_crowd()
+            fresh = nets.value(at_T, x)
+            # the two grids' quadratures of m̄(T) agree to ~1e-7 here
+            torch.testing.assert_close(fresh, terminal_of_own_mean(), rtol=1e-6, atol=1e-6)
+            assert (fresh - stale).abs().max() > 1e-3  # the crowd moved, and u(T) with it only on refresh
+
+
+def test_terminal_cost_of_a_crowd_integral_that_depends_on_x_holds_by_the_form():
+    """G(x) = ∫K(x, y) m(T, y) dy with K depending on x (a Gaussian kernel) on a box: u(T) == G of the
+    density network's own m(T), recomputed here on a finer grid; K = y's shortcut is not taken."""
+    from mfgnet.problems import Box, MFGProblem
+    from mfgnet.problems.couplings import NonlocalCoupling
+
+    def kernel(x, y):
+        return torch.exp(-((x.unsqueeze(1) - y.unsqueeze(0)) ** 2).sum(-1) / 0.02).unsqueeze(-1)
+
+    problem = MFGProblem(Box([0.0], [1.0]), horizon=1.0, viscosity=0.1, coupling=lambda t, x, m: m,
+                         terminal_cost=NonlocalCoupling(lambda t, x, m, conv: conv[:, 0], kernel),
+                         initial_density=lambda x: 1.0 + 0.5 * torch.cos(math.pi * x[:, 0]), name="smoothed_crowd")
+    nets = MFGNetworks(problem, NeuralSolverConfig().model, torch.Generator().manual_seed(1)).double()
+    assert nets.terminal_from_crowd and not nets.terminal_kernel_of_y_only
+    with torch.no_grad():
+        for p in nets.density_net.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel()), dtype=p.dtype))
+        nets.refresh_terminal_crowd()
+        y = (torch.arange(8192, dtype=torch.float64) + 0.5).unsqueeze(-1) / 8192
+        m = nets.density(torch.ones(y.shape[0], 1, dtype=torch.float64), y)
+        x = torch.rand(300, 1, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+        u = nets.value(torch.ones(300, 1, dtype=torch.float64), x)
+        # the midpoint rule of the 512-point grid against 8192 points: ~1e-5 here
+        torch.testing.assert_close(u, (kernel(x, y)[..., 0] * m).sum(-1) / 8192, rtol=1e-4, atol=1e-5)
 
 
 def test_fourier_features_of_x_by_default_on_a_box_only():

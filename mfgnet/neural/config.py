@@ -73,8 +73,13 @@ class ModelConfig(Settings):
     # Density positive by construction: m = exp(net) or softplus(net).
     density_output: str = choice("exp", "softplus")
     # u(T, x) = G(x) by the network's form, u = G(x) + (T - t)/T · net, when G is local and does
-    # not depend on m (else the terminal loss stays).  Why: with G as a loss term the issue's
-    # box problems left u(T) and hence the whole flow 10-80 % off.
+    # not depend on m; also G(x, ∫K m(T)) (B2: the crowd's mean) where m(T) is renormalised on a grid
+    # (box, torus, R, R²), with ∫K m(T) from the density network, refreshed before each loss; else the
+    # terminal loss stays.  Why: with G as a loss term the box problems left u(T) and hence the
+    # whole flow 10-80 % off; B2 on R and R², rel L2 m loss -> form on seeds 0 / 1 / 2: lq_narrow_1d 0.036 /
+    # 0.038 / 0.067 -> 0.019 / 0.013 / 0.018, lq_offset_1d 0.008 / 0.012 / 0.015 -> 0.0014 / 0.0010 / 0.0007,
+    # lq_offset_2d 0.022 / 0.028 / 0.023 -> 0.0054 / 0.012 / 0.0041; lq_terminal_pull_1d (seed 0) 0.32 -> 0.046
+    # (results/neural_zoo/means.md, thirty-sixth session).  In 2D a step costs 1.13x (the refresh).
     hard_terminal: bool = flag(True)
     # On a box with hard_terminal, u = G + layer + (1 - t/T) net: HJB's boundary layer at the faces towards which G
     # rises (mfgnet.neural.networks.terminal_layer), so that ∂u/∂n = 0 for t < T by the form.  Without it the

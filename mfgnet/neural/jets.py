@@ -307,7 +307,7 @@ def _ergodic_jets(nets: MFGNetworks, field: Callable = field_jet) -> tuple[JetFn
 
 
 def _time_dependent_jets(nets: MFGNetworks, field: Callable = field_jet) -> tuple[JetFn, JetFn]:
-    from mfgnet.neural.networks import fixed_terminal, safe_log, terminal_layer
+    from mfgnet.neural.networks import safe_log, terminal_layer
 
     problem, horizon = nets.problem, nets.horizon
 
@@ -315,7 +315,7 @@ def _time_dependent_jets(nets: MFGNetworks, field: Callable = field_jet) -> tupl
         value, dirs, lap = field(nets.value_net, t, x)
         if not nets.hard_terminal:
             return value, dirs, lap
-        g, grad_g, lap_g = _fixed_jet(lambda y: fixed_terminal(problem, y), x)
+        g, grad_g, lap_g = _fixed_jet(nets.terminal_value, x)
         fade = 1.0 - t[:, 0] / horizon  # u = G + (1 - t/T) net
         u_t = -value / horizon + fade * dirs[:, 0]
         if nets.terminal_layer:  # u = G + layer(t, x) + (1 - t/T) net

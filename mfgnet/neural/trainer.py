@@ -286,6 +286,7 @@ class Trainer:
         return self.dp.shard_batch(batch, interior), self.dp.shard_probes(probes)
 
     def compute(self, batch, probes):
+        self.nets.refresh_terminal_crowd()  # u(T) = G(x, ∫K m(T)) with this step's m (a no-op for most G)
         out = compute_losses(self.problem, self.nets, batch, self.cfg, probes)
         if self.dp.enabled and self.problem.is_ergodic and not self.trainable_lambda:
             self._global_lambda(out)
@@ -638,6 +639,7 @@ class Trainer:
     def end(self, clock: Callable[..., float]) -> None:
         """L-BFGS (``optim.lbfgs_steps``), then close the bar and stop the clock."""
         self.lbfgs(clock)
+        self.nets.refresh_terminal_crowd()  # the final u's G reads the final m(T)
         self.bar.close()
         self.elapsed = clock()
 

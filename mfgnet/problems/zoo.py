@@ -317,6 +317,20 @@ def lq_narrow_1d() -> MFGProblem:
     return lq_gaussian(1, **LQ_NARROW_PARAMS).problem
 
 
+# lq_narrow_1d with a strong terminal pull towards 0.9 × the crowd's own mean at T: c_T = 4 instead of 1, ρ = 0.9
+# instead of 0.3 (the crowd contracts at the end, std 0.115 -> 0.086 over the last half; u's curvature 1.8 -> 4).
+LQ_TERMINAL_PULL_PARAMS = {**LQ_NARROW_PARAMS, "terminal_weight": 4.0, "rho": 0.9}
+
+
+def lq_terminal_pull_1d() -> MFGProblem:
+    """B2 on R as :func:`lq_narrow_1d` with G = 2 (x − 0.9 m̄(T))² (``LQ_TERMINAL_PULL_PARAMS``): the harder
+    neighbour of u(T) = G(x, m̄(T)) by the networks' form, where G reads the crowd's own mean strongly and
+    curves four times as much; exact Gaussian solution."""
+    from mfgnet.benchmarks import lq_gaussian
+
+    return lq_gaussian(1, **LQ_TERMINAL_PULL_PARAMS).problem
+
+
 def r_two_crowds_1d() -> MFGProblem:
     """R, no closed form: two crowds 0.6 N(-1.2, 0.2²) + 0.4 N(1, 0.15²) pulled together by
     F = m + x²/2 (local congestion: they cannot simply merge) and G = (x - 0.5)²/2, ν = 0.1,
@@ -386,6 +400,7 @@ ZOO: dict[str, Callable[[], MFGProblem]] = {
     "lq_offset_1d": lq_offset_1d,
     "lq_offset_2d": lq_offset_2d,
     "lq_narrow_1d": lq_narrow_1d,
+    "lq_terminal_pull_1d": lq_terminal_pull_1d,
     "r_two_crowds_1d": r_two_crowds_1d,
     "r_split_1d": r_split_1d,
 }
@@ -421,6 +436,7 @@ REFERENCE: dict[str, dict] = {
     "lq_offset_1d": {"kind": "exact"},
     "lq_offset_2d": {"kind": "exact"},
     "lq_narrow_1d": {"kind": "exact"},
+    "lq_terminal_pull_1d": {"kind": "exact"},
     "r_two_crowds_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "r_split_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
 }
@@ -433,5 +449,5 @@ def exact_solution(name: str):
     from mfgnet.benchmarks import lq_gaussian
 
     dim, params = {"lq_offset_1d": (1, LQ_PARAMS), "lq_offset_2d": (2, LQ_PARAMS),
-                   "lq_narrow_1d": (1, LQ_NARROW_PARAMS)}[name]
+                   "lq_narrow_1d": (1, LQ_NARROW_PARAMS), "lq_terminal_pull_1d": (1, LQ_TERMINAL_PULL_PARAMS)}[name]
     return lq_gaussian(dim, **params).exact
