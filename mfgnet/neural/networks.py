@@ -471,34 +471,29 @@ def renormalises_euclidean(problem: MFGProblem) -> bool:
 
 def terminal_is_fixed(problem: MFGProblem) -> bool:
     """True when G is local and does not depend on m (probed with two density values)."""
-    if not problem.terminal_cost.is_local:
-        return False
-    x = problem.bounding_box().sample(64, torch.Generator().manual_seed(3))
-    t = torch.full((64, 1), float(problem.horizon), dtype=torch.float64)
-    try:
-        with torch.no_grad():
-            g1 = problem.terminal_cost(t, x, torch.full((64,), 0.5, dtype=torch.float64))
-            g2 = problem.terminal_cost(t, x, torch.full((64,), 2.0, dtype=torch.float64))
-    except Exception:  # a G that cannot take a plain density: keep it as a loss term
-        return False
-    return isinstance(g1, torch.Tensor) and g1.shape == (64,) and bool(torch.equal(g1, g2))
+    return problem.terminal_cost.is_local and _terminal_ignores_density(problem, with_integral=False)
 
 
 def terminal_reads_crowd_integral(problem: MFGProblem) -> bool:
     """True when G is nonlocal and reads m(T) only through ∫K m(T) (probed with two density values at
     the same integral), so that u(T) = G(x, ∫K m(T)) can hold by the form."""
     G = problem.terminal_cost
-    if G.is_local or getattr(G, "kernel", None) is None:
-        return False
+    return (not G.is_local and getattr(G, "kernel", None) is not None
+            and _terminal_ignores_density(problem, with_integral=True))
+
+
+def _terminal_ignores_density(problem: MFGProblem, with_integral: bool) -> bool:
+    """G at 64 points of the bounding box is the same for the density values 0.5 and 2 (``with_integral``:
+    at one ∫K m, K's mean over 16 other points); False for a G that cannot take a plain density."""
+    G = problem.terminal_cost
     box = problem.bounding_box()
     x = box.sample(64, torch.Generator().manual_seed(3))
-    y = box.sample(16, torch.Generator().manual_seed(4))
     t = torch.full((64, 1), float(problem.horizon), dtype=torch.float64)
     try:
         with torch.no_grad():
-            conv = G.kernel(x, y).mean(1)
-            g1 = G(t, x, torch.full((64,), 0.5, dtype=torch.float64), conv)
-            g2 = G(t, x, torch.full((64,), 2.0, dtype=torch.float64), conv)
+            extra = (G.kernel(x, box.sample(16, torch.Generator().manual_seed(4))).mean(1),) if with_integral else ()
+            g1 = G(t, x, torch.full((64,), 0.5, dtype=torch.float64), *extra)
+            g2 = G(t, x, torch.full((64,), 2.0, dtype=torch.float64), *extra)
     except Exception:  # a G that cannot take a plain density: keep it as a loss term
         return False
     return isinstance(g1, torch.Tensor) and g1.shape == (64,) and bool(torch.equal(g1, g2))

@@ -288,19 +288,23 @@ LQ_PARAMS = {"horizon": 2.0, "kappa": 2.0, "terminal_weight": 1.0, "rho": 0.3, "
              "mean0": 2.0, "var0": 0.05}
 
 
+def _lq_benchmark(name: str):
+    """B2 (problem and closed form) of the LQ entry ``name`` (:data:`LQ_ROWS`)."""
+    from mfgnet.benchmarks import lq_gaussian  # the benchmark layer owns the closed form
+
+    dim, params = LQ_ROWS[name]
+    return lq_gaussian(dim, **params)
+
+
 def lq_offset_1d() -> MFGProblem:
     """B2 (linear-quadratic, exact Gaussian solution) on R with non-default parameters
     (``LQ_PARAMS``): nonlocal coupling through the mean, m0 = N(2, 0.05), T = 2, ν = 0.05."""
-    from mfgnet.benchmarks import lq_gaussian  # the benchmark layer owns the closed form
-
-    return lq_gaussian(1, **LQ_PARAMS).problem
+    return _lq_benchmark("lq_offset_1d").problem
 
 
 def lq_offset_2d() -> MFGProblem:
     """As :func:`lq_offset_1d` on R²."""
-    from mfgnet.benchmarks import lq_gaussian
-
-    return lq_gaussian(2, **LQ_PARAMS).problem
+    return _lq_benchmark("lq_offset_2d").problem
 
 
 # The harder neighbour of lq_offset_1d for the fixed-point check (added when its 1D grid learned to refine an
@@ -312,9 +316,7 @@ LQ_NARROW_PARAMS = {**LQ_PARAMS, "var0": 0.01, "viscosity": 0.02}
 def lq_narrow_1d() -> MFGProblem:
     """B2 on R as :func:`lq_offset_1d`, with a narrower crowd and less noise (``LQ_NARROW_PARAMS``):
     m0 = N(2, 0.01), ν = 0.02, T = 2; exact Gaussian solution."""
-    from mfgnet.benchmarks import lq_gaussian
-
-    return lq_gaussian(1, **LQ_NARROW_PARAMS).problem
+    return _lq_benchmark("lq_narrow_1d").problem
 
 
 # lq_narrow_1d with a strong terminal pull towards 0.9 × the crowd's own mean at T: c_T = 4 instead of 1, ρ = 0.9
@@ -326,9 +328,12 @@ def lq_terminal_pull_1d() -> MFGProblem:
     """B2 on R as :func:`lq_narrow_1d` with G = 2 (x − 0.9 m̄(T))² (``LQ_TERMINAL_PULL_PARAMS``): the harder
     neighbour of u(T) = G(x, m̄(T)) by the networks' form, where G reads the crowd's own mean strongly and
     curves four times as much; exact Gaussian solution."""
-    from mfgnet.benchmarks import lq_gaussian
+    return _lq_benchmark("lq_terminal_pull_1d").problem
 
-    return lq_gaussian(1, **LQ_TERMINAL_PULL_PARAMS).problem
+
+# The zoo's B2 entries: dimension and parameters, for the problem and its exact solution alike.
+LQ_ROWS = {"lq_offset_1d": (1, LQ_PARAMS), "lq_offset_2d": (2, LQ_PARAMS), "lq_narrow_1d": (1, LQ_NARROW_PARAMS),
+           "lq_terminal_pull_1d": (1, LQ_TERMINAL_PULL_PARAMS)}
 
 
 def r_two_crowds_1d() -> MFGProblem:
@@ -446,8 +451,4 @@ def exact_solution(name: str):
     """The closed-form solution of a zoo entry whose ``REFERENCE`` kind is ``"exact"``, else None."""
     if REFERENCE[name]["kind"] != "exact":
         return None
-    from mfgnet.benchmarks import lq_gaussian
-
-    dim, params = {"lq_offset_1d": (1, LQ_PARAMS), "lq_offset_2d": (2, LQ_PARAMS),
-                   "lq_narrow_1d": (1, LQ_NARROW_PARAMS), "lq_terminal_pull_1d": (1, LQ_TERMINAL_PULL_PARAMS)}[name]
-    return lq_gaussian(dim, **params).exact
+    return _lq_benchmark(name).exact
