@@ -138,7 +138,10 @@ def run(name: str, config: dict, steps: int | None, tag: str = "default") -> dic
            "hjb_residual": d.extra["hjb_residual"],
            "fp_residual": d.extra["fp_residual"], "crowd_gap": d.extra.get("crowd_gap"),
            "crowd_scheme_error": d.extra.get("crowd_scheme_error"), "value_gap": d.extra.get("value_gap"),
-           "value_scheme_error": d.extra.get("value_scheme_error"), "converged_by": d.extra.get("converged_by"),
+           "value_scheme_error": d.extra.get("value_scheme_error"),
+           **{k: d.extra.get(k) for k in ("equilibrium_m_gap", "equilibrium_m_scheme_error", "equilibrium_u_gap",
+                                          "equilibrium_u_scheme_error")},
+           "converged_by": d.extra.get("converged_by"),
            "residual_ok": d.extra["residual_ok"],
            "diagnosis": d.extra.get("diagnosis", {}).get("summary", "")}
     row["met"] = all(row[k] <= v for k, v in TARGETS.items())
@@ -186,7 +189,9 @@ def rechecked_diagnosis(row: dict, check, tolerance: float) -> str:
         return vetoed_diagnosis(row["residual"], tolerance, check)["summary"]
     text = row.get("diagnosis") or ""
     cut = min((i for i in (text.find(c) for c in _CHECK_CLAUSES) if i >= 0), default=len(text))
-    return with_check_clauses({"summary": text[:cut]}, check)["summary"]
+    # a row that converged before has no residual part stored: say what the residual check found
+    residual_part = text[:cut] or f"residual {row['residual']:.2e} > tolerance {tolerance:.1e}"
+    return with_check_clauses({"summary": residual_part}, check)["summary"]
 
 
 def lbfgs_kept(guard: dict | None) -> str | None:
@@ -208,7 +213,8 @@ def fmt(v) -> str:
 
 COLUMNS = ("problem", "rel_l2_m", "rel_l2_u", "mass_error", "abs_err_lambda", "wall_s", "steps", "lbfgs_steps",
            "lbfgs_kept", "converged", "converged_by", "residual", "crowd_gap", "crowd_scheme_error", "value_gap",
-           "value_scheme_error", "met", "diagnosis")
+           "value_scheme_error", "equilibrium_m_gap", "equilibrium_m_scheme_error", "equilibrium_u_gap",
+           "equilibrium_u_scheme_error", "met", "diagnosis")
 
 
 def missed_targets(row: dict) -> list[str]:
@@ -313,10 +319,13 @@ def write_tables(tag: str, command: str, config: dict) -> None:
              "Errors on the fixed evaluation grid against the cached reference (grid solver or exact); "
              "u centred for ergodic problems, weighted by the reference m on R^d; mass error = max over 21 "
              "times of |∫m − 1|. 'converged' is the solver's own verdict (mfgnet.neural.equilibrium), "
-             "'converged_by' which check gave it (residual, or the equilibrium check: both gaps within 3 %); "
-             "crowd_gap is m against the crowd that u's feedback produces on a grid, value_gap u against the value "
-             "of the best response to m, each *_scheme_error that grid's own estimated error (in 1D a gap the "
-             "400-cell grid cannot decide is solved again on 800 cells).  Ergodic rows have no gaps (no grid "
+             "'converged_by' which check gave it (residual, or the equilibrium check: both gaps and both distances "
+             "within 3 %); crowd_gap is m against the crowd that u's feedback produces on a grid, value_gap u "
+             "against the value of the best response to m, equilibrium_m_gap / equilibrium_u_gap m and u against "
+             "the equilibrium the grid solver's Newton iteration reaches from the pair (run where no gap fails; "
+             "rows run before the thirty-seventh session and not rechecked have none), each *_scheme_error that "
+             "grid's own estimated error (in 1D what the 400-cell grid cannot decide is solved again on 800 "
+             "cells).  Ergodic rows have no gaps (no grid "
              "check; the residual decides); time-dependent rows without value_gap were run before the "
              "thirty-third session, when 'converged' was the residual check (vetoed by a crowd gap above 5 % plus "
              "its grid's error) and never true on a time-dependent row; `--recheck` brings a row with saved "

@@ -122,10 +122,10 @@ def test_a_gap_the_checks_grid_cannot_decide_is_solved_again_on_a_finer_grid(mon
     problem, exact = hopf_cole()
     monkeypatch.setattr(equilibrium, "CHECK_GRID", {1: (24, 24)})
     monkeypatch.setattr(equilibrium, "REFINED_GRID", {})
-    coarse = equilibrium.equilibrium_check(exact, 0.03)
+    coarse = equilibrium.both_gaps(exact, 0.03)
     assert coarse.verdicts() == {"crowd": "pass", "value": "unresolved"} and not coarse.certifies
     monkeypatch.setattr(equilibrium, "REFINED_GRID", {1: (64, 64)})
-    refined = equilibrium.equilibrium_check(exact, 0.03)
+    refined = equilibrium.both_gaps(exact, 0.03)
     assert refined.certifies and refined.value.cells == 64 and refined.crowd.cells == 24
     assert refined.value.gap < 0.01 and refined.value.scheme_error < 0.03
     assert refined.crowd == coarse.crowd

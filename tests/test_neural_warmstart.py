@@ -22,7 +22,7 @@ SMALL = {"dtype": "float64", "progress": False, "n_eval": 64, "model": {"width":
                      "n_quadrature": 64, "time_slices": 4}}
 
 
-def _on_points(solution, problem, n=2000):
+def on_points(solution, problem, n=2000):
     """u and m of a solution at fixed random (t, x) of the box; u centred when ergodic."""
     gen = torch.Generator().manual_seed(1)
     lower, upper = problem.bounding_box().bounds()
@@ -44,8 +44,8 @@ def test_warm_start_alone_is_close_to_the_coarse_grid(problem, steps):
     assert info["cells"] == 32 and info["steps"] == steps and info["grid_time_s"] > 0 and info["grid_converged"]
     assert info["fit_rel_l2_m"] < 5e-2 and info["fit_rel_l2_u"] < 5e-2
     coarse = solve_grid(problem, cells=32, progress=False)
-    u, m = _on_points(sol, problem)
-    u_ref, m_ref = _on_points(coarse, problem)
+    u, m = on_points(sol, problem)
+    u_ref, m_ref = on_points(coarse, problem)
     assert relative_l2(m, m_ref) < 5e-2
     assert relative_l2(u, u_ref, center=problem.is_ergodic) < 5e-2
     if problem.is_ergodic:  # λ from the grid, then re-estimated from the fitted networks

@@ -240,10 +240,15 @@ def test_converged_is_exactly_the_residual_and_equilibrium_checks():
     assert 0.05 < gap < 10  # 5 steps: m is far from the crowd its feedback produces
     assert 0 < d.extra["value_gap"] < 10 and d.extra["value_scheme_error"] < 0.05
     worst = max(gap, d.extra["value_gap"], d.extra["crowd_scheme_error"], d.extra["value_scheme_error"])
-    # a tolerance that both gaps meet certifies the pair, whatever the residual
-    loose = solve_neural(problem, cfg.replace(tolerance=1e-12, equilibrium_tolerance=2 * worst))
+    # a tolerance that both gaps and both distances to the grid's equilibrium meet certifies the pair, whatever
+    # the residual (the distances run only where no gap fails: not at the first, tight tolerance)
+    assert "equilibrium_m_gap" not in d.extra
+    loose = solve_neural(problem, cfg.replace(tolerance=1e-12, equilibrium_tolerance=10 * worst))
+    e = loose.diagnostics.extra
+    assert 0.05 < e["equilibrium_m_gap"] < 10 * worst and e["equilibrium_m_scheme_error"] < 0.05
+    assert 0 < e["equilibrium_u_gap"] < 10 * worst
     assert loose.diagnostics.converged and "diagnosis" not in loose.diagnostics.extra
-    assert loose.diagnostics.extra["converged_by"] == "equilibrium check"
+    assert e["converged_by"] == "equilibrium check"
     unchecked = solve_neural(problem, cfg.replace(tolerance=1e6, equilibrium_tolerance=None))
     assert unchecked.diagnostics.converged and "crowd_gap" not in unchecked.diagnostics.extra
     assert unchecked.diagnostics.extra["converged_by"] == "residual"
@@ -256,24 +261,35 @@ def test_converged_is_exactly_the_residual_and_equilibrium_checks():
     assert any("off the crowd that u's feedback produces" in str(w.message) for w in caught)
 
 
-@pytest.mark.parametrize("residual_passes, crowd, value, converged, says", [
-    (True, (0.02, 0.01), (0.01, 0.005), True, None),                  # both checks pass
-    (False, (0.02, 0.01), (0.01, 0.005), True, None),                 # the fixed point certifies it
-    (False, (0.02, 0.04), (0.01, 0.005), False, "could not decide"),  # the crowd's grid cannot resolve 3 %
-    (True, (0.08, 0.01), (0.01, 0.005), False, "off the crowd"),      # beyond tolerance + the grid's error
-    (True, (0.01, 0.01), (0.08, 0.01), False, "off the value of the best response"),
-    (True, (0.052, 0.063), (0.01, 0.005), True, "could not decide"),  # B2 d = 2 (m 0.04 % off): no verdict
-    (False, (0.40, 0.24), (0.01, 0.005), False, "off the crowd"),
+_PASS = (0.01, 0.005)
+
+
+@pytest.mark.parametrize("residual_passes, crowd, value, distance, converged, says", [
+    (True, (0.02, 0.01), (0.01, 0.005), None, True, None),                  # both checks pass
+    (False, (0.02, 0.01), (0.01, 0.005), None, True, None),                 # the fixed point certifies it
+    (False, (0.02, 0.04), (0.01, 0.005), None, False, "could not decide"),  # the crowd's grid cannot resolve 3 %
+    (True, (0.08, 0.01), (0.01, 0.005), None, False, "off the crowd"),      # beyond tolerance + the grid's error
+    (True, (0.01, 0.01), (0.08, 0.01), None, False, "off the value of the best response"),
+    (True, (0.052, 0.063), (0.01, 0.005), None, True, "could not decide"),  # B2 d = 2 (m 0.04 % off): no verdict
+    (False, (0.40, 0.24), (0.01, 0.005), None, False, "off the crowd"),
+    # both gaps pass, the pair is off the grid's equilibrium (lq_terminal_pull_1d): no certificate, and a veto
+    # where the distance exceeds the tolerance plus its grid's error
+    (False, (0.02, 0.01), _PASS, ((0.02, 0.01), _PASS), True, None),
+    (False, (0.002, 0.01), _PASS, ((0.057, 0.037), _PASS), False, "could not decide"),
+    (True, (0.002, 0.01), _PASS, ((0.057, 0.01), _PASS), False, "off the grid's equilibrium density"),
+    (False, (0.002, 0.01), _PASS, (_PASS, (0.06, 0.01)), False, "off the grid's equilibrium value"),
 ])
 def test_the_equilibrium_check_decides_only_what_its_grid_resolves(monkeypatch, residual_passes, crowd, value,
-                                                                   converged, says):
-    """converged against the residual and the two gaps (mfgnet.neural.equilibrium; tolerance 3 %), the gaps
-    and their grids' errors set."""
+                                                                   distance, converged, says):
+    """converged against the residual, the two gaps and the distances to the grid's equilibrium
+    (mfgnet.neural.equilibrium; tolerance 3 %), the gaps and their grids' errors set."""
     from mfgnet.grid.crowd import GapEstimate
     from mfgnet.neural import equilibrium
 
+    m_gap, u_gap = (None, None) if distance is None else (GapEstimate(*d, 400, 400) for d in distance)
     monkeypatch.setattr(equilibrium, "equilibrium_check", lambda solution, tol, **_: equilibrium.EquilibriumCheck(
-        GapEstimate(*crowd, 400, 400), GapEstimate(*value, 400, 400), tol))
+        GapEstimate(*crowd, 400, 400), GapEstimate(*value, 400, 400), tol, equilibrium_m=m_gap,
+        equilibrium_u=u_gap))
     cfg = NeuralSolverConfig.from_dict(TINY).replace(steps=2, tolerance=1e6 if residual_passes else 1e-12,
                                                       equilibrium_tolerance=0.03)
     with warnings.catch_warnings(record=True) as caught:
@@ -293,7 +309,12 @@ def test_the_equilibrium_check_decides_only_what_its_grid_resolves(monkeypatch, 
     # a failed crowd gap: another seed is among the advice (the hardest rows land in better or worse states by
     # seed), and only then
     seed_advised = "another seed" in d.extra.get("diagnosis", {}).get("summary", "")
-    assert seed_advised is (crowd[0] > 0.03 + crowd[1])
+    distance_fails = distance is not None and any(g > 0.03 + e for g, e in distance)
+    assert seed_advised is (crowd[0] > 0.03 + crowd[1] or (distance_fails and residual_passes))
+    if distance is not None:
+        assert (d.extra["equilibrium_m_gap"], d.extra["equilibrium_m_scheme_error"]) == distance[0]
+        # a failed distance: the advice names the grid solver, whose equilibrium the check has just computed
+        assert ("whose equilibrium the check has just computed" in messages) is distance_fails
 
 
 def test_moving_base_keeps_mass_one_and_starts_at_m0():

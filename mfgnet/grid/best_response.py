@@ -25,6 +25,18 @@ from mfgnet.grid.mesh import Grid, make_grid
 from mfgnet.problems import ProblemError
 
 
+def pair_on_grid(solution, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """``solution``'s u and m at every level and node of ``grid``: two (Nt + 1, n) float64 arrays (a ProblemError
+    where either is not finite)."""
+    nodes = grid.nodes.to(torch.float64)
+    with torch.no_grad():
+        u = np.stack([solution.value(float(t), nodes).double().cpu().numpy() for t in grid.times])
+        m = np.stack([solution.density(float(t), nodes).double().cpu().numpy() for t in grid.times])
+    if not (np.all(np.isfinite(u)) and np.all(np.isfinite(m))):
+        raise ProblemError(f"the solution has non-finite values on the check's grid ({grid.cells} cells)")
+    return u, m
+
+
 def best_response_value(solution, cells: int, time_steps: int) -> tuple[Grid, np.ndarray, np.ndarray, np.ndarray]:
     """The value of the best response to ``solution``'s own m on a grid of ``cells`` per axis and
     ``time_steps`` implicit Euler steps: (grid, best (Nt + 1, n), the solution's u and m at the same
@@ -32,12 +44,7 @@ def best_response_value(solution, cells: int, time_steps: int) -> tuple[Grid, np
     problem = solution.problem
     check_crowd_problem(problem)
     grid = make_grid(problem, cells, time_steps)
-    nodes = grid.nodes.to(torch.float64)
-    with torch.no_grad():
-        m = np.stack([solution.density(float(t), nodes).double().cpu().numpy() for t in grid.times])
-        u = np.stack([solution.value(float(t), nodes).double().cpu().numpy() for t in grid.times])
-    if not (np.all(np.isfinite(m)) and np.all(np.isfinite(u))):
-        raise ProblemError("the solution has non-finite values on the best-response grid")
+    u, m = pair_on_grid(solution, grid)
     result = solve_hjb(problem, grid, m.reshape((len(grid.times), *grid.cells)))
     if not result.converged:
         raise ProblemError(f"the best response's HJB solve did not converge on {cells} cells "

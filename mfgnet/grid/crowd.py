@@ -197,7 +197,7 @@ class GapEstimate:
     field: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
-def _on_points(axes: list, values: np.ndarray, points: np.ndarray, periodic: bool) -> np.ndarray:
+def on_points(axes: list, values: np.ndarray, points: np.ndarray, periodic: bool) -> np.ndarray:
     """Cell-centre ``values`` (n,) on the grid of ``axes``, linearly interpolated to ``points`` (n', d)
     (a box: linear extrapolation within the half cell beyond the outer centres; a torus: wrapped)."""
     axes = [np.asarray(a, dtype=np.float64) for a in axes]
@@ -214,7 +214,7 @@ def richardson(fine: np.ndarray, coarse: np.ndarray, coarse_axes: list, points: 
     (``coarse`` on ``coarse_axes``, half the levels), at ``levels`` evenly spaced times both grids share:
     (those fine levels, c_h there, c_2h interpolated onto the fine nodes, 2 c_h − c_2h)."""
     index = np.unique(np.linspace(0, time_steps // 2, levels).round().astype(int)) * 2  # levels on both grids
-    coarse_on_fine = np.stack([_on_points(coarse_axes, coarse[k // 2], points, periodic) for k in index])
+    coarse_on_fine = np.stack([on_points(coarse_axes, coarse[k // 2], points, periodic) for k in index])
     scheme = fine[index]
     return index, scheme, coarse_on_fine, 2.0 * scheme - coarse_on_fine
 

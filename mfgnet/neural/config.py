@@ -381,10 +381,11 @@ class NeuralSolverConfig(Settings):
     tolerance: float = number(1e-2, 0.0, _INF, lo_open=True)
     # Time-dependent problems in d <= 2: the pair (u, m) is checked as a fixed point on a grid
     # (mfgnet.neural.equilibrium): m against the crowd that u's feedback produces, u against the value
-    # of the best response to m (relative L2 each).  Both within this tolerance (and the check's grids
-    # resolving it) make converged true whatever the residual; either beyond it plus its grid's error
-    # makes it false whatever the residual (None: no check).  The residual cannot see a crowd that
-    # jumps at t ≈ 0: the neural social optimum of crowd_aversion (F = 4m) ended at residual 0.0037,
+    # of the best response to m (relative L2 each), and, where neither fails, m and u against the grid's
+    # equilibrium that Newton reaches from the pair (mfgnet.grid.equilibrium_distance).  All within this
+    # tolerance (and the check's grids resolving it) make converged true whatever the residual; any beyond
+    # it plus its grid's error makes it false whatever the residual (None: no check).  The residual cannot
+    # see a crowd that jumps at t ≈ 0: the neural social optimum of crowd_aversion (F = 4m) ended at residual 0.0037,
     # with m uniform from t = 0.05 on and a crowd gap of 0.52 (results/price_of_anarchy/).  0.03: the
     # zoo's accuracy target for m (issue 11), applied to both gaps.
     equilibrium_tolerance: float | None = number(3e-2, 0.0, _INF, lo_open=True, optional=True)

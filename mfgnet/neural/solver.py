@@ -173,8 +173,13 @@ def finish(trainer: Trainer) -> NeuralSolution:
 def vetoed_diagnosis(residual: float, tolerance: float, eq) -> dict:
     """The diagnosis of a run whose residual passes but whose fixed-point check vetoes ``converged``: which
     gap failed, and what to try."""
-    dominant = "crowd_gap" if eq.verdicts().get("crowd") == "fail" else "value_gap"
-    advice = [_CROWD_ADVICE, _SEED_ADVICE] if dominant == "crowd_gap" else [_VALUE_ADVICE]
+    verdicts = eq.verdicts()
+    if verdicts.get("crowd") == "fail":
+        dominant, advice = "crowd_gap", [_CROWD_ADVICE, _SEED_ADVICE]
+    elif verdicts.get("value") == "fail":
+        dominant, advice = "value_gap", [_VALUE_ADVICE]
+    else:
+        dominant, advice = "equilibrium_distance", [_DISTANCE_ADVICE, _SEED_ADVICE]
     return {"dominant": dominant, "advice": advice, "summary": (
         f"residual {residual:.2e} <= tolerance {tolerance:.1e}, but {eq.failures()}: the networks "
         f"settled in a state the residual check does not see; try: {'; '.join(advice)}")}
@@ -182,16 +187,21 @@ def vetoed_diagnosis(residual: float, tolerance: float, eq) -> dict:
 
 def with_check_clauses(diagnosis: dict, eq) -> dict:
     """A failed residual's diagnosis (:func:`diagnose`, or its stored summary) with
-    the fixed-point check's clauses appended: both gaps, what the check could not decide, and another seed
-    among the advice where the crowd gap fails.  ``eq`` None (no check ran) leaves it as it is."""
+    the fixed-point check's clauses appended: both gaps and the distances to the grid's equilibrium, what the
+    check could not decide, and another seed among the advice where the crowd gap fails (else what to try where a
+    distance fails).  ``eq`` None (no check ran) leaves it as it is."""
     if eq is None:
         return diagnosis
     diagnosis["summary"] += f"; and {eq.summary()}"
     if eq.unresolved():
         diagnosis["summary"] += f"; {eq.unresolved()}"
-    if eq.verdicts().get("crowd") == "fail":
+    verdicts = eq.verdicts()
+    if verdicts.get("crowd") == "fail":
         diagnosis.setdefault("advice", []).append(_SEED_ADVICE)
         diagnosis["summary"] += f"; try also {_SEED_ADVICE}"
+    elif "fail" in (verdicts.get("equilibrium_m"), verdicts.get("equilibrium_u")):
+        diagnosis.setdefault("advice", []).append(_DISTANCE_ADVICE)
+        diagnosis["summary"] += f"; try also {_DISTANCE_ADVICE}"
     return diagnosis
 
 
@@ -215,6 +225,12 @@ _CROWD_ADVICE = ("the crowd jumps where few collocation points are (often at t â
 _SEED_ADVICE = ("another seed (seed=N): on the hardest problems of results/neural_zoo runs land in better or worse "
                 "states by seed (a crowd pushed into a 2D wall 9 % or 27 % off in m); keep the run with the smaller "
                 "gaps")
+# Both gaps pass but the pair is off the grid's equilibrium: the fixed-point map amplifies small gaps (the zoo's
+# lq_terminal_pull_1d: gaps 0.2 % and 0.6-0.8 %, m 4.6-8.8 % off; results/neural_zoo/means.md, thirty-seventh
+# session).  The grid's answer is at hand in d <= 2.
+_DISTANCE_ADVICE = ("each half of the pair is close to the other's answer but the pair is off the equilibrium (the "
+                    "fixed-point map amplifies small gaps): more steps, or the grid solver (solver=grid) in 1D/2D, "
+                    "whose equilibrium the check has just computed")
 _VALUE_ADVICE = ("u is not the value of the best response to m: more steps, loss.hjb=10, or the grid solver "
                  "(solver=grid) in 1D/2D")
 
