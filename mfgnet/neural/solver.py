@@ -228,9 +228,9 @@ _SEED_ADVICE = ("another seed (seed=N): on the hardest problems of results/neura
 # Both gaps pass but the pair is off the grid's equilibrium: the fixed-point map amplifies small gaps (the zoo's
 # lq_terminal_pull_1d: gaps 0.2 % and 0.6-0.8 %, m 4.6-8.8 % off; results/neural_zoo/means.md, thirty-seventh
 # session).  The grid's answer is at hand in d <= 2.
-_DISTANCE_ADVICE = ("each half of the pair is close to the other's answer but the pair is off the equilibrium (the "
-                    "fixed-point map amplifies small gaps): more steps, or the grid solver (solver=grid) in 1D/2D, "
-                    "whose equilibrium the check has just computed")
+_DISTANCE_ADVICE = ("more steps, or the grid solver (solver=grid) in 1D/2D, whose equilibrium the check has just "
+                    "computed (each half of the pair is close to the other's answer but the pair is off the "
+                    "equilibrium: the fixed-point map amplifies small gaps)")
 _VALUE_ADVICE = ("u is not the value of the best response to m: more steps, loss.hjb=10, or the grid solver "
                  "(solver=grid) in 1D/2D")
 
