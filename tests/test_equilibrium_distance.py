@@ -26,8 +26,8 @@ def test_an_exact_pair_is_at_the_grids_equilibrium():
     assert m_gap.gap < m_gap.scheme_error < 1e-3
     assert u_gap.gap < u_gap.scheme_error < 5e-3
     assert (m_gap.cells, m_gap.time_steps) == (100, 100)
-    _, _, _, info = grid_equilibrium_from(exact, 100, 100)
-    assert info["started_from"] == "the pair" and info["newton_iterations"] <= 6
+    reached = grid_equilibrium_from(exact, 100, 100)
+    assert reached.started_from == "the pair" and reached.newton_iterations <= 6
     with pytest.raises(ProblemError, match="multiples of 4"):
         estimated_equilibrium_distance(exact, 102, 100)
 

@@ -10,7 +10,8 @@ the run was certified (results/neural_zoo/means.md, thirty-sixth session).
 
 This module measures the distance itself.  The grid solver's Newton iteration on the whole coupled system
 (:func:`mfgnet.grid.solver.solve_on_grid`) starts from the pair sampled on the grid's nodes; near an equilibrium it
-converges in a few steps (4-6 on the zoo's 1D rows: about 1 s at 400 cells / 400 steps, 15 s in 2D at 64² / 80),
+converges in a few steps (3-6 on most of the zoo's 1D rows: about 1 s at 400 cells / 400 steps, 15 s in 2D at
+64² / 80),
 and the distance of the pair to where it converges is the answer.  Where Newton does not converge from the pair
 (a pair far off), the grid solver's own cold start runs instead.  As for the two gaps, the grid's own error is
 removed by a Richardson extrapolation from the grid and its half, and the extrapolation's own error estimated from
@@ -19,6 +20,8 @@ Time-dependent problems, d <= 2, the Hamiltonians and couplings the grid solver 
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,9 +32,23 @@ from mfgnet.grid.mesh import Grid, make_grid
 from mfgnet.problems import ProblemError
 
 
-def grid_equilibrium_from(solution, cells: int, time_steps: int) -> tuple[Grid, np.ndarray, np.ndarray, dict]:
-    """The grid's equilibrium on (``cells``, ``time_steps``), Newton started from ``solution``'s pair: (grid, its u
-    and m (Nt + 1, n) each, what it took: ``newton_iterations``, ``started_from`` "the pair" or "cold")."""
+@dataclass
+class GridEquilibrium:
+    """The grid's equilibrium reached from a pair (:func:`grid_equilibrium_from`): the ``grid``, the equilibrium's
+    ``u`` and ``m`` and the pair it started from (``start_u``, ``start_m``), each (Nt + 1, n), and what it took
+    (``newton_iterations``; ``started_from`` "the pair" or "cold")."""
+
+    grid: Grid
+    u: np.ndarray
+    m: np.ndarray
+    start_u: np.ndarray
+    start_m: np.ndarray
+    newton_iterations: int
+    started_from: str
+
+
+def grid_equilibrium_from(solution, cells: int, time_steps: int) -> GridEquilibrium:
+    """The grid's equilibrium on (``cells``, ``time_steps``), Newton started from ``solution``'s pair."""
     from mfgnet.grid.solver import solve_on_grid  # the solver imports the grid package; import at call time
 
     problem = solution.problem
@@ -40,13 +57,13 @@ def grid_equilibrium_from(solution, cells: int, time_steps: int) -> tuple[Grid, 
         raise ProblemError("the grid's equilibrium of an MFG of controls needs its own fixed point on the mean "
                            "control (solve_grid); the equilibrium distance does not run on it")
     grid = make_grid(problem, cells, time_steps)
-    start = pair_on_grid(solution, grid)
+    start_u, start_m = pair_on_grid(solution, grid)
     levels = len(grid.times)
     # No Picard steps before Newton: from a pair near the equilibrium they only move it away (from the zoo's
     # trained networks, seed 2, Newton converged in 3-6 steps on 20 of the 22 1D rows, 10 and 12 on r_split_1d
     # and torus_low_noise_1d).
     result = solve_on_grid(problem, grid, GridSolverConfig(picard_warmup=0, progress=False), quiet=True,
-                           initial=start)
+                           initial=(start_u, start_m))
     started_from = "the pair"
     if not result.diagnostics.converged:
         result = solve_on_grid(problem, grid, GridSolverConfig(progress=False), quiet=True)
@@ -55,8 +72,8 @@ def grid_equilibrium_from(solution, cells: int, time_steps: int) -> tuple[Grid, 
     if not d.converged:
         raise ProblemError(f"the grid's equilibrium solve did not converge on {cells} cells per axis and "
                            f"{time_steps} steps (residual {d.residual:.1e}, from the pair and from a cold start)")
-    info = {"newton_iterations": d.extra["newton_iterations"], "started_from": started_from}
-    return grid, result.u.reshape(levels, -1), result.m.reshape(levels, -1), info
+    return GridEquilibrium(grid, result.u.reshape(levels, -1), result.m.reshape(levels, -1), start_u, start_m,
+                           d.extra["newton_iterations"], started_from)
 
 
 def estimated_equilibrium_distance(solution, cells: int, time_steps: int,
@@ -99,25 +116,26 @@ def estimated_equilibrium_distance(solution, cells: int, time_steps: int,
                            f"time_steps must be multiples of 4, cells >= 32 and time_steps >= 8, got {cells} and "
                            f"{time_steps}")
     problem = solution.problem
-    solves = [grid_equilibrium_from(solution, cells // k, time_steps // k) for k in (1, 2, 4)]
-    fine_grid = solves[0][0]
-    u, m = pair_on_grid(solution, fine_grid)
-    points, periodic = fine_grid.nodes.double().numpy(), bool(problem.domain.periodic)
+    fine, half, fourth = (grid_equilibrium_from(solution, cells // k, time_steps // k) for k in (1, 2, 4))
+    points, periodic = fine.grid.nodes.double().numpy(), bool(problem.domain.periodic)
     # levels shared by the three grids: every fourth level of the finest
     quarter = np.unique(np.linspace(0, time_steps // 4, levels).round().astype(int))
 
-    def on_fine(coarsening: int, field: int) -> np.ndarray:
-        """The equilibrium's ``field`` (1: u, 2: m) on the grid coarsened ``coarsening`` (2 or 4) times, at the
-        shared levels, interpolated onto the fine nodes."""
-        grid, values = solves[coarsening // 2][0], solves[coarsening // 2][field]
-        return np.stack([on_points(grid.axes, values[level * 4 // coarsening], points, periodic) for level in quarter])
+    def on_fine(coarse: GridEquilibrium, coarsening: int, name: str) -> np.ndarray:
+        """``coarse``'s field ``name`` ("u" or "m"; its grid coarsened ``coarsening`` times) at the shared levels,
+        interpolated onto the fine nodes."""
+        values = getattr(coarse, name)
+        return np.stack([on_points(coarse.grid.axes, values[level * 4 // coarsening], points, periodic)
+                         for level in quarter])
 
-    weight = None if problem.domain.bounded else solves[0][2][quarter * 4]
-    out = []
-    for field, mine in ((2, m), (1, u)):
-        fine, half, fourth = (solves[0][field][quarter * 4], on_fine(2, field), on_fine(4, field))
-        extrapolated, coarser = 2.0 * fine - half, 2.0 * half - fourth
-        out.append(GapEstimate(gap=relative_distance(mine[quarter * 4], extrapolated, weight if field == 1 else None),
-                               scheme_error=relative_distance(coarser, extrapolated, weight if field == 1 else None),
-                               cells=cells, time_steps=time_steps))
-    return out[0], out[1]
+    out = {}
+    for name in ("m", "u"):
+        # u's distance on R^d is weighted by the equilibrium's m (see above)
+        weight = fine.m[quarter * 4] if name == "u" and not problem.domain.bounded else None
+        e_h, e_2h, e_4h = getattr(fine, name)[quarter * 4], on_fine(half, 2, name), on_fine(fourth, 4, name)
+        extrapolated, coarser = 2.0 * e_h - e_2h, 2.0 * e_2h - e_4h
+        mine = getattr(fine, f"start_{name}")[quarter * 4]
+        out[name] = GapEstimate(gap=relative_distance(mine, extrapolated, weight),
+                                scheme_error=relative_distance(coarser, extrapolated, weight), cells=cells,
+                                time_steps=time_steps)
+    return out["m"], out["u"]
