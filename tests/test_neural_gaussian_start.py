@@ -69,8 +69,8 @@ def test_gaussian_start_alone_finds_the_travelling_crowd():
     """lq_offset_1d (B2 off-centre: the crowd travels eight m0-widths, exact solution): 600 steps of
     the Gaussian start alone (no residual training) bring m within 20 % and u within 5 % (rel L2 at
     exact samples; 300 steps leave m 25 % off), where residual training from the usual start leaves
-    the crowd behind (m 96 % off after 300 steps, a quarter of the start's wall time; over 80 % off
-    after 600)."""
+    the crowd behind (m 78 % off after 300 steps, a quarter of the start's wall time; 96 % before the
+    gradient-enhanced HJB term became the default on R)."""
     problem, exact = ZOO["lq_offset_1d"](), exact_solution("lq_offset_1d")
     started = solve_neural(problem, dict(SMALL, steps=0, warm_start="gaussian", warm_start_steps=600))
     plain = solve_neural(problem, dict(SMALL, steps=300, warm_start="off"))
@@ -78,7 +78,7 @@ def test_gaussian_start_alone_finds_the_travelling_crowd():
     assert info["source"] == "gaussian" and info["stopped"] is None and info["fits"] == 60
     err, err_plain = compare(started, exact), compare(plain, exact)
     assert err["rel_l2_m"] < 0.2 and err["rel_l2_u"] < 0.05, err
-    assert err_plain["rel_l2_m"] > 0.8, err_plain
+    assert err_plain["rel_l2_m"] > 0.6, err_plain
     assert math.isfinite(started.diagnostics.residual)
 
 

@@ -46,7 +46,8 @@ def residual_check(trainer) -> dict:
     # the training's 4 probes, 0.0147 exact; small there, but larger for rougher networks).
     exact_check = trainer.problem.dim <= EXACT_CHECK_MAX_DIM
     probes = trainer._probes(batch.x.shape[0]) if (trainer.hutchinson and not exact_check) else None
-    out = compute_losses(trainer.problem, nets, batch, cfg, probes)
+    # the equations' residuals only: loss.hjb_gradient is a training device, not a residual of the MFG
+    out = compute_losses(trainer.problem, nets, batch, cfg.replace(loss=cfg.loss.replace(hjb_gradient=0.0)), probes)
     hjb = float(out.residuals.hjb.detach().pow(2).mean().sqrt())
     fp = float(out.residuals.fp.detach().pow(2).mean().sqrt())
     terms = {"hjb": hjb, "fp": fp}

@@ -294,6 +294,20 @@ class LossConfig(Settings):
     # (fp 1 or 0.1) it did not rescue the rows a lighter FP term loses (results/neural_zoo/means.md,
     # twenty-ninth session).
     weak_fp: float = number(0.0, 0.0, _INF)
+    # Weight of the gradient-enhanced HJB term, the mean of |∇x r|² over the interior points (r the HJB
+    # residual; mfgnet.neural.losses.hjb_gradient_term); None: default_hjb_gradient(problem), 1 on time-dependent
+    # problems on R and R², else 0.  Why on R^d: a narrow crowd's width follows u's curvature across it, which
+    # changes r there only by about (curvature error) × width², so the plain residual hardly sees it; ∇x r sees
+    # it × width (results/neural_zoo/means.md, thirty-eighth session; zoo, rel L2 m without -> with, seeds 0 / 1
+    # / 2 where run): lq_terminal_pull_1d 0.046 / 0.088 / 0.066 -> 0.0057 / 0.0064 / 0.0187 (its crowd 7 % too
+    # wide before; u's curvature at the crowd 1.18-1.30 against 1.42-1.50, after 1.38-1.51), lq_narrow_1d
+    # 0.019 / 0.0125 -> 0.0047 / 0.0033, lq_offset_1d 0.0014 -> 0.0003, lq_offset_2d 0.0054 -> 0.0011,
+    # r_two_crowds_1d 0.0046 -> 0.0039, r_split_1d 0.027 -> 0.015; weight 0.1: lq_terminal_pull_1d 0.024, 10:
+    # 0.0052.  A step costs 1.55-1.64x (interleaved blocks).  Not on boxes and circles, where r's gradient is
+    # large in the layers at the faces and near t = 0 and the term drowns the rest: box_narrow_far_1d 0.018 ->
+    # 0.33, box_bump_2d 0.055 -> 0.26, torus_power_two_1d 0.038 -> 0.077; nor above d = 2, where it did not
+    # help: B2 d = 10 (4000 steps) m 0.0188 -> 0.0197, u 0.0101 -> 0.0096.
+    hjb_gradient: float | None = number(None, 0.0, _INF, optional=True)
     weak_fp_modes: int = number(16, 1, 256, integer=True)
     # "grad_norm": gradient-norm balancing after Wang, Teng & Perdikaris (2021): every
     # adapt_every steps each data weight moves towards mean|∇L_pde| / mean|∇L_i|.
@@ -508,6 +522,18 @@ def default_hjb_weight(problem) -> float:
     if (euclidean or (_on_box(problem) and problem.dim <= 2)) and not problem.is_ergodic:
         return HJB_WEIGHT_HEAVY
     return 1.0
+
+
+# Weight of the gradient-enhanced HJB term on time-dependent problems on R and R² (LossConfig.hjb_gradient).
+HJB_GRADIENT_R = 1.0
+
+
+def default_hjb_gradient(problem) -> float:
+    """The gradient-enhanced HJB term's weight used when ``LossConfig.hjb_gradient`` is None: ``HJB_GRADIENT_R``
+    on a time-dependent problem on R or R², else 0 (see the field's comment)."""
+    if not problem.domain.bounded and not problem.is_ergodic and problem.dim <= 2:
+        return HJB_GRADIENT_R
+    return 0.0
 
 
 # The density network's share of the heavy HJB term on time-dependent 2D boxes (LossConfig.hjb_density).

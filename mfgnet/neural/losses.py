@@ -36,7 +36,7 @@ from mfgnet.neural.networks import MFGNetworks, initial_log_mass
 from mfgnet.neural.residuals import FieldResiduals, mfg_residuals
 from mfgnet.neural.sampling import Batch
 
-U_TERMS = ("hjb", "terminal", "boundary_u", "mean_zero")
+U_TERMS = ("hjb", "hjb_gradient", "terminal", "boundary_u", "mean_zero")
 M_TERMS = ("fp", "weak_fp", "initial", "boundary_m", "mass")
 
 
@@ -120,6 +120,11 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
             mass = (torch.exp(batch.quad_logw) * density_on_quad).sum(-1)
             terms["mass"] = ((mass - 1) ** 2).mean()
 
+    # loss.hjb_gradient differentiates the HJB residual in x, so x is a leaf of the whole residual's graph,
+    # ∫K(x, y) m(t, y) dy included (its kernel reads the point)
+    x_graph = bool(lcfg.hjb_gradient) and not ergodic  # None (unresolved, outside a Trainer): off
+    if x_graph:
+        batch = replace(batch, x=batch.x.detach().requires_grad_(True))
     conv = conv_terminal = None
     if problem.coupling_needs_density_integral():
         conv, conv_terminal = nonlocal_integrals(problem, batch, log_m_quad, lcfg.differentiate_conv)
@@ -136,9 +141,11 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
                         density_output=nets.density_output, log_mass=log_mass, ergodic_constant=lam,
                         conv=None if problem.coupling.is_local else conv, probes=probes,
                         fp_relative=relative, dlog_mass_dt=dlog_mass_dt, mean_control=mean_control, jets=jets,
-                        coupling_grad_scale=hjb_density_scale(lcfg))
+                        coupling_grad_scale=hjb_density_scale(lcfg), x_graph=x_graph)
     if batch.fp_scale is not None:  # points where only the HJB residual is imposed (sampler.hjb_fraction)
         res = replace(res, fp=res.fp * batch.fp_scale)
+    if x_graph:
+        terms["hjb_gradient"] = hjb_gradient_term(res.hjb, batch.x, batch.time_scale)
     if batch.time_scale is not None:  # sampler.time_warp: importance weights of the slice times
         res = replace(res, hjb=res.hjb * batch.time_scale, fp=res.fp * batch.time_scale)
     if lcfg.causal != "none" and not ergodic:
@@ -159,6 +166,21 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
         terms["boundary_u"], terms["boundary_m"] = boundary_losses(problem, nets, batch, log_mass,
                                                                    relative=relative)
     return StepLosses(terms=terms, residuals=res, log_mass=log_mass)
+
+
+def hjb_gradient_term(hjb: torch.Tensor, x: torch.Tensor, time_scale: torch.Tensor | None) -> torch.Tensor:
+    """Mean of |∇x r|² over the points, r the HJB residual (n,) as a function of the points x (n, d) (a leaf
+    of r's graph), each point weighted as its residual (``time_scale``, the slice times' importance weights).
+
+    Why (gradient-enhanced PINNs, Yu, Lu, Meneveau & Perdikaris 2022): where the crowd is narrow, u's
+    curvature across it changes the HJB residual there by about curvature error × width² only, so the residual
+    hardly sees it, while the crowd's width follows that curvature.  For B2 (u = a x²/2 + β x + c),
+    ∂x r = x (a² − κ − a') + (...): the Riccati equation of a appears at every point, scaled by x, not x²."""
+    (grad,) = torch.autograd.grad(hjb.sum(), x, create_graph=True)
+    square = (grad ** 2).sum(-1)
+    if time_scale is not None:
+        square = square * time_scale ** 2
+    return square.mean()
 
 
 def hjb_density_scale(lcfg) -> float:

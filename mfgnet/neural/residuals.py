@@ -120,6 +120,7 @@ def mfg_residuals(
     mean_control: torch.Tensor | None = None,
     jets: tuple[Callable, Callable] | None = None,
     coupling_grad_scale: float = 1.0,
+    x_graph: bool = False,
 ) -> FieldResiduals:
     """HJB and FP residuals of a (u, m) pair given by a value field and a density *field* w.
 
@@ -153,10 +154,13 @@ def mfg_residuals(
         coupling_grad_scale: the factor on the gradient that reaches m (and ∫K m) through F in the HJB
             residual; the values are unchanged (``loss.hjb_density``: the HJB term's weight in the density
             network's gradient, apart from its weight in the value network's).
+        x_graph: ``x`` (a leaf that requires grad) is kept as given, also by the jets, so that the caller can
+            differentiate the residuals in x (``loss.hjb_gradient``); else the residuals use their own leaf.
     """
     from mfgnet.problems.hamiltonians import QuadraticHamiltonian
 
-    x = x.detach().requires_grad_(True)
+    if not (x_graph and x.requires_grad):  # x_graph: the caller's leaf x, differentiated again afterwards
+        x = x.detach().requires_grad_(True)
     t = t.detach().requires_grad_(True)
     time_dependent = not problem.is_ergodic
     inputs = [t, x] if time_dependent else [x]
@@ -165,7 +169,9 @@ def mfg_residuals(
     quadratic = isinstance(ham, QuadraticHamiltonian)
 
     if jets is not None and quadratic and probes is None:
-        x, t = x.detach(), t.detach()
+        t = t.detach()
+        if not x_graph:
+            x = x.detach()
         u, grad_u, lap_u = jets[0](t, x)
         w, grad_w, lap_w = jets[1](t, x)
         if time_dependent:  # the first direction is t

@@ -28,6 +28,7 @@ from mfgnet.neural.config import (
     NeuralSolverConfig,
     default_fp_weight,
     default_hjb_density,
+    default_hjb_gradient,
     default_hjb_weight,
     default_lbfgs_steps,
     default_steps,
@@ -42,7 +43,8 @@ from mfgnet.problems import ProblemError
 from mfgnet.progress import progress_bar
 
 _WEIGHT_FIELD = {"hjb": "hjb", "fp": "fp", "terminal": "terminal", "initial": "initial", "boundary_u": "boundary",
-                 "boundary_m": "boundary", "mass": "mass", "mean_zero": "mean_zero", "weak_fp": "weak_fp"}
+                 "boundary_m": "boundary", "mass": "mass", "mean_zero": "mean_zero", "weak_fp": "weak_fp",
+                 "hjb_gradient": "hjb_gradient"}
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,8 @@ class Trainer:
             cfg = cfg.replace(loss=cfg.loss.replace(hjb=default_hjb_weight(problem)))
         if cfg.loss.hjb_density is None:
             cfg = cfg.replace(loss=cfg.loss.replace(hjb_density=default_hjb_density(problem, cfg.loss.hjb)))
+        if cfg.loss.hjb_gradient is None:
+            cfg = cfg.replace(loss=cfg.loss.replace(hjb_gradient=default_hjb_gradient(problem)))
         if cfg.loss.fp is None:
             cfg = cfg.replace(loss=cfg.loss.replace(fp=default_fp_weight(problem)))
         self.problem, self.cfg = problem, cfg
