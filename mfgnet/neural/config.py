@@ -294,6 +294,7 @@ class LossConfig(Settings):
     # (fp 1 or 0.1) it did not rescue the rows a lighter FP term loses (results/neural_zoo/means.md,
     # twenty-ninth session).
     weak_fp: float = number(0.0, 0.0, _INF)
+    weak_fp_modes: int = number(16, 1, 256, integer=True)
     # Weight of the gradient-enhanced HJB term, the mean of |∇x r|² over the interior points (r the HJB
     # residual; mfgnet.neural.losses.hjb_gradient_term); None: default_hjb_gradient(problem), 1 on time-dependent
     # problems on R and R², else 0.  Why on R^d: a narrow crowd's width follows u's curvature across it, which
@@ -308,7 +309,6 @@ class LossConfig(Settings):
     # 0.33, box_bump_2d 0.055 -> 0.26, torus_power_two_1d 0.038 -> 0.077; nor above d = 2, where it did not
     # help: B2 d = 10 (4000 steps) m 0.0188 -> 0.0197, u 0.0101 -> 0.0096.
     hjb_gradient: float | None = number(None, 0.0, _INF, optional=True)
-    weak_fp_modes: int = number(16, 1, 256, integer=True)
     # "grad_norm": gradient-norm balancing after Wang, Teng & Perdikaris (2021): every
     # adapt_every steps each data weight moves towards mean|∇L_pde| / mean|∇L_i|.
     adaptive: str = choice("none", "grad_norm")
