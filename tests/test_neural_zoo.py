@@ -266,7 +266,7 @@ _PASS = (0.01, 0.005)
 
 @pytest.mark.parametrize("residual_passes, crowd, value, distance, converged, says", [
     (True, (0.02, 0.01), (0.01, 0.005), None, True, None),                  # both checks pass
-    (False, (0.02, 0.01), (0.01, 0.005), None, True, None),                 # the fixed point certifies it
+    (False, (0.02, 0.01), (0.01, 0.005), None, False, "off the crowd"),     # both gaps, no distance: no certificate
     (False, (0.02, 0.04), (0.01, 0.005), None, False, "could not decide"),  # the crowd's grid cannot resolve 3 %
     (True, (0.08, 0.01), (0.01, 0.005), None, False, "off the crowd"),      # beyond tolerance + the grid's error
     (True, (0.01, 0.01), (0.08, 0.01), None, False, "off the value of the best response"),

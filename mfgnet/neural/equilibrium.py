@@ -13,7 +13,10 @@ halves on a grid, with nothing of its own training in the loop:
   while the pair is far off, where the fixed-point map amplifies: on the zoo's lq_terminal_pull_1d both passed
   (crowd 0.2 %, value 0.6-0.8 %) with m 4.6-8.8 % off the exact m, and the run was certified; the distance there
   reads 4.4 / 9.3 / 6.2 % on seeds 0 / 1 / 2 and vetoes all three (thirty-seventh session).  It runs only where
-  it can change the answer (a failed gap already vetoes), at about 1-5 s in 1D and 17 s in 2D.
+  it can change the answer (a failed gap already vetoes), at about 1-5 s in 1D and 17 s in 2D.  A certificate
+  needs all four to pass: where the grid's Newton cannot reach an equilibrium (from the pair or cold), there is no
+  distance and no certificate (a narrower neighbour of that row, 46 % off in m, passed both gaps while Newton
+  failed; thirty-eighth session).
 
 Each is a relative L2 distance over space-time with the grid's own error removed (Richardson from
 the grid and its half) and estimated (``scheme_error``; for the distances from the quarter grid too,
@@ -98,9 +101,12 @@ class EquilibriumCheck:
 
     @property
     def certifies(self) -> bool:
-        """Both gaps pass, and so do the distances to the grid's equilibrium where they ran: the pair is an
-        equilibrium to within the tolerance."""
-        return self.value is not None and all(v == "pass" for v in self.verdicts().values())
+        """Both gaps and both distances to the grid's equilibrium pass: the pair is an equilibrium to within the
+        tolerance.  A distance that did not run (the grid's Newton failed from the pair and cold) leaves no
+        certificate: both gaps passing is not enough (a narrow crowd on R with a strong terminal pull, 46 % off in
+        m, passed both gaps while the grid's Newton failed; results/neural_zoo/means.md, thirty-eighth session)."""
+        return (self.value is not None and self.equilibrium_m is not None and self.equilibrium_u is not None
+                and all(v == "pass" for v in self.verdicts().values()))
 
     @property
     def vetoes(self) -> bool:
