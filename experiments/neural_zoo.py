@@ -139,8 +139,7 @@ def run(name: str, config: dict, steps: int | None, tag: str = "default") -> dic
            "fp_residual": d.extra["fp_residual"], "crowd_gap": d.extra.get("crowd_gap"),
            "crowd_scheme_error": d.extra.get("crowd_scheme_error"), "value_gap": d.extra.get("value_gap"),
            "value_scheme_error": d.extra.get("value_scheme_error"),
-           **{k: d.extra.get(k) for k in ("equilibrium_m_gap", "equilibrium_m_scheme_error", "equilibrium_u_gap",
-                                          "equilibrium_u_scheme_error")},
+           **{k: d.extra.get(k) for k in DISTANCE_COLUMNS},
            "converged_by": d.extra.get("converged_by"),
            "residual_ok": d.extra["residual_ok"],
            "diagnosis": d.extra.get("diagnosis", {}).get("summary", "")}
@@ -211,10 +210,12 @@ def fmt(v) -> str:
     return str(v)
 
 
+# the distances of the pair to the grid's equilibrium (mfgnet.neural.equilibrium), as diagnostics.extra names them
+DISTANCE_COLUMNS = ("equilibrium_m_gap", "equilibrium_m_scheme_error", "equilibrium_u_gap",
+                    "equilibrium_u_scheme_error")
 COLUMNS = ("problem", "rel_l2_m", "rel_l2_u", "mass_error", "abs_err_lambda", "wall_s", "steps", "lbfgs_steps",
            "lbfgs_kept", "converged", "converged_by", "residual", "crowd_gap", "crowd_scheme_error", "value_gap",
-           "value_scheme_error", "equilibrium_m_gap", "equilibrium_m_scheme_error", "equilibrium_u_gap",
-           "equilibrium_u_scheme_error", "met", "diagnosis")
+           "value_scheme_error", *DISTANCE_COLUMNS, "met", "diagnosis")
 
 
 def missed_targets(row: dict) -> list[str]:
