@@ -376,7 +376,9 @@ def main(argv=None) -> None:
         table = OUT / f"zoo{suffix}.md"
         last = next((line for line in table.read_text().splitlines() if line.startswith("Command")), "") \
             if table.exists() else ""
-        trained = last.split("`")[1] if last.count("`") >= 2 else "(unknown)"
+        # the default table names the whole run first and the last update second
+        position = 3 if "the last update: `" in last else 1
+        trained = last.split("`")[position] if last.count("`") > position else "(unknown)"
         write_tables(args.tag, f"{trained}`, rechecked with `{command}", config)
 
 

@@ -8,7 +8,7 @@ import torch
 
 from mfgnet.benchmarks import TwoRoadTraffic, ergodic_torus, hopf_cole, log_congestion, lq_gaussian
 from mfgnet.neural.residuals import pde_residuals, rademacher
-from mfgnet.problems.zoo import LQ_NARROW_PARAMS, LQ_TERMINAL_PULL_PARAMS
+from mfgnet.problems.zoo import LQ_NARROW_PARAMS, LQ_SHARP_PULL_PARAMS, LQ_TERMINAL_PULL_PARAMS
 from mfgnet.solution import time_column
 
 CASES = {
@@ -20,6 +20,7 @@ CASES = {
     "B2 5d": lambda: lq_gaussian(5, rho=-0.5, viscosity=0.3, mean0=-0.5),
     "B2 zoo lq_narrow_1d": lambda: lq_gaussian(1, **LQ_NARROW_PARAMS),
     "B2 zoo lq_terminal_pull_1d": lambda: lq_gaussian(1, **LQ_TERMINAL_PULL_PARAMS),
+    "B2 zoo lq_sharp_pull_1d": lambda: lq_gaussian(1, **LQ_SHARP_PULL_PARAMS),
     "B5 1d": lambda: log_congestion(1),
     "B5 10d other data": lambda: log_congestion(10, viscosity=0.05, aversion=0.3, pull=5.0, horizon=0.5),
     "B5 ergodic 3d": lambda: log_congestion(3, ergodic=True),
@@ -49,8 +50,8 @@ def test_exact_solution_has_zero_pde_residuals(name):
     assert float(fp.detach().abs().max()) < 1e-9 * scale
 
 
-@pytest.mark.parametrize("name", ["B3", "B2 1d", "B2 5d", "B2 zoo lq_narrow_1d", "B2 zoo lq_terminal_pull_1d", "B5 1d",
-                                  "B5 10d other data"])
+@pytest.mark.parametrize("name", ["B3", "B2 1d", "B2 5d", "B2 zoo lq_narrow_1d", "B2 zoo lq_terminal_pull_1d",
+                                  "B2 zoo lq_sharp_pull_1d", "B5 1d", "B5 10d other data"])
 def test_exact_solution_meets_terminal_and_initial_data(name):
     problem, exact = CASES[name]()
     x = problem.bounding_box().sample(128, torch.Generator().manual_seed(1))

@@ -127,9 +127,16 @@ def test_a_gap_the_checks_grid_cannot_decide_is_solved_again_on_a_finer_grid(mon
     monkeypatch.setattr(equilibrium, "REFINED_GRID", {})
     coarse = equilibrium.both_gaps(exact, 0.03)
     assert coarse.verdicts() == {"crowd": "pass", "value": "unresolved"} and not coarse.certifies
-    monkeypatch.setattr(equilibrium, "REFINED_GRID", {1: (64, 64)})
+    monkeypatch.setattr(equilibrium, "REFINED_GRID", {1: ((64, 64),)})
     refined = equilibrium.both_gaps(exact, 0.03)
     assert refined.verdicts() == {"crowd": "pass", "value": "pass"} and refined.value.cells == 64
     assert refined.crowd.cells == 24
     assert refined.value.gap < 0.01 and refined.value.scheme_error < 0.03
     assert refined.crowd == coarse.crowd
+    # A ladder: what the first refinement cannot decide either (24 cells after 16: 2.8 %, grid 4.9 % off) goes on to
+    # the next (64 cells), and a decided gap stops the climb (nothing beyond 64 is solved).
+    monkeypatch.setattr(equilibrium, "CHECK_GRID", {1: (16, 16)})
+    monkeypatch.setattr(equilibrium, "REFINED_GRID", {1: ((24, 24), (64, 64), (4096, 4096))})
+    climbed = equilibrium.both_gaps(exact, 0.03)
+    assert climbed.verdicts() == {"crowd": "pass", "value": "pass"} and climbed.value.cells == 64
+    assert climbed.value.gap == pytest.approx(refined.value.gap, rel=1e-9) and climbed.crowd.cells == 16

@@ -58,7 +58,7 @@ def test_the_distance_runs_only_where_no_gap_fails_and_refines_what_it_cannot_de
     coarse = equilibrium.with_equilibrium_distance(exact, passing)
     assert coarse.verdicts()["equilibrium_u"] == "unresolved" and not coarse.certifies
     assert "equilibrium_u_gap" in coarse.record() and "could not decide" in coarse.unresolved()
-    monkeypatch.setattr(equilibrium, "REFINED_GRID", {1: (64, 64)})
+    monkeypatch.setattr(equilibrium, "REFINED_GRID", {1: ((64, 64),)})
     refined = equilibrium.with_equilibrium_distance(exact, passing)
     assert refined.certifies and refined.equilibrium_u.cells == 64 and refined.equilibrium_u.gap < 0.01
 
@@ -82,7 +82,7 @@ def test_a_distance_the_grid_cannot_solve_is_said_and_never_certifies(monkeypatc
 
     monkeypatch.setattr(distance, "estimated_equilibrium_distance", fake)
     monkeypatch.setattr(equilibrium, "CHECK_GRID", {1: (32, 32)})
-    monkeypatch.setattr(equilibrium, "REFINED_GRID", {1: (64, 64)})
+    monkeypatch.setattr(equilibrium, "REFINED_GRID", {1: ((64, 64),)})
     refined_failed = equilibrium.with_equilibrium_distance(exact, passing)
     assert calls == [32, 64] and refined_failed.equilibrium_m == undecided[0] and not refined_failed.certifies
     assert "did not run on 64 cells (Newton stalled)" in refined_failed.summary()

@@ -61,9 +61,10 @@ def grid_equilibrium_from(solution, cells: int, time_steps: int) -> GridEquilibr
     levels = len(grid.times)
     # No Picard steps before Newton: from a pair near the equilibrium they only move it away (from the zoo's
     # trained networks, seed 2, Newton converged in 3-6 steps on 20 of the 22 1D rows, 10 and 12 on r_split_1d
-    # and torus_low_noise_1d).
-    result = solve_on_grid(problem, grid, GridSolverConfig(picard_warmup=0, progress=False), quiet=True,
-                           initial=(start_u, start_m))
+    # and torus_low_noise_1d).  No continuation in ν either: its first stage (ν = 0.2 where the problem's is below
+    # 0.02) would start from the pair at the wrong ν and leave it behind.
+    result = solve_on_grid(problem, grid, GridSolverConfig(picard_warmup=0, continuation="off", progress=False),
+                           quiet=True, initial=(start_u, start_m))
     started_from = "the pair"
     if not result.diagnostics.converged:
         result = solve_on_grid(problem, grid, GridSolverConfig(progress=False), quiet=True)

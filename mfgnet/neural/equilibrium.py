@@ -23,7 +23,8 @@ the grid and its half) and estimated (``scheme_error``; for the distances from t
 the extrapolation's own error).  Against ``tolerance`` a gap *passes* when it
 and its grid's error are both within the tolerance, *fails* when it exceeds the tolerance plus that
 error (the pair is off, whatever the grid's error), and is *unresolved* in between.  In 1D an unresolved
-gap is solved again on a grid twice as fine (:data:`REFINED_GRID`), which halves the grid's error.
+gap is solved again on a grid twice as fine, which halves the grid's error, and again on one four times as fine
+where that still cannot decide (:data:`REFINED_GRID`).
 
 Why it decides `converged` beside the PDE residual: the residual's size follows the problem's scale
 and the thin layers it peaks in (a narrow m0 at t = 0+), not the error.  On the zoo's time-dependent
@@ -53,9 +54,12 @@ CHECK_GRID = {1: (400, 400), 2: (64, 80)}
 # 1D: a gap the check's grid cannot decide is solved again on twice the cells and steps, which halves the
 # grid's own error: on the zoo's lq_offset_1d (R's wide box) the crowd of the exact policy is 0.58 % off
 # with the grid 3.3 % off at 400 (no verdict at 3 %), 0.17 % with 1.5 % at 800.  It costs 6 s (crowd) and
-# 4 s (value) for saved r_two_crowds_1d networks at load 1-2 (2 s each at 400).  2D's next grid would take
-# minutes.
-REFINED_GRID = {1: (800, 800)}
+# 4 s (value) for saved r_two_crowds_1d networks at load 1-2 (2 s each at 400).  What 800 cannot decide either is
+# solved on 1600 / 1600: on lq_narrow_1d (a crowd of std 0.1 on R's wide box, ν = 0.02) the exact pair's crowd gap is
+# 0.47 % with the grid 4.0 % off at 800 and 0.12 % with 2.0 % at 1600, its distance to the grid's equilibrium 2.2 %
+# with 3.7 % at 800 and 0.70 % with 1.5 % at 1600 (no verdict at 3 % on 800, a pass on 1600; the equilibrium's three
+# Newton solves 34 s at load 3).  2D's next grid would take minutes.  The ladder, finest last, per dimension:
+REFINED_GRID = {1: ((800, 800), (1600, 1600))}
 
 _WHAT = {"crowd": ("m", "the crowd that u's feedback produces"),
          "value": ("u", "the value of the best response to m"),
@@ -183,9 +187,9 @@ def equilibrium_check(solution, tolerance: float, progress: bool = False) -> Equ
 
 
 def both_gaps(solution, tolerance: float, progress: bool = False) -> EquilibriumCheck:
-    """Both gaps of ``solution`` on the grid of :data:`CHECK_GRID`, and again on :data:`REFINED_GRID`
-    for a gap that grid could not decide (see the module's docstring); a progress bar (``progress``)
-    where it takes more than a few seconds (2D: ~20 s)."""
+    """Both gaps of ``solution`` on the grid of :data:`CHECK_GRID`, and again on each grid of :data:`REFINED_GRID`
+    in turn for a gap the previous one could not decide (see the module's docstring); a progress bar
+    (``progress``) where it takes more than a few seconds (2D: ~20 s)."""
     from mfgnet.grid.crowd import estimated_crowd_gap
     from mfgnet.progress import progress_bar
 
@@ -196,37 +200,38 @@ def both_gaps(solution, tolerance: float, progress: bool = False) -> Equilibrium
         bar.update(1)
         check = _value_half(solution, crowd, tolerance, cells, steps)
         bar.update(1)
-    undecided = [k for k, v in check.verdicts().items() if v == "unresolved"]
-    if not undecided or dim not in REFINED_GRID:
-        return check
-    cells, steps = REFINED_GRID[dim]
-    # On R^d the value gap is weighted by the crowd on its own grid, so a refined value half needs the
-    # refined crowd too.
-    redo_crowd = "crowd" in undecided or ("value" in undecided and not solution.problem.domain.bounded)
-    halves = int(redo_crowd) + int("value" in undecided)
-    with progress_bar(halves, f"refined check on {cells} cells per axis", enabled=progress, unit="half") as bar:
-        if redo_crowd:
-            crowd = estimated_crowd_gap(solution, cells=cells, time_steps=steps)
-            bar.update(1)
-        if "value" in undecided:
-            check = _value_half(solution, crowd, tolerance, cells, steps)
-            bar.update(1)
-        else:
-            check = EquilibriumCheck(crowd, check.value, tolerance, check.skipped)
+    for cells, steps in REFINED_GRID.get(dim, ()):
+        undecided = [k for k, v in check.verdicts().items() if v == "unresolved"]
+        if not undecided or check.vetoes:  # decided, or a failed gap already says no
+            break
+        # On R^d the value gap is weighted by the crowd on its own grid, so a refined value half needs the
+        # refined crowd too.
+        redo_crowd = "crowd" in undecided or ("value" in undecided and not solution.problem.domain.bounded)
+        halves = int(redo_crowd) + int("value" in undecided)
+        with progress_bar(halves, f"refined check on {cells} cells per axis", enabled=progress,
+                          unit="half") as bar:
+            if redo_crowd:
+                crowd = estimated_crowd_gap(solution, cells=cells, time_steps=steps)
+                bar.update(1)
+            if "value" in undecided:
+                check = _value_half(solution, crowd, tolerance, cells, steps)
+                bar.update(1)
+            else:
+                check = EquilibriumCheck(crowd, check.value, tolerance, check.skipped)
     return check
 
 
 def with_equilibrium_distance(solution, check: EquilibriumCheck, progress: bool = False) -> EquilibriumCheck:
     """``check`` with the distances of the pair to the grid's equilibrium (:mod:`mfgnet.grid.equilibrium_distance`)
-    on the grid of :data:`CHECK_GRID`, and again on :data:`REFINED_GRID` where that grid could not decide them;
-    ``check`` unchanged where a gap already fails (the distance could not change the answer)."""
+    on the grid of :data:`CHECK_GRID`, and again on each grid of :data:`REFINED_GRID` in turn while they stay
+    undecided; ``check`` unchanged where a gap already fails (the distance could not change the answer)."""
     from mfgnet.grid.equilibrium_distance import estimated_equilibrium_distance
     from mfgnet.progress import progress_bar
 
     if check.vetoes:
         return check
     dim = solution.problem.dim
-    grids = [CHECK_GRID[dim]] + ([REFINED_GRID[dim]] if dim in REFINED_GRID else [])
+    grids = [CHECK_GRID[dim], *REFINED_GRID.get(dim, ())]
     for cells, steps in grids:
         with progress_bar(1, f"distance to the grid's equilibrium on {cells} cells per axis", enabled=progress,
                           unit="solve") as bar:

@@ -52,9 +52,11 @@ def solve_neural(problem: MFGProblem, config: NeuralSolverConfig | dict | None =
     point on a grid (`mfgnet.neural.equilibrium`): m against the crowd that u's feedback produces
     (``extra["crowd_gap"]``, relative L2) and u against the value of the best response to m
     (``extra["value_gap"]``), each with its grid's own estimated error (``extra["crowd_scheme_error"]``,
-    ``extra["value_scheme_error"]``).  ``converged`` is True exactly when no NaN stopped the run and
-    either the residual is finite and <= ``tolerance`` and no gap exceeds ``equilibrium_tolerance``
-    plus its grid's error, or both gaps and both grids' errors are within ``equilibrium_tolerance``
+    ``extra["value_scheme_error"]``), and, where neither gap fails, m and u against the equilibrium the
+    grid's Newton iteration reaches from the pair (``extra["equilibrium_m_gap"]``, ``extra["equilibrium_u_gap"]``).
+    ``converged`` is True exactly when no NaN stopped the run and either the residual is finite and
+    <= ``tolerance`` and nothing of the check exceeds ``equilibrium_tolerance`` plus its grid's error, or
+    both gaps and both distances, and their grids' errors, are within ``equilibrium_tolerance``
     (``extra["converged_by"]`` says which).  A gap between the two is no verdict, and the run says so.
     A run that misses gets ``extra["diagnosis"]`` (dominant term, where the residuals peak, mass
     drift, the gaps, advice) and one RuntimeWarning.

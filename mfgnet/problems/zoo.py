@@ -331,9 +331,22 @@ def lq_terminal_pull_1d() -> MFGProblem:
     return _lq_benchmark("lq_terminal_pull_1d").problem
 
 
+# The harder neighbour of lq_terminal_pull_1d (added when the gradient-enhanced HJB term made that row meet): half
+# the crowd's width (std 0.05), half the noise (ν = 0.01) and a pull twice as strong towards 0.95 × the crowd's own
+# mean (c_T = 8, ρ = 0.95).
+LQ_SHARP_PULL_PARAMS = {**LQ_TERMINAL_PULL_PARAMS, "var0": 0.0025, "viscosity": 0.01, "terminal_weight": 8.0,
+                        "rho": 0.95}
+
+
+def lq_sharp_pull_1d() -> MFGProblem:
+    """B2 on R as :func:`lq_terminal_pull_1d` with m0 = N(2, 0.05²), ν = 0.01 and G = 4 (x − 0.95 m̄(T))²
+    (``LQ_SHARP_PULL_PARAMS``); exact Gaussian solution."""
+    return _lq_benchmark("lq_sharp_pull_1d").problem
+
+
 # The zoo's B2 entries: dimension and parameters, for the problem and its exact solution alike.
 LQ_ROWS = {"lq_offset_1d": (1, LQ_PARAMS), "lq_offset_2d": (2, LQ_PARAMS), "lq_narrow_1d": (1, LQ_NARROW_PARAMS),
-           "lq_terminal_pull_1d": (1, LQ_TERMINAL_PULL_PARAMS)}
+           "lq_terminal_pull_1d": (1, LQ_TERMINAL_PULL_PARAMS), "lq_sharp_pull_1d": (1, LQ_SHARP_PULL_PARAMS)}
 
 
 def r_two_crowds_1d() -> MFGProblem:
@@ -406,6 +419,7 @@ ZOO: dict[str, Callable[[], MFGProblem]] = {
     "lq_offset_2d": lq_offset_2d,
     "lq_narrow_1d": lq_narrow_1d,
     "lq_terminal_pull_1d": lq_terminal_pull_1d,
+    "lq_sharp_pull_1d": lq_sharp_pull_1d,
     "r_two_crowds_1d": r_two_crowds_1d,
     "r_split_1d": r_split_1d,
 }
@@ -442,6 +456,7 @@ REFERENCE: dict[str, dict] = {
     "lq_offset_2d": {"kind": "exact"},
     "lq_narrow_1d": {"kind": "exact"},
     "lq_terminal_pull_1d": {"kind": "exact"},
+    "lq_sharp_pull_1d": {"kind": "exact"},
     "r_two_crowds_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "r_split_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
 }
