@@ -10,6 +10,9 @@ Problems (1D unless ``--dim 2``, ``--cells`` cells per axis, dt = h):
 * ``torus_attraction``: B3's data with ν free: on 𝕋¹, F = m − 1, G = −0.4 ln(1 + ½ cos 2πx) (B3's terminal
   cost at its reference ν = 0.2), m0 = B3's m(0); as ν → 0 the crowd gathers at x = 0 against the
   congestion.  (B3 itself has no ν → 0 limit worth studying: its u is O(ν).)
+* ``lq_pull``: B2 on R with the neural zoo's lq_sharp_pull_1d data (a crowd of std 0.05 at 2 pulled towards
+  0.95 × its own mean, c_T = 8) and ν, T free, on the box R's problem derives for its ν: where continuation's
+  first stage (ν = 0.2) spread that crowd onto the box's faces, the solver tries again without it.
 
 Writes results/grid_small_noise.md: per case, Newton iterations (total, and per stage when continuing),
 GMRES iterations, whole-matrix LU factorisations (``time_lu``), wall time and its ratio to the ν = 0.2 case of
@@ -28,10 +31,12 @@ from pathlib import Path
 
 import torch
 
+from mfgnet.benchmarks import lq_gaussian
 from mfgnet.grid import solve_grid
 from mfgnet.grid.config import GridSolverConfig
 from mfgnet.problems import MFGProblem, Torus
 from mfgnet.problems.examples import crowd_aversion
+from mfgnet.problems.zoo import LQ_SHARP_PULL_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
 VISCOSITIES = (0.2, 0.05, 0.01, 1e-3, 0.0)
@@ -51,10 +56,24 @@ def torus_attraction(viscosity: float, horizon: float) -> MFGProblem:
         initial_density=lambda x: m0(x) / mass, name="torus_attraction")
 
 
+def lq_pull(viscosity: float, horizon: float) -> MFGProblem:
+    """B2 with lq_sharp_pull_1d's data (mfgnet.problems.zoo.LQ_SHARP_PULL_PARAMS) at any ν >= 0 and T."""
+    params = {**LQ_SHARP_PULL_PARAMS, "viscosity": viscosity, "horizon": horizon}
+    return lq_gaussian(1, **params).problem
+
+
 PROBLEMS = {
     "crowd_aversion": lambda nu, T, dim, aversion: crowd_aversion(dim=dim, viscosity=nu, horizon=T, aversion=aversion),
     "torus_attraction": lambda nu, T, dim, aversion: torus_attraction(nu, T),
+    "lq_pull": lambda nu, T, dim, aversion: lq_pull(nu, T),
 }
+
+
+def _start(extra: dict) -> str:
+    """The start of a solver's retry (mfgnet.grid.solver.solve_on_grid), in words."""
+    continuation = "no continuation" if extra["retry_continuation"] == "off" else \
+        f"continuation from ν = {extra['retry_continuation_from']:g}"
+    return f"{continuation}, {extra['retry_picard_warmup']} Picard steps"
 
 
 def run(problem: str, nu: float, T: float, cells: int, mode: str, dim: int = 1, aversion: float = 1.0) -> dict:
@@ -66,7 +85,9 @@ def run(problem: str, nu: float, T: float, cells: int, mode: str, dim: int = 1, 
     return {"problem": problem, "nu": nu, "T": T, "mode": mode, "wall": time.perf_counter() - start,
             "newton": d.extra["newton_iterations"], "gmres": d.extra["gmres_iterations"], "converged": d.converged,
             "factorisations": d.extra.get("factorisations", 0),
-            "stopped_on": d.extra["stopped_on"], "residual": d.residual,
+            "stopped_on": d.extra["stopped_on"] + (f" (after {d.extra['retries']} retries, the last: " +
+                                                   _start(d.extra) + ")" if "retries" in d.extra else ""),
+            "residual": d.residual,
             "stages": " → ".join(f"{s['viscosity']:.3g}: {s['newton_iterations']}" for s in stages),
             "stage_max": max((s["newton_iterations"] for s in stages), default=d.extra["newton_iterations"]),
             "load": os.getloadavg()[0]}

@@ -175,3 +175,14 @@ def test_ergodic_log_congestion_is_the_stationary_time_dependent_one():
     assert float(guess.var(0).mean()) == pytest.approx(1.0, abs=0.05)
     assert float(exact.sample(torch.zeros(20000, dtype=torch.float64), torch.Generator().manual_seed(1))
                  .var(0).mean()) == pytest.approx(0.2 / exact.alpha, rel=0.05)
+
+
+def test_lq_constant_term_once_per_distinct_time_equals_the_per_point_quadrature():
+    """B2's c(t) on many points that share a few times (a grid) is computed once per distinct time; the same
+    numbers as the quadrature at every point, and the per-point path keeps its gradient in t."""
+    coef = CASES["B2 zoo lq_narrow_1d"]().exact.coefficients
+    t = torch.linspace(0.0, 2.0, 41, dtype=torch.float64).repeat_interleave(200)  # 8200 points, 41 times
+    assert torch.equal(coef.c(t), coef._c(t))
+    t_grad = t[:50].clone().requires_grad_(True)
+    (c_dot,) = torch.autograd.grad(coef.c(t_grad).sum(), t_grad)
+    assert torch.allclose(c_dot, coef.c_dot(t[:50]), rtol=1e-9, atol=1e-9)
