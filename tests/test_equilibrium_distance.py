@@ -74,7 +74,7 @@ def test_a_distance_the_grid_cannot_solve_is_said_and_never_certifies(monkeypatc
     undecided = (GapEstimate(0.02, 0.05, 32, 32), GapEstimate(0.01, 0.01, 32, 32))
     calls = []
 
-    def fake(solution, cells, steps):
+    def fake(solution, cells, steps, solved=None):
         calls.append(cells)
         if len(calls) == 1 and cells == 32:
             return undecided

@@ -77,10 +77,11 @@ def grid_equilibrium_from(solution, cells: int, time_steps: int) -> GridEquilibr
                            d.extra["newton_iterations"], started_from)
 
 
-def estimated_equilibrium_distance(solution, cells: int, time_steps: int,
-                                   levels: int = 11) -> tuple[GapEstimate, GapEstimate]:
+def estimated_equilibrium_distance(solution, cells: int, time_steps: int, levels: int = 11,
+                                   solved: dict | None = None) -> tuple[GapEstimate, GapEstimate]:
     """The distance of ``solution``'s m and u to the grid's equilibrium, with the grid's own error removed and
-    estimated: (m's, u's).
+    estimated: (m's, u's).  ``solved``: the grid equilibria already reached from this solution, keyed by (cells,
+    time steps), read and extended (a check that climbs to finer grids passes one dict to every call).
 
     The equilibrium is solved on (``cells``, ``time_steps``), their halves and their quarters
     (:func:`grid_equilibrium_from`: e_h, e_2h, e_4h).  ``gap`` = ‖v − E_h‖ / ‖E_h‖ with E_h = 2 e_h − e_2h, the
@@ -117,7 +118,16 @@ def estimated_equilibrium_distance(solution, cells: int, time_steps: int,
                            f"time_steps must be multiples of 4, cells >= 32 and time_steps >= 8, got {cells} and "
                            f"{time_steps}")
     problem = solution.problem
-    fine, half, fourth = (grid_equilibrium_from(solution, cells // k, time_steps // k) for k in (1, 2, 4))
+    solved = {} if solved is None else solved
+
+    def equilibrium(k: int) -> GridEquilibrium:
+        # each grid solved once per ``solved``: a finer check reuses its coarser grids (1600 cells: 800 and 400)
+        key = (cells // k, time_steps // k)
+        if key not in solved:
+            solved[key] = grid_equilibrium_from(solution, *key)
+        return solved[key]
+
+    fine, half, fourth = (equilibrium(k) for k in (1, 2, 4))
     points, periodic = fine.grid.nodes.double().numpy(), bool(problem.domain.periodic)
     # levels shared by the three grids: every fourth level of the finest
     quarter = np.unique(np.linspace(0, time_steps // 4, levels).round().astype(int))

@@ -232,11 +232,12 @@ def with_equilibrium_distance(solution, check: EquilibriumCheck, progress: bool 
         return check
     dim = solution.problem.dim
     grids = [CHECK_GRID[dim], *REFINED_GRID.get(dim, ())]
+    solved: dict = {}  # each rung's half and quarter grids are the previous rungs' grids: solved once
     for cells, steps in grids:
         with progress_bar(1, f"distance to the grid's equilibrium on {cells} cells per axis", enabled=progress,
                           unit="solve") as bar:
             try:
-                m_gap, u_gap = estimated_equilibrium_distance(solution, cells, steps)
+                m_gap, u_gap = estimated_equilibrium_distance(solution, cells, steps, solved=solved)
             except ProblemError as err:  # a game the grid does not discretise, a Newton solve that failed
                 # (on the refined grid the coarser grid's distances stand: undecided, so no certificate)
                 return replace(check, equilibrium_skipped=f"the distance to the grid's equilibrium did not run on "
