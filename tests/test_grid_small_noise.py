@@ -127,3 +127,20 @@ def test_the_gmres_cap_is_a_setting_and_its_hits_are_counted(caplog):
     assert capped.diagnostics.converged or "raise solver.gmres_max_iterations" in caplog.text
     with pytest.raises(ProblemError, match="gmres_max_iterations"):
         GridSolverConfig.from_dict({"gmres_max_iterations": 5})
+
+
+def test_the_line_search_measures_the_residual_by_its_root_mean_square():
+    """B2 with lq_sharp_pull_1d's data at ν = 0.05, T = 2, 128 cells (dt = h): with the max norm as the line
+    search's measure, Newton's steps were cut to 1/16-1/4 for 20 iterations (25 in all); the Newton direction
+    descends on the sum of squares, and with its root mean square 14 steps converge (fortieth session:
+    results/grid_small_noise_lq_pull.md).  The convergence test stays the max norm."""
+    from mfgnet.benchmarks.lq_gaussian import lq_gaussian
+    from mfgnet.grid.newton import merit, residual_norm
+    from mfgnet.problems.zoo import LQ_SHARP_PULL_PARAMS
+
+    r = np.array([3.0, -4.0, 0.0, 0.0])
+    assert merit(r) == pytest.approx(2.5) and residual_norm(r) == 4.0
+    assert merit(np.array([1.0, np.nan])) == float("inf")
+    problem = lq_gaussian(1, **{**LQ_SHARP_PULL_PARAMS, "viscosity": 0.05, "horizon": 2.0}).problem
+    d = solve_grid(problem, cells=128, progress=False).diagnostics
+    assert d.converged and d.residual <= 1e-9 and d.extra["newton_iterations"] <= 16

@@ -85,7 +85,7 @@ class GridSolverConfig(Settings):
         T = 2 took 35 Newton steps from it; results/grid_small_noise.md).  "off": one
         Newton solve at the problem's ν.  ``diagnostics.extra["continuation"]`` lists the
         stages (ν, Newton and GMRES iterations, why each stopped).  A solve that stalls with
-        continuation is tried again without it, then with a gentler one (``solve_on_grid``;
+        continuation is tried again with a gentler one, then without it (``solve_on_grid``;
         ``retry_continuation``, ``retry_continuation_from``).
     continuation_from : float
         The first stage's ν (> 0).
