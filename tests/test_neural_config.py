@@ -189,3 +189,46 @@ def test_time_scales_are_early_clocks_of_the_time_input():
                                torch.tensor([1 / (0.1 * 2.0)], dtype=torch.float64))
     assert InputEmbedding(ZOO["torus_bimodal_1d"](), default, gen).time_rates.numel() == 0
     assert InputEmbedding(ZOO["lq_offset_1d"](), default, gen).time_rates.numel() == 0
+
+
+def test_u_first_steps_default_to_an_eighth_of_the_run_after_a_gaussian_start_only():
+    """optim.u_first_steps = None resolves to steps // 8 where the Gaussian start runs (time-dependent R and R²)
+    and to 0 elsewhere (boxes, tori, ergodic problems, R^d above d = 2); an explicit value wins (fortieth session)."""
+    from mfgnet.benchmarks import lq_gaussian
+    from mfgnet.neural.config import default_u_first_steps
+    from mfgnet.neural.trainer import Trainer
+    from mfgnet.problems.zoo import ZOO
+
+    assert NeuralSolverConfig().optim.u_first_steps is None
+    assert [default_u_first_steps(mode, 4000) for mode in ("gaussian", "initial", "grid", "off")] == [500, 0, 0, 0]
+
+    def resolved(problem, **optim):
+        data = {"steps": 4000, "progress": False, "model": {"width": 8}, "optim": optim}
+        return Trainer(problem, NeuralSolverConfig.from_dict(data)).cfg.optim.u_first_steps
+
+    assert [resolved(ZOO[name]()) for name in ("lq_offset_1d", "lq_offset_2d", "box_bump_1d", "torus_bimodal_1d",
+                                               "ergodic_box_strong_1d")] == [500, 500, 0, 0, 0]
+    assert resolved(lq_gaussian(3).problem) == 0
+    assert resolved(ZOO["lq_offset_1d"](), u_first_steps=7) == 7
+
+
+def test_the_first_steps_move_u_alone():
+    """With optim.u_first_steps = 3, three Adam steps leave every parameter of the density network (and the base's
+    motion) bit for bit where it was and move u's; the fourth moves both."""
+    import torch
+
+    from mfgnet.benchmarks import lq_gaussian
+    from mfgnet.neural.trainer import Trainer
+
+    data = {"steps": 6, "progress": False, "warm_start": "off", "model": {"width": 8},
+            "sampler": {"n_interior": 64, "n_initial": 32, "n_terminal": 32, "particles": 64},
+            "optim": {"u_first_steps": 3}}
+    trainer = Trainer(lq_gaussian(1).problem, NeuralSolverConfig.from_dict(data))
+    density = [p.detach().clone() for p in trainer.nets.density_parameters()]
+    value = [p.detach().clone() for p in trainer.nets.value_parameters()]
+    for _ in range(3):
+        assert trainer.train_step()
+    assert all(torch.equal(a, b) for a, b in zip(density, trainer.nets.density_parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(value, trainer.nets.value_parameters()))
+    assert trainer.train_step()
+    assert any(not torch.equal(a, b) for a, b in zip(density, trainer.nets.density_parameters()))

@@ -207,6 +207,12 @@ class OptimConfig(Settings):
     section = "optim"
     training: str = choice("joint", "alternating")
     alternate_every: int = number(1, 1, 10**6, integer=True)
+    # Joint training: the first u_first_steps Adam steps move u alone (its loss terms, m held), so that u
+    # catches up with a warm start's crowd before m moves.  None: default_u_first_steps, steps // 8 after a
+    # Gaussian start (500 of the default 4000), else 0.  Why: the Gaussian start leaves lq_sharp_pull_1d's pair
+    # 5.6 % / 5.5 % off the exact one (m / u), and one joint Adam step at full rate took u to 256 %; 4000 joint
+    # steps ended at m 58 % (results/neural_zoo/means.md, fortieth session).
+    u_first_steps: int | None = number(None, 0, 10**9, integer=True, optional=True)
     lr: float = number(3e-3, 0.0, 10.0, lo_open=True)
     schedule: str = choice("cosine", "constant", "exponential")
     # Learning rate at the last step as a fraction of lr (cosine / exponential).
@@ -507,6 +513,16 @@ def default_lbfgs_steps(problem, steps: int) -> int:
             or problem.dim > LBFGS_MAX_DIM or steps < LBFGS_MIN_ADAM_STEPS):
         return 0
     return LBFGS_FINISH_STEPS
+
+
+# Adam steps of u alone after a Gaussian start, as a share of the run's steps (OptimConfig.u_first_steps).
+U_FIRST_SHARE_AFTER_GAUSSIAN = 1 / 8
+
+
+def default_u_first_steps(warm_start_mode: str, steps: int) -> int:
+    """The steps of u alone used when ``OptimConfig.u_first_steps`` is None: ``steps`` ×
+    ``U_FIRST_SHARE_AFTER_GAUSSIAN`` after a Gaussian start, else 0 (see the field's comment)."""
+    return int(steps * U_FIRST_SHARE_AFTER_GAUSSIAN) if warm_start_mode == "gaussian" else 0
 
 
 HJB_WEIGHT_HEAVY = 10.0

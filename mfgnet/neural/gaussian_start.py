@@ -18,8 +18,10 @@ for the current u (in law), so this start takes m from them instead:
    affine motion (:func:`carry_initial_shape`): exact for a Gaussian m0, the shape of m0 otherwise.
 
 That is the mean field game restricted to Gaussian crowds, exact for linear-quadratic problems
-and a first guess elsewhere; the residual training then corrects both networks.  Measured on
-lq_offset_1d (results/neural_zoo/means.md, sixth session).
+and a first guess elsewhere; the residual training then corrects both networks, u alone for its
+first ``optim.u_first_steps`` (by default an eighth of the steps after this start: full-rate Adam
+steps on both networks at once threw the start's close pair far off on lq_sharp_pull_1d).  Measured on
+lq_offset_1d (results/neural_zoo/means.md, sixth and fortieth sessions).
 """
 
 from __future__ import annotations

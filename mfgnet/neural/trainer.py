@@ -32,6 +32,7 @@ from mfgnet.neural.config import (
     default_hjb_weight,
     default_lbfgs_steps,
     default_steps,
+    default_u_first_steps,
 )
 from mfgnet.neural.distributed import DataParallel
 from mfgnet.neural.losses import M_TERMS, U_TERMS, compute_losses, fp_relative, log_mass_of
@@ -115,6 +116,9 @@ class Trainer:
             raise ProblemError("sampler.time_adaptive > 0 is not supported under data parallelism "
                                "(each rank would score its own slices); use 0")
         self.dp.broadcast_module(self.nets)
+        if cfg.optim.u_first_steps is None:
+            self.cfg = cfg = cfg.replace(optim=cfg.optim.replace(
+                u_first_steps=default_u_first_steps(self.warm_start_mode(), cfg.steps)))
         lcfg = cfg.loss
         if problem.is_ergodic and lcfg.normalization == "penalty" and lcfg.mass == 0:
             raise ProblemError("loss.mass must be > 0 with loss.normalization='penalty' on an ergodic problem: "
@@ -399,6 +403,9 @@ class Trainer:
         for o in self.optimisers.values():
             o.zero_grad(set_to_none=True)
         loss.backward.backward()
+        if self.step < self.cfg.optim.u_first_steps and loss.active == "joint":
+            for p in self.nets.density_parameters():  # the HJB term reaches m through F(m): held here
+                p.grad = None
         self.dp.average_gradients(self._params())
         lr = step_optimiser(self.optimisers[loss.active], self._params(), self.cfg.optim.grad_clip,
                             self._lr_factor(self.step))
@@ -436,7 +443,10 @@ class Trainer:
             return None
         self._remember_best(loss_value)
         if cfg.optim.training == "joint":
-            active, backward_loss = "joint", self._weighted(terms)  # this rank's slice; gradients averaged
+            # this rank's slice; gradients averaged.  During u_first_steps m's parameters get no gradient,
+            # which Adam skips.
+            u_only = self.step < cfg.optim.u_first_steps
+            active, backward_loss = "joint", self._weighted(terms, U_TERMS if u_only else None)
         else:
             active = "u" if (self.step // cfg.optim.alternate_every) % 2 == 0 else "m"
             backward_loss = self._weighted(terms, U_TERMS if active == "u" else M_TERMS)
