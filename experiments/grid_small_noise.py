@@ -12,7 +12,8 @@ Problems (1D unless ``--dim 2``, ``--cells`` cells per axis, dt = h):
   congestion.  (B3 itself has no ν → 0 limit worth studying: its u is O(ν).)
 * ``lq_pull``: B2 on R with the neural zoo's lq_sharp_pull_1d data (a crowd of std 0.05 at 2 pulled towards
   0.95 × its own mean, c_T = 8) and ν, T free, on the box R's problem derives for its ν: where continuation's
-  first stage (ν = 0.2) spread that crowd onto the box's faces, the solver tries again without it.
+  first stage (ν = 0.2) spread that crowd onto the box's faces, the solver tries again with a gentler
+  continuation (from 5 ν, halving), then without it.
 
 Writes results/grid_small_noise.md: per case, Newton iterations (total, and per stage when continuing),
 GMRES iterations, whole-matrix LU factorisations (``time_lu``), wall time and its ratio to the ν = 0.2 case of
