@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 _MIN_STEP = 1.0 / 64
+log = logging.getLogger(__name__)
 
 
 def merit(r: np.ndarray) -> float:
@@ -22,7 +23,6 @@ def merit(r: np.ndarray) -> float:
     cases that had stalled converge (fortieth session)."""
     value = float(np.sqrt(np.mean(r * r))) if r.size else 0.0
     return value if np.isfinite(value) else float("inf")
-log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -403,7 +403,7 @@ class Trainer:
         for o in self.optimisers.values():
             o.zero_grad(set_to_none=True)
         loss.backward.backward()
-        if self.step < self.cfg.optim.u_first_steps and loss.active == "joint":
+        if self._u_alone():
             for p in self.nets.density_parameters():  # the HJB term reaches m through F(m): held here
                 p.grad = None
         self.dp.average_gradients(self._params())
@@ -443,14 +443,17 @@ class Trainer:
             return None
         self._remember_best(loss_value)
         if cfg.optim.training == "joint":
-            # this rank's slice; gradients averaged.  During u_first_steps m's parameters get no gradient,
-            # which Adam skips.
-            u_only = self.step < cfg.optim.u_first_steps
-            active, backward_loss = "joint", self._weighted(terms, U_TERMS if u_only else None)
+            # this rank's slice; gradients averaged
+            active, backward_loss = "joint", self._weighted(terms, U_TERMS if self._u_alone() else None)
         else:
             active = "u" if (self.step // cfg.optim.alternate_every) % 2 == 0 else "m"
             backward_loss = self._weighted(terms, U_TERMS if active == "u" else M_TERMS)
         return StepLoss(active, backward_loss, global_terms, loss_value)
+
+    def _u_alone(self) -> bool:
+        """Whether this step of joint training moves u alone (``optim.u_first_steps``): its loss is u's terms and
+        m's parameters get no gradient, which Adam skips."""
+        return self.cfg.optim.training == "joint" and self.step < self.cfg.optim.u_first_steps
 
     def record_step(self, loss: StepLoss, lr: float) -> None:
         """Book-keeping after the optimiser stepped: history, step count, progress bar."""
