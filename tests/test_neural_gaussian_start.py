@@ -75,7 +75,7 @@ def test_gaussian_start_alone_finds_the_travelling_crowd():
     started = solve_neural(problem, dict(SMALL, steps=0, warm_start="gaussian", warm_start_steps=600))
     plain = solve_neural(problem, dict(SMALL, steps=300, warm_start="off"))
     info = started.diagnostics.extra["warm_start"]
-    assert info["source"] == "gaussian" and info["stopped"] is None and info["fits"] == 60
+    assert info["source"] == "gaussian" and info["stopped"] is None and info["fits"] == 30
     err, err_plain = compare(started, exact), compare(plain, exact)
     assert err["rel_l2_m"] < 0.2 and err["rel_l2_u"] < 0.05, err
     assert err_plain["rel_l2_m"] > 0.6, err_plain
@@ -102,3 +102,24 @@ def test_gaussian_start_settings():
     assert sol.diagnostics.extra["warm_start"]["source"] == "gaussian"
     # by default at most half the residual steps: none for steps=0 (the untrained networks stay so)
     assert solve_neural(ZOO["lq_offset_1d"](), dict(SMALL, steps=0)).diagnostics.extra["warm_start"] is None
+
+
+def test_the_start_simulates_its_own_number_of_paths():
+    """The start refreshes its particles every REFRESH_EVERY steps with START_PARTICLES paths (a quarter of
+    the refresh cost of every 10 with 2048, most of the start's time); the residual training's cloud keeps
+    ``sampler.particles``."""
+    from mfgnet.neural.gaussian_start import REFRESH_EVERY, START_PARTICLES
+
+    sampler_cfg = dict(SMALL["sampler"], particles=64)
+    trainer = Trainer(ZOO["lq_offset_1d"](), NeuralSolverConfig.from_dict(
+        dict(SMALL, sampler=sampler_cfg, steps=2, warm_start_steps=REFRESH_EVERY + 5)))
+    sizes, refresh = [], trainer.sampler.refresh_cloud
+
+    def counting_refresh(nets, particle_steps=None, particles=None):
+        refresh(nets, particle_steps, particles)
+        sizes.append(trainer.sampler.cloud.shape[1])
+
+    trainer.sampler.refresh_cloud = counting_refresh
+    trainer.run()
+    assert trainer.warm_start_info["fits"] == 2
+    assert sizes[:2] == [START_PARTICLES, START_PARTICLES] and sizes[2:] and set(sizes[2:]) == {64}

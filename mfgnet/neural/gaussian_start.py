@@ -44,8 +44,17 @@ log = logging.getLogger(__name__)
 # lq_offset_1d (a ≈ 1.4, T = 2), 1 - a dt against e^{-a dt} is 0.4 % per step with 32 steps, about
 # 12 % of the distance travelled, and a quarter of that with 128.
 PARTICLE_STEPS = 128
-# Adam steps of u between two refreshes of the particles and of the Gaussian fit.
-REFRESH_EVERY = 10
+# Adam steps of u between two refreshes of the particles and of the Gaussian fit, and the paths of a refresh
+# (the residual training's own cloud keeps sampler.particles).  Why: the refreshes were ~60 % of the start's
+# time (lq_terminal_pull_1d, 300 start steps, one thread: 31 refreshes of 2048 paths took 20 s of 34 s) and
+# the start about half of an R row's wall.  Every 20 with 1024 instead of every 10 with 2048: the start
+# 0.59x (300 steps, A B A B A B, medians); on the zoo's R rows (forty-first session, results/neural_zoo/
+# means.md) every row but one stayed within the error targets on every seed run (m 0.03-2.3 % -> 0.07-1.96 %),
+# but the sharp pull (lq_sharp_pull_1d, a miss either way) went 6.2 / 25 / 21 % -> 32 / 61 / 17 % in m on seeds
+# 0 / 1 / 2 (every 20 with 2048: 17 / 46 %): our reading: its fixed-point map amplifies an error
+# in the crowd's mean some 20-fold.
+REFRESH_EVERY = 20
+START_PARTICLES = 1024
 # Weight of the newest least-squares fit in the running average of the base's coefficients
 # (at least; 1/k for the k-th fit before that).
 FIT_AVERAGE = 0.3
@@ -113,7 +122,7 @@ def gaussian_start(trainer, steps: int) -> dict:
     bar = progress_bar(steps, "gaussian start", enabled=cfg.progress and trainer.dp.is_main, unit="step")
     for k in range(steps):
         if k % REFRESH_EVERY == 0:
-            sampler.refresh_cloud(nets, particle_steps=PARTICLE_STEPS)
+            sampler.refresh_cloud(nets, particle_steps=PARTICLE_STEPS, particles=START_PARTICLES)
             fit = project_cloud(sampler.cloud, nets)
             if not torch.isfinite(fit).all():
                 stopped = "non-finite particle cloud"

@@ -352,12 +352,13 @@ class CollocationSampler:
         return y, logw
 
     # -------------------------------------------------------------- particles
-    def refresh_cloud(self, nets, particle_steps: int | None = None) -> None:
-        """Simulate the particle cloud under the current policy (Euclidean, time-dependent) with
-        ``particle_steps`` Euler-Maruyama steps (None: ``sampler.particle_steps``)."""
+    def refresh_cloud(self, nets, particle_steps: int | None = None, particles: int | None = None) -> None:
+        """Simulate the particle cloud under the current policy (Euclidean, time-dependent): ``particles``
+        paths (None: ``sampler.particles``) of ``particle_steps`` Euler-Maruyama steps (None:
+        ``sampler.particle_steps``)."""
         cfg, K = self.cfg, particle_steps or self.cfg.particle_steps
         dt = self.T / K
-        x = self.problem.sample_initial(cfg.particles, self.gen).to(torch.float64)
+        x = self.problem.sample_initial(particles or cfg.particles, self.gen).to(torch.float64)
         path = [x]
         noise = self.problem.noise_std(dt)
         for k in range(K):  # time steps are sequential; particles are vectorised
