@@ -49,7 +49,7 @@ PARTICLE_STEPS = 128
 # time (lq_terminal_pull_1d, 300 start steps, one thread: 31 refreshes of 2048 paths took 20 s of 34 s) and
 # the start about half of an R row's wall.  Every 20 with 1024 instead of every 10 with 2048: the start
 # 0.59x (300 steps, A B A B A B, medians); on the zoo's R rows (forty-first session, results/neural_zoo/
-# means.md) every row but one stayed within the error targets on every seed run (m 0.03-2.3 % -> 0.07-1.96 %),
+# means.md) every row but one stayed within the error targets on every seed run (m 0.03-2.3 % -> 0.03-1.96 %),
 # but the sharp pull (lq_sharp_pull_1d, a miss either way) went 6.2 / 25 / 21 % -> 32 / 61 / 17 % in m on seeds
 # 0 / 1 / 2 (every 20 with 2048: 17 / 46 %): our reading: its fixed-point map amplifies an error
 # in the crowd's mean some 20-fold.
