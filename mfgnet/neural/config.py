@@ -171,7 +171,8 @@ class SamplerConfig(Settings):
     # t-derivative is differentiated twice; with 256 points per slice a 1D step cost twice as
     # much, 64 are spectrally accurate.
     n_mass: int = number(0, 0, 10**7, integer=True)
-    # Adaptive kinds: fraction of the interior points placed by the adaptive rule.
+    # Adaptive kinds: fraction of the interior points placed by the adaptive rule, the same share of every
+    # time slice (sampling.CollocationSampler._adapt; until the forty-second session whole early slices).
     adaptive_fraction: float = number(0.5, 0.0, 1.0)
     refresh_every: int = number(50, 1, 10**9, integer=True)
     # Euclidean domains: particles simulated under the current policy to find where m has mass.

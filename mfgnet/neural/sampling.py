@@ -77,7 +77,8 @@ def resolve_kind(kind: str, problem: MFGProblem) -> str:
     float32 steps) density points won there: 0.206 / 0.103 against 0.336 / 0.162 (2048 uniform
     points: 0.292 / 0.139), as the uniform points let the crowd spread to the middle of the square
     by t = 0.1 (mean 0.49 against 0.35); so 2D boxes use them too.  The ergodic benchmarks were tuned
-    with uniform points."""
+    with uniform points.  (Until the forty-second session the density points took the places of whole early
+    slices, so t < T/2 had no uniform points: every measurement above was made that way.)"""
     if kind != "auto":
         return kind
     use_density = not problem.is_ergodic and isinstance(problem.domain, Box) and problem.dim <= 2
@@ -638,15 +639,21 @@ class CollocationSampler:
                 return (t, x) if slice_t is None else (t, x, slice_id)
             new_t, new_x = self._pool_points(k)
         t, x = t.clone(), x.clone()
-        x[:k] = new_x
-        if slice_t is not None:
-            # Each adaptive point joins the slice nearest in time (the slice shares its ∫K m).
-            nearest = (new_t.reshape(-1, 1) - slice_t.reshape(1, -1)).abs().argmin(1)
-            slice_id = slice_id.clone()
-            slice_id[:k] = nearest
-            t[:k, 0] = slice_t[nearest]
-            return t, x, slice_id
-        return t, x
+        if slice_t is None:
+            x[:k] = new_x
+            return t, x
+        # The points come slice by slice, so the first k would be whole early slices (all of t < T/2 at the
+        # default half): take the same first places of every slice instead, leaving each slice its share of
+        # uniform points.
+        S = slice_t.shape[0]
+        replaced = torch.arange(x.shape[0]).reshape(S, -1).T.reshape(-1)[:k]
+        x[replaced] = new_x
+        # Each adaptive point joins the slice nearest in time (the slice shares its ∫K m).
+        nearest = (new_t.reshape(-1, 1) - slice_t.reshape(1, -1)).abs().argmin(1)
+        slice_id = slice_id.clone()
+        slice_id[replaced] = nearest
+        t[replaced, 0] = slice_t[nearest]
+        return t, x, slice_id
 
     def _density_points(self, nets, slice_t, k):
         """k points resampled from 4k candidates with probability ∝ m(t, x).
