@@ -37,7 +37,6 @@ def test_density_points_follow_m_at_the_slice_times():
     assert math.isclose(float(offset.std()), 0.05, rel_tol=0.1)
 
 
-
 def test_every_slice_keeps_its_share_of_uniform_points():
     """The density points replace the same share of every time slice, not whole early slices: with a
     narrow crowd, the HJB residual far from it is still sampled at every time (the points come slice by
@@ -56,6 +55,7 @@ def test_every_slice_keeps_its_share_of_uniform_points():
     # slice (a binomial tail below 1e-3 per slice for the fixed seed's draw); density points only: none.
     assert int(per_slice.min()) >= 2, per_slice.tolist()
     assert int(torch.bincount(slice_id, minlength=slices).min()) >= n // slices // 2
+
 
 class _GaussianField:
     """An unnormalised log-density of N(mu, s²) per coordinate, mass e^{log_mass} (ergodic R^d)."""
