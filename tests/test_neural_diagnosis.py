@@ -112,3 +112,32 @@ def test_the_gaussian_start_is_suggested_on_time_dependent_rd_above_d_2():
     assert not any(hint in a for a in _advice(ergodic))
     assert not any(hint in a for a in _advice(_trainer("lq_offset_2d")))  # on by default up to d = 2
     assert not any(hint in a for a in _advice(_trainer("box_bump_2d")))
+
+
+CHECK_FP = {"terms": {"hjb": 1.0, "fp": 2.0},
+            "worst": {"hjb": {"value": 1.5, "t": 0.1, "x": [0.3]}, "fp": {"value": 3.0, "t": 0.5, "x": [0.5]}}}
+CHECK_MASS = {"terms": {"hjb": 0.5, "fp": 0.5, "mass": 2.0},
+              "worst": {"hjb": {"value": 1.5, "t": 0.1, "x": [0.3]}, "fp": {"value": 3.0, "t": 0.5, "x": [0.5]}}}
+
+
+def test_density_points_are_suggested_only_where_they_are_not_already_on():
+    hint = "sampler.kind=density"
+
+    def first(trainer):
+        return diagnose(trainer, CHECK_FP, mass_drift=None, residual=5 ** 0.5)["advice"][0]
+
+    assert hint not in first(_trainer("box_bump_2d"))  # auto is density on time-dependent 1D/2D boxes
+    assert "already on" in first(_trainer("box_bump_2d"))
+    assert hint in first(_configured("box_bump_2d", sampler={"kind": "uniform"}))
+    assert hint in first(_trainer("torus_power_1d"))  # auto is uniform on the circle
+
+
+def test_a_dominant_mass_term_under_renormalised_mass_names_the_blend_not_the_setting_already_on():
+    renormalised = _trainer("box_narrow_far_1d")
+    renormalised.nets.renormalise = True
+    advice = diagnose(renormalised, CHECK_MASS, mass_drift=None, residual=4.5 ** 0.5)["advice"][0]
+    assert "model.renormalise=true" not in advice and "seed=N" in advice and "t = 0" in advice
+    plain = _trainer("box_narrow_far_1d")
+    plain.nets.renormalise = False
+    advice = diagnose(plain, CHECK_MASS, mass_drift=None, residual=4.5 ** 0.5)["advice"][0]
+    assert "model.renormalise=true" in advice
