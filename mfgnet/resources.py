@@ -95,7 +95,11 @@ def check_solver_memory(problem, config, available: int | None = None) -> None:
     solver's) would not fit in memory; settings without a sampler pass (the grid solver checks
     its own system in :func:`mfgnet.grid.solve_grid`)."""
     sampler = getattr(config, "sampler", None)
-    n = int(getattr(sampler, "n_interior", 0) or 0)
+    n = getattr(sampler, "n_interior", 0)
+    if n is None:  # the neural solver's per-problem default
+        from mfgnet.neural.config import default_interior_points
+        n = default_interior_points(problem)
+    n = int(n or 0)
     if n <= 0:
         return
     # sampler.hjb_fraction adds that share of HJB-only points on time-dependent R^d (counted everywhere:

@@ -58,8 +58,8 @@ def test_bad_values_name_the_field_and_the_allowed_range(data, field, allowed):
 
 
 def test_default_steps_follow_the_problem():
-    """steps=None: 12000 Adam steps on a time-dependent 1D box, 18000 on a 1D torus, 11000 in 2D, 4000
-    elsewhere (R and R² included)."""
+    """steps=None: 12000 Adam steps on a time-dependent 1D box, 18000 on a 1D torus, 9000 in 2D (with 1024
+    interior points), 4000 elsewhere (R and R² included)."""
     from mfgnet.neural.config import default_steps
     from mfgnet.problems.zoo import ZOO
 
@@ -68,7 +68,24 @@ def test_default_steps_follow_the_problem():
                                                           "ergodic_box_strong_1d", "box_bump_2d", "lq_offset_2d",
                                                           "ergodic_torus_2d")} == {
         "box_bump_1d": 12000, "torus_bimodal_1d": 18000, "lq_offset_1d": 4000, "ergodic_box_strong_1d": 4000,
-        "box_bump_2d": 11000, "lq_offset_2d": 4000, "ergodic_torus_2d": 4000}
+        "box_bump_2d": 9000, "lq_offset_2d": 4000, "ergodic_torus_2d": 4000}
+
+
+def test_interior_points_default_to_1024_on_time_dependent_2d_boxes():
+    """sampler.n_interior=None: 1024 on a time-dependent 2D box, 512 elsewhere; the trainer's sampler draws
+    that many, and an explicit number wins."""
+    from mfgnet.neural.config import default_interior_points
+    from mfgnet.neural.trainer import Trainer
+    from mfgnet.problems.zoo import ZOO
+
+    assert NeuralSolverConfig().sampler.n_interior is None
+    names = ("box_bump_2d", "box_wall_push_2d", "box_bump_1d", "lq_offset_2d", "ergodic_torus_2d", "torus_power_1d")
+    assert [default_interior_points(ZOO[n]()) for n in names] == [1024, 1024, 512, 512, 512, 512]
+    small = {"steps": 2, "progress": False, "model": {"width": 8}}
+    assert Trainer(ZOO["box_bump_2d"](), NeuralSolverConfig.from_dict(small)).cfg.sampler.n_interior == 1024
+    explicit = dict(small, sampler={"n_interior": 300})
+    assert Trainer(ZOO["box_bump_2d"](), NeuralSolverConfig.from_dict(explicit)).cfg.sampler.n_interior == 300
+    assert Trainer(ZOO["box_bump_1d"](), NeuralSolverConfig.from_dict(small)).cfg.sampler.n_interior == 512
 
 
 def test_default_lbfgs_finish_only_after_long_runs_on_time_dependent_rd_and_the_circle():

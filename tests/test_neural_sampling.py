@@ -90,7 +90,7 @@ def test_ergodic_proposal_on_rd_fits_m_and_integrates_it():
     log_mass = torch.logsumexp(field.density_field(None, y) + logw, 0)
     assert abs(float(log_mass) - 0.3) < 0.02
     batch = sampler.draw(field, step=1)
-    assert batch.self_normalised and batch.x.shape == (cfg.n_interior, d)
+    assert batch.self_normalised and batch.x.shape == (sampler.cfg.n_interior, d)
 
 
 def test_mass_grid_follows_the_initial_crowds_scale():

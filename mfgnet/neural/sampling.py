@@ -19,11 +19,11 @@ time slice rather than once per point.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
-from mfgnet.neural.config import SamplerConfig
+from mfgnet.neural.config import SamplerConfig, default_interior_points
 from mfgnet.neural.networks import initial_moments, renormalises_euclidean
 from mfgnet.problems import Box, Euclidean, MFGProblem, Torus
 from mfgnet.problems.couplings import mean_kernel
@@ -246,6 +246,8 @@ class CollocationSampler:
     def __init__(self, problem: MFGProblem, cfg: SamplerConfig, dtype: torch.dtype, device: torch.device,
                  generator: torch.Generator, need_quadrature: bool, slice_points: int | None = None,
                  grid_quadrature: bool = False) -> None:
+        if cfg.n_interior is None:  # built outside a Trainer (which resolves it): the per-problem default
+            cfg = replace(cfg, n_interior=default_interior_points(problem))
         self.problem, self.cfg = problem, cfg
         self.dtype, self.device, self.gen = dtype, device, generator
         self.d = problem.dim

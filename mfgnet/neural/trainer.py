@@ -30,6 +30,7 @@ from mfgnet.neural.config import (
     default_hjb_density,
     default_hjb_gradient,
     default_hjb_weight,
+    default_interior_points,
     default_lbfgs_steps,
     default_steps,
     default_u_first_steps,
@@ -104,6 +105,8 @@ class Trainer:
             cfg = cfg.replace(loss=cfg.loss.replace(hjb_gradient=default_hjb_gradient(problem)))
         if cfg.loss.fp is None:
             cfg = cfg.replace(loss=cfg.loss.replace(fp=default_fp_weight(problem)))
+        if cfg.sampler.n_interior is None:
+            cfg = cfg.replace(sampler=cfg.sampler.replace(n_interior=default_interior_points(problem)))
         self.problem, self.cfg = problem, cfg
         self.logger, self.monitor = logger, monitor
         self.device = resolve_device(cfg.device)
