@@ -273,6 +273,16 @@ def box_wall_push_2d() -> MFGProblem:
                       initial_density=_box_bumps([[0.6, 0.6]], 0.08), name="box_wall_push_2d")
 
 
+def box_wall_corner_2d() -> MFGProblem:
+    """2D no-flux square: a narrower bump at (0.65, 0.6) (width 0.06) pushed into the corner (0, 0) by
+    G = 3 (x₁ + 0.1)² + 3 (x₂ + 0.1)², with congestion F = 2 m, ν = 0.03, T = 1: box_wall_push_2d's harder
+    neighbour (two faces meet where the crowd piles up; narrower, less noise, more congestion), added when 1024
+    points a step kept that row out of the state two of three seeds had ended in (forty-third session)."""
+    return MFGProblem(Box([0.0, 0.0], [1.0, 1.0]), horizon=1.0, viscosity=0.03, coupling=lambda t, x, m: 2.0 * m,
+                      terminal_cost=lambda x, m: 3.0 * (x[:, 0] + 0.1) ** 2 + 3.0 * (x[:, 1] + 0.1) ** 2,
+                      initial_density=_box_bumps([[0.65, 0.6]], 0.06), name="box_wall_corner_2d")
+
+
 def ergodic_torus_2d() -> MFGProblem:
     """Ergodic 2D torus: F = m + 0.5 (cos 2πx₁ + sin 2πx₂ cos 2πx₁) (no closed form), ν = 0.1."""
     def coupling(t, x, m):
@@ -414,6 +424,7 @@ ZOO: dict[str, Callable[[], MFGProblem]] = {
     "box_bump_2d": box_bump_2d,
     "box_two_crowds_2d": box_two_crowds_2d,
     "box_wall_push_2d": box_wall_push_2d,
+    "box_wall_corner_2d": box_wall_corner_2d,
     "ergodic_torus_2d": ergodic_torus_2d,
     "lq_offset_1d": lq_offset_1d,
     "lq_offset_2d": lq_offset_2d,
@@ -451,6 +462,7 @@ REFERENCE: dict[str, dict] = {
     "box_bump_2d": {"kind": "grid", "cells": 48, "time_steps": 48, "order": 2},
     "box_two_crowds_2d": {"kind": "grid", "cells": 64, "time_steps": 64, "order": 2},
     "box_wall_push_2d": {"kind": "grid", "cells": 64, "time_steps": 64, "order": 2},
+    "box_wall_corner_2d": {"kind": "grid", "cells": 64, "time_steps": 64, "order": 2},
     "ergodic_torus_2d": {"kind": "grid", "cells": 128, "order": 2},
     "lq_offset_1d": {"kind": "exact"},
     "lq_offset_2d": {"kind": "exact"},
