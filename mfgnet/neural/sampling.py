@@ -19,7 +19,7 @@ time slice rather than once per point.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
@@ -247,7 +247,7 @@ class CollocationSampler:
                  generator: torch.Generator, need_quadrature: bool, slice_points: int | None = None,
                  grid_quadrature: bool = False) -> None:
         if cfg.n_interior is None:  # built outside a Trainer (which resolves it): the per-problem default
-            cfg = replace(cfg, n_interior=default_interior_points(problem))
+            cfg = cfg.replace(n_interior=default_interior_points(problem))
         self.problem, self.cfg = problem, cfg
         self.dtype, self.device, self.gen = dtype, device, generator
         self.d = problem.dim
