@@ -141,3 +141,19 @@ def test_a_dominant_mass_term_under_renormalised_mass_names_the_blend_not_the_se
     plain.nets.renormalise = False
     advice = diagnose(plain, CHECK_MASS, mass_drift=None, residual=4.5 ** 0.5)["advice"][0]
     assert "model.renormalise=true" in advice
+
+
+def test_early_slice_times_are_suggested_on_2d_boxes_whose_residual_peaks_in_the_first_slices():
+    hint = "sampler.time_warp=early"
+    early = {"terms": {"hjb": 2.0, "fp": 1.0, "mass": 3.0},
+             "worst": {"hjb": {"value": 40.0, "t": 0.0109, "x": [0.64, 0.58]}, "fp": {"value": 9.0, "t": 0.4,
+                                                                                  "x": [0.3, 0.2]}}}
+
+    def advice(trainer, check):
+        return diagnose(trainer, check, mass_drift=None, residual=14 ** 0.5)["advice"]
+
+    assert any(hint in a for a in advice(_trainer("box_wall_corner_2d"), early))  # whatever term dominates
+    assert not any(hint in a for a in advice(_trainer("box_wall_corner_2d"), CHECK_HJB))  # peaks at t = 0.1, 0.5
+    warped = _configured("box_wall_corner_2d", sampler={"time_warp": "early"})
+    assert not any(hint in a for a in advice(warped, early))  # already on
+    assert not any(hint in a for a in advice(_trainer("box_narrow_far_1d"), early))  # measured on 2D boxes only

@@ -225,6 +225,10 @@ _CROWD_ADVICE = ("the crowd jumps where few collocation points are (often at t �
 # order) 1.7 / 37 / 1.6 % with seeds 0 / 1 / 2 (results/neural_zoo/means.md, thirty-second to thirty-fourth
 # sessions); with today's defaults box_narrow_far_1d 1.4 / 36.5 / 1.3 % (forty-second; the 2D wall's seeds
 # 9.2 / 9.2 / 10.5 % since its 1024 points a step, forty-third).  The gaps say which run to keep.
+# Where the check's largest |HJB| or |FP| lies at t ≤ this fraction of T, the residual's layer is the first
+# transient (on the zoo's 2D boxes the first slices' times ≈ 0.011 T).
+EARLY_PEAK_FRACTION = 0.05
+
 _SEED_ADVICE = ("another seed (seed=N): on the hardest problems of results/neural_zoo runs land in better or worse "
                 "states by seed (a narrow crowd crossing a 1D box 1.4 % or 36.5 % off in m); keep the run with the "
                 "smaller gaps")
@@ -334,6 +338,20 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
                       "and T with importance weights (the same loss, sampled where its layers are: on the zoo's "
                       "circle two crowds went 4.7-4.9 -> 1.1-1.5 % in u on two seeds, m 9.3 -> 3.8 % on one and "
                       "9.2 -> 10.8 % on the other; on its 1D boxes m moved 0.7-1.2x): compare")
+    first_slices = EARLY_PEAK_FRACTION * (trainer.problem.horizon or 0.0)
+    peaks_early = any(w.get("t") is not None and w["t"] <= first_slices for w in worst.values())
+    if box and trainer.problem.dim == 2 and not trainer.problem.is_ergodic and peaks_early \
+            and resolve_time_warp(trainer.cfg.sampler.time_warp, trainer.problem) == "uniform":
+        # Forty-fourth session (results/neural_zoo/means.md): box_wall_corner_2d, a narrow crowd that congestion
+        # spreads within a few hundredths of T, m 19.1 / 19.1 / 19.5 -> 13.5 / 18.7 / 16.8 % on seeds 0 / 1 / 2
+        # (60 -> 10-12 % at t = 0.05, later times worse; u 4.7 / 4.4 / 4.6 -> 2.9 / 6.4 / 5.6 %); seed 0
+        # elsewhere: box_bump_2d 4.70 -> 5.20 %, box_wall_push_2d 9.24 -> 8.97 %, box_two_crowds_2d 3.23 -> 4.32 %.
+        # Not a default; advice only.
+        advice.append("the residual peaks in the first slices: sampler.time_warp=early crowds the slice times at "
+                      "t = 0 with importance weights (on the zoo a narrow crowd that congestion spreads within a "
+                      "few hundredths of T went 60 -> 10-12 % in m at t = 0.05 and 19-20 -> 13.5-18.7 % over "
+                      "[0, T] on three seeds, u better on one and worse on two; two crowds 3.2 -> 4.3 %, a smooth "
+                      "bump 4.7 -> 5.2 %): compare")
     if dominant == "hjb" and not trainer.problem.domain.bounded and not trainer.problem.is_ergodic \
             and trainer.cfg.sampler.hjb_fraction == 0 and trainer.problem.dim <= 2:
         # (1, 6): lq_offset_1d 0.023 -> 0.0059, lq_offset_2d 0.135 -> 0.011; two crowds got worse
