@@ -111,6 +111,11 @@ def evaluate(name: str, solution, ref: dict) -> dict:
            "mass_error": mass_error(solution, n_times=EVAL_TIMES)}
     if problem.is_ergodic:
         out["abs_err_lambda"] = abs(float(solution.ergodic_constant) - float(ref["lam"]))
+    else:  # where in time m's error sits: rel L2 at each evaluation time (the row's JSON) and the worst one
+        by_time = {f"{float(t):g}": relative_l2(m[i], ref["m"][i]) for i, t in enumerate(times)}
+        out["rel_l2_m_by_time"] = by_time
+        worst = max(by_time, key=lambda t: by_time[t] if math.isfinite(by_time[t]) else math.inf)
+        out["m_worst_time"] = f"t={worst}: {by_time[worst]:.2g}"
     return out
 
 
@@ -213,7 +218,8 @@ def fmt(v) -> str:
 # the distances of the pair to the grid's equilibrium (mfgnet.neural.equilibrium), as diagnostics.extra names them
 DISTANCE_COLUMNS = ("equilibrium_m_gap", "equilibrium_m_scheme_error", "equilibrium_u_gap",
                     "equilibrium_u_scheme_error")
-COLUMNS = ("problem", "rel_l2_m", "rel_l2_u", "mass_error", "abs_err_lambda", "wall_s", "steps", "lbfgs_steps",
+COLUMNS = ("problem", "rel_l2_m", "m_worst_time", "rel_l2_u", "mass_error", "abs_err_lambda", "wall_s", "steps",
+           "lbfgs_steps",
            "lbfgs_kept", "converged", "converged_by", "residual", "crowd_gap", "crowd_scheme_error", "value_gap",
            "value_scheme_error", *DISTANCE_COLUMNS, "met", "diagnosis")
 
@@ -318,7 +324,9 @@ def write_tables(tag: str, command: str, config: dict) -> None:
              *summary_lines(rows), "",
              "## Every column, with the solver's diagnosis", "",
              "Errors on the fixed evaluation grid against the cached reference (grid solver or exact); "
-             "u centred for ergodic problems, weighted by the reference m on R^d; mass error = max over 21 "
+             "u centred for ergodic problems, weighted by the reference m on R^d; m_worst_time the evaluation time "
+             "where m's rel L2 is largest, and that error (rows run from the forty-fourth session on; the row's "
+             "JSON holds it at every time: rel_l2_m_by_time); mass error = max over 21 "
              "times of |∫m − 1|. 'converged' is the solver's own verdict (mfgnet.neural.equilibrium), "
              "'converged_by' which check gave it (residual, or the equilibrium check: both gaps and both distances "
              "within 3 %); crowd_gap is m against the crowd that u's feedback produces on a grid, value_gap u "

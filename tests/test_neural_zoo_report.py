@@ -27,3 +27,37 @@ def test_summary_table_and_figure(tmp_path, experiment_script):
     assert "| R^d, 1D, time-dependent |" in lines[4] and lines[4].endswith("| wall |")
     path = zoo.plot_rows(rows, tmp_path / "zoo.png")
     assert path.exists() and path.stat().st_size > 10_000
+
+
+def test_the_error_of_m_is_reported_at_every_evaluation_time(experiment_script):
+    import numpy as np
+    import torch
+
+    from mfgnet.problems.zoo import ZOO
+
+    zoo = experiment_script("neural_zoo")
+    problem = ZOO["readme_box_1d"]()
+    times = np.array([0.0, 0.5, 1.0])
+    x = np.linspace(0.0, 1.0, 41)[:, None]
+    # a "solution" 10 % off the reference at t = 0.5 and exact elsewhere (u exact everywhere)
+    ref_m = np.stack([1.0 + 0.5 * np.cos(np.pi * x[:, 0]) * (1 + t) for t in times])
+    ref = {"times": times, "x": x, "m": ref_m, "u": np.ones_like(ref_m)}
+
+    class Off:
+        def __init__(self):
+            self.problem = problem
+
+        def value(self, t, x):
+            return torch.ones(x.shape[0], dtype=torch.float64)
+
+        def density(self, t, x):
+            m = 1.0 + 0.5 * torch.cos(torch.pi * x[:, 0]) * (1 + t)
+            return m * (1.1 if t == 0.5 else 1.0)
+
+    zoo.mass_error = lambda solution, n_times: 0.0  # not what this test is about
+    out = zoo.evaluate("readme_box_1d", Off(), ref)
+    assert out["rel_l2_m_by_time"] == {"0": 0.0, "0.5": out["rel_l2_m_by_time"]["0.5"], "1": 0.0}
+    assert abs(out["rel_l2_m_by_time"]["0.5"] - 0.1) < 1e-12
+    assert out["m_worst_time"] == "t=0.5: 0.1"
+    total = np.sqrt(0.1 ** 2 * (ref_m[1] ** 2).sum() / (ref_m ** 2).sum())
+    assert abs(out["rel_l2_m"] - total) < 1e-12
