@@ -346,12 +346,13 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
         # spreads within a few hundredths of T, m 19.1 / 19.1 / 19.5 -> 13.5 / 18.7 / 16.8 % on seeds 0 / 1 / 2
         # (60 -> 10-12 % at t = 0.05, later times worse; u 4.7 / 4.4 / 4.6 -> 2.9 / 6.4 / 5.6 %); seed 0
         # elsewhere: box_bump_2d 4.70 -> 5.20 %, box_wall_push_2d 9.24 -> 8.97 %, box_two_crowds_2d 3.23 -> 4.32 %.
-        # Not a default; advice only.
+        # With loss.boundary=10 as well (its no-flux term on u dominates under the warp): 10.7 / 12.8 / 11.3 % in m,
+        # u 0.91 / 1.06 / 0.76 %; loss.boundary=10 alone 19.4 % (seed 0).  Not a default; advice only.
         advice.append("the residual peaks in the first slices: sampler.time_warp=early crowds the slice times at "
-                      "t = 0 with importance weights (on the zoo a narrow crowd that congestion spreads within a "
-                      "few hundredths of T went 60 -> 10-12 % in m at t = 0.05 and 19-20 -> 13.5-18.7 % over "
-                      "[0, T] on three seeds, u better on one and worse on two; two crowds 3.2 -> 4.3 %, a smooth "
-                      "bump 4.7 -> 5.2 %): compare")
+                      "t = 0 with importance weights, with loss.boundary=10 (on the zoo a narrow crowd that "
+                      "congestion spreads within a few hundredths of T went 19-20 -> 10.7-12.8 % in m and 4.4-4.7 -> "
+                      "0.8-1.1 % in u on three seeds, the warp alone 13.5-18.7 % and u worse on two; the warp alone "
+                      "took two crowds 3.2 -> 4.3 % and a smooth bump 4.7 -> 5.2 %): compare")
     if dominant == "hjb" and not trainer.problem.domain.bounded and not trainer.problem.is_ergodic \
             and trainer.cfg.sampler.hjb_fraction == 0 and trainer.problem.dim <= 2:
         # (1, 6): lq_offset_1d 0.023 -> 0.0059, lq_offset_2d 0.135 -> 0.011; two crowds got worse
