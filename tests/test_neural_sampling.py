@@ -286,12 +286,24 @@ def test_time_warp_keeps_the_integrals_over_time():
     assert spread["early"][2] > spread["uniform"][2], spread
 
 
-def test_auto_time_warp_crowds_the_ends_on_the_circle_and_the_line_only():
+def test_auto_time_warp_crowds_the_ends_on_the_circle_and_the_line_and_t0_on_2d_boxes():
+    from mfgnet.neural.config import LossConfig, NeuralSolverConfig
     from mfgnet.neural.sampling import resolve_time_warp
+    from mfgnet.neural.trainer import Trainer
     from mfgnet.problems.zoo import ZOO
 
     for name in ("torus_power_two_1d", "lq_offset_1d", "r_split_1d"):
         assert resolve_time_warp("auto", ZOO[name]()) == "ends", name
-    for name in ("box_bump_1d", "lq_offset_2d", "box_bump_2d", "ergodic_torus_2d", "ergodic_box_strong_1d"):
+    for name in ("box_bump_2d", "box_wall_corner_2d"):
+        assert resolve_time_warp("auto", ZOO[name]()) == "early", name
+    for name in ("box_bump_1d", "lq_offset_2d", "ergodic_torus_2d", "ergodic_box_strong_1d"):
         assert resolve_time_warp("auto", ZOO[name]()) == "uniform", name
     assert resolve_time_warp("early", ZOO["box_bump_1d"]()) == "early"
+    assert resolve_time_warp("uniform", ZOO["box_bump_2d"]()) == "uniform"
+    # The no-flux weight that goes with the early warp: 10 on the time-dependent 2D box only, unless set.
+    cfg = NeuralSolverConfig(progress=False)
+    assert Trainer(ZOO["box_bump_2d"](), cfg).cfg.loss.boundary == 10.0
+    assert Trainer(ZOO["box_bump_1d"](), cfg).cfg.loss.boundary == 1.0
+    assert Trainer(ZOO["ergodic_torus_2d"](), cfg).cfg.loss.boundary == 1.0
+    set_one = cfg.replace(loss=LossConfig(boundary=1.0))
+    assert Trainer(ZOO["box_bump_2d"](), set_one).cfg.loss.boundary == 1.0

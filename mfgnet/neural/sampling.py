@@ -87,7 +87,8 @@ def resolve_kind(kind: str, problem: MFGProblem) -> str:
 
 def resolve_time_warp(warp: str, problem: MFGProblem) -> str:
     """The slice-time warp that ``"auto"`` stands for: ``"ends"`` on a time-dependent problem on the
-    circle (a 1D torus) or the line R, ``"uniform"`` elsewhere.
+    circle (a 1D torus) or the line R, ``"early"`` on a time-dependent 2D box (where loss.boundary's default
+    is 10: the pair is measured in LossConfig.boundary's comment), ``"uniform"`` elsewhere.
 
     Why (results/neural_zoo/means.md, thirtieth session; one seed per row, rel L2 m / u, uniform ->
     ends): on the zoo's circle torus_power_two_1d 0.093 / 0.047 -> 0.038 / 0.011 (seed 1: 0.092 / 0.049 -> 0.108 /
@@ -97,11 +98,17 @@ def resolve_time_warp(warp: str, problem: MFGProblem) -> str:
     error sits at both ends of [0, T]), torus_nonlocal_1d 0.0083 / 0.0024 -> 0.0085 / 0.00085; on the 1D
     boxes it was a wash (m ratios 0.71-1.22), on R two of three gained (r_two_crowds_1d 0.015 / 0.0034 ->
     0.0046 / 0.0013, r_split_1d 0.028 / 0.020 -> 0.027 / 0.014, thirty-first session; lq_offset_1d 0.0069 / 0.0013
-    -> 0.0081 / 0.0012), on the 2D boxes worse (box_bump_2d 0.076 -> 0.086, box_two_crowds_2d 0.046 -> 0.057)."""
+    -> 0.0081 / 0.0012), on the 2D boxes worse (box_bump_2d 0.076 -> 0.086, box_two_crowds_2d 0.046 -> 0.057).
+    "early" on the 2D boxes: forty-fourth and forty-fifth sessions (with loss.boundary 10)."""
     if warp != "auto":
         return warp
+    if problem.is_ergodic:
+        return "uniform"
     circle_or_line = problem.dim == 1 and (problem.domain.periodic or not problem.domain.bounded)
-    return "ends" if circle_or_line and not problem.is_ergodic else "uniform"
+    if circle_or_line:
+        return "ends"
+    box_2d = problem.dim == 2 and problem.domain.bounded and not problem.domain.periodic
+    return "early" if box_2d else "uniform"
 
 
 # The mass renormalisation's grid per time slice (trainer.slice_points, when sampler.n_mass = 0): the

@@ -347,7 +347,8 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
         # (60 -> 10-12 % at t = 0.05, later times worse; u 4.7 / 4.4 / 4.6 -> 2.9 / 6.4 / 5.6 %); seed 0
         # elsewhere: box_bump_2d 4.70 -> 5.20 %, box_wall_push_2d 9.24 -> 8.97 %, box_two_crowds_2d 3.23 -> 4.32 %.
         # With loss.boundary=10 as well (its no-flux term on u dominates under the warp): 10.7 / 12.8 / 11.3 % in m,
-        # u 0.91 / 1.06 / 0.76 %; loss.boundary=10 alone 19.4 % (seed 0).  Not a default; advice only.
+        # u 0.91 / 1.06 / 0.76 %; loss.boundary=10 alone 19.4 % (seed 0).  The pair is the default on time-dependent
+        # 2D boxes since the forty-fifth session (LossConfig.boundary's comment): advised where a run set uniform.
         advice.append("the residual peaks in the first slices: sampler.time_warp=early crowds the slice times at "
                       "t = 0 with importance weights, with loss.boundary=10 (on the zoo a narrow crowd that "
                       "congestion spreads within a few hundredths of T went 19-20 -> 10.7-12.8 % in m and 4.4-4.7 -> "

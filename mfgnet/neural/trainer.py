@@ -26,6 +26,7 @@ from mfgnet.neural.check import check_residual, residual_check
 from mfgnet.neural.checkpoint import CHECKPOINT_NAME
 from mfgnet.neural.config import (
     NeuralSolverConfig,
+    default_boundary_weight,
     default_fp_weight,
     default_hjb_density,
     default_hjb_gradient,
@@ -105,6 +106,8 @@ class Trainer:
             cfg = cfg.replace(loss=cfg.loss.replace(hjb_gradient=default_hjb_gradient(problem)))
         if cfg.loss.fp is None:
             cfg = cfg.replace(loss=cfg.loss.replace(fp=default_fp_weight(problem)))
+        if cfg.loss.boundary is None:
+            cfg = cfg.replace(loss=cfg.loss.replace(boundary=default_boundary_weight(problem)))
         if cfg.sampler.n_interior is None:
             cfg = cfg.replace(sampler=cfg.sampler.replace(n_interior=default_interior_points(problem)))
         self.problem, self.cfg = problem, cfg
