@@ -292,9 +292,11 @@ class LossConfig(Settings):
     # the pair, rel L2 m on seeds 0 / 1 / 2 (results/neural_zoo/means.md, forty-fourth and forty-fifth sessions):
     # box_wall_corner_2d 19.1 / 19.1 / 19.5 -> 10.7 / 12.8 / 11.3 %, box_wall_push_2d 9.24 / 9.15 / 10.5 -> 8.19 /
     # 7.97 / 8.11 %, box_bump_2d 4.70 / 4.96 / 4.63 -> 4.34 / 4.71 / 4.75 %, but box_two_crowds_2d 3.23 / 3.45 /
-    # 3.17 -> 4.82 / 5.39 / 5.01 %; u gained on all twelve runs (corner 4.4-4.7 -> 0.8-1.1 %).  Weight 10 alone
-    # (uniform times) did not help (corner 19.4 %; five rows lost in earlier sessions), nor did the warp alone
-    # (two crowds 4.3 %).
+    # 3.17 -> 4.82 / 5.39 / 5.01 %; u gained on all twelve runs (corner 4.4-4.7 -> 0.8-1.1 %).  Unseen checks:
+    # box_obstacle_2d 7.12 / 6.70 / 6.02 -> 6.93 / 8.05 / 6.96 % (u 1.95 / 1.67 / 1.51 -> 1.22 / 1.22 / 1.33 %), the 2D
+    # segregation game 38.9 / 34.8 -> 31.0 / 27.7 % (one seed).  Kept for the worst row (19.5 -> 12.8 % at most) and
+    # u, at a cost in m on the two crowds and on two obstacle seeds.  Weight 10 alone (uniform times) did not help
+    # (corner 19.4 %, two crowds 3.74 %; five rows lost in earlier sessions), nor did the warp alone (two crowds 4.3 %).
     boundary: float | None = number(None, 0.0, _INF, optional=True)
     # ∫m - 1 where m is not normalised by construction; with model.renormalise and a blend form of
     # m(0), the squared log of the mass before renormalising, weighted by m0's share e^{-t/τ} (else
