@@ -219,9 +219,8 @@ def fmt(v) -> str:
 DISTANCE_COLUMNS = ("equilibrium_m_gap", "equilibrium_m_scheme_error", "equilibrium_u_gap",
                     "equilibrium_u_scheme_error")
 COLUMNS = ("problem", "rel_l2_m", "m_worst_time", "rel_l2_u", "mass_error", "abs_err_lambda", "wall_s", "steps",
-           "lbfgs_steps",
-           "lbfgs_kept", "converged", "converged_by", "residual", "crowd_gap", "crowd_scheme_error", "value_gap",
-           "value_scheme_error", *DISTANCE_COLUMNS, "met", "diagnosis")
+           "lbfgs_steps", "lbfgs_kept", "converged", "converged_by", "residual", "crowd_gap", "crowd_scheme_error",
+           "value_gap", "value_scheme_error", *DISTANCE_COLUMNS, "met", "diagnosis")
 
 
 def missed_targets(row: dict) -> list[str]:

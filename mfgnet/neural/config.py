@@ -554,6 +554,12 @@ def _on_box(problem) -> bool:
     return problem.domain.bounded and not problem.domain.periodic
 
 
+def on_time_dependent_2d_box(problem) -> bool:
+    """Whether ``problem`` is time-dependent on a 2D box: where the 2D box defaults apply (1024 interior points,
+    the density network's HJB share, the no-flux weight 10 and, in sampling.resolve_time_warp, early slice times)."""
+    return _on_box(problem) and problem.dim == 2 and not problem.is_ergodic
+
+
 def default_hjb_weight(problem) -> float:
     """The HJB residual's weight used when ``LossConfig.hjb`` is None (see its comment)."""
     euclidean = not problem.domain.bounded
@@ -581,7 +587,7 @@ HJB_DENSITY_2D_BOX = 1.0
 def default_hjb_density(problem, hjb: float) -> float:
     """The HJB term's weight in the density network's gradient used when ``LossConfig.hjb_density`` is None:
     ``HJB_DENSITY_2D_BOX`` on a time-dependent 2D box, else ``hjb`` itself (see the field's comment)."""
-    if _on_box(problem) and problem.dim == 2 and not problem.is_ergodic:
+    if on_time_dependent_2d_box(problem):
         return HJB_DENSITY_2D_BOX
     return hjb
 
@@ -593,7 +599,7 @@ BOUNDARY_WEIGHT_2D_BOX = 10.0
 def default_boundary_weight(problem) -> float:
     """The no-flux terms' weight used when ``LossConfig.boundary`` is None: ``BOUNDARY_WEIGHT_2D_BOX`` on a
     time-dependent 2D box (where ``sampler.time_warp`` "auto" is "early"), else 1 (see the field's comment)."""
-    return BOUNDARY_WEIGHT_2D_BOX if _on_box(problem) and problem.dim == 2 and not problem.is_ergodic else 1.0
+    return BOUNDARY_WEIGHT_2D_BOX if on_time_dependent_2d_box(problem) else 1.0
 
 
 def default_fp_weight(problem) -> float:
@@ -604,7 +610,7 @@ def default_fp_weight(problem) -> float:
 def default_interior_points(problem) -> int:
     """The interior points per step used when ``SamplerConfig.n_interior`` is None: 1024 on a time-dependent 2D
     box (``INTERIOR_POINTS_2D_TIME_DEPENDENT``, see ``STEPS_2D_TIME_DEPENDENT``), else 512."""
-    if _on_box(problem) and problem.dim == 2 and not problem.is_ergodic:
+    if on_time_dependent_2d_box(problem):
         return INTERIOR_POINTS_2D_TIME_DEPENDENT
     return INTERIOR_POINTS
 

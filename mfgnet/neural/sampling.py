@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mfgnet.neural.config import SamplerConfig, default_interior_points
+from mfgnet.neural.config import SamplerConfig, default_interior_points, on_time_dependent_2d_box
 from mfgnet.neural.networks import initial_moments, renormalises_euclidean
 from mfgnet.problems import Box, Euclidean, MFGProblem, Torus
 from mfgnet.problems.couplings import mean_kernel
@@ -102,13 +102,10 @@ def resolve_time_warp(warp: str, problem: MFGProblem) -> str:
     "early" on the 2D boxes: forty-fourth and forty-fifth sessions (with loss.boundary 10)."""
     if warp != "auto":
         return warp
-    if problem.is_ergodic:
-        return "uniform"
     circle_or_line = problem.dim == 1 and (problem.domain.periodic or not problem.domain.bounded)
-    if circle_or_line:
+    if circle_or_line and not problem.is_ergodic:
         return "ends"
-    box_2d = problem.dim == 2 and problem.domain.bounded and not problem.domain.periodic
-    return "early" if box_2d else "uniform"
+    return "early" if on_time_dependent_2d_box(problem) else "uniform"
 
 
 # The mass renormalisation's grid per time slice (trainer.slice_points, when sampler.n_mass = 0): the

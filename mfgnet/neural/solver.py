@@ -11,7 +11,7 @@ import torch
 
 from mfgnet.neural import gaussian_start
 from mfgnet.neural.check import check_residual, residual_check
-from mfgnet.neural.config import NeuralSolverConfig, default_hjb_weight
+from mfgnet.neural.config import NeuralSolverConfig, default_hjb_weight, on_time_dependent_2d_box
 from mfgnet.neural.distributed import init_from_env
 from mfgnet.neural.equilibrium import decide
 from mfgnet.neural.heat import HeatFlow
@@ -340,7 +340,7 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
                       "9.2 -> 10.8 % on the other; on its 1D boxes m moved 0.7-1.2x): compare")
     first_slices = EARLY_PEAK_FRACTION * (trainer.problem.horizon or 0.0)
     peaks_early = any(w.get("t") is not None and w["t"] <= first_slices for w in worst.values())
-    if box and trainer.problem.dim == 2 and not trainer.problem.is_ergodic and peaks_early \
+    if on_time_dependent_2d_box(trainer.problem) and peaks_early \
             and resolve_time_warp(trainer.cfg.sampler.time_warp, trainer.problem) == "uniform":
         # Forty-fourth session (results/neural_zoo/means.md): box_wall_corner_2d, a narrow crowd that congestion
         # spreads within a few hundredths of T, m 19.1 / 19.1 / 19.5 -> 13.5 / 18.7 / 16.8 % on seeds 0 / 1 / 2
