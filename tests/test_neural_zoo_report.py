@@ -61,3 +61,25 @@ def test_the_error_of_m_is_reported_at_every_evaluation_time(experiment_script):
     assert out["m_worst_time"] == "t=0.5: 0.1"
     total = np.sqrt(0.1 ** 2 * (ref_m[1] ** 2).sum() / (ref_m ** 2).sum())
     assert abs(out["rel_l2_m"] - total) < 1e-12
+
+
+def test_reference_check_measures_a_coarse_grid_against_the_cached_reference(tmp_path, monkeypatch,
+                                                                             experiment_script):
+    """experiments/neural_zoo_references.py: a check on a coarser pair (here 60 and 80 cells against readme_box_1d's
+    cached 400 / 800 Richardson) is close to the reference but not equal to it, first order further off than the
+    extrapolation, and the table and JSON record the row."""
+    import json
+
+    checks = experiment_script("neural_zoo_references")
+    spec = dict(checks.REFERENCE["readme_box_1d"])
+    monkeypatch.setitem(checks.REFERENCE, "readme_box_1d", {**spec, "cells": 40, "time_steps": 40})
+    monkeypatch.setattr(checks, "CHECKS", tmp_path / "checks.json")
+    row = checks.check("readme_box_1d")
+    assert row["check_cells"] == [60, 80] and row["converged"]
+    assert 1e-4 < row["rel_l2_m"] < 2e-2 and row["rel_l2_u"] < 2e-2
+    assert row["first_order_2n_rel_l2_m"] > row["rel_l2_m"]  # the extrapolation removes most of the first-order error
+    assert row["rel_l2_m_worst_later"] >= 0 and 0 < row["worst_later_time"] <= 1
+    assert checks.check("lq_offset_1d") is None  # exact references are not checked
+    checks.write({"readme_box_1d": row})
+    assert json.loads((tmp_path / "checks.json").read_text())["readme_box_1d"]["check_cells"] == [60, 80]
+    assert "| readme_box_1d | 40 | 60 / 80 |" in (tmp_path / "checks.md").read_text()
