@@ -160,9 +160,10 @@ def test_hjb_weight_defaults_to_ten_on_time_dependent_euclidean_problems_and_box
     assert _trainer_weight("lq_offset_1d", "hjb", explicit=2.5) == 2.5
 
 
-def test_fp_weight_defaults_to_a_tenth_on_the_time_dependent_circle():
-    """loss.fp = None resolves to 0.1 on time-dependent problems on the circle and 1 elsewhere (means.md,
-    twenty-sixth session); the trainer weighs the FP term with it, and an explicit weight wins."""
+def test_fp_weight_defaults_to_a_tenth_on_the_time_dependent_circle_and_2d_box():
+    """loss.fp = None resolves to 0.1 on time-dependent problems on the circle (means.md, twenty-sixth session)
+    and on a 2D box (forty-seventh session), 1 elsewhere; the trainer weighs the FP term with it, and an explicit
+    weight wins."""
     from mfgnet.benchmarks import hopf_cole
     from mfgnet.neural.config import default_fp_weight
     from mfgnet.problems.zoo import ZOO
@@ -170,7 +171,9 @@ def test_fp_weight_defaults_to_a_tenth_on_the_time_dependent_circle():
     assert NeuralSolverConfig().loss.fp is None
     names = ("torus_bimodal_1d", "torus_power_1d", "box_bump_1d", "box_bump_2d", "lq_offset_1d",
              "ergodic_box_strong_1d", "ergodic_torus_2d")
-    assert [default_fp_weight(ZOO[n]()) for n in names] == [0.1, 0.1, 1.0, 1.0, 1.0, 1.0, 1.0]
+    assert [default_fp_weight(ZOO[n]()) for n in names] == [0.1, 0.1, 1.0, 0.1, 1.0, 1.0, 1.0]
+    assert default_fp_weight(ZOO["box_wall_corner_2d"]()) == 0.1
+    assert _trainer_weight("box_two_crowds_2d", "fp") == 0.1
     assert default_fp_weight(hopf_cole().problem) == 0.1
     assert _trainer_weight("torus_power_1d", "fp") == 0.1
     assert _trainer_weight("box_bump_1d", "fp") == 1.0

@@ -157,3 +157,18 @@ def test_early_slice_times_are_suggested_on_2d_boxes_whose_residual_peaks_in_the
     assert not any(hint in a for a in advice(uniform, CHECK_HJB))  # peaks at t = 0.1, 0.5
     assert not any(hint in a for a in advice(_trainer("box_wall_corner_2d"), early))  # already on (auto: early)
     assert not any(hint in a for a in advice(_trainer("box_narrow_far_1d"), early))  # measured on 2D boxes only
+
+
+def test_a_dominant_fp_residual_under_the_light_default_weight_says_so():
+    """Where FP weighs 0.1 by default (the time-dependent circle and 2D boxes), a dominant FP residual is partly the
+    weight's, and the advice names it; at weight 1 (1D boxes, or an explicit loss.fp=1) it does not."""
+    hint = "the FP residual weighs 0.1 here"
+
+    def advice(trainer):
+        return diagnose(trainer, CHECK_FP, mass_drift=None, residual=5 ** 0.5)["advice"]
+
+    assert any(hint in a for a in advice(_trainer("box_bump_2d")))
+    assert any(hint in a for a in advice(_trainer("torus_power_1d")))
+    assert not any("the FP residual weighs" in a for a in advice(_trainer("box_bump_1d")))
+    assert not any("the FP residual weighs" in a for a in advice(_configured("box_bump_2d", loss={"fp": 1.0})))
+    assert not any(hint in a for a in _advice(_trainer("box_bump_2d")))  # HJB dominant: not said
