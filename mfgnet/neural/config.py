@@ -284,7 +284,12 @@ class LossConfig(Settings):
     # breaks the no-flux condition where G pushes the crowd into a face (box_wall_push_1d 0.017 -> 0.034 / 0.061)
     # and lost two narrow 2D crowds under the 2D defaults of then (box_two_crowds_2d 0.046 -> 0.129 / 0.185).
     # Why 0.1 on 2D boxes now (under 1024 points, hjb_density 1, early slice times and no-flux weight 10; rel L2 m /
-    # u in %, weight 1 -> 0.1, seeds 0 / 1 / 2; results/neural_zoo/means.md, forty-seventh session): @@FP2D@@
+    # u in %, weight 1 -> 0.1, seeds 0 / 1 / 2; results/neural_zoo/means.md, forty-seventh session): box_bump_2d
+    # 4.34 / 4.71 / 4.75 -> 2.62 / 2.96 / 2.61 (u 1.1-1.6 both), box_two_crowds_2d 4.82 / 5.39 / 5.01 -> 3.35 / 3.47 /
+    # 3.00 (u 0.5-0.8 -> 0.7-1.1), box_wall_push_2d 8.19 / 7.97 / 8.11 -> 5.37 / 7.33 / 5.83 (u 0.8-1.0 -> 1.1-2.1),
+    # box_wall_corner_2d 10.66 / 12.76 / 11.26 -> 8.05 / 8.14 / 7.63 (u 0.8-1.1 -> 1.1-1.7), and the unseen check
+    # box_obstacle_2d 6.93 / 8.05 / 6.96 -> 4.58 / 4.44 / 6.16 (u 1.2-1.3 -> 1.1-2.3); weight 0.3 and 0.03 (continuing
+    # the corner's trained pair) did less.  It lost on the 2D segregation game of two populations (31 / 28 -> 34 / 31).
     # The density network then follows HJB's F(m) more than the FP residual, which grows (the residual check's
     # largest term) while m gets closer to the reference; the 1D boxes were not measured and keep 1.
     fp: float | None = number(None, 0.0, _INF, optional=True)
