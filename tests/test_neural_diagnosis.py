@@ -27,8 +27,8 @@ def _configured(name: str, **sections) -> SimpleNamespace:
     return trainer
 
 
-def _advice(trainer) -> list[str]:
-    return diagnose(trainer, CHECK_HJB, mass_drift=None, residual=5 ** 0.5)["advice"]
+def _advice(trainer, check: dict = CHECK_HJB) -> list[str]:
+    return diagnose(trainer, check, mass_drift=None, residual=5 ** 0.5)["advice"]
 
 
 def test_residual_following_times_are_suggested_on_the_circle_only():
@@ -163,12 +163,9 @@ def test_a_dominant_fp_residual_under_the_light_default_weight_says_so():
     """Where FP weighs 0.1 by default (the time-dependent circle and 2D boxes), a dominant FP residual is partly the
     weight's, and the advice names it; at weight 1 (1D boxes, or an explicit loss.fp=1) it does not."""
     hint = "the FP residual weighs 0.1 here"
-
-    def advice(trainer):
-        return diagnose(trainer, CHECK_FP, mass_drift=None, residual=5 ** 0.5)["advice"]
-
-    assert any(hint in a for a in advice(_trainer("box_bump_2d")))
-    assert any(hint in a for a in advice(_trainer("torus_power_1d")))
-    assert not any("the FP residual weighs" in a for a in advice(_trainer("box_bump_1d")))
-    assert not any("the FP residual weighs" in a for a in advice(_configured("box_bump_2d", loss={"fp": 1.0})))
+    assert any(hint in a for a in _advice(_trainer("box_bump_2d"), CHECK_FP))
+    assert any(hint in a for a in _advice(_trainer("torus_power_1d"), CHECK_FP))
+    assert not any("the FP residual weighs" in a for a in _advice(_trainer("box_bump_1d"), CHECK_FP))
+    assert not any("the FP residual weighs" in a for a in _advice(_configured("box_bump_2d", loss={"fp": 1.0}),
+                                                                   CHECK_FP))
     assert not any(hint in a for a in _advice(_trainer("box_bump_2d")))  # HJB dominant: not said

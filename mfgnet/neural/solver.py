@@ -277,6 +277,13 @@ _ADVICE = {
 }
 
 
+def _loss_weight(trainer: Trainer, term: str, default: Callable) -> float:
+    """The weight of loss ``term`` in use: the config's, or ``default(problem)`` where it is None (a Trainer resolves
+    it on construction; the diagnosis is also called with unresolved configs)."""
+    value = getattr(trainer.cfg.loss, term)
+    return value if value is not None else default(trainer.problem)
+
+
 def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: float) -> dict:
     """Why the run missed its tolerance: the dominant term, where the PDE residual peaks in (t, x),
     whether the mass drifted, and what to try."""
@@ -303,7 +310,7 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
         advice.append("sampler.time_adaptive=0.5 puts slice times where the residual is (on the zoo's circle it "
                       "helped the hardest row and low noise, and cost m on the other four: compare)")
     box = trainer.problem.domain.bounded and not trainer.problem.domain.periodic
-    hjb_weight = trainer.cfg.loss.hjb if trainer.cfg.loss.hjb is not None else default_hjb_weight(trainer.problem)
+    hjb_weight = _loss_weight(trainer, "hjb", default_hjb_weight)
     if dominant == "hjb" and box and not trainer.problem.is_ergodic and hjb_weight <= 1.0:
         # Weight 10 (the default on R^d and on 1D and 2D boxes, there with loss.hjb_density 1) on the zoo's boxes:
         # box_narrow_far_1d 0.077 -> 0.018, seven more 1D rows gained; on 2D boxes with hjb_density 1 three rows
@@ -327,7 +334,7 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
         advice.append("loss.fp=0 loss.weak_fp=100 trains m on the weak form of FP instead (no derivatives of m: on "
                       "the zoo a narrow crowd far from its target went 7.7 -> 2.9 % in m and 3.2 -> 0.7 % in u, but "
                       "a crowd against a face 1.7 -> 7-9 % and two crowds on the circle 9.3 -> 14.5 %): compare")
-    fp_weight = trainer.cfg.loss.fp if trainer.cfg.loss.fp is not None else default_fp_weight(trainer.problem)
+    fp_weight = _loss_weight(trainer, "fp", default_fp_weight)
     if dominant == "fp" and fp_weight < 1.0 and not trainer.problem.is_ergodic:
         # A light FP term (the default 0.1 on the time-dependent circle and 2D boxes) leaves the FP residual the
         # largest on purpose: weight 1 lowers it but leaves m further off (the 2D boxes, seed 0: bump 2.6 -> 4.3 %,
