@@ -139,7 +139,7 @@ def test_hjb_weight_defaults_to_ten_on_time_dependent_euclidean_problems_and_box
     """loss.hjb = None resolves to 10 on time-dependent R^d (R and R² since the twenty-fifth session, every d since
     the twenty-eighth), 1D boxes (thirty-first) and 2D boxes (thirty-second) and 1 elsewhere (ergodic problems,
     tori); the trainer weighs the HJB term with it, and an explicit weight wins.  loss.hjb_density = None resolves
-    to 1 on time-dependent 2D boxes and to the HJB weight elsewhere."""
+    to 3 on time-dependent 2D boxes (since the forty-eighth session) and to the HJB weight elsewhere."""
     from mfgnet.benchmarks.log_congestion import log_congestion
     from mfgnet.benchmarks.lq_gaussian import lq_gaussian
     from mfgnet.neural.config import default_hjb_density, default_hjb_weight
@@ -149,13 +149,13 @@ def test_hjb_weight_defaults_to_ten_on_time_dependent_euclidean_problems_and_box
     names = ("lq_offset_1d", "lq_offset_2d", "r_split_1d", "box_bump_1d", "box_bump_2d", "torus_bimodal_1d",
              "ergodic_box_strong_1d", "ergodic_torus_2d")
     assert [default_hjb_weight(ZOO[n]()) for n in names] == [10.0, 10.0, 10.0, 10.0, 10.0, 1.0, 1.0, 1.0]
-    assert [default_hjb_density(ZOO[n](), 10.0) for n in names] == [10.0, 10.0, 10.0, 10.0, 1.0, 10.0, 10.0, 10.0]
+    assert [default_hjb_density(ZOO[n](), 10.0) for n in names] == [10.0, 10.0, 10.0, 10.0, 3.0, 10.0, 10.0, 10.0]
     assert [default_hjb_weight(lq_gaussian(d).problem) for d in (1, 2, 3, 10)] == [10.0, 10.0, 10.0, 10.0]
     assert default_hjb_weight(log_congestion(5, ergodic=True).problem) == 1.0
     assert _trainer_weight("lq_offset_1d", "hjb") == 10.0
     assert _trainer_weight("box_bump_2d", "hjb") == 10.0
     assert _trainer_weight("box_bump_1d", "hjb") == 10.0
-    assert [_trainer_loss_setting(n, "hjb_density") for n in ("box_bump_2d", "box_bump_1d")] == [1.0, 10.0]
+    assert [_trainer_loss_setting(n, "hjb_density") for n in ("box_bump_2d", "box_bump_1d")] == [3.0, 10.0]
     assert _trainer_loss_setting("box_bump_2d", "hjb_density", explicit=4.0) == 4.0
     assert _trainer_weight("lq_offset_1d", "hjb", explicit=2.5) == 2.5
 

@@ -312,11 +312,11 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
     box = trainer.problem.domain.bounded and not trainer.problem.domain.periodic
     hjb_weight = _loss_weight(trainer, "hjb", default_hjb_weight)
     if dominant == "hjb" and box and not trainer.problem.is_ergodic and hjb_weight <= 1.0:
-        # Weight 10 (the default on R^d and on 1D and 2D boxes, there with loss.hjb_density 1) on the zoo's boxes:
+        # Weight 10 (the default on R^d and on 1D and 2D boxes, there with loss.hjb_density 3) on the zoo's boxes:
         # box_narrow_far_1d 0.077 -> 0.018, seven more 1D rows gained; on 2D boxes with hjb_density 1 three rows
         # gained 1.2-3x (results/neural_zoo/means.md, twenty-fifth to thirty-second sessions).
         advice.append("loss.hjb=10 weighs the HJB residual more (the default on R^d and on 1D and 2D boxes, where "
-                      "it took a narrow crowd 7.7 -> 1.8 %; on 2D boxes with loss.hjb_density=1): compare with "
+                      "it took a narrow crowd 7.7 -> 1.8 %; on 2D boxes with loss.hjb_density=3): compare with "
                       "the grid")
     if dominant == "hjb" and box and trainer.problem.dim == 1 and not trainer.problem.is_ergodic \
             and hjb_weight > 1.0 and not getattr(trainer.nets, "terminal_layer", False):
