@@ -278,8 +278,8 @@ class LossConfig(Settings):
     # box_wall_push_2d 5.37 / 7.33 / 5.83 -> 5.24 / 9.08 / 7.41 (m(T) against the face 20 -> 25 % on seed 1), u
     # there 1.1-2.1 -> 1.3-2.9.  Early times gain, late ones lose.  A share of 0.3 did worse, 5 and 10 no better
     # than 3 (continuing the corner's pair).  Unseen checks: box_three_crowds_2d (declared before any run of it)
-    # 3.46 / 3.33 -> 2.86 / 2.88 (seeds 0 / 1); the 2D segregation game of two populations lost, m 34 / 31 -> 37 /
-    # 34 % (one seed).
+    # 3.46 / 3.33 / 3.26 -> 2.86 / 2.88 / 3.40 (seeds 0 / 1 / 2: two gains, one loss); the 2D segregation game of
+    # two populations lost, m 34 / 31 -> 37 / 34 % (one seed).
     # Not on R^d: B2 d = 10 0.0188 -> 0.0214.
     hjb_density: float | None = number(None, 0.0, _INF, optional=True)
     # Weight of the Fokker-Planck residual; None: default_fp_weight(problem), 0.1 on the time-dependent circle and
