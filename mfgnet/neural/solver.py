@@ -11,7 +11,13 @@ import torch
 
 from mfgnet.neural import gaussian_start
 from mfgnet.neural.check import check_residual, residual_check
-from mfgnet.neural.config import NeuralSolverConfig, default_fp_weight, default_hjb_weight, on_time_dependent_2d_box
+from mfgnet.neural.config import (
+    HJB_DENSITY_2D_BOX,
+    NeuralSolverConfig,
+    default_fp_weight,
+    default_hjb_weight,
+    on_time_dependent_2d_box,
+)
 from mfgnet.neural.distributed import init_from_env
 from mfgnet.neural.equilibrium import decide
 from mfgnet.neural.heat import HeatFlow
@@ -312,12 +318,12 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
     box = trainer.problem.domain.bounded and not trainer.problem.domain.periodic
     hjb_weight = _loss_weight(trainer, "hjb", default_hjb_weight)
     if dominant == "hjb" and box and not trainer.problem.is_ergodic and hjb_weight <= 1.0:
-        # Weight 10 (the default on R^d and on 1D and 2D boxes, there with loss.hjb_density 3) on the zoo's boxes:
+        # Weight 10 (the default on R^d and on 1D and 2D boxes, there with HJB_DENSITY_2D_BOX) on the zoo's boxes:
         # box_narrow_far_1d 0.077 -> 0.018, seven more 1D rows gained; on 2D boxes with hjb_density 1 three rows
         # gained 1.2-3x (results/neural_zoo/means.md, twenty-fifth to thirty-second sessions).
         advice.append("loss.hjb=10 weighs the HJB residual more (the default on R^d and on 1D and 2D boxes, where "
-                      "it took a narrow crowd 7.7 -> 1.8 %; on 2D boxes with loss.hjb_density=3): compare with "
-                      "the grid")
+                      f"it took a narrow crowd 7.7 -> 1.8 %; on 2D boxes with loss.hjb_density={HJB_DENSITY_2D_BOX:g}"
+                      "): compare with the grid")
     if dominant == "hjb" and box and trainer.problem.dim == 1 and not trainer.problem.is_ergodic \
             and hjb_weight > 1.0 and not getattr(trainer.nets, "terminal_layer", False):
         # Its default turns it on from corner strength 4 (networks.default_terminal_layer); below that it was
