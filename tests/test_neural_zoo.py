@@ -227,6 +227,39 @@ def test_a_free_part_that_swamps_the_fading_m0_is_penalised(name):
     assert after > 0.5 * (keep * 16.0**2).mean().item() > 10 * before
 
 
+def test_the_mass_term_holds_the_free_part_at_t0_on_1d_boxes():
+    """loss.mass_at_start (the default on time-dependent 1D boxes): the mass term's mean gains one entry, the free
+    part's own log mass at t = 0 over m0's, squared (by quadrature here, on the step's first slice grid), which the
+    slices do not see; off, the term is the slices' mean alone."""
+    from mfgnet.neural.config import default_mass_at_start
+
+    assert [default_mass_at_start(ZOO[n]()) for n in ("box_narrow_far_1d", "torus_bimodal_1d", "box_bump_2d",
+                                                        "lq_offset_1d", "ergodic_box_strong_1d")] \
+        == [True, False, False, False, False]
+    trainer = Trainer(ZOO["box_narrow_far_1d"](), NeuralSolverConfig.from_dict(dict(TINY, warm_start="off")))
+    assert trainer.cfg.loss.mass_at_start is True
+    batch, probes = trainer._draw()
+    y, logw = batch.quad_y[0].detach(), batch.quad_logw[0].detach()
+
+    def free_log_mass_at_start() -> float:
+        with torch.no_grad():
+            free = trainer.nets.free_field(torch.zeros(y.shape[0], 1, dtype=y.dtype), y) - trainer.nets.free_log_mass
+            return (torch.logsumexp(free + logw, -1)
+                    - torch.logsumexp(torch.log(trainer.problem.initial_density(y)) + logw, -1)).item()
+
+    before = free_log_mass_at_start()
+    with torch.no_grad():
+        trainer.nets.density_net.core.net[-1].bias += 3.0  # the free part's mass e^3 times what it was
+    at_start = free_log_mass_at_start()
+    assert at_start - before == pytest.approx(3.0, abs=1e-9)
+    held = trainer.compute(batch, probes).terms["mass"].item()
+    trainer.cfg = trainer.cfg.replace(loss=trainer.cfg.loss.replace(mass_at_start=False))
+    slices = trainer.compute(batch, probes).terms["mass"].item()
+    n = batch.quad_t.shape[0]
+    assert held == pytest.approx((n * slices + at_start**2) / (n + 1), rel=1e-9)
+    assert held > slices
+
+
 def test_converged_is_exactly_the_residual_and_equilibrium_checks():
     problem = ZOO["box_noisy_long_1d"]()
     cfg = NeuralSolverConfig.from_dict(TINY).replace(steps=5)

@@ -7,7 +7,8 @@
     boundary_u/_m    ∇u·n and the no-flux (ν∇m + m ∂pH)·n (/ m when relative) on the faces of a Box
     mass             ∫m - 1 (time-dependent on Torus/Box per slice unless renormalised; ergodic with
                      normalization="penalty"); renormalised with a blend form of m(0): e^{-t_s/τ} log_mass(t_s)²,
-                     the log of the mass before renormalising (see below)
+                     the log of the mass before renormalising (see below), and with loss.mass_at_start the
+                     free part's own log mass at t = 0 squared, one more entry of the mean
     mean_zero        ∫u / |Ω| (ergodic with normalization="penalty")
 
 Time-dependent problems with ``model.renormalise`` (bounded, or R^d with d ≤ 2 on the bounding
@@ -53,6 +54,16 @@ def log_mass_of(nets: MFGNetworks, t: torch.Tensor, y: torch.Tensor, logw: torch
     if nets.density_output == "exp":
         return torch.logsumexp(w + logw, dim=0)
     return torch.log((torch.nn.functional.softplus(w) * torch.exp(logw)).sum())
+
+
+def free_log_mass_at_start(nets: MFGNetworks, batch: Batch, log_mass0: torch.Tensor) -> torch.Tensor:
+    """log of the blend's free part's mass at t = 0 over m0's, on the first slice's quadrature grid (a scalar).  The
+    blend is m0 there whatever the free part is, so only this reads it: a free part of mass e^8 swamps m0 at t = 0+."""
+    y = batch.quad_y[0]
+    logw = batch.quad_logw[0] if batch.quad_logw.dim() == 2 else batch.quad_logw
+    t0 = torch.zeros(y.shape[0], 1, dtype=y.dtype, device=y.device)
+    free = nets.free_field(t0, y) - nets.free_log_mass
+    return torch.logsumexp(free + logw, -1) - log_mass0.reshape(-1)[0]
 
 
 def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverConfig,
@@ -107,7 +118,10 @@ def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverCo
             # Weighted by the fading m0's share e^{-t/τ}: later the free part's mass is a gauge that
             # renormalising removes (held at every time, torus_nonlocal_1d went 0.014 -> 0.032).
             keep = torch.exp(-batch.quad_t / nets.blend_time)
-            terms["mass"] = (keep * slice_log_mass ** 2).mean()
+            held = keep * slice_log_mass ** 2
+            if lcfg.mass_at_start:  # the free part's own mass at t = 0, which no slice sees (loss.mass_at_start)
+                held = torch.cat([held, free_log_mass_at_start(nets, batch, log_mass0).square().reshape(1)])
+            terms["mass"] = held.mean()
     elif batch.quad_y is not None:
         S1, k, d = batch.quad_y.shape
         tq = batch.quad_t.repeat_interleave(k).unsqueeze(-1)

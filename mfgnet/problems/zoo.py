@@ -84,6 +84,15 @@ def box_narrow_far_1d() -> MFGProblem:
                       initial_density=_box_bumps([[0.15]], 0.05), name="box_narrow_far_1d")
 
 
+def box_narrow_edge_1d() -> MFGProblem:
+    """box_narrow_far_1d's harder neighbour (added when the mass term's weight 10 on 1D boxes rescued that row's
+    seed 1 from a crowd that went flat at t = 0+): a narrower bump (width 0.04) nearer the left face (at 0.1), less
+    noise ν = 0.015, twice the aversion F = 2m and a stronger pull across the box, G = 3 (x − 0.9)²; T = 1."""
+    return MFGProblem(Box([0.0], [1.0]), horizon=1.0, viscosity=0.015, coupling=lambda t, x, m: 2.0 * m,
+                      terminal_cost=lambda x, m: 3 * (x[:, 0] - 0.9) ** 2,
+                      initial_density=_box_bumps([[0.1]], 0.04), name="box_narrow_edge_1d")
+
+
 def box_noisy_long_1d() -> MFGProblem:
     """Strong noise ν = 0.2 over a long horizon T = 2: a bump at 0.8 (width 0.1) pulled to 0.2
     by G = 2 (x − 0.2)², F = m."""
@@ -435,6 +444,7 @@ ZOO: dict[str, Callable[[], MFGProblem]] = {
     "box_bump_1d": box_bump_1d,
     "readme_box_1d": readme_box_1d,
     "box_narrow_far_1d": box_narrow_far_1d,
+    "box_narrow_edge_1d": box_narrow_edge_1d,
     "box_noisy_long_1d": box_noisy_long_1d,
     "box_wall_push_1d": box_wall_push_1d,
     "box_steep_rise_1d": box_steep_rise_1d,
@@ -472,6 +482,7 @@ REFERENCE: dict[str, dict] = {
     "box_bump_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "readme_box_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_narrow_far_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
+    "box_narrow_edge_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_noisy_long_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_wall_push_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_steep_rise_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
