@@ -328,8 +328,10 @@ class LossConfig(Settings):
     # default_mass_at_start(problem), on for time-dependent 1D boxes, off elsewhere (not measured there yet).  Why:
     # box_narrow_far_1d's seed 1 ended with that free part (e^8.3 at t = 0: the crowd nearly flat from t = 0+, m 36.5 %
     # off, the mass term 82 % of the residual); with the entry 1.6 % (results/neural_zoo/means.md, forty-ninth
-    # session, which has the other 1D box rows).  A heavier mass term instead (weight 10) rescued that seed too (1.7 %)
-    # but cost m on six of eight other rows (box_wall_push_1d 1.61 -> 2.45 %); weight 3 did not rescue it (28 %).
+    # session, which has the other 1D box rows: factors 0.89-1.27 on seed 0).  A heavier mass term instead (weight 10)
+    # rescued that seed too (1.7 %) but cost m on seven of eight other rows (box_wall_push_1d 1.61 -> 2.45 %); weight 3
+    # did not rescue it (28 %).  Not enough on the harder neighbour box_narrow_edge_1d: 33.6 -> 12.1 % on seed 1, 23 %
+    # on seed 2 (e^3.7 left at t = 0).
     mass_at_start: bool | None = flag(None, optional=True)
     mean_zero: float = number(1.0, 0.0, _INF)
     # Weak form of the Fokker–Planck equation on a time-dependent box with renormalised mass: at every
