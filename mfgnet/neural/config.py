@@ -331,7 +331,7 @@ class LossConfig(Settings):
     # session, which has the other 1D box rows: factors 0.89-1.27 on seed 0).  A heavier mass term instead (weight 10)
     # rescued that seed too (1.7 %) but cost m on seven of eight other rows (box_wall_push_1d 1.61 -> 2.45 %); weight 3
     # did not rescue it (28 %).  Not enough on the harder neighbour box_narrow_edge_1d: 33.6 -> 12.1 % on seed 1, 23 %
-    # on seed 2 (e^3.7 left at t = 0).
+    # on seed 2 (e^3.7 left at t = 0); with weight 10 as well 1.9 / 2.0 % there (a lead, not run on every row).
     mass_at_start: bool | None = flag(None, optional=True)
     mean_zero: float = number(1.0, 0.0, _INF)
     # Weak form of the Fokker–Planck equation on a time-dependent box with renormalised mass: at every
