@@ -59,8 +59,7 @@ def log_mass_of(nets: MFGNetworks, t: torch.Tensor, y: torch.Tensor, logw: torch
 def free_log_mass_at_start(nets: MFGNetworks, batch: Batch, log_mass0: torch.Tensor) -> torch.Tensor:
     """log of the blend's free part's mass at t = 0 over m0's, on the first slice's quadrature grid (a scalar).  The
     blend is m0 there whatever the free part is, so only this reads it: a free part of mass e^8 swamps m0 at t = 0+."""
-    y = batch.quad_y[0]
-    logw = batch.quad_logw[0] if batch.quad_logw.dim() == 2 else batch.quad_logw
+    y, logw = batch.quad_y[0], batch.quad_logw[0]  # renormalised mass: a grid per slice, (S + 1, k)
     t0 = torch.zeros(y.shape[0], 1, dtype=y.dtype, device=y.device)
     free = nets.free_field(t0, y) - nets.free_log_mass
     return torch.logsumexp(free + logw, -1) - log_mass0.reshape(-1)[0]

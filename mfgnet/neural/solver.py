@@ -288,17 +288,11 @@ _ADVICE = {
 }
 
 
-def _loss_weight(trainer: Trainer, term: str, default: Callable) -> float:
-    """The weight of loss ``term`` in use: the config's, or ``default(problem)`` where it is None (a Trainer resolves
-    it on construction; the diagnosis is also called with unresolved configs)."""
-    value = getattr(trainer.cfg.loss, term)
+def _loss_setting(trainer: Trainer, field: str, default: Callable) -> float | bool:
+    """The loss setting ``field`` in use (a term's weight, or a flag): the config's, or ``default(problem)`` where it
+    is None (a Trainer resolves it on construction; the diagnosis is also called with unresolved configs)."""
+    value = getattr(trainer.cfg.loss, field)
     return value if value is not None else default(trainer.problem)
-
-
-def _mass_at_start(trainer: Trainer) -> bool:
-    """``loss.mass_at_start`` in use (resolved by a Trainer; the diagnosis also sees unresolved configs)."""
-    value = trainer.cfg.loss.mass_at_start
-    return value if value is not None else default_mass_at_start(trainer.problem)
 
 
 def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: float) -> dict:
@@ -316,7 +310,7 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
     if dominant == "mass" and getattr(trainer.nets, "renormalise", False):
         key = "mass_blend"
     advice = [_ADVICE.get(key, "train longer")]
-    if key == "mass_blend" and not _mass_at_start(trainer):
+    if key == "mass_blend" and not _loss_setting(trainer, "mass_at_start", default_mass_at_start):
         advice.append(_ADVICE["mass_at_start"])
     if dominant in ("hjb", "fp"):
         advice.append(_lbfgs_advice(trainer))
@@ -329,7 +323,7 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
         advice.append("sampler.time_adaptive=0.5 puts slice times where the residual is (on the zoo's circle it "
                       "helped the hardest row and low noise, and cost m on the other four: compare)")
     box = trainer.problem.domain.bounded and not trainer.problem.domain.periodic
-    hjb_weight = _loss_weight(trainer, "hjb", default_hjb_weight)
+    hjb_weight = _loss_setting(trainer, "hjb", default_hjb_weight)
     if dominant == "hjb" and box and not trainer.problem.is_ergodic and hjb_weight <= 1.0:
         # Weight 10 (the default on R^d and on 1D and 2D boxes, there with HJB_DENSITY_2D_BOX) on the zoo's boxes:
         # box_narrow_far_1d 0.077 -> 0.018, seven more 1D rows gained; on 2D boxes with hjb_density 1 three rows
@@ -353,7 +347,7 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
         advice.append("loss.fp=0 loss.weak_fp=100 trains m on the weak form of FP instead (no derivatives of m: on "
                       "the zoo a narrow crowd far from its target went 7.7 -> 2.9 % in m and 3.2 -> 0.7 % in u, but "
                       "a crowd against a face 1.7 -> 7-9 % and two crowds on the circle 9.3 -> 14.5 %): compare")
-    fp_weight = _loss_weight(trainer, "fp", default_fp_weight)
+    fp_weight = _loss_setting(trainer, "fp", default_fp_weight)
     if dominant == "fp" and fp_weight < 1.0 and not trainer.problem.is_ergodic:
         # A light FP term (the default 0.1 on the time-dependent circle and 2D boxes) leaves the FP residual the
         # largest on purpose: weight 1 lowers it but leaves m further off (the 2D boxes, seed 0: bump 2.6 -> 4.3 %,

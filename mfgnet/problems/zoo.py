@@ -85,9 +85,10 @@ def box_narrow_far_1d() -> MFGProblem:
 
 
 def box_narrow_edge_1d() -> MFGProblem:
-    """box_narrow_far_1d's harder neighbour (added when the mass term's weight 10 on 1D boxes rescued that row's
-    seed 1 from a crowd that went flat at t = 0+): a narrower bump (width 0.04) nearer the left face (at 0.1), less
-    noise ν = 0.015, twice the aversion F = 2m and a stronger pull across the box, G = 3 (x − 0.9)²; T = 1."""
+    """box_narrow_far_1d's harder neighbour (added when the mass term's entry at t = 0, loss.mass_at_start, rescued
+    that row's seed 1 from a crowd that went flat at t = 0+): a narrower bump (width 0.04) nearer the left face (at
+    0.1), less noise ν = 0.015, twice the aversion F = 2m and a stronger pull across the box, G = 3 (x − 0.9)²;
+    T = 1."""
     return MFGProblem(Box([0.0], [1.0]), horizon=1.0, viscosity=0.015, coupling=lambda t, x, m: 2.0 * m,
                       terminal_cost=lambda x, m: 3 * (x[:, 0] - 0.9) ** 2,
                       initial_density=_box_bumps([[0.1]], 0.04), name="box_narrow_edge_1d")
