@@ -143,16 +143,17 @@ def test_a_dominant_mass_term_under_renormalised_mass_names_the_blend_not_the_se
     assert "model.renormalise=true" in advice
 
 
-def test_a_dominant_blend_mass_term_suggests_holding_the_free_part_at_t0_only_where_that_is_off():
-    hint = "loss.mass_at_start=true"
+def test_a_dominant_blend_mass_term_suggests_the_form_that_holds_the_free_part_at_t0_only_where_it_is_off():
+    hint = "model.free_mass_at_start=true"
 
-    def advice(trainer) -> list[str]:
-        trainer.nets.renormalise = True
+    def advice(name: str, held: bool) -> list[str]:
+        trainer = _trainer(name)
+        trainer.nets.renormalise, trainer.nets.free_mass_at_start = True, held
         return diagnose(trainer, CHECK_MASS, mass_drift=None, residual=4.5 ** 0.5)["advice"]
 
-    assert not any(hint in a for a in advice(_trainer("box_narrow_far_1d")))  # the default on 1D boxes
-    assert any(hint in a for a in advice(_configured("box_narrow_far_1d", loss={"mass_at_start": False})))
-    assert any(hint in a for a in advice(_trainer("torus_bimodal_1d")))
+    assert not any(hint in a for a in advice("box_narrow_far_1d", held=True))  # the default on 1D boxes
+    assert any(hint in a for a in advice("box_narrow_far_1d", held=False))
+    assert any(hint in a for a in advice("torus_bimodal_1d", held=False))
 
 
 def test_early_slice_times_are_suggested_on_2d_boxes_whose_residual_peaks_in_the_first_slices():

@@ -212,9 +212,11 @@ def test_fast_zoo_subset_trains_well_below_untrained_and_keeps_mass(name, steps,
 def test_a_free_part_that_swamps_the_fading_m0_is_penalised(name):
     """With renormalised mass, a blend's free part raised by e^16 leaves the loss's PDE terms blind
     (m jumps to the free part's shape between t = 0 and the first slice, where no point looks) but
-    not the mass term: the log of the mass before renormalising, weighted by m0's share e^{-t/τ}."""
+    not the mass term: the log of the mass before renormalising, weighted by m0's share e^{-t/τ}.  (The form
+    model.free_mass_at_start, on 1D boxes by default, makes that raise a no-op: off here, tested below.)"""
     problem = ZOO[name]()
-    trainer = Trainer(problem, NeuralSolverConfig.from_dict(dict(TINY, warm_start="off")))
+    cfg = dict(TINY, warm_start="off", model=dict(TINY["model"], free_mass_at_start=False))
+    trainer = Trainer(problem, NeuralSolverConfig.from_dict(cfg))
     batch, probes = trainer._draw()
     before = trainer.compute(batch, probes).terms["mass"].item()
     with torch.no_grad():
@@ -227,17 +229,14 @@ def test_a_free_part_that_swamps_the_fading_m0_is_penalised(name):
     assert after > 0.5 * (keep * 16.0**2).mean().item() > 10 * before
 
 
-def test_the_mass_term_holds_the_free_part_at_t0_on_1d_boxes():
-    """loss.mass_at_start (the default on time-dependent 1D boxes): the mass term's mean gains one entry, the free
+def test_the_mass_term_holds_the_free_part_at_t0_when_asked():
+    """loss.mass_at_start (an option): the mass term's mean gains one entry, the free
     part's own log mass at t = 0 over m0's, squared (by quadrature here, on the step's first slice grid), which the
-    slices do not see; off, the term is the slices' mean alone."""
-    from mfgnet.neural.config import default_mass_at_start
-
-    assert [default_mass_at_start(ZOO[n]()) for n in ("box_narrow_far_1d", "torus_bimodal_1d", "box_bump_2d",
-                                                        "lq_offset_1d", "ergodic_box_strong_1d")] \
-        == [True, False, False, False, False]
-    trainer = Trainer(ZOO["box_narrow_far_1d"](), NeuralSolverConfig.from_dict(dict(TINY, warm_start="off")))
-    assert trainer.cfg.loss.mass_at_start is True
+    slices do not see; off, the term is the slices' mean alone.  (With the form that holds it,
+    model.free_mass_at_start, the entry is 0: the form is off here.)"""
+    cfg = dict(TINY, warm_start="off", model=dict(TINY["model"], free_mass_at_start=False),
+               loss={"mass_at_start": True})
+    trainer = Trainer(ZOO["box_narrow_far_1d"](), NeuralSolverConfig.from_dict(cfg))
     batch, probes = trainer._draw()
     y, logw = batch.quad_y[0].detach(), batch.quad_logw[0].detach()
 
@@ -258,6 +257,72 @@ def test_the_mass_term_holds_the_free_part_at_t0_on_1d_boxes():
     n = batch.quad_t.shape[0]
     assert held == pytest.approx((n * slices + at_start**2) / (n + 1), rel=1e-9)
     assert held > slices
+
+
+def test_the_free_part_carries_m0s_mass_at_t0_by_construction_on_1d_boxes():
+    """model.free_mass_at_start (the default on time-dependent 1D boxes): the blend's free part has m0's mass at
+    t = 0 on the fixed grid for any weights, so its overall scale is no longer a degree of freedom (a shifted
+    output bias leaves m unchanged everywhere); one loss evaluation shares one pass for it, to round-off."""
+    from mfgnet.neural.config import default_free_mass_at_start
+    from mfgnet.neural.losses import _compute_losses
+
+    assert [default_free_mass_at_start(ZOO[n]()) for n in ("box_narrow_far_1d", "torus_bimodal_1d", "box_bump_2d",
+                                                             "lq_offset_1d", "ergodic_box_strong_1d")] \
+        == [True, False, False, False, False]
+    problem = ZOO["box_narrow_edge_1d"]()
+    trainer = Trainer(problem, NeuralSolverConfig.from_dict(dict(TINY, warm_start="off")))
+    nets = trainer.nets
+    assert trainer.cfg.model.free_mass_at_start is True and nets.free_mass_at_start
+    y, logw = nets.norm_y, nets.norm_logw
+    t0 = torch.zeros(y.shape[0], 1, dtype=y.dtype)
+    t = torch.linspace(0.0, problem.horizon, y.shape[0], dtype=y.dtype).unsqueeze(-1)
+
+    def free_log_mass_at_start() -> float:
+        free = nets.free_field(t0, y) - nets.free_shift(y.dtype)
+        log_mass0 = torch.logsumexp(torch.log(problem.initial_density(y)) + logw, 0)
+        return (torch.logsumexp(free + logw, 0) - log_mass0).item()
+
+    with torch.no_grad():
+        before = nets.density_field(t, y)
+        assert free_log_mass_at_start() == pytest.approx(0.0, abs=1e-12)
+        nets.density_net.core.net[-1].bias += 3.0  # the free part e^3 times larger before the form's division
+        assert free_log_mass_at_start() == pytest.approx(0.0, abs=1e-12)
+        assert torch.allclose(nets.density_field(t, y), before, rtol=0, atol=1e-12)
+        m0 = problem.initial_density(y)
+        assert torch.allclose(torch.exp(nets.density_field(t0, y)), m0, rtol=1e-12, atol=1e-300)
+    batch, probes = trainer._draw()
+    shared = {k: v.item() for k, v in trainer.compute(batch, probes).terms.items()}
+    alone = {k: v.item() for k, v in _compute_losses(problem, nets, batch, trainer.cfg, probes).terms.items()}
+    assert shared.keys() == alone.keys() and all(shared[k] == pytest.approx(alone[k], rel=1e-12, abs=1e-300)
+                                                for k in shared)
+    assert nets._shared_free_shift is None  # released after the evaluation
+    # Off (the option elsewhere, or asked for): the fixed shift, and a shifted bias moves the free part's mass.
+    off = Trainer(problem, NeuralSolverConfig.from_dict(dict(TINY, warm_start="off",
+                                                             model=dict(TINY["model"], free_mass_at_start=False))))
+    assert not off.nets.free_mass_at_start
+    assert torch.equal(off.nets.free_shift(torch.float64), off.nets.free_log_mass)
+
+
+def test_networks_saved_before_the_form_load_with_their_own_form():
+    """Weights saved without the form's buffer (before model.free_mass_at_start existed, config None) are rebuilt
+    without the form, so their m is what it was; weights saved with it, with it."""
+    from mfgnet.neural.solver import networks_solution
+
+    problem = ZOO["box_narrow_far_1d"]()
+    for held in (False, True):
+        cfg = NeuralSolverConfig.from_dict(dict(TINY, model=dict(TINY["model"], free_mass_at_start=held)))
+        nets = MFGNetworks(problem, cfg.model, torch.Generator().manual_seed(0)).double()
+        with torch.no_grad():
+            nets.density_net.core.net[-1].bias += 2.0
+        state = nets.state_dict()
+        assert ("norm_log_mass0" in state) is held
+        unresolved = cfg.replace(model=cfg.model.replace(free_mass_at_start=None))
+        loaded = networks_solution(problem, unresolved, state).networks
+        assert loaded.free_mass_at_start is held
+        t = torch.full((64, 1), 0.3, dtype=torch.float64)
+        x = torch.linspace(0.0, 1.0, 64, dtype=torch.float64).unsqueeze(-1)
+        with torch.no_grad():
+            assert torch.equal(loaded.density_field(t, x), nets.density_field(t, x))
 
 
 def test_converged_is_exactly_the_residual_and_equilibrium_checks():

@@ -117,6 +117,17 @@ class ModelConfig(Settings):
     # Why: mass leaked 8 % out of the README box otherwise, and on R r_two_crowds_1d ended with a
     # mass error of 8.9e-3 (2.8e-7 with it; results/neural_zoo/means.md, seventh session).
     renormalise: bool = flag(True)
+    # With the blend form of m(0) and renormalise: the blend's free part divided by its own mass at t = 0 on the
+    # fixed grid (times m0's), so that it carries m0's mass at t = 0 by construction.  The blend is m0 at t = 0
+    # whatever the free part is; a free part with e^4-e^8 times m0's mass there swamps m0 at t = 0+ (the crowd flat
+    # from t = 0+, a jump no slice sees).  None: default_free_mass_at_start(problem), on for time-dependent 1D
+    # boxes, off elsewhere (not measured there).  Why: box_narrow_edge_1d seeds 1 / 2 12.1 / 23.0 % in m with the
+    # mass term's entry at t = 0 (loss.mass_at_start, a penalty: e^3.7 left), 1.45 / 1.29 % with this form; its
+    # harder neighbour box_narrow_face_1d seed 1 17.2 % with the entry, 1.44 % with the form; the other twelve 1D box
+    # rows on seed 0 moved by factors 0.71-1.31 (steep rise 1.47 -> 1.72 %, congestion 1.61 -> 1.14 %), all within
+    # targets (results/neural_zoo/means.md, fiftieth session, which has seeds 1 and 2).  Cost: one density-network
+    # pass over the fixed grid per loss evaluation (MFGNetworks.shared_free_shift), ~1.1x per step in 1D.
+    free_mass_at_start: bool | None = flag(None, optional=True)
     # Several populations (mfgnet.neural.populations): one u network and one m network shared by
     # all K populations, population k's one-hot code an extra input (its own initial form, base,
     # λ and renormalisation stay its own), instead of one pair of networks per population.  Off: level
@@ -323,16 +334,12 @@ class LossConfig(Settings):
     # steps, rel L2 m 0.105 without, 0.017 with; results/neural_zoo/means.md, seventeenth session).
     mass: float = number(1.0, 0.0, _INF)
     # With the blend (or heat) form of m(0) and renormalised mass: the mass term also holds the free part's own mass
-    # at t = 0 (one more entry beside the slices', of weight 1), where the blend is m0 whatever the free part is, so
-    # no slice sees a free part that carries e^8 times m0's mass there and swamps m0 at t = 0+.  None:
-    # default_mass_at_start(problem), on for time-dependent 1D boxes, off elsewhere (not measured there yet).  Why:
-    # box_narrow_far_1d's seed 1 ended with that free part (e^8.3 at t = 0: the crowd nearly flat from t = 0+, m 36.5 %
-    # off, the mass term 82 % of the residual); with the entry 1.6 % (results/neural_zoo/means.md, forty-ninth
-    # session, which has the other 1D box rows: factors 0.89-1.27 on seed 0).  A heavier mass term instead (weight 10)
-    # rescued that seed too (1.7 %) but cost m on seven of eight other rows (box_wall_push_1d 1.61 -> 2.45 %); weight 3
-    # did not rescue it (28 %).  Not enough on the harder neighbour box_narrow_edge_1d: 33.6 -> 12.1 % on seed 1, 23 %
-    # on seed 2 (e^3.7 left at t = 0); with weight 10 as well 1.9 / 2.0 % there (a lead, not run on every row).
-    mass_at_start: bool | None = flag(None, optional=True)
+    # at t = 0 (one more entry beside the slices', of weight 1), where the blend is m0 whatever the free part is: a
+    # penalty for what model.free_mass_at_start holds by construction (the entry is then about 0).  An option, off:
+    # it took box_narrow_far_1d's seed 1 from 36.5 to 1.6 % in m (forty-ninth session) but left box_narrow_edge_1d's
+    # seeds 1 and 2 at 12.1 and 23.0 % (e^3.7 left at t = 0), where the form gives 1.45 and 1.29 % (fiftieth;
+    # results/neural_zoo/means.md).
+    mass_at_start: bool = flag(False)
     mean_zero: float = number(1.0, 0.0, _INF)
     # Weak form of the Fokker–Planck equation on a time-dependent box with renormalised mass: at every
     # slice, ∫ m_t φ − ν ∫ m Δφ + ∫ m ∂pH(∇u)·∇φ = 0 for the no-flux cosines φ_k up to weak_fp_modes
@@ -633,9 +640,9 @@ def on_time_dependent_1d_box(problem) -> bool:
     return _on_box(problem) and problem.dim == 1 and not problem.is_ergodic
 
 
-def default_mass_at_start(problem) -> bool:
-    """Whether the mass term holds the blend's free part at t = 0 when ``LossConfig.mass_at_start`` is None: on a
-    time-dependent 1D box (see the field's comment)."""
+def default_free_mass_at_start(problem) -> bool:
+    """Whether the blend's free part carries m0's mass at t = 0 by construction when
+    ``ModelConfig.free_mass_at_start`` is None: on a time-dependent 1D box (see the field's comment)."""
     return on_time_dependent_1d_box(problem)
 
 

@@ -337,7 +337,7 @@ def _time_dependent_jets(nets: MFGNetworks, field: Callable = field_jet) -> tupl
             return free, dirs, lap
         log_m0, grad_m0, lap_m0 = _fixed_jet(lambda y: safe_log(problem.initial_density(y)), x)
         tt = t[:, 0]
-        shifted = free - nets.free_log_mass.to(x.dtype)
+        shifted = free - nets.free_shift(x.dtype)
         if nets.hard_initial == "log":  # log m = log m0 + (t/T)(free - c)
             s = tt / horizon
             w_t = shifted / horizon + s * dirs[:, 0]

@@ -61,13 +61,19 @@ def free_log_mass_at_start(nets: MFGNetworks, batch: Batch, log_mass0: torch.Ten
     blend is m0 there whatever the free part is, so only this reads it: a free part of mass e^8 swamps m0 at t = 0+."""
     y, logw = batch.quad_y[0], batch.quad_logw[0]  # renormalised mass: a grid per slice, (S + 1, k)
     t0 = torch.zeros(y.shape[0], 1, dtype=y.dtype, device=y.device)
-    free = nets.free_field(t0, y) - nets.free_log_mass
+    free = nets.free_field(t0, y) - nets.free_shift(y.dtype)
     return torch.logsumexp(free + logw, -1) - log_mass0.reshape(-1)[0]
 
 
 def compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverConfig,
                    probes: torch.Tensor | None) -> StepLosses:
     """All loss terms of this batch (unweighted) and the residuals behind them."""
+    with nets.shared_free_shift(batch.x.dtype):
+        return _compute_losses(problem, nets, batch, cfg, probes)
+
+
+def _compute_losses(problem, nets: MFGNetworks, batch: Batch, cfg: NeuralSolverConfig,
+                    probes: torch.Tensor | None) -> StepLosses:
     lcfg = cfg.loss
     terms: dict[str, torch.Tensor] = {}
     ergodic = problem.is_ergodic

@@ -14,12 +14,13 @@ Shapes: t (n, 1), x (n, d) -> (n,).
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 from torch import nn
 
-from mfgnet.neural.config import ModelConfig
+from mfgnet.neural.config import ModelConfig, default_free_mass_at_start
 from mfgnet.neural.heat import MAX_MODES, HeatFlow
 from mfgnet.neural.residuals import gradient
 from mfgnet.problems import Box, Euclidean, MFGProblem, ProblemError, QuadraticHamiltonian, Torus
@@ -240,6 +241,10 @@ class MFGNetworks(nn.Module):
     * ``"heat"``:  m = (1 - s) (m0(x) + h(t, x) - h(0, x)) + s · exp(free(t, x)), h the heat flow of m0
       (:class:`mfgnet.neural.heat.HeatFlow`; a converged series on a 1D/2D torus or box).
 
+    Here free = net + base - c, c = ``free_log_mass`` or, with the blend, ``renormalise`` and
+    ``model.free_mass_at_start`` (the default on time-dependent 1D boxes), the log of exp(net + base)'s mass at t = 0
+    on the fixed grid over m0's (:meth:`free_shift`): the free part then carries m0's mass at t = 0 for any weights.
+
     With ``renormalise`` (time-dependent problems on a box, torus or R^d with d ≤ 2, there on the
     bounding box: :func:`renormalises_euclidean`) m(t) is further divided by
     ``exp(mass_shift(t))``, the quadrature mass of m(t) over that of m0 on a fixed grid
@@ -321,6 +326,11 @@ class MFGNetworks(nn.Module):
             y, logw = fixed_quadrature(problem)
             self.register_buffer("norm_y", y)
             self.register_buffer("norm_logw", logw)
+        held = default_free_mass_at_start(problem) if cfg.free_mass_at_start is None else cfg.free_mass_at_start
+        self.free_mass_at_start = held and self.renormalise and self.hard_initial == "blend"
+        self._shared_free_shift: torch.Tensor | None = None
+        if self.free_mass_at_start:
+            self.register_buffer("norm_log_mass0", initial_log_mass(problem, self.norm_y, self.norm_logw))
         # u(T) = G(x, ∫K m(T)) by the form where G reads m(T) only through ∫K m(T) and m(T) has a fixed grid
         # (renormalise): the crowd's weights on that grid are data of u, a buffer refreshed from the density
         # network before each loss (refresh_terminal_crowd), as the step's ∫K m are data of F.  Why: with
@@ -417,7 +427,34 @@ class MFGNetworks(nn.Module):
         a = tt / self.blend_time
         log_keep = -a
         log_s = torch.log(-torch.expm1(-a))
-        return torch.logaddexp(log_keep + log_m0, log_s + out - self.free_log_mass)
+        return torch.logaddexp(log_keep + log_m0, log_s + out - self.free_shift(out.dtype))
+
+    def free_shift(self, dtype: torch.dtype) -> torch.Tensor:
+        """What the blend's free part subtracts from the free field: ``free_log_mass``, or with
+        ``free_mass_at_start`` the log of the free part's mass at t = 0 on the fixed grid over m0's there (so that
+        it carries m0's mass at t = 0 by construction; a function of the density network's weights)."""
+        if not self.free_mass_at_start:
+            return self.free_log_mass.to(dtype)
+        if self._shared_free_shift is not None:
+            return self._shared_free_shift.to(dtype)
+        y = self.norm_y.to(dtype)
+        t0 = torch.zeros(y.shape[0], 1, dtype=dtype, device=y.device)
+        return (torch.logsumexp(self.free_field(t0, y) + self.norm_logw.to(dtype), 0)
+                - self.norm_log_mass0.to(dtype))
+
+    @contextlib.contextmanager
+    def shared_free_shift(self, dtype: torch.dtype):
+        """Within the block, :meth:`free_shift` is computed once (one loss evaluation: its density fields at the
+        collocation points, the quadrature and the jets share one pass over the fixed grid instead of one each,
+        with the same weights and so the same value)."""
+        if not self.free_mass_at_start or self._shared_free_shift is not None:
+            yield
+            return
+        self._shared_free_shift = self.free_shift(dtype)
+        try:
+            yield
+        finally:
+            self._shared_free_shift = None
 
     def mass_shift(self, t: torch.Tensor) -> torch.Tensor:
         """log(∫exp(density_field(t)) / ∫m0) on the fixed grid for each row of t (n, 1): the log_mass

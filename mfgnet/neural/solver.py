@@ -16,7 +16,6 @@ from mfgnet.neural.config import (
     NeuralSolverConfig,
     default_fp_weight,
     default_hjb_weight,
-    default_mass_at_start,
     on_time_dependent_2d_box,
 )
 from mfgnet.neural.distributed import init_from_env
@@ -115,6 +114,9 @@ def networks_solution(problem: MFGProblem, config: NeuralSolverConfig | dict | N
     """A solution from saved weights (``solution.networks.state_dict()``) and the config they were trained
     with: the networks are built as the solver builds them and loaded; no training, no diagnostics."""
     config = _settings(config, {}, None)
+    if config.model.free_mass_at_start is None and "norm_log_mass0" not in state:
+        # saved before the free part's mass at t = 0 was held by the form (model.free_mass_at_start): its form
+        config = config.replace(model=config.model.replace(free_mass_at_start=False))
     nets = MFGNetworks(problem, config.model, torch.Generator().manual_seed(config.seed or 0))
     nets = nets.to(dtype=torch.float64 if config.dtype == "float64" else torch.float32)
     nets.load_state_dict(state)
@@ -277,19 +279,19 @@ _ADVICE = {
     "mass": "the mass penalty is not met: model.renormalise=true (bounded domains, R^d with d ≤ 2) or raise loss.mass",
     # With renormalised mass the mass term is the free part of m's blend leaving m0's mass while m0 fades: m then
     # jumps at t = 0+, between the slices (seventeenth session); box_narrow_far_1d's seed 1 ends there (m 37 %
-    # off, the term 82 % of the residual; forty-second session), and leaves it with loss.mass_at_start (1.6 %,
-    # forty-ninth session).
+    # off, the term 82 % of the residual; forty-second session), and leaves it with model.free_mass_at_start (the free
+    # part carries m0's mass at t = 0 by construction; fiftieth session).
     "mass_blend": "the mass term dominates: the free part of m's blend carries another mass than m0 while m0 "
                   "fades, so m jumps just after t = 0 (where no time slice looks); try another seed (seed=N) "
                   "or raise loss.mass",
-    "mass_at_start": "loss.mass_at_start=true holds the free part's mass at t = 0 as well (the default on 1D boxes, "
-                     "where it took the zoo's narrow crowd crossing the box from 36.5 % to 1.6 % in m on the seed "
-                     "that had landed there)",
+    "free_mass_at_start": "model.free_mass_at_start=true gives the free part m0's mass at t = 0 by construction (the "
+                          "default on 1D boxes, where it took the zoo's narrow crowd at a face from 23.0 % to 1.3 % in "
+                          "m on the seed that had landed there)",
 }
 
 
-def _loss_setting(trainer: Trainer, field: str, default: Callable) -> float | bool:
-    """The loss setting ``field`` in use (a term's weight, or a flag): the config's, or ``default(problem)`` where it
+def _loss_setting(trainer: Trainer, field: str, default: Callable) -> float:
+    """The loss setting ``field`` in use (a term's weight): the config's, or ``default(problem)`` where it
     is None (a Trainer resolves it on construction; the diagnosis is also called with unresolved configs)."""
     value = getattr(trainer.cfg.loss, field)
     return value if value is not None else default(trainer.problem)
@@ -310,8 +312,8 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
     if dominant == "mass" and getattr(trainer.nets, "renormalise", False):
         key = "mass_blend"
     advice = [_ADVICE.get(key, "train longer")]
-    if key == "mass_blend" and not _loss_setting(trainer, "mass_at_start", default_mass_at_start):
-        advice.append(_ADVICE["mass_at_start"])
+    if key == "mass_blend" and not getattr(trainer.nets, "free_mass_at_start", False):
+        advice.append(_ADVICE["free_mass_at_start"])
     if dominant in ("hjb", "fp"):
         advice.append(_lbfgs_advice(trainer))
     if dominant == "hjb" and trainer.problem.domain.periodic and not trainer.problem.is_ergodic \

@@ -28,12 +28,12 @@ from mfgnet.neural.config import (
     NeuralSolverConfig,
     default_boundary_weight,
     default_fp_weight,
+    default_free_mass_at_start,
     default_hjb_density,
     default_hjb_gradient,
     default_hjb_weight,
     default_interior_points,
     default_lbfgs_steps,
-    default_mass_at_start,
     default_steps,
     default_u_first_steps,
 )
@@ -109,8 +109,8 @@ class Trainer:
             cfg = cfg.replace(loss=cfg.loss.replace(fp=default_fp_weight(problem)))
         if cfg.loss.boundary is None:
             cfg = cfg.replace(loss=cfg.loss.replace(boundary=default_boundary_weight(problem)))
-        if cfg.loss.mass_at_start is None:
-            cfg = cfg.replace(loss=cfg.loss.replace(mass_at_start=default_mass_at_start(problem)))
+        if cfg.model.free_mass_at_start is None:
+            cfg = cfg.replace(model=cfg.model.replace(free_mass_at_start=default_free_mass_at_start(problem)))
         if cfg.sampler.n_interior is None:
             cfg = cfg.replace(sampler=cfg.sampler.replace(n_interior=default_interior_points(problem)))
         self.problem, self.cfg = problem, cfg

@@ -237,7 +237,7 @@ def initial_fit(problem: MFGProblem, nets, *, steps: int, seed: int, dtype: torc
         t = problem.horizon * torch.rand(BATCH, 1, generator=gen, dtype=torch.float64)
         target = torch.log(problem.initial_density(x).clamp_min(floor)).to(dtype=dtype, device=device)
         t, x = t.to(dtype=dtype, device=device), x.to(dtype=dtype, device=device)
-        return nets.free_field(t, x) - nets.free_log_mass.to(dtype) - target
+        return nets.free_field(t, x) - nets.free_shift(dtype) - target
 
     start = time.perf_counter()
     loss = _adam_fit(nets.density_parameters(), steps, lambda: (batch_misfit() ** 2).mean())

@@ -94,6 +94,16 @@ def box_narrow_edge_1d() -> MFGProblem:
                       initial_density=_box_bumps([[0.1]], 0.04), name="box_narrow_edge_1d")
 
 
+def box_narrow_face_1d() -> MFGProblem:
+    """box_narrow_edge_1d's harder neighbour (added when the free part's mass at t = 0 held by the form,
+    model.free_mass_at_start, rescued that row's seeds 1 and 2 from a crowd that went flat at t = 0+): a narrower
+    bump (width 0.035) nearer the face (at 0.07, 2 widths from it), the field's lowest noise ν = 0.01, F = 2m and
+    G = 3 (x − 0.9)² pulling it across the box; T = 1."""
+    return MFGProblem(Box([0.0], [1.0]), horizon=1.0, viscosity=0.01, coupling=lambda t, x, m: 2.0 * m,
+                      terminal_cost=lambda x, m: 3 * (x[:, 0] - 0.9) ** 2,
+                      initial_density=_box_bumps([[0.07]], 0.035), name="box_narrow_face_1d")
+
+
 def box_noisy_long_1d() -> MFGProblem:
     """Strong noise ν = 0.2 over a long horizon T = 2: a bump at 0.8 (width 0.1) pulled to 0.2
     by G = 2 (x − 0.2)², F = m."""
@@ -446,6 +456,7 @@ ZOO: dict[str, Callable[[], MFGProblem]] = {
     "readme_box_1d": readme_box_1d,
     "box_narrow_far_1d": box_narrow_far_1d,
     "box_narrow_edge_1d": box_narrow_edge_1d,
+    "box_narrow_face_1d": box_narrow_face_1d,
     "box_noisy_long_1d": box_noisy_long_1d,
     "box_wall_push_1d": box_wall_push_1d,
     "box_steep_rise_1d": box_steep_rise_1d,
@@ -484,6 +495,7 @@ REFERENCE: dict[str, dict] = {
     "readme_box_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_narrow_far_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_narrow_edge_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
+    "box_narrow_face_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_noisy_long_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_wall_push_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
     "box_steep_rise_1d": {"kind": "grid", "cells": 400, "time_steps": 400, "order": 2},
