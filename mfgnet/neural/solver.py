@@ -232,7 +232,8 @@ _CROWD_ADVICE = ("the crowd jumps where few collocation points are (often at t �
 # even on float32 round-off: the zoo's box_wall_push_2d 9.2 / 26.9 % in m with seeds 0 / 1,
 # torus_power_two_1d 3.8 / 10.8 %, box_narrow_far_1d with compiled jets (the same arithmetic in another
 # order) 1.7 / 37 / 1.6 % with seeds 0 / 1 / 2 (results/neural_zoo/means.md, thirty-second to thirty-fourth
-# sessions); box_narrow_far_1d 1.4 / 36.5 / 1.3 % (forty-second; seed 1 1.6 % since loss.mass_at_start, forty-ninth),
+# sessions); box_narrow_far_1d 1.4 / 36.5 / 1.3 % (forty-second; seed 1 1.6 % since its free part's mass at t = 0
+# is held: loss.mass_at_start in the forty-ninth session, model.free_mass_at_start since the fiftieth),
 # torus_power_two_1d 3.8 / 10.8 / 9.3 % with today's defaults.  The gaps say which run to keep.
 # Where the check's largest |HJB| or |FP| lies at t ≤ this fraction of T, the residual's layer is the first
 # transient (on the zoo's 2D boxes the first slices' times ≈ 0.011 T).
@@ -290,10 +291,10 @@ _ADVICE = {
 }
 
 
-def _loss_setting(trainer: Trainer, field: str, default: Callable) -> float:
-    """The loss setting ``field`` in use (a term's weight): the config's, or ``default(problem)`` where it
-    is None (a Trainer resolves it on construction; the diagnosis is also called with unresolved configs)."""
-    value = getattr(trainer.cfg.loss, field)
+def _loss_weight(trainer: Trainer, term: str, default: Callable) -> float:
+    """The weight of loss ``term`` in use: the config's, or ``default(problem)`` where it is None (a Trainer resolves
+    it on construction; the diagnosis is also called with unresolved configs)."""
+    value = getattr(trainer.cfg.loss, term)
     return value if value is not None else default(trainer.problem)
 
 
@@ -325,7 +326,7 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
         advice.append("sampler.time_adaptive=0.5 puts slice times where the residual is (on the zoo's circle it "
                       "helped the hardest row and low noise, and cost m on the other four: compare)")
     box = trainer.problem.domain.bounded and not trainer.problem.domain.periodic
-    hjb_weight = _loss_setting(trainer, "hjb", default_hjb_weight)
+    hjb_weight = _loss_weight(trainer, "hjb", default_hjb_weight)
     if dominant == "hjb" and box and not trainer.problem.is_ergodic and hjb_weight <= 1.0:
         # Weight 10 (the default on R^d and on 1D and 2D boxes, there with HJB_DENSITY_2D_BOX) on the zoo's boxes:
         # box_narrow_far_1d 0.077 -> 0.018, seven more 1D rows gained; on 2D boxes with hjb_density 1 three rows
@@ -349,7 +350,7 @@ def diagnose(trainer: Trainer, check: dict, mass_drift: float | None, residual: 
         advice.append("loss.fp=0 loss.weak_fp=100 trains m on the weak form of FP instead (no derivatives of m: on "
                       "the zoo a narrow crowd far from its target went 7.7 -> 2.9 % in m and 3.2 -> 0.7 % in u, but "
                       "a crowd against a face 1.7 -> 7-9 % and two crowds on the circle 9.3 -> 14.5 %): compare")
-    fp_weight = _loss_setting(trainer, "fp", default_fp_weight)
+    fp_weight = _loss_weight(trainer, "fp", default_fp_weight)
     if dominant == "fp" and fp_weight < 1.0 and not trainer.problem.is_ergodic:
         # A light FP term (the default 0.1 on the time-dependent circle and 2D boxes) leaves the FP residual the
         # largest on purpose: weight 1 lowers it but leaves m further off (the 2D boxes, seed 0: bump 2.6 -> 4.3 %,
